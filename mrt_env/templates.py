@@ -1,0 +1,92 @@
+"""Prompt and termination templates per model family.
+
+A :class:`ChatTemplate` renders the prompt the policy continues (it ends where the thinking
+starts) and the meta-prover's forced-termination input (prompt + thinking prefix + the
+termination suffix, which closes the thinking so that the model states an answer).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+R1_TERMINATION = (
+    "Time is up.\n\n"
+    "Given the time I've spent and the approaches I've tried, I should stop thinking and "
+    "formulate a final answer based on what I already have.\n"
+    "</think>\n\n"
+    "**Step-by-Step Explanation and Answer:**\n\n"
+    "1. **"
+)
+
+
+@dataclass(frozen=True)
+class ChatTemplate:
+    """How prompts, thinking and forced terminations are laid out for one model family.
+
+    Attributes:
+        name: Preset name.
+        prompt: Format string with ``{problem}``; the rendered text ends where thinking starts
+            (e.g. after ``<think>\\n``).
+        end_think: The marker that ends thinking (``</think>``).
+        termination: Suffix appended after a thinking prefix to force an answer (PAPER.md's
+            "Time is up ..." for R1-style models).
+        separator: Joins a non-empty thinking prefix and the termination suffix: the prefix
+            is right-stripped of newlines and followed by this separator.
+
+    Example:
+        >>> t = TEMPLATES["tiny"]
+        >>> t.render_prompt("1+1?").endswith("<think>\\n")
+        True
+    """
+
+    name: str
+    prompt: str
+    end_think: str = "</think>"
+    termination: str = R1_TERMINATION
+    separator: str = "\n\n"
+
+    def render_prompt(self, problem: str) -> str:
+        """The prompt text for ``problem``."""
+        return self.prompt.format(problem=problem)
+
+    def render_forced(self, prompt: str, prefix: str) -> str:
+        """Prompt + thinking prefix + termination suffix: the meta-prover's input."""
+        body = prefix.rstrip("\n")
+        if body:
+            return prompt + body + self.separator + self.termination
+        return prompt + self.termination
+
+
+TEMPLATES: dict[str, ChatTemplate] = {
+    "tiny": ChatTemplate(
+        name="tiny",
+        prompt="Problem: {problem}\n<think>\n",
+        termination="Time is up. I should stop thinking and answer.\n</think>\n\\boxed{",
+    ),
+    "r1-distill": ChatTemplate(
+        name="r1-distill",
+        prompt=(
+            "<｜begin▁of▁sentence｜><｜User｜>{problem}\n"
+            "Please reason step by step, and put your final answer within \\boxed{{}}."
+            "<｜Assistant｜><think>\n"
+        ),
+    ),
+    "plain": ChatTemplate(
+        name="plain",
+        prompt=(
+            "Problem: {problem}\nPlease reason step by step inside <think> ... </think>, "
+            "then put your final answer within \\boxed{{}}.\n<think>\n"
+        ),
+    ),
+}
+
+
+def get_template(name_or_template: str | ChatTemplate) -> ChatTemplate:
+    """Look up a preset by name (or pass a :class:`ChatTemplate` through)."""
+    if isinstance(name_or_template, ChatTemplate):
+        return name_or_template
+    try:
+        return TEMPLATES[name_or_template]
+    except KeyError:
+        known = ", ".join(sorted(TEMPLATES))
+        raise KeyError(f"unknown template {name_or_template!r}; known: {known}") from None
