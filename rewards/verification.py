@@ -1,0 +1,285 @@
+"""Verify a whole model response against a gold answer: extraction, anti-hedging, math-verify.
+
+``verify(response, gold)`` extracts the final answer (see :mod:`rewards.extraction`), normalises it
+(see :mod:`rewards.normalize`) and asks math-verify whether it is equivalent to the gold answer,
+inside killable worker processes (see :mod:`rewards.pool`), so every call has a hard wall-clock
+bound and is safe from any thread and any process (including daemonic ``multiprocessing.Pool``
+workers). Results are cached (LRU); each worker parses each gold answer once.
+
+Anti-hedging: when the answer region holds several boxed answers that are not all equivalent to
+the gold answer (some right, some wrong), or one box lists candidates (``3 \\text{ or } 5``,
+``3, 5``) where the gold answer is a single value, the response is ``wrong`` with
+``detail="hedged"``. Repeating the same (or an equivalent) answer is fine.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from rewards.extraction import final_answers
+from rewards.normalize import is_hedged_list, normalize_answer
+from rewards.pool import TIMED_OUT, WorkerPool
+
+Status = Literal["correct", "wrong", "no_answer", "timeout", "unparsable_gold"]
+STATUSES: tuple[Status, ...] = ("correct", "wrong", "no_answer", "timeout", "unparsable_gold")
+_Task = tuple[str, tuple[str, ...]]
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The outcome of verifying one response.
+
+    Attributes:
+        status: One of ``correct``, ``wrong``, ``no_answer``, ``timeout``, ``unparsable_gold``.
+        answer: The final answer as extracted (the last candidate), or ``None`` when there is none.
+        detail: Why, when the status alone does not say: ``hedged``, ``answer_too_long``,
+            ``unfinished_thinking``, ``no_boxed_answer``, ``grading_error:<Exception>``.
+    """
+
+    status: Status
+    answer: str | None = None
+    detail: str | None = None
+
+    @property
+    def correct(self) -> bool:
+        """Whether the response earns the outcome reward."""
+        return self.status == "correct"
+
+
+@dataclass(frozen=True)
+class VerifierConfig:
+    """How responses are verified (hashable: one shared verifier per distinct config).
+
+    Attributes:
+        timeout_s: Hard wall-clock bound on grading one response, in seconds.
+        workers: Worker processes; ``None`` means ``min(2, os.cpu_count())``.
+        max_answer_chars: Longer answers are ``wrong`` (``answer_too_long``) without parsing.
+        max_candidates: More distinct boxed answers than this are ``wrong`` (``hedged``) at once.
+        extra_patterns: Regular expressions (first group = answer) tried when no box is found,
+            e.g. ``(rewards.extraction.FINAL_ANSWER_PATTERN,)``.
+        cache_size: Entries in the result cache.
+        in_process: Grade in the calling process instead of worker processes. The time bound
+            then holds only in the main thread (SIGALRM); elsewhere only ``max_answer_chars``
+            guards against slow answers. Meant for debugging and benchmarking.
+    """
+
+    timeout_s: float = 5.0
+    workers: int | None = None
+    max_answer_chars: int = 1000
+    max_candidates: int = 4
+    extra_patterns: tuple[str, ...] = ()
+    cache_size: int = 65536
+    in_process: bool = False
+
+    def __post_init__(self) -> None:
+        if self.timeout_s <= 0:
+            raise ValueError(f"timeout_s must be positive, got {self.timeout_s}")
+        if self.workers is not None and self.workers < 1:
+            raise ValueError(f"workers must be at least 1, got {self.workers}")
+        if self.max_answer_chars < 1 or self.max_candidates < 1:
+            raise ValueError("max_answer_chars and max_candidates must be at least 1")
+
+
+class _ResultCache:
+    """A thread-safe LRU map from a grading task to its grades."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[_Task, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: _Task) -> Any:
+        """The cached grades of ``key``, or :data:`_MISSING`."""
+        with self._lock:
+            if key not in self._items:
+                return _MISSING
+            self._items.move_to_end(key)
+            return self._items[key]
+
+    def put(self, key: _Task, value: Any) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+class Verifier:
+    """Verifies responses against gold answers with a hard per-response time bound.
+
+    Most code uses the module-level :func:`verify`; build a ``Verifier`` for other settings.
+
+    Example:
+        >>> verifier = Verifier(VerifierConfig(timeout_s=5.0, workers=1))
+        >>> response = "<think>2 or 3?</think> The answer is $\\\\boxed{\\\\dfrac{4}{2}}$."
+        >>> verifier.verify(response, "2").status
+        'correct'
+        >>> verifier.close()
+    """
+
+    def __init__(self, config: VerifierConfig | None = None) -> None:
+        self.config = config or VerifierConfig()
+        self._cache = _ResultCache(self.config.cache_size)
+        self._pool: WorkerPool | None = None
+        self._pool_lock = threading.Lock()
+
+    def verify(self, response: str, gold: str) -> Verification:
+        """Verify one response (a whole model output; the final answer is extracted here)."""
+        return self.verify_many([(response, gold)])[0]
+
+    def verify_many(self, pairs: Iterable[tuple[str, str]]) -> list[Verification]:
+        """Verify many ``(response, gold)`` pairs, keeping every worker busy."""
+        prepared = [self._prepare(response, gold) for response, gold in pairs]
+        grades: dict[_Task, Any] = {}
+        for item in prepared:
+            if not isinstance(item, Verification):
+                grades[item[0]] = self._cache.get(item[0])
+        todo = [task for task, cached in grades.items() if cached is _MISSING]
+        for task, result in zip(todo, self._grade(todo), strict=True):
+            grades[task] = result
+            if result is not TIMED_OUT and not isinstance(result, str):
+                self._cache.put(task, result)  # timeouts may be load-dependent: not cached
+        return [
+            item if isinstance(item, Verification) else _verdict(grades[item[0]], item[1])
+            for item in prepared
+        ]
+
+    def _prepare(self, response: str, gold: str) -> Verification | tuple[_Task, str]:
+        """Extract and normalise; return a final verdict when no grading is needed."""
+        candidates = final_answers(response, self.config.extra_patterns)
+        if candidates is None:
+            return Verification("no_answer", detail="unfinished_thinking")
+        if not candidates:
+            return Verification("no_answer", detail="no_boxed_answer")
+        answer = candidates[-1]
+        gold_normal = normalize_answer(gold)
+        if not gold_normal:
+            return Verification("unparsable_gold", answer=answer)
+        if any(len(candidate) > self.config.max_answer_chars for candidate in candidates):
+            return Verification("wrong", answer=answer, detail="answer_too_long")
+        distinct = tuple(dict.fromkeys(normalize_answer(c) for c in candidates))
+        if len(distinct) > self.config.max_candidates:
+            return Verification("wrong", answer=answer, detail="hedged")
+        if any(is_hedged_list(candidate, gold_normal) for candidate in distinct):
+            return Verification("wrong", answer=answer, detail="hedged")
+        return (gold_normal, distinct), answer
+
+    def _grade(self, tasks: Sequence[_Task]) -> list[Any]:
+        if not tasks:
+            return []
+        if self.config.in_process:
+            return [_grade_in_process(task, self.config.timeout_s) for task in tasks]
+        return self._worker_pool().run_many(tasks, self.config.timeout_s)
+
+    def _worker_pool(self) -> WorkerPool:
+        with self._pool_lock:
+            if self._pool is None or self._pool.pid != os.getpid():
+                size = self.config.workers or min(2, os.cpu_count() or 1)
+                self._pool = WorkerPool(size)  # a forked child never reuses its parent's workers
+            return self._pool
+
+    def close(self) -> None:
+        """Stop the worker processes (a later call starts new ones)."""
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+
+
+def _verdict(grades: Any, answer: str) -> Verification:
+    """Turn a worker's grades (one bool per distinct candidate) into a verification."""
+    if grades is TIMED_OUT:
+        return Verification("timeout", answer=answer)
+    if isinstance(grades, str):
+        return Verification("wrong", answer=answer, detail=f"grading_error:{grades}")
+    if grades is None:
+        return Verification("unparsable_gold", answer=answer)
+    if all(grades):
+        return Verification("correct", answer=answer)
+    return Verification("wrong", answer=answer, detail="hedged" if any(grades) else None)
+
+
+class _Alarm(BaseException):  # math-verify catches every Exception
+    pass
+
+
+def _raise_alarm(signum: int, frame: object) -> None:
+    raise _Alarm
+
+
+def _grade_in_process(task: _Task, timeout_s: float) -> Any:
+    """Grade in this process; bounded by SIGALRM only in the main thread of the main interpreter.
+
+    An alarm the caller had set is suspended meanwhile and re-armed afterwards.
+    """
+    from rewards._grading import grade, warm_up
+
+    warm_up()  # imports outside the time bound, as in a worker that reports "ready"
+    if threading.current_thread() is not threading.main_thread() or not hasattr(
+        signal, "setitimer"
+    ):
+        return grade(*task)
+    start = time.monotonic()
+    previous = signal.signal(signal.SIGALRM, _raise_alarm)
+    outer_delay, outer_interval = signal.setitimer(signal.ITIMER_REAL, timeout_s)
+    try:
+        return grade(*task)
+    except _Alarm:
+        return TIMED_OUT
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        if outer_delay > 0:
+            remaining = max(outer_delay - (time.monotonic() - start), 1e-3)
+            signal.setitimer(signal.ITIMER_REAL, remaining, outer_interval)
+
+
+_shared: dict[VerifierConfig, Verifier] = {}
+_shared_lock = threading.Lock()
+
+
+def get_verifier(config: VerifierConfig | None = None) -> Verifier:
+    """The process-wide verifier for ``config`` (created on first use; workers stop at exit)."""
+    key = config or VerifierConfig()
+    with _shared_lock:
+        verifier = _shared.get(key)
+        if verifier is None:
+            verifier = _shared[key] = Verifier(key)
+        return verifier
+
+
+def _forget_shared_after_fork() -> None:
+    global _shared_lock
+    _shared.clear()  # the parent's verifiers (and their workers) belong to the parent
+    _shared_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_shared_after_fork)
+
+
+def verify(response: str, gold: str) -> Verification:
+    """Verify a whole model response against a gold answer (thread- and process-safe).
+
+    The final answer is the last ``\\boxed{...}`` after ``</think>``; grading takes at most
+    ``VerifierConfig().timeout_s`` seconds of worker time.
+
+    Example:
+        >>> verify("<think>maybe 0.5</think>So $\\\\boxed{\\\\frac{1}{2}}$.", "0.5").status
+        'correct'
+        >>> verify("<think>the answer is \\\\boxed{3}</think>I am not sure.", "3").status
+        'no_answer'
+    """
+    return get_verifier().verify(response, gold)
+
+
+def verify_many(pairs: Iterable[tuple[str, str]]) -> list[Verification]:
+    """Verify many ``(response, gold)`` pairs at once, using every worker (see :func:`verify`)."""
+    return get_verifier().verify_many(pairs)

@@ -1,0 +1,269 @@
+"""``rewards.verify``: equivalence table, anti-hedging, timeouts, threads, worker processes."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import pickle
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import rewards
+from rewards import Verification, Verifier, VerifierConfig, verify
+
+DATA_DIR = Path(__file__).resolve().parents[3] / "shared" / "data"
+TIMEOUT_S = 1.0
+
+
+def respond(answer: str) -> str:
+    """A response that ends thinking and boxes ``answer``."""
+    return f"<think>Let me work it out.</think>\nThe answer is $\\boxed{{{answer}}}$."
+
+
+@pytest.fixture(scope="module")
+def verifier() -> Iterator[Verifier]:
+    """A verifier with a short timeout, shared by the tests of this module."""
+    instance = Verifier(VerifierConfig(timeout_s=TIMEOUT_S, workers=2))
+    yield instance
+    instance.close()
+
+
+# (response, gold, expected status, expected detail)
+VERIFICATION_CASES = [
+    # fraction vs decimal, both directions
+    (respond("\\frac{1}{2}"), "0.5", "correct", None),
+    (respond("0.5"), "\\frac12", "correct", None),
+    # \dfrac and \tfrac are fractions
+    (respond("\\dfrac{3}{4}"), "\\frac{3}{4}", "correct", None),
+    (respond("\\tfrac{3}{4}"), "0.75", "correct", None),
+    # a different fraction is wrong
+    (respond("\\frac{2}{3}"), "\\frac{3}{4}", "wrong", None),
+    # thousands separators: LaTeX {,}, plain comma, thin space
+    (respond("10{,}000"), "10000", "correct", None),
+    (respond("10,000"), "10000", "correct", None),
+    (respond("1\\,000"), "1000", "correct", None),
+    # degrees on either side
+    (respond("30^\\circ"), "30", "correct", None),
+    (respond("30"), "30^{\\circ}", "correct", None),
+    (respond("{76^\\circ}"), "76^\\circ", "correct", None),
+    # percent
+    (respond("17.5\\%"), "17.5", "correct", None),
+    # units text after the value
+    (respond("5\\text{ cm}"), "5", "correct", None),
+    (respond("5.4 \\text{ cents}"), "5.4", "correct", None),
+    (respond("12 inches"), "12", "correct", None),
+    # AIME leading zeros
+    (respond("25"), "025", "correct", None),
+    # intervals: same and different closedness
+    (respond("[1, 2)"), "[1,2)", "correct", None),
+    (respond("(1, 2)"), "[1,2)", "wrong", None),
+    # sets are unordered, tuples are ordered
+    (respond("\\{2, 1\\}"), "\\{1,2\\}", "correct", None),
+    (respond("(2, 1)"), "(1, 2)", "wrong", None),
+    # a list of several answers where several are asked for
+    (respond("2, 1"), "1,2", "correct", None),
+    # multiple-choice letters, wrapped or not
+    (respond("\\text{(A)}"), "A", "correct", None),
+    (respond("(C)"), "\\text{(C)}", "correct", None),
+    (respond("B"), "\\text{(C)}", "wrong", None),
+    # \pm is a pair of values, not one of them
+    (respond("\\pm 3"), "\\pm 3", "correct", None),
+    (respond("3"), "\\pm 3", "wrong", None),
+    # symbolic expressions compared up to algebra
+    (respond("(x+1)^2"), "x^2+2x+1", "correct", None),
+    (respond("\\sqrt{8}"), "2\\sqrt{2}", "correct", None),
+    (respond("x^2"), "x^3", "wrong", None),
+    # nested braces inside the box
+    (respond("\\frac{1}{1+\\frac{1}{2}}"), "\\frac{2}{3}", "correct", None),
+    # text answers
+    (respond("\\text{Evelyn}"), "\\text{Evelyn}", "correct", None),
+    # no box at all
+    ("<think>x</think>The answer is 4.", "4", "no_answer", "no_boxed_answer"),
+    # the answer only inside the thinking
+    ("<think>so \\boxed{4}</think>Not sure.", "4", "no_answer", "no_boxed_answer"),
+    # thinking never ended
+    ("<think>so \\boxed{4}", "4", "no_answer", "unfinished_thinking"),
+    # the answer is in the prompt part only (not part of the response): nothing to grade
+    ("</think>I cannot tell.", "4", "no_answer", "no_boxed_answer"),
+    # hedging: several different boxed answers, one of them right
+    ("</think>\\boxed{3} or maybe \\boxed{5}", "5", "wrong", "hedged"),
+    # hedging: a list of candidates inside one box
+    (respond("3 \\text{ or } 5"), "5", "wrong", "hedged"),
+    (respond("3, 5"), "3", "wrong", "hedged"),
+    # repeating an equivalent answer is not hedging
+    ("</think>\\boxed{\\frac{1}{2}}, i.e. \\boxed{0.5}", "0.5", "correct", None),
+    # several different answers, all wrong
+    ("</think>\\boxed{1} \\boxed{2}", "5", "wrong", None),
+    # an empty gold answer cannot be graded
+    (respond("1"), " ", "unparsable_gold", None),
+]
+
+
+@pytest.mark.parametrize(("response", "gold", "status", "detail"), VERIFICATION_CASES)
+def test_verification_table(
+    verifier: Verifier, response: str, gold: str, status: str, detail: str | None
+) -> None:
+    result = verifier.verify(response, gold)
+    assert (result.status, result.detail) == (status, detail)
+    assert result.correct is (status == "correct")
+
+
+def test_verify_many_matches_verify(verifier: Verifier) -> None:
+    pairs = [(response, gold) for response, gold, _, _ in VERIFICATION_CASES]
+    expected = [status for _, _, status, _ in VERIFICATION_CASES]
+    assert [v.status for v in verifier.verify_many(pairs)] == expected
+
+
+def test_module_level_verify_and_answer_field() -> None:
+    result = verify(respond("\\frac{1}{2}"), "0.5")
+    assert result == Verification("correct", answer="\\frac{1}{2}")
+    assert pickle.loads(pickle.dumps(result)) == result
+
+
+def test_extra_patterns_config() -> None:
+    config = VerifierConfig(extra_patterns=(rewards.extraction.FINAL_ANSWER_PATTERN,), workers=1)
+    patterned = Verifier(config)
+    try:
+        assert patterned.verify("</think>Final answer: 12", "12").status == "correct"
+        assert verify("</think>Final answer: 12", "12").status == "no_answer"
+    finally:
+        patterned.close()
+
+
+def test_in_process_backend_agrees(verifier: Verifier) -> None:
+    in_process = Verifier(VerifierConfig(in_process=True, timeout_s=TIMEOUT_S))
+    pairs = [(response, gold) for response, gold, _, _ in VERIFICATION_CASES[:12]]
+    assert in_process.verify_many(pairs) == verifier.verify_many(pairs)
+
+
+def test_results_are_cached_without_workers() -> None:
+    cached = Verifier(VerifierConfig(workers=1, cache_size=2))
+    first = cached.verify(respond("\\frac{6}{3}"), "2")
+    cached.close()
+    assert cached.verify(respond("\\frac{6}{3}"), "2") == first  # answered from the cache
+    assert cached._pool is None  # no worker was started for it
+    cached.verify_many([(respond(str(i)), "2") for i in range(2)])  # evicts the first entry
+    cached.close()
+    assert cached.verify(respond("\\frac{6}{3}"), "2") == first
+    assert cached._pool is not None  # graded again
+    cached.close()
+
+
+@pytest.mark.parametrize("bad", [{"timeout_s": 0.0}, {"workers": 0}, {"max_candidates": 0}])
+def test_config_rejects_bad_values(bad: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        VerifierConfig(**bad)  # type: ignore[arg-type]
+
+
+# --- adversarial inputs -----------------------------------------------------------------------
+
+NESTED_5000 = "1+" * 1 + "\\frac{1}{" * 500 + "2" + "}" * 500  # about 5,000 characters
+
+ADVERSARIAL_CASES = [
+    # a power tower: math-verify does not return from this on its own
+    (respond("9^{9^{9^9}}"), {"timeout"}),
+    # a 5,000-character nested expression: over the answer cap, rejected without parsing
+    (respond(NESTED_5000), {"wrong"}),
+    # 1,000 distinct boxes: hedging, rejected without parsing
+    ("</think>" + " ".join(f"\\boxed{{{i}}}" for i in range(1000)), {"wrong"}),
+    # 1,000 empty boxes: no answer
+    ("</think>" + "\\boxed{}" * 1000, {"no_answer"}),
+    # a huge factorial: evaluated or timed out, never hangs
+    (respond("100000!"), {"wrong", "timeout"}),
+]
+
+
+@pytest.mark.parametrize(("response", "statuses"), ADVERSARIAL_CASES)
+def test_adversarial_inputs_return_in_time(
+    verifier: Verifier, response: str, statuses: set[str]
+) -> None:
+    start = time.monotonic()
+    result = verifier.verify(response, "5")
+    assert time.monotonic() - start < TIMEOUT_S + 1.0
+    assert result.status in statuses
+    assert verifier.verify(respond("\\frac{10}{2}"), "5").status == "correct"  # still working
+
+
+def test_hanging_answers_under_a_raised_cap_are_bounded() -> None:
+    uncapped = Verifier(VerifierConfig(timeout_s=TIMEOUT_S, workers=2, max_answer_chars=10_000))
+    try:
+        assert uncapped.verify(respond("5"), "5").status == "correct"  # both workers warm
+        for answer in (NESTED_5000, "2^{2^{2^{2^{2^{2}}}}}"):
+            start = time.monotonic()
+            result = uncapped.verify(respond(answer), "5")
+            assert time.monotonic() - start < TIMEOUT_S + 1.0, result
+        assert uncapped.verify(respond("5"), "5").status == "correct"
+    finally:
+        uncapped.close()
+
+
+# --- concurrency ------------------------------------------------------------------------------
+
+CONCURRENCY_PAIRS = [(response, gold) for response, gold, _, _ in VERIFICATION_CASES[:24]]
+
+
+def test_eight_threads_agree_with_sequential_calls(verifier: Verifier) -> None:
+    expected = [verifier.verify(r, g) for r, g in CONCURRENCY_PAIRS]
+    threaded = Verifier(VerifierConfig(timeout_s=TIMEOUT_S, workers=2))  # a cold cache
+    try:
+        with ThreadPoolExecutor(max_workers=8) as executor:
+            got = list(executor.map(lambda pair: threaded.verify(*pair), CONCURRENCY_PAIRS))
+        assert got == expected
+    finally:
+        threaded.close()
+
+
+def _verify_pair(pair: tuple[str, str]) -> Verification:
+    return rewards.verify(*pair)
+
+
+def test_calls_from_daemonic_pool_workers_agree() -> None:
+    expected = [verify(r, g) for r, g in CONCURRENCY_PAIRS]
+    with multiprocessing.Pool(1) as pool:  # its worker is daemonic: it cannot use multiprocessing
+        got = pool.map(_verify_pair, CONCURRENCY_PAIRS)
+    assert got == expected
+
+
+# --- agreement on the shared benchmark data ---------------------------------------------------
+
+
+def _gold_answers() -> list[tuple[str, str]]:
+    rows = []
+    for path in sorted(DATA_DIR.glob("*.jsonl")):
+        with path.open(encoding="utf-8") as handle:
+            rows += [(path.stem, json.loads(line)["answer"]) for line in handle if line.strip()]
+    return rows
+
+
+def _agreement(rows: list[tuple[str, str]]) -> tuple[float, list[tuple[str, str, str]]]:
+    results = rewards.verify_many([(f"</think>\n\\boxed{{{gold}}}", gold) for _, gold in rows])
+    misses = [(name, gold, str(r.status)) for (name, gold), r in zip(rows, results, strict=True)]
+    exceptions = [miss for miss, r in zip(misses, results, strict=True) if not r.correct]
+    return 1.0 - len(exceptions) / len(rows), exceptions
+
+
+@pytest.fixture(scope="module")
+def gold_rows() -> list[tuple[str, str]]:
+    if not DATA_DIR.is_dir():
+        pytest.skip(f"shared benchmark data not found at {DATA_DIR}")
+    return _gold_answers()
+
+
+def test_gold_answers_verify_against_themselves_subset(gold_rows: list[tuple[str, str]]) -> None:
+    rng = np.random.default_rng(0)
+    subset = [gold_rows[i] for i in rng.choice(len(gold_rows), size=60, replace=False)]
+    agreement, exceptions = _agreement(subset)
+    print(f"agreement on a seeded subset of 60 gold answers: {agreement:.2%}; {exceptions}")
+    assert agreement >= 0.995, exceptions
+
+
+@pytest.mark.slow
+def test_gold_answers_verify_against_themselves_all(gold_rows: list[tuple[str, str]]) -> None:
+    agreement, exceptions = _agreement(gold_rows)
+    print(f"agreement on all {len(gold_rows)} gold answers: {agreement:.2%}; {exceptions}")
+    assert agreement >= 0.995, exceptions
