@@ -39,6 +39,29 @@ class SamplingParams:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.n < 1:
             raise ValueError(f"n must be >= 1, got {self.n}")
+        if isinstance(self.stop, str):
+            raise TypeError(f"stop must be a tuple of str, not a str: use ({self.stop!r},)")
+        if any(not isinstance(s, str) or not s for s in self.stop):
+            raise ValueError(f"stop strings must be non-empty str, got {self.stop!r}")
+
+
+def find_stop(text: str, stops: Sequence[str]) -> tuple[int, str] | None:
+    """The earliest stop string in ``text`` starting at character offset >= 1, if any.
+
+    Ties at one offset go to the longest stop string.
+
+    Example:
+        >>> find_stop("Wait, 1. Wait", ["Wait"])
+        (9, 'Wait')
+    """
+    best: tuple[int, str] | None = None
+    for stop in stops:
+        offset = text.find(stop, 1)
+        if offset >= 0 and (
+            best is None or offset < best[0] or (offset == best[0] and len(stop) > len(best[1]))
+        ):
+            best = (offset, stop)
+    return best
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,315 @@
+"""Budget forcing: keep a model thinking past its natural end to extrapolate test-time compute.
+
+When the model ends its thinking, the end marker (and everything after it) is removed and a
+cue is appended: "Wait", "But wait", "Alternatively", "But hold on", rotating; the model then
+thinks at most ``max_extension_tokens`` more tokens. This repeats up to ``extensions`` (w)
+times. Three entry points share one config:
+
+- :func:`continue_thinking`: the pure text operation;
+- :func:`budget_forced_generate`: generation with any :class:`~mrt_env.lm.base.LanguageModel`;
+- :class:`BudgetForcing`: a ``gymnasium.Wrapper`` for environments whose actions are episode
+  texts (such as ``MRTMath-v0``).
+
+Example:
+    >>> continue_thinking("x = 2.\\n</think>\\n\\\\boxed{2}", extension_index=0)
+    'x = 2.\\n\\nWait'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, SupportsFloat
+
+import gymnasium as gym
+import numpy as np
+
+from mrt_env.lm.base import Completion, LanguageModel, SamplingParams
+from mrt_env.segmenters import thinking_part
+
+DEFAULT_CUES: tuple[str, ...] = ("Wait", "But wait", "Alternatively", "But hold on")
+"""The paper's continuation cues, used in turn."""
+
+
+@dataclass(frozen=True)
+class BudgetForcingConfig:
+    """How budget forcing extends thinking.
+
+    Example:
+        >>> config = BudgetForcingConfig(extensions=3)
+        >>> [config.cue(i) for i in range(5)]
+        ['Wait', 'But wait', 'Alternatively', 'But hold on', 'Wait']
+    """
+
+    extensions: int = 1
+    """Maximum number of forced continuations (w)."""
+
+    max_extension_tokens: int = 2048
+    """Token cap of the thinking generated after each cue."""
+
+    cues: tuple[str, ...] = DEFAULT_CUES
+    """Cues appended in turn: extension ``i`` uses ``cues[i % len(cues)]``."""
+
+    end_think: str = "</think>"
+    """The end-of-thinking marker that is removed."""
+
+    separator: str = "\n\n"
+    """Text between the kept thinking and the cue (a blank line, so the cue opens a paragraph
+    and the marker segmenters see a new episode)."""
+
+    def __post_init__(self) -> None:
+        for name in ("extensions", "max_extension_tokens"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+        if self.max_extension_tokens == 0:
+            raise ValueError("max_extension_tokens must be >= 1")
+        if isinstance(self.cues, str) or not self.cues or not all(self.cues):
+            raise ValueError(f"cues must be a non-empty tuple of non-empty strings: {self.cues!r}")
+        object.__setattr__(self, "cues", tuple(self.cues))
+        if not self.end_think:
+            raise ValueError("end_think must be a non-empty string")
+
+    def cue(self, extension_index: int) -> str:
+        """The cue of extension ``extension_index`` (0-based, rotating)."""
+        return self.cues[extension_index % len(self.cues)]
+
+
+def continue_thinking(
+    response: str, extension_index: int, config: BudgetForcingConfig | None = None
+) -> str:
+    """Replace the end of thinking of ``response`` by the next cue.
+
+    Args:
+        response: Text that ends thinking: it contains ``config.end_think``.
+        extension_index: Which extension this is (0-based); selects the cue.
+        config: Budget-forcing settings (default :class:`BudgetForcingConfig`).
+
+    Returns:
+        The thinking before the first end marker, without trailing whitespace, followed by
+        ``config.separator`` and the cue. The text is meant to be continued by the model.
+
+    Raises:
+        ValueError: If ``response`` does not contain the end marker.
+
+    Example:
+        >>> continue_thinking("a\\n\\nb\\n</think> answer", 1)
+        'a\\n\\nb\\n\\nBut wait'
+    """
+    config = config or BudgetForcingConfig()
+    thinking, rest = thinking_part(response, config.end_think)
+    if not rest:
+        raise ValueError(f"response does not end thinking: no {config.end_think!r} in it")
+    return thinking.rstrip() + config.separator + config.cue(extension_index)
+
+
+@dataclass(frozen=True)
+class BudgetForcedGeneration:
+    """Result of :func:`budget_forced_generate`."""
+
+    text: str
+    """The full response: every end of thinking but the last replaced by a cue. If the last
+    generation stopped at ``end_think`` as a stop string, the marker is restored."""
+
+    initial_tokens: int
+    """Tokens generated before the first cue."""
+
+    extension_tokens: tuple[int, ...]
+    """Tokens generated after each cue (one entry per extension used; cues not counted)."""
+
+    completions: tuple[Completion, ...]
+    """Every model completion, in order (the first, then one per extension)."""
+
+    ended_thinking: bool
+    """Whether the last generation ended thinking (it ran out of tokens otherwise)."""
+
+    @property
+    def extensions_used(self) -> int:
+        """Number of cues appended."""
+        return len(self.extension_tokens)
+
+    @property
+    def total_tokens(self) -> int:
+        """All generated tokens (cues excluded)."""
+        return self.initial_tokens + sum(self.extension_tokens)
+
+
+def _ends_thinking(completion: Completion, end_think: str) -> bool:
+    return end_think in completion.text or completion.stop_string == end_think
+
+
+def _generation_seeds(seed: int | None, count: int) -> list[int | None]:
+    """``count`` independent seeds derived from ``seed`` (all ``None`` without one)."""
+    if seed is None:
+        return [None] * count
+    return [int(s) for s in np.random.SeedSequence(seed).generate_state(count)]
+
+
+def _generate_one(
+    lm: LanguageModel, prompt: str, params: SamplingParams, seed: int | None
+) -> Completion:
+    seeds = None if seed is None else [seed]
+    return lm.generate([prompt], params, seeds)[0][0]
+
+
+def budget_forced_generate(
+    lm: LanguageModel,
+    prompt: str,
+    params: SamplingParams,
+    config: BudgetForcingConfig | None = None,
+    seed: int | None = None,
+) -> BudgetForcedGeneration:
+    """Generate a response, forcing the model to keep thinking when it stops.
+
+    The first generation uses ``params``. Each time a generation ends thinking (the end
+    marker appears in its text, or it is the stop string that ended it) and extensions are
+    left, the marker and everything after it are dropped, the next cue is appended
+    (:func:`continue_thinking`) and the model continues from ``prompt + text`` with
+    ``max_new_tokens = config.max_extension_tokens``.
+
+    Args:
+        lm: The language model.
+        prompt: The rendered prompt (ends where the thinking starts).
+        params: Sampling settings of the first generation (``n`` must be 1); extensions use
+            them too, with ``max_new_tokens`` replaced.
+        config: Budget-forcing settings (default :class:`BudgetForcingConfig`).
+        seed: Seed of the first generation; extension seeds are derived from it.
+
+    Returns:
+        The full response text and per-extension token counts.
+
+    Example:
+        >>> from mrt_env.lm.scripted import ScriptedLM
+        >>> lm = ScriptedLM({"Q:": "1+1=2</think>2", "Wait": ", yes 2.</think>2"})
+        >>> out = budget_forced_generate(lm, "Q:", SamplingParams(max_new_tokens=64))
+        >>> out.text, out.extension_tokens
+        ('1+1=2\\n\\nWait, yes 2.</think>2', (17,))
+    """
+    config = config or BudgetForcingConfig()
+    if params.n != 1:
+        raise ValueError(f"budget_forced_generate samples one response; got params.n={params.n}")
+    seeds = _generation_seeds(seed, config.extensions + 1)
+    completion = _generate_one(lm, prompt, params, seeds[0])
+    completions = [completion]
+    text = completion.text
+    extension_params = dataclasses.replace(params, max_new_tokens=config.max_extension_tokens)
+    for index in range(config.extensions):
+        if not _ends_thinking(completion, config.end_think):
+            break
+        thinking = thinking_part(text, config.end_think)[0]
+        text = continue_thinking(thinking + config.end_think, index, config)
+        completion = _generate_one(lm, prompt + text, extension_params, seeds[index + 1])
+        completions.append(completion)
+        text += completion.text
+    ended = _ends_thinking(completion, config.end_think)
+    if ended and config.end_think not in completion.text:
+        text += config.end_think  # it was the stop string: keep the response faithful
+    return BudgetForcedGeneration(
+        text=text,
+        initial_tokens=len(completions[0].token_ids),
+        extension_tokens=tuple(len(c.token_ids) for c in completions[1:]),
+        completions=tuple(completions),
+        ended_thinking=ended,
+    )
+
+
+def _env_token_budget(env: gym.Env[Any, Any]) -> int | None:
+    """``env.unwrapped.config.token_budget`` when the env has one (``MRTMath-v0`` does)."""
+    budget = getattr(getattr(env.unwrapped, "config", None), "token_budget", None)
+    return int(budget) if isinstance(budget, int | np.integer) else None
+
+
+class BudgetForcing(gym.Wrapper[str, str, str, str]):
+    """Keep a trajectory thinking when an episode ends it early.
+
+    Actions are episode texts. When an action contains ``config.end_think``, extensions are
+    left and the trajectory has token budget left, the action is replaced by
+    :func:`continue_thinking` of it (the text before the marker, a blank line, the next cue),
+    so the environment sees the trajectory go on; the policy continues after the cue. Once
+    the extensions are used up, an action that ends thinking passes through unchanged.
+
+    The wrapper cannot shorten what the policy writes: ``max_extension_tokens`` is reported
+    against (``extension_tokens``) but enforced by the policy's sampler (cap its
+    ``max_new_tokens``) and by the environment's token budget.
+
+    ``info["budget_forcing"]`` (after reset and every step) holds ``extensions_used``,
+    ``extensions_left``, ``forced`` (this step's action was replaced), ``cue`` (the cue
+    appended, or ``None``) and ``extension_tokens`` (tokens added after each cue, read from
+    ``info["total_tokens"]``).
+
+    Args:
+        env: An environment whose actions are ``str`` and whose ``info["total_tokens"]`` is
+            the trajectory's token count (``MRTMath-v0``).
+        config: Budget-forcing settings (default :class:`BudgetForcingConfig`).
+        token_budget: Forcing stops once the trajectory holds this many tokens (for
+            extrapolation, set it below the env's budget to let the model answer after it);
+            ``None`` reads ``env.unwrapped.config.token_budget`` when present, else only the
+            extension count limits forcing.
+
+    Example:
+        >>> import gymnasium as gym
+        >>> env = BudgetForcing(gym.make("MRTMath-v0"), BudgetForcingConfig(extensions=2))
+        ... # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        env: gym.Env[str, str],
+        config: BudgetForcingConfig | None = None,
+        token_budget: int | None = None,
+    ) -> None:
+        super().__init__(env)
+        self.config = config or BudgetForcingConfig()
+        self.token_budget = _env_token_budget(env) if token_budget is None else token_budget
+        self._extensions_used = 0
+        self._total_tokens = 0
+        self._extension_start = 0
+        self._extension_tokens: list[int] = []
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[str, dict[str, Any]]:
+        """Reset the environment and the extension count."""
+        observation, info = self.env.reset(seed=seed, options=options)
+        self._extensions_used, self._total_tokens, self._extension_start = 0, 0, 0
+        self._extension_tokens = []
+        info["budget_forcing"] = self._report(forced=False, cue=None)
+        return observation, info
+
+    def step(self, action: str) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
+        """Step with ``action``, replacing an early end of thinking by the next cue."""
+        cue = None
+        if self._should_force(action):
+            cue = self.config.cue(self._extensions_used)
+            action = continue_thinking(action, self._extensions_used, self.config)
+            self._extensions_used += 1
+        observation, reward, terminated, truncated, info = self.env.step(action)
+        self._track_tokens(info.get("total_tokens"), started=cue is not None)
+        info["budget_forcing"] = self._report(forced=cue is not None, cue=cue)
+        return observation, reward, terminated, truncated, info
+
+    def _should_force(self, action: Any) -> bool:
+        if not isinstance(action, str) or self.config.end_think not in action:
+            return False
+        if self._extensions_used >= self.config.extensions:
+            return False
+        return self.token_budget is None or self._total_tokens < self.token_budget
+
+    def _track_tokens(self, total_tokens: Any, started: bool) -> None:
+        known = isinstance(total_tokens, int | float | np.number)
+        if known:
+            self._total_tokens = int(total_tokens)
+        if started:
+            self._extension_start = self._total_tokens
+            self._extension_tokens.append(0)
+        elif self._extension_tokens and known:
+            self._extension_tokens[-1] = self._total_tokens - self._extension_start
+
+    def _report(self, forced: bool, cue: str | None) -> dict[str, Any]:
+        return {
+            "extensions_used": self._extensions_used,
+            "extensions_left": self.config.extensions - self._extensions_used,
+            "forced": forced,
+            "cue": cue,
+            "extension_tokens": tuple(self._extension_tokens),
+        }
