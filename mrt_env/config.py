@@ -1,0 +1,270 @@
+"""Configuration of the MRT math environment: one frozen dataclass, validated on creation.
+
+:class:`EnvConfig` holds *what* to build (names, paths, instances); :func:`build_components`
+turns it into the objects a running environment uses (problem source, language model,
+meta-prover, template, segmenter, reward). Heavy libraries are imported only there.
+
+Example:
+    >>> config = EnvConfig(token_budget=256, max_episodes=4)
+    >>> config.k, config.truncation_outcome
+    (8, 'forced_answer')
+    >>> EnvConfig(k=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: k must be a positive int, got 0
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from mrt_env.lm.base import LanguageModel
+from mrt_env.problems import Problem, ProblemSource
+from mrt_env.prover.base import MetaProver
+from mrt_env.sources import FieldNames, resolve_source
+from mrt_env.templates import ChatTemplate, get_template
+
+TruncationOutcome = Literal["forced_answer", "expected"]
+TRUNCATION_OUTCOMES: tuple[str, ...] = ("forced_answer", "expected")
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """Settings of ``MRTMath-v0`` (also accepted as ``gym.make`` keyword arguments)."""
+
+    problems: ProblemSource | Sequence[Problem | Mapping[str, Any]] | str | Path = "tinymath"
+    """Problem source: a ``ProblemSource``, a list of ``Problem``/dicts, a JSONL path,
+    ``"hf:NAME:SPLIT"`` (needs ``datasets``) or ``"tinymath"`` / ``"tinymath:SPLIT"``."""
+
+    problem_fields: FieldNames = field(default_factory=FieldNames)
+    """Record field names (problem / answer / id) for JSONL files, lists and datasets."""
+
+    lm: LanguageModel | str = "tiny"
+    """The model that counts tokens and backs μ: an instance, ``"tiny"`` (the embedded TinyMath
+    model; ``"tiny:grpo"``/``"tiny:mrt"`` for trained variants) or a local path / hub id for
+    ``HFLanguageModel.from_pretrained`` (no download unless allowed)."""
+
+    prover: MetaProver | str | None = None
+    """The meta-prover μ: ``None`` builds a ``SampledMetaProver`` on ``lm``; an instance is
+    used as is; ``"none"`` disables μ (no J, progress, regret or curve)."""
+
+    template: str | ChatTemplate = "tiny"
+    """Chat/termination template: a preset name (``"tiny"``, ``"r1-distill"``, ``"plain"``)
+    or a ``ChatTemplate``."""
+
+    k: int = 8
+    """Forced answers sampled per J estimate (K)."""
+
+    max_answer_tokens: int = 32
+    """Token cap of one forced answer."""
+
+    prover_temperature: float = 1.0
+    """Sampling temperature of μ's forced answers."""
+
+    token_budget: int = 512
+    """Maximum response tokens of a trajectory (model tokenizer); an episode that overruns
+    it is cut at the budget and the trajectory is truncated."""
+
+    max_episodes: int = 16
+    """Maximum episodes (steps) of a trajectory; reaching it truncates the trajectory."""
+
+    rewards: tuple[Any, ...] = ("outcome", "progress")
+    """Reward modules: registry names (``"outcome"``, ``"progress"``, ``"pkg.mod:Class"``)
+    and/or ``RewardModule`` instances."""
+
+    reward_weights: tuple[float, ...] | None = None
+    """Weight of each reward module (``None``: all 1, i.e. outcome + progress with α = 1)."""
+
+    truncation_outcome: TruncationOutcome = "forced_answer"
+    """Outcome of a truncated trajectory: ``"forced_answer"`` samples one forced answer from
+    the model and verifies it (the paper's evaluation at a budget); ``"expected"`` uses
+    J of the final prefix (lower variance, needs a meta-prover)."""
+
+    segmenter: Any = None
+    """Segmenter whose ``boundaries`` are the policy's stop strings (``None``: the official
+    ``MarkerSegmenter``); ``replay`` splits responses with it."""
+
+    j_star: float = 1.0
+    """Comparator J* of the cumulative regret."""
+
+    device: str | None = None
+    """Device for models built from names (``"cpu"``, ``"cuda"``; ``None``: the backend's
+    default)."""
+
+    max_observation_chars: int = 200_000
+    """Maximum characters of an observation (prompt + thinking); the observation space's
+    ``max_length``. Reaching it truncates the trajectory."""
+
+    seed: int | None = None
+    """Seed of the first ``reset()`` called without one (``reset(seed=...)`` always wins;
+    sub-environment ``i`` of a vector env uses ``seed + i``)."""
+
+    def __post_init__(self) -> None:
+        for name in ("k", "max_answer_tokens", "token_budget", "max_episodes"):
+            _check_positive_int(name, getattr(self, name))
+        _check_positive_int("max_observation_chars", self.max_observation_chars)
+        if not _is_number(self.prover_temperature) or self.prover_temperature < 0:
+            raise ValueError(f"prover_temperature must be >= 0, got {self.prover_temperature!r}")
+        if not _is_number(self.j_star) or not 0 <= self.j_star <= 1:
+            raise ValueError(f"j_star must be in [0, 1], got {self.j_star!r}")
+        if self.truncation_outcome not in TRUNCATION_OUTCOMES:
+            raise ValueError(
+                f"truncation_outcome must be one of {TRUNCATION_OUTCOMES}, "
+                f"got {self.truncation_outcome!r}"
+            )
+        if self.truncation_outcome == "expected" and self.prover == "none":
+            raise ValueError("truncation_outcome='expected' needs a meta-prover (prover='none')")
+        if isinstance(self.prover, str) and self.prover != "none":
+            raise ValueError(f"prover must be None, a MetaProver or 'none', got {self.prover!r}")
+        if self.prover is not None and not isinstance(self.prover, str | MetaProver):
+            raise TypeError(f"prover must implement MetaProver.estimate, got {self.prover!r}")
+        if not isinstance(self.lm, str | LanguageModel):
+            raise TypeError(f"lm must be a LanguageModel or a name/path, got {self.lm!r}")
+        if not isinstance(self.problem_fields, FieldNames):
+            raise TypeError(f"problem_fields must be FieldNames, got {self.problem_fields!r}")
+        if self.seed is not None and (
+            isinstance(self.seed, bool) or not isinstance(self.seed, int)
+        ):
+            raise TypeError(f"seed must be an int or None, got {self.seed!r}")
+        if self.device is not None and not isinstance(self.device, str):
+            raise TypeError(f"device must be a str such as 'cpu' or 'cuda', got {self.device!r}")
+        get_template(self.template)  # raises KeyError with the known names
+        self._check_rewards()
+        _check_segmenter(self.segmenter)
+
+    def _check_rewards(self) -> None:
+        if isinstance(self.rewards, str):
+            raise TypeError(f"rewards must be a tuple of names/modules, got {self.rewards!r}")
+        object.__setattr__(self, "rewards", tuple(self.rewards))
+        if not self.rewards:
+            raise ValueError("rewards must name at least one reward module")
+        for module in self.rewards:
+            if not isinstance(module, str) and not callable(module):
+                raise TypeError(f"a reward must be a name or a callable module, got {module!r}")
+        if self.reward_weights is None:
+            return
+        weights = tuple(self.reward_weights)
+        if len(weights) != len(self.rewards) or not all(_is_number(w) for w in weights):
+            raise ValueError(
+                f"reward_weights must be {len(self.rewards)} numbers (one per reward), "
+                f"got {self.reward_weights!r}"
+            )
+        object.__setattr__(self, "reward_weights", tuple(float(w) for w in weights))
+
+    @classmethod
+    def from_kwargs(cls, config: EnvConfig | None = None, **kwargs: Any) -> EnvConfig:
+        """``config`` (or the defaults) with ``kwargs`` fields replaced; unknown names raise.
+
+        Example:
+            >>> EnvConfig.from_kwargs(EnvConfig(k=4), token_budget=64).k
+            4
+        """
+        if config is not None and not isinstance(config, EnvConfig):
+            raise TypeError(f"config must be an EnvConfig, got {type(config).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(kwargs) - known)
+        if unknown:
+            raise TypeError(f"unknown EnvConfig field(s) {unknown}; valid: {sorted(known)}")
+        return dataclasses.replace(config or cls(), **kwargs)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_positive_int(name: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def _check_segmenter(segmenter: Any) -> None:
+    if segmenter is None:
+        return
+    if not callable(getattr(segmenter, "split", None)) or not hasattr(segmenter, "boundaries"):
+        raise TypeError(f"segmenter must have .boundaries and .split(text), got {segmenter!r}")
+
+
+@dataclass(frozen=True)
+class Components:
+    """The objects built from an :class:`EnvConfig`, shared by all copies of the env.
+
+    Attributes:
+        source: The problem source.
+        lm: The language model (token counting, forced answers).
+        prover: The meta-prover, or ``None`` when disabled.
+        template: The chat/termination template.
+        segmenter: The episode segmenter.
+        reward: The composed reward (a ``rewards.WeightedSum``).
+    """
+
+    source: ProblemSource
+    lm: LanguageModel
+    prover: MetaProver | None
+    template: ChatTemplate
+    segmenter: Any
+    reward: Any
+
+
+def build_lm(spec: LanguageModel | str, device: str | None) -> LanguageModel:
+    """An ``lm`` setting as a model: instances pass through, names are loaded.
+
+    ``"tiny"`` / ``"tiny:VARIANT"`` load the shipped TinyMath model (``mrt_env.tinymath``);
+    any other string is a local path or hub id for ``HFLanguageModel.from_pretrained``.
+    """
+    if not isinstance(spec, str):
+        return spec
+    kwargs = {} if device is None else {"device": device}
+    if spec == "tiny" or spec.startswith("tiny:"):
+        tinymath = importlib.import_module("mrt_env.tinymath")
+        tiny: LanguageModel = tinymath.load_tiny_lm(spec.partition(":")[2] or "base", **kwargs)
+        return tiny
+    hf = importlib.import_module("mrt_env.lm.hf")
+    loaded: LanguageModel = hf.HFLanguageModel.from_pretrained(spec, **kwargs)
+    return loaded
+
+
+def build_prover(config: EnvConfig, lm: LanguageModel, template: ChatTemplate) -> MetaProver | None:
+    """The configured meta-prover (``None`` when disabled)."""
+    if config.prover == "none":
+        return None
+    if config.prover is not None:
+        return config.prover  # type: ignore[return-value]
+    sampled = importlib.import_module("mrt_env.prover.sampled")
+    prover: MetaProver = sampled.SampledMetaProver(
+        lm,
+        template=template,
+        k=config.k,
+        max_answer_tokens=config.max_answer_tokens,
+        temperature=config.prover_temperature,
+    )
+    return prover
+
+
+def build_reward(config: EnvConfig) -> Any:
+    """``rewards.WeightedSum`` over the configured modules and weights."""
+    import rewards
+
+    modules = tuple(rewards.make_reward(m) if isinstance(m, str) else m for m in config.rewards)
+    return rewards.WeightedSum(modules, weights=config.reward_weights)
+
+
+def build_components(config: EnvConfig) -> Components:
+    """Build (and thereby validate) everything the environment needs from ``config``."""
+    from mrt_env.segmenters import MarkerSegmenter
+
+    source = resolve_source(config.problems, config.problem_fields)  # fail fast, before models
+    template = get_template(config.template)
+    lm = build_lm(config.lm, config.device)
+    return Components(
+        source=source,
+        lm=lm,
+        prover=build_prover(config, lm, template),
+        template=template,
+        segmenter=config.segmenter if config.segmenter is not None else MarkerSegmenter(),
+        reward=build_reward(config),
+    )

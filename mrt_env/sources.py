@@ -1,0 +1,249 @@
+"""Problem sources: JSONL files, in-memory lists, Hugging Face datasets and TinyMath.
+
+Every loader validates eagerly, so a malformed source fails when the environment is built,
+with an error naming the file and line (or the list index / dataset row).
+
+Example:
+    >>> source = from_list([{"problem": "1+1?", "answer": "2"}])
+    >>> len(source), source[0].id, source[0].answer
+    (1, '0', '2')
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mrt_env.problems import Problem, ProblemSource
+
+
+class ProblemSourceError(ValueError):
+    """A problem source is malformed (bad JSON, a missing field, no problems at all)."""
+
+
+@dataclass(frozen=True)
+class FieldNames:
+    """Which record fields hold the problem, the answer and the id.
+
+    Attributes:
+        problem_key: Field with the problem statement.
+        answer_key: Field with the gold answer (numbers are converted with ``str``).
+        id_key: Field with a stable id; when a record lacks it, the row index is the id.
+    """
+
+    problem_key: str = "problem"
+    answer_key: str = "answer"
+    id_key: str = "id"
+
+
+@dataclass(frozen=True)
+class ListSource:
+    """An in-memory :class:`~mrt_env.problems.ProblemSource`.
+
+    Attributes:
+        problems: The problems, in order.
+        name: Where they came from (a path, ``"list"``, ``"hf:name:split"``).
+    """
+
+    problems: tuple[Problem, ...]
+    name: str = "list"
+    _index: Mapping[str, int] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.problems:
+            raise ProblemSourceError(f"{self.name}: the problem source is empty")
+        object.__setattr__(self, "_index", {p.id: i for i, p in enumerate(self.problems)})
+
+    def __len__(self) -> int:
+        return len(self.problems)
+
+    def __getitem__(self, index: int) -> Problem:
+        return self.problems[index]
+
+    def index_of(self, problem_id: str) -> int:
+        """The position of the problem with id ``problem_id`` (``KeyError`` if absent)."""
+        try:
+            return self._index[problem_id]
+        except KeyError:
+            raise KeyError(f"{self.name}: no problem with id {problem_id!r}") from None
+
+
+def problem_from_record(
+    record: Any, where: str, default_id: str, fields: FieldNames = FieldNames()
+) -> Problem:
+    """Build a :class:`Problem` from a mapping, or raise :class:`ProblemSourceError`.
+
+    Args:
+        record: A mapping with (at least) the problem and answer fields, or a ``Problem``.
+        where: Location used in error messages (``"data.jsonl:3"``, ``"list[2]"``).
+        default_id: Id used when the record has no id field.
+        fields: Field names to read.
+
+    Returns:
+        The problem; fields other than problem/answer/id go to ``metadata``.
+    """
+    if isinstance(record, Problem):
+        return record
+    if not isinstance(record, Mapping):
+        raise ProblemSourceError(f"{where}: expected an object, got {type(record).__name__}")
+    for key in (fields.problem_key, fields.answer_key):
+        if key not in record:
+            raise ProblemSourceError(f"{where}: missing field {key!r} (has {sorted(record)})")
+    problem, answer = record[fields.problem_key], record[fields.answer_key]
+    if not isinstance(problem, str) or not problem.strip():
+        raise ProblemSourceError(f"{where}: field {fields.problem_key!r} must be non-empty text")
+    if isinstance(answer, bool) or not isinstance(answer, str | int | float):
+        raise ProblemSourceError(
+            f"{where}: field {fields.answer_key!r} must be text or a number, "
+            f"got {type(answer).__name__}"
+        )
+    if not str(answer).strip():
+        raise ProblemSourceError(f"{where}: field {fields.answer_key!r} is empty")
+    taken = {fields.problem_key, fields.answer_key, fields.id_key}
+    metadata = {k: v for k, v in record.items() if k not in taken}
+    return Problem(
+        id=str(record.get(fields.id_key, default_id)),
+        problem=problem,
+        answer=str(answer),
+        metadata=metadata,
+    )
+
+
+def _check_unique_ids(problems: Sequence[Problem], name: str) -> None:
+    seen: set[str] = set()
+    for problem in problems:
+        if problem.id in seen:
+            raise ProblemSourceError(f"{name}: duplicate problem id {problem.id!r}")
+        seen.add(problem.id)
+
+
+def load_jsonl(path: str | Path, fields: FieldNames = FieldNames()) -> ListSource:
+    """Load problems from a JSON-lines file (one object per line; blank lines skipped).
+
+    Args:
+        path: The file, e.g. ``math500.jsonl`` with ``problem``/``answer``/``id`` fields.
+        fields: Field names to read (e.g. ``FieldNames(problem_key="question")``).
+
+    Returns:
+        The problems, in file order.
+
+    Raises:
+        FileNotFoundError: The file does not exist.
+        ProblemSourceError: A line is not a JSON object with the fields, or there is no problem.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"problem file not found: {path}")
+    problems = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{number}"
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ProblemSourceError(f"{where}: invalid JSON ({error.msg})") from None
+            problems.append(problem_from_record(record, where, f"{path.stem}-{number}", fields))
+    _check_unique_ids(problems, str(path))
+    return ListSource(tuple(problems), name=str(path))
+
+
+def from_list(
+    items: Iterable[Problem | Mapping[str, Any]], fields: FieldNames = FieldNames()
+) -> ListSource:
+    """Build a source from ``Problem`` objects and/or mappings (ids default to positions).
+
+    Example:
+        >>> from_list([Problem("a", "2+2?", "4")])[0].problem
+        '2+2?'
+    """
+    problems = [
+        problem_from_record(item, f"list[{i}]", str(i), fields) for i, item in enumerate(items)
+    ]
+    _check_unique_ids(problems, "list")
+    return ListSource(tuple(problems), name="list")
+
+
+def from_hf(name: str, split: str, fields: FieldNames = FieldNames()) -> ListSource:
+    """Load a Hugging Face dataset split (needs the optional ``datasets`` package).
+
+    Nothing is downloaded unless the datasets library is allowed to (set ``HF_DATASETS_OFFLINE``
+    to use only the local cache).
+
+    Args:
+        name: Dataset name, e.g. ``"HuggingFaceH4/MATH-500"``.
+        split: Split name, e.g. ``"test"``.
+        fields: Field names to read.
+
+    Raises:
+        ImportError: ``datasets`` is not installed (with the install command).
+    """
+    try:
+        datasets = importlib.import_module("datasets")
+    except ImportError as error:
+        raise ImportError(
+            "loading 'hf:...' problem sources needs the datasets package: "
+            "pip install 'mrt-gym[datasets]' (or pip install datasets)"
+        ) from error
+    rows = datasets.load_dataset(name, split=split)
+    label = f"hf:{name}:{split}"
+    problems = [
+        problem_from_record(row, f"{label}[{i}]", str(i), fields) for i, row in enumerate(rows)
+    ]
+    _check_unique_ids(problems, label)
+    return ListSource(tuple(problems), name=label)
+
+
+def _tinymath_source(spec: str) -> ProblemSource:
+    """``"tinymath"`` (training split) or ``"tinymath:SPLIT"``, imported lazily."""
+    _, _, split = spec.partition(":")
+    split = split or "train"
+    if split not in ("train", "heldout"):
+        raise ValueError(f"unknown TinyMath split {split!r}; use 'tinymath:train' or ':heldout'")
+    tinymath = importlib.import_module("mrt_env.tinymath")
+    source: ProblemSource = tinymath.TinyMathSource(split=split)
+    return source
+
+
+def resolve_source(
+    spec: ProblemSource | Sequence[Problem | Mapping[str, Any]] | str | Path,
+    fields: FieldNames = FieldNames(),
+) -> ProblemSource:
+    """Turn any accepted ``problems`` setting into a validated :class:`ProblemSource`.
+
+    Args:
+        spec: One of: a ``ProblemSource``; a list of ``Problem``/mappings; a path to a
+            ``.jsonl`` file; ``"hf:NAME:SPLIT"``; ``"tinymath"`` or ``"tinymath:SPLIT"``.
+        fields: Field names for JSONL files, lists and datasets.
+
+    Returns:
+        A non-empty source.
+
+    Example:
+        >>> len(resolve_source([{"problem": "1+1?", "answer": 2}]))
+        1
+    """
+    if isinstance(spec, str) and spec.startswith("hf:"):
+        parts = spec.split(":")
+        if len(parts) != 3 or not all(parts[1:]):
+            raise ValueError(f"expected 'hf:NAME:SPLIT', got {spec!r}")
+        return from_hf(parts[1], parts[2], fields)
+    if isinstance(spec, str) and (spec == "tinymath" or spec.startswith("tinymath:")):
+        return _tinymath_source(spec)
+    if isinstance(spec, str | Path):
+        return load_jsonl(spec, fields)
+    if isinstance(spec, list | tuple):
+        return from_list(spec, fields)
+    if isinstance(spec, ProblemSource):
+        if len(spec) == 0:
+            raise ProblemSourceError(f"{spec!r}: the problem source is empty")
+        return spec
+    raise TypeError(
+        "problems must be a ProblemSource, a list of problems, a JSONL path, 'hf:NAME:SPLIT' "
+        f"or 'tinymath[:SPLIT]', got {type(spec).__name__}"
+    )

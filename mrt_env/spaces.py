@@ -1,0 +1,95 @@
+"""Text spaces for language environments: any Unicode string up to a maximum length."""
+
+from __future__ import annotations
+
+import string
+from typing import Any
+
+import numpy as np
+from gymnasium.spaces import Text
+
+SAMPLE_CHARSET: str = string.ascii_letters + string.digits + " .,;:+-=()\n" + "αβγπ√∑≤≥é中"
+"""Characters :meth:`UnicodeText.sample` draws from (ASCII, some math and non-Latin symbols)."""
+
+
+class UnicodeText(Text):
+    """A :class:`gymnasium.spaces.Text` that contains *any* string up to ``max_length`` chars.
+
+    Gymnasium's ``Text`` only contains strings made of its ``charset``. Language environments
+    observe and act with arbitrary Unicode text, so :meth:`contains` here checks only the type
+    and the length. The ``charset`` is kept for :meth:`sample`, which draws strings of at most
+    ``sample_max_length`` characters (short random actions, so that ``check_env`` and smoke
+    tests stay within a token budget).
+
+    Args:
+        max_length: Maximum length in characters (inclusive).
+        min_length: Minimum length in characters (inclusive, default 0: the empty string is
+            a valid element).
+        charset: Characters used by :meth:`sample`.
+        sample_max_length: Longest string :meth:`sample` returns (capped at ``max_length``).
+        seed: Seed of the space's own sampling RNG.
+
+    Example:
+        >>> space = UnicodeText(100, seed=0)
+        >>> "∫ x dx = x²/2 ✓" in space, "x" * 101 in space, 3 in space
+        (True, False, False)
+        >>> sample = space.sample()
+        >>> isinstance(sample, str) and len(sample) <= 64
+        True
+    """
+
+    def __init__(
+        self,
+        max_length: int,
+        *,
+        min_length: int = 0,
+        charset: str | frozenset[str] = SAMPLE_CHARSET,
+        sample_max_length: int = 64,
+        seed: int | np.random.Generator | None = None,
+    ) -> None:
+        super().__init__(max_length, min_length=min_length, charset=charset, seed=seed)
+        if sample_max_length < self.min_length:
+            raise ValueError(
+                f"sample_max_length ({sample_max_length}) must be >= min_length ({self.min_length})"
+            )
+        self.sample_max_length: int = min(int(sample_max_length), self.max_length)
+
+    def sample(
+        self,
+        mask: Any = None,
+        probability: Any = None,
+    ) -> str:
+        """A random string of ``min_length..sample_max_length`` characters from ``charset``.
+
+        ``mask`` and ``probability`` behave as in :meth:`gymnasium.spaces.Text.sample`; when
+        they give no length, the length is drawn up to ``sample_max_length``.
+        """
+        if mask is None and probability is None:
+            length = int(self.np_random.integers(self.min_length, self.sample_max_length + 1))
+            return super().sample(mask=(length, None))
+        return super().sample(mask=mask, probability=probability)
+
+    def contains(self, x: Any) -> bool:
+        """Whether ``x`` is a ``str`` of ``min_length..max_length`` characters (any Unicode)."""
+        return isinstance(x, str) and self.min_length <= len(x) <= self.max_length
+
+    @property
+    def is_np_flattenable(self) -> bool:
+        """``False``: arbitrary Unicode cannot be flattened into charset indices."""
+        return False
+
+    def __repr__(self) -> str:
+        """A short representation (the sampling charset is an implementation detail)."""
+        return f"UnicodeText({self.min_length}, {self.max_length})"
+
+    def __eq__(self, other: object, /) -> bool:
+        """Equal when both are ``UnicodeText`` with the same length bounds."""
+        return (
+            isinstance(other, UnicodeText)
+            and self.min_length == other.min_length
+            and self.max_length == other.max_length
+        )
+
+    def __hash__(self) -> int:
+        """Hash of the length bounds (consistent with :meth:`__eq__`)."""
+        return hash((type(self).__name__, self.min_length, self.max_length))
