@@ -87,7 +87,8 @@ class EnvConfig:
 
     segmenter: Any = None
     """Segmenter whose ``boundaries`` are the policy's stop strings (``None``: the official
-    ``MarkerSegmenter``); ``replay`` splits responses with it."""
+    ``MarkerSegmenter``; with the ``tiny`` template ``MarkerSegmenter(min_paragraphs=1)``, since
+    the tiny LM writes one paragraph per episode); ``replay`` splits responses with it."""
 
     j_star: float = 1.0
     """Comparator J* of the cumulative regret."""
@@ -253,10 +254,15 @@ def build_reward(config: EnvConfig) -> Any:
     return rewards.WeightedSum(modules, weights=config.reward_weights)
 
 
-def build_components(config: EnvConfig) -> Components:
-    """Build (and thereby validate) everything the environment needs from ``config``."""
+def default_segmenter(template: ChatTemplate) -> Any:
+    """The official ``MarkerSegmenter``; one paragraph per episode for the tiny LM's template."""
     from mrt_env.segmenters import MarkerSegmenter
 
+    return MarkerSegmenter(min_paragraphs=1) if template.name == "tiny" else MarkerSegmenter()
+
+
+def build_components(config: EnvConfig) -> Components:
+    """Build (and thereby validate) everything the environment needs from ``config``."""
     source = resolve_source(config.problems, config.problem_fields)  # fail fast, before models
     template = get_template(config.template)
     lm = build_lm(config.lm, config.device)
@@ -265,6 +271,6 @@ def build_components(config: EnvConfig) -> Components:
         lm=lm,
         prover=build_prover(config, lm, template),
         template=template,
-        segmenter=config.segmenter if config.segmenter is not None else MarkerSegmenter(),
+        segmenter=config.segmenter if config.segmenter is not None else default_segmenter(template),
         reward=build_reward(config),
     )

@@ -9,6 +9,7 @@ import gymnasium as gym
 
 from mrt_env.config import Components, EnvConfig, build_components
 from mrt_env.core import StepCore
+from mrt_env.lm.base import LanguageModel
 from mrt_env.problems import Problem
 from mrt_env.spaces import UnicodeText
 from mrt_env.trajectory import TrajectoryState
@@ -104,6 +105,11 @@ class MRTMathEnv(gym.Env[str, str]):
     def stop_strings(self) -> tuple[str, ...]:
         """The segmenter's boundary strings: where the policy should stop an episode."""
         return tuple(self.core.components.segmenter.boundaries)
+
+    @property
+    def lm(self) -> LanguageModel:
+        """The language model that counts tokens and answers for μ (reusable as a policy)."""
+        return self.core.components.lm
 
     @property
     def timings(self) -> dict[str, float]:

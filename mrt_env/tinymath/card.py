@@ -1,0 +1,144 @@
+"""Render the tiny LM's model card (``README.md``) from ``training.json`` and ``eval.json``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+USAGE = """```python
+from transformers import AutoModelForCausalLM, AutoTokenizer
+model = AutoModelForCausalLM.from_pretrained("mrt_env/assets/tiny-lm")
+tokenizer = AutoTokenizer.from_pretrained("mrt_env/assets/tiny-lm")
+# or, as an mrt-gym LanguageModel:
+from mrt_env.tinymath import load_tiny_lm
+lm = load_tiny_lm()
+```"""
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def _training_section(training: dict[str, Any]) -> str:
+    config, result = training["config"], training["result"]
+    early = " (stopped early by the time cap)" if result["stopped_early"] else ""
+    first, last = result["test_loss"][0], result["test_loss"][-1]
+    return f"""## Training
+
+- Command: `{training["command"]} --out mrt_env/assets/tiny-lm`
+- Seed {config["seed"]}: parameter init from a `torch.Generator`, data from a numpy
+  `Generator`. {result["steps"]} steps of batch {config["batch_size"]}, AdamW (lr
+  {config["learning_rate"]}, warmup {config["warmup_steps"]} steps, cosine to 10%).
+- {result["tokens"]:,} tokens in {result["seconds"] / 60:.1f} minutes on
+  {config["threads"]} CPU thread of a 2-core machine shared with other jobs
+  ({training["tokens_per_second"]:.0f} tokens/s), torch {training["torch"]}{early}.
+- Held-out test loss (nats/token): {first[1]:.3f} at step {first[0]} → {last[1]:.3f} at
+  step {last[0]}."""
+
+
+def _data_section(data: dict[str, Any]) -> str:
+    trace, forced = data["trace"], data["forced"]
+    return f"""## Data recipe
+
+TinyMath levels {tuple(data["levels"])}, training split only (the held-out split is disjoint
+by a hash of the expression). Each example is a natural trace (probability
+{1 - data["forced_fraction"]:.2f}) or a forced termination ({data["forced_fraction"]:.2f}).
+
+- Natural trace: `Problem: <expr>\\n<think>\\n`, the episodes, then
+  `\\n</think>\\n\\boxed{{answer}}` and EOS. The first attempt works column by column and
+  slips with probability {trace["first_slip"]} (a dropped carry or a digit off by one, the
+  rest following consistently); a wrong answer stays unchecked with probability
+  {trace["unchecked_error"]}. A check is an inverse operation (probability
+  {trace["inverse_check"]}; `Wait, check: ...`, then `Alternatively, ...` when it fails) or a
+  recomputation in the other order (`But let me double-check: ...`). A correct answer is
+  checked with probability {trace["first_check"]}, again with {trace["extra_check"]}; at most
+  {trace["max_episodes"]} episodes, one paragraph each, so `MarkerSegmenter(min_paragraphs=1)`
+  splits them.
+- Forced termination: the thinking cut at nothing ({forced["empty"]}), at an episode
+  boundary ({forced["boundary"]}) or at a random character (the rest), then the `tiny`
+  template's termination suffix and the last answer stated in the prefix (the gold answer as
+  a direct guess when none is). The loss covers only the forced answer."""
+
+
+def _figures_section(figures: dict[str, Any]) -> str:
+    config = figures["config"]
+    by_level = ", ".join(f"L{k} {_pct(v)}" for k, v in figures["greedy_pass_at_1_by_level"].items())
+    curve = " → ".join(f"{v:.2f}" for v in figures["mean_j_by_episode"])
+    rows = [
+        ("Greedy pass@1", f"{_pct(figures['greedy_pass_at_1'])} ({by_level})"),
+        (f"Sampled pass@1 (T = {config['temperature']})", _pct(figures["sampled_pass_at_1"])),
+        (
+            "Check/new-attempt episodes per response, sampled",
+            f"{figures['extra_episodes_per_response_sampled']:.2f}",
+        ),
+        (
+            "Check/new-attempt episodes per response, greedy",
+            f"{figures['extra_episodes_per_response_greedy']:.2f}",
+        ),
+        ("Mean sampled response length (tokens)", f"{figures['mean_response_tokens_sampled']:.0f}"),
+        ("Forced answers well formed (random prefixes)", _pct(figures["forced_well_formed"])),
+        ("J(empty thinking)", f"{figures['j_empty']:.3f}"),
+        ("J(whole thinking)", f"{figures['j_final']:.3f}"),
+        ("Mean J after 0, 1, 2, ... episodes", curve),
+    ]
+    table = "\n".join(f"| {name} | {value} |" for name, value in rows)
+    example = figures["examples"][0]
+    return f"""## Measured figures
+
+`python -m mrt_env.tinymath.evaluate --n {config["n"]} --seed {config["seed"]}` on
+{config["n"]} held-out problems. J comes from {config["j_problems"]} sampled responses,
+K = {config["k"]} forced answers at T = 1 per prefix (`SampledMetaProver`); episodes from
+`MarkerSegmenter(min_paragraphs=1)`; answers checked by `rewards.verify`. The evaluation took
+{figures["seconds"]:.0f} s.
+
+| figure | value |
+|---|---|
+{table}
+
+![mean J vs episode and vs tokens](j_curves.png)
+
+A sampled response to `{example["problem"]}`:
+
+```
+{example["response"]}
+```"""
+
+
+def render_card(training: dict[str, Any], figures: dict[str, Any]) -> str:
+    """The model card text."""
+    return f"""# tiny-lm: a tiny reasoning LM for TinyMath
+
+A {training["parameters"]:,}-parameter Llama-architecture causal LM with a character-level
+tokenizer, trained from scratch by mrt-gym on synthetic TinyMath reasoning traces. It writes
+R1-style thinking in episodes (an attempt, checks, new attempts) and answers in `\\boxed{{}}`;
+forced to stop with the `tiny` template's termination suffix, it answers from any thinking
+prefix. It is the default policy and meta-prover μ of `gym.make("MRTMath-v0")`.
+
+{USAGE}
+
+{_training_section(training)}
+
+{_data_section(training["config"]["data"])}
+
+{_figures_section(figures)}
+
+## Limitations
+
+A toy: it knows column addition and subtraction of small numbers and nothing else, and is
+far weaker at subtraction (level 3) than at addition. Its checks sometimes confirm wrong
+answers ("Same." after a different result), and a recomputation that disagrees overrides the
+earlier answer even when it is the one that slipped, so mean J can fall after the first
+episode: episodes differ in usefulness, which is what a progress bonus can learn from.
+`python -m mrt_env.tinymath.train` with no arguments uses this card's recipe (the
+`--minutes` cap only stops a run early; it did not trigger here).
+"""
+
+
+def write_card(folder: Path) -> Path:
+    """Write ``README.md`` into ``folder`` from its ``training.json`` and ``eval.json``."""
+    training = json.loads((folder / "training.json").read_text())
+    figures = json.loads((folder / "eval.json").read_text())
+    path = folder / "README.md"
+    path.write_text(render_card(training, figures))
+    return path

@@ -1,0 +1,72 @@
+"""Where the shipped tiny LMs live and how to load them.
+
+Example:
+    >>> tiny_lm_path("base").name
+    'tiny-lm'
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mrt_env.lm.hf import HFLanguageModel
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+"""The package's asset folder."""
+
+VARIANTS: dict[str, tuple[str, str]] = {
+    "base": (
+        "tiny-lm",
+        "python -m mrt_env.tinymath.train --preset default --seed 0 --out mrt_env/assets/tiny-lm",
+    ),
+    "grpo": (
+        "tiny-lm-grpo",
+        "the GRPO trainer of `agents` (see agents/README) with --out mrt_env/assets/tiny-lm-grpo",
+    ),
+    "mrt": (
+        "tiny-lm-mrt",
+        "the MRT trainer of `agents` (see agents/README) with --out mrt_env/assets/tiny-lm-mrt",
+    ),
+}
+"""``variant -> (folder name under assets/, command that creates it)``."""
+
+
+def tiny_lm_path(variant: str = "base") -> Path:
+    """The folder of a tiny-LM variant (``"base"``, ``"grpo"`` or ``"mrt"``).
+
+    Raises:
+        KeyError: For an unknown variant.
+    """
+    if variant not in VARIANTS:
+        raise KeyError(f"unknown tiny-LM variant {variant!r}; known: {', '.join(VARIANTS)}")
+    return ASSETS / VARIANTS[variant][0]
+
+
+def load_tiny_lm(variant: str = "base", device: str = "cpu", **kwargs: object) -> HFLanguageModel:
+    """Load a shipped tiny LM as an :class:`~mrt_env.lm.hf.HFLanguageModel`.
+
+    Args:
+        variant: ``"base"`` (trained on TinyMath traces), ``"grpo"`` or ``"mrt"``.
+        device: Torch device.
+        **kwargs: Passed to :meth:`HFLanguageModel.from_pretrained`.
+
+    Raises:
+        FileNotFoundError: If the variant's weights are missing (names the command that
+            creates them).
+
+    Example:
+        >>> lm = load_tiny_lm()
+        >>> lm.count_tokens("47+38")
+        5
+    """
+    from mrt_env.lm.hf import HFLanguageModel
+
+    path = tiny_lm_path(variant)
+    if not (path / "model.safetensors").is_file():
+        command = VARIANTS[variant][1]
+        raise FileNotFoundError(
+            f"tiny-LM variant {variant!r} not found at {path}; create it with: {command}"
+        )
+    return HFLanguageModel.from_pretrained(str(path), device=device, **kwargs)  # type: ignore[arg-type]

@@ -1,0 +1,227 @@
+"""R1-style reasoning traces for TinyMath, with episodes that differ in usefulness.
+
+A trace is a list of thinking episodes, each one paragraph:
+
+* the first attempt (``"47+38: 7+8=15, 4+3+1=8, so 85."``), sometimes with a slip;
+* checks that can catch a slip: an inverse check (``"Wait, check: 85-38: ..., so 47. Yes."``)
+  or a recomputation in another order (``"But let me double-check: 38+47: ..."``); after a
+  failed inverse check, a new attempt (``"Alternatively, 47+38: ..."``);
+* redundant checks of a correct answer, which change nothing.
+
+Episodes after the first start with ``"\\n\\n"`` and a marker of the official split rules, so
+``MarkerSegmenter(min_paragraphs=1)`` recovers them. :func:`forced_example` cuts a trace
+anywhere and appends the tiny template's termination, for training the forced answer μ.
+
+Example:
+    >>> import numpy as np
+    >>> from mrt_env.tinymath.problems import Expression
+    >>> trace = sample_trace(Expression((47, 38), ("+",)), np.random.default_rng(0))
+    >>> trace.thinking.startswith("47+38: ")
+    True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mrt_env.templates import TEMPLATES, ChatTemplate
+from mrt_env.tinymath.arithmetic import compute, sample_slip
+from mrt_env.tinymath.problems import Expression, problem_text
+
+CHECK_MARKERS: tuple[str, ...] = ("Wait, check: ", "But wait, check: ", "But hold on, check: ")
+REDO_MARKER = "But let me double-check: "
+RETRY_MARKER = "Alternatively, "
+
+
+@dataclass(frozen=True)
+class TraceRecipe:
+    """Probabilities that shape sampled traces.
+
+    Attributes:
+        first_slip: Probability that the first attempt contains a slip.
+        later_slip: Probability of a slip in a new attempt or a recomputation.
+        unchecked_error: Probability that a wrong first attempt is never checked.
+        first_check: Probability of checking a correct answer at least once.
+        extra_check: Probability of each further redundant check (at most ``max_episodes``).
+        inverse_check: Probability of checking by the inverse operation (when one exists)
+            rather than recomputing.
+        max_episodes: Most episodes in one trace.
+    """
+
+    first_slip: float = 0.2
+    later_slip: float = 0.05
+    unchecked_error: float = 0.1
+    first_check: float = 0.8
+    extra_check: float = 0.25
+    inverse_check: float = 0.3
+    max_episodes: int = 4
+
+
+@dataclass(frozen=True)
+class Trace:
+    """A sampled thinking trace.
+
+    Attributes:
+        episodes: Episode texts; their concatenation is the thinking.
+        kinds: What each episode is: ``"attempt"``, ``"retry"``, ``"check"`` or ``"redo"``.
+        answers: ``(end, answer)``: the thinking states ``answer`` once ``end`` characters are
+            written (a check that only confirms states no answer).
+        final_answer: The last stated answer (the response's boxed answer).
+    """
+
+    episodes: tuple[str, ...]
+    kinds: tuple[str, ...]
+    answers: tuple[tuple[int, int], ...]
+    final_answer: int
+
+    @property
+    def thinking(self) -> str:
+        """The whole thinking text."""
+        return "".join(self.episodes)
+
+    def answer_at(self, offset: int) -> int | None:
+        """The most recent answer stated within the first ``offset`` characters."""
+        stated = [answer for end, answer in self.answers if end <= offset]
+        return stated[-1] if stated else None
+
+
+def _work(
+    expression: Expression, rng: np.random.Generator, slip_prob: float, swap: bool
+) -> tuple[str, int, int]:
+    """Work an expression out op by op, maybe slipping in one op.
+
+    Returns:
+        ``(text, result, left)``: the worked text, the result it states, and the stated left
+        input of the last op (what an inverse check compares against).
+    """
+    operands, operators = expression.operands, expression.operators
+    slip_op = int(rng.integers(len(operators))) if rng.random() < slip_prob else -1
+    texts, value, left = [], operands[0], operands[0]
+    for i, (op, operand) in enumerate(zip(operators, operands[1:], strict=True)):
+        left = value
+        a, b = (operand, value) if swap and i == 0 and op == "+" else (value, operand)
+        slip = sample_slip(op, a, b, rng) if slip_op == i else None
+        text, value = compute(op, a, b, slip)
+        following = operators[i + 1] if i + 1 < len(operators) else ""
+        if following == "-" and value < operands[i + 2]:
+            text, value = compute(op, a, b)
+        texts.append(text)
+    return ". ".join(texts), value, left
+
+
+def _inverse_check(op: str, stated: int, left: int, right: int) -> tuple[str, bool] | None:
+    """Check ``left op right = stated`` by the inverse op; ``None`` when not possible."""
+    if op == "+" and stated >= right:
+        text, back = compute("-", stated, right)
+    elif op == "-":
+        text, back = compute("+", stated, right)
+    else:
+        return None
+    if back == left:
+        return f"{text}. Yes.", True
+    return f"{text}, not {left}. Wrong.", False
+
+
+class _TraceBuilder:
+    """Accumulates episodes and the answers they state."""
+
+    def __init__(self) -> None:
+        self.episodes: list[str] = []
+        self.kinds: list[str] = []
+        self.answers: list[tuple[int, int]] = []
+        self.length = 0
+
+    def emit(self, text: str, kind: str, answer: int | None) -> None:
+        self.episodes.append(text)
+        self.kinds.append(kind)
+        self.length += len(text)
+        if answer is not None:
+            self.answers.append((self.length, answer))
+
+    @property
+    def checks(self) -> int:
+        return sum(kind in ("check", "redo") for kind in self.kinds)
+
+
+def sample_trace(
+    expression: Expression, rng: np.random.Generator, recipe: TraceRecipe | None = None
+) -> Trace:
+    """Sample one trace for ``expression`` (all randomness from ``rng``)."""
+    recipe = recipe or TraceRecipe()
+    gold, trace = expression.value, _TraceBuilder()
+    text, current, left = _work(expression, rng, recipe.first_slip, swap=False)
+    trace.emit(f"{text}.", "attempt", current)
+    ignore_error = rng.random() < recipe.unchecked_error
+    while len(trace.episodes) < recipe.max_episodes:
+        if current != gold and ignore_error:
+            break
+        keep_checking = recipe.first_check if trace.checks == 0 else recipe.extra_check
+        if current == gold and rng.random() >= keep_checking:
+            break
+        marker = CHECK_MARKERS[int(rng.integers(len(CHECK_MARKERS)))]
+        inverse = None
+        missed = trace.kinds[-1] == "check" and current != gold
+        if not missed and rng.random() < recipe.inverse_check:
+            op, right = expression.operators[-1], expression.operands[-1]
+            inverse = _inverse_check(op, current, left, right)
+        if inverse is not None:
+            check, passed = inverse
+            trace.emit(f"\n\n{marker}{check}", "check", None)
+            if not passed and len(trace.episodes) < recipe.max_episodes:
+                text, current, left = _work(expression, rng, recipe.later_slip, swap=False)
+                trace.emit(f"\n\n{RETRY_MARKER}{text}.", "retry", current)
+            continue
+        text, value, left = _work(expression, rng, recipe.later_slip, swap=True)
+        verdict = f"{text}. Same." if value == current else f"{text}, not {current}."
+        current = value
+        trace.emit(f"\n\n{REDO_MARKER}{verdict}", "redo", current)
+    return Trace(tuple(trace.episodes), tuple(trace.kinds), tuple(trace.answers), current)
+
+
+def natural_response(trace: Trace, template: ChatTemplate | None = None) -> str:
+    """The full response for ``trace``: thinking, end of thinking, boxed answer."""
+    template = template or TEMPLATES["tiny"]
+    return f"{trace.thinking}\n{template.end_think}\n\\boxed{{{trace.final_answer}}}"
+
+
+@dataclass(frozen=True)
+class ForcedRecipe:
+    """Where forced terminations cut a trace.
+
+    Attributes:
+        empty: Probability of the empty prefix (no thinking at all).
+        boundary: Probability of a cut at an episode boundary (after 1..n episodes).
+        The rest are cuts at a uniformly random character inside the thinking.
+    """
+
+    empty: float = 0.15
+    boundary: float = 0.6
+
+
+def forced_cut(
+    trace: Trace, gold: int, rng: np.random.Generator, recipe: ForcedRecipe | None = None
+) -> tuple[str, int]:
+    """Cut ``trace`` into a thinking prefix and the answer that prefix supports.
+
+    The answer is the most recent one stated in the prefix; with none stated yet it is the
+    gold answer (a direct guess, which a small model mostly gets wrong).
+    """
+    recipe = recipe or ForcedRecipe()
+    thinking, draw = trace.thinking, rng.random()
+    if draw < recipe.empty:
+        cut = 0
+    elif draw < recipe.empty + recipe.boundary:
+        ends = np.cumsum([len(episode) for episode in trace.episodes])
+        cut = int(ends[int(rng.integers(len(ends)))])
+    else:
+        cut = int(rng.integers(1, len(thinking) + 1))
+    prefix = thinking[:cut]
+    stated = trace.answer_at(cut)
+    return prefix, gold if stated is None else stated
+
+
+def problem_prompt(expression: Expression, template: ChatTemplate | None = None) -> str:
+    """The rendered prompt for an expression."""
+    return (template or TEMPLATES["tiny"]).render_prompt(problem_text(expression))

@@ -1,0 +1,256 @@
+"""Train the tiny LM on TinyMath traces (reproducible: every random choice flows from ``seed``).
+
+Run::
+
+    python -m mrt_env.tinymath.train --preset default --seed 0 --out mrt_env/assets/tiny-lm
+
+The run takes ``steps`` optimizer steps (from the preset unless given), stopping early only if
+the ``minutes`` wall-clock cap is hit (recorded in ``training.json``). Files are written to a
+temporary folder and moved into ``out`` one by one, so an interrupted save never leaves a
+half-written weights file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from mrt_env.tinymath.data import DataRecipe, batches, fixed_batches
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run.
+
+    Attributes:
+        preset: Model preset (``tiny``, ``default``, ``quality``).
+        seed: Seeds parameter init (a ``torch.Generator``) and data (a numpy ``Generator``).
+        steps: Optimizer steps.
+        batch_size: Examples per step.
+        learning_rate: Peak AdamW learning rate (cosine decay to 10% after warmup).
+        warmup_steps: Linear warmup steps.
+        weight_decay: AdamW weight decay.
+        minutes: Wall-clock cap; training stops early when it is reached.
+        eval_every: Steps between held-out test-loss evaluations.
+        eval_examples: Held-out examples in the test-loss set.
+        threads: Torch CPU threads.
+        data: The data recipe.
+    """
+
+    preset: str = "default"
+    seed: int = 0
+    steps: int = 2000
+    batch_size: int = 16
+    learning_rate: float = 3e-3
+    warmup_steps: int = 100
+    weight_decay: float = 0.01
+    minutes: float = 60.0
+    eval_every: int = 250
+    eval_examples: int = 256
+    threads: int = 1
+    data: DataRecipe = field(default_factory=DataRecipe)
+
+
+@dataclass
+class TrainResult:
+    """What a run measured.
+
+    Attributes:
+        steps: Steps taken.
+        tokens: Tokens processed (padding excluded).
+        seconds: Wall-clock training time.
+        test_loss: ``(step, loss)`` pairs on the held-out set, the first at step 0.
+        stopped_early: Whether the ``minutes`` cap ended the run.
+    """
+
+    steps: int = 0
+    tokens: int = 0
+    seconds: float = 0.0
+    test_loss: list[tuple[int, float]] = field(default_factory=list)
+    stopped_early: bool = False
+
+
+def init_parameters(model: Any, seed: int, std: float = 0.02) -> None:
+    """Re-initialise all weights from a seeded ``torch.Generator`` (norm weights to 1)."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "norm" in name:
+                parameter.fill_(1.0)
+            else:
+                parameter.normal_(0.0, std, generator=generator)
+
+
+def build_model(preset: str, tokenizer: Any, seed: int) -> Any:
+    """A freshly initialised ``LlamaForCausalLM`` for ``preset``."""
+    from transformers import LlamaForCausalLM
+
+    from mrt_env.tinymath.model import model_config
+
+    config = model_config(
+        preset,
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+    )
+    model = LlamaForCausalLM(config)
+    init_parameters(model, seed)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    return model
+
+
+def test_loss(model: Any, eval_set: list[Any]) -> float:
+    """Mean per-token loss over a fixed set of batches."""
+    import torch
+
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for batch in eval_set:
+            tokens = int((batch["labels"][:, 1:] != -100).sum())
+            total += float(model(**batch).loss) * tokens
+            count += tokens
+    model.train()
+    return total / max(count, 1)
+
+
+def _lr_factor(step: int, config: TrainConfig) -> float:
+    if step < config.warmup_steps:
+        return (step + 1) / config.warmup_steps
+    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def train(config: TrainConfig, progress: bool = True) -> tuple[Any, Any, TrainResult]:
+    """Train a model; returns ``(model, tokenizer, result)``."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from mrt_env.tinymath.tokenizer import build_tokenizer
+
+    torch.set_num_threads(config.threads)
+    tokenizer = build_tokenizer()
+    model = build_model(config.preset, tokenizer, config.seed)
+    optimizer = torch.optim.AdamW(
+        model.parameters(),
+        lr=config.learning_rate,
+        betas=(0.9, 0.98),
+        weight_decay=config.weight_decay,
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, config))
+    eval_set = fixed_batches(tokenizer, config.data, config.eval_examples, 64, config.seed + 1)
+    stream = batches(tokenizer, config.data, config.batch_size, config.seed)
+    result = TrainResult(test_loss=[(0, test_loss(model, eval_set))])
+    start = time.monotonic()
+    bar = tqdm(range(config.steps), desc="train tiny LM", disable=not progress)
+    model.train()
+    for step in bar:
+        batch = next(stream)
+        loss = model(**batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        result.steps, result.tokens = step + 1, result.tokens + int(batch["attention_mask"].sum())
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+        if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
+            result.test_loss.append((step + 1, test_loss(model, eval_set)))
+            bar.write(f"step {step + 1}: test loss {result.test_loss[-1][1]:.4f}")
+        if time.monotonic() - start > config.minutes * 60:
+            result.stopped_early = step + 1 < config.steps
+            if result.test_loss[-1][0] != step + 1:
+                result.test_loss.append((step + 1, test_loss(model, eval_set)))
+            break
+    result.seconds = time.monotonic() - start
+    model.eval()
+    return model, tokenizer, result
+
+
+def save(model: Any, tokenizer: Any, out: Path, record: dict[str, Any]) -> None:
+    """Write weights, tokenizer and ``training.json`` into ``out`` without torn files."""
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out, prefix=".tmp-") as staging:
+        model.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
+        Path(staging, "training.json").write_text(json.dumps(record, indent=2) + "\n")
+        for name in sorted(os.listdir(staging)):
+            os.chmod(Path(staging, name), 0o644)
+            os.replace(Path(staging, name), out / name)
+
+
+def _record(config: TrainConfig, result: TrainResult, parameters: int) -> dict[str, Any]:
+    import torch
+
+    return {
+        "config": asdict(config),
+        "result": asdict(result),
+        "parameters": parameters,
+        "tokens_per_second": result.tokens / max(result.seconds, 1e-9),
+        "torch": torch.__version__,
+        "command": (
+            f"python -m mrt_env.tinymath.train --preset {config.preset} --seed {config.seed} "
+            f"--steps {config.steps} --batch-size {config.batch_size} "
+            f"--lr {config.learning_rate:g} --levels {','.join(map(str, config.data.levels))} "
+            f"--minutes {config.minutes:g}"
+        ),
+    }
+
+
+PRESET_STEPS = {"tiny": 200, "default": 2000, "quality": 3000}
+
+
+def config_from_args(argv: list[str] | None = None) -> tuple[TrainConfig, Path]:
+    """Parse the command line into a :class:`TrainConfig` and the output folder."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--preset", default="default", help="tiny, default or quality")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=None, help="default: per preset")
+    parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    parser.add_argument("--lr", type=float, default=TrainConfig.learning_rate)
+    parser.add_argument("--minutes", type=float, default=TrainConfig.minutes, help="time cap")
+    parser.add_argument("--threads", type=int, default=TrainConfig.threads)
+    parser.add_argument("--levels", default=None, help="comma-separated TinyMath levels")
+    parser.add_argument("--out", type=Path, default=Path("mrt_env/assets/tiny-lm"))
+    args = parser.parse_args(argv)
+    data = DataRecipe()
+    if args.levels:
+        data = replace(data, levels=tuple(int(x) for x in args.levels.split(",")))
+    config = TrainConfig(
+        data=data,
+        preset=args.preset,
+        seed=args.seed,
+        steps=args.steps or PRESET_STEPS.get(args.preset, TrainConfig.steps),
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        minutes=args.minutes,
+        threads=args.threads,
+    )
+    return config, args.out
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command-line entry point: train, then save into ``--out``."""
+    config, out = config_from_args(argv)
+    model, tokenizer, result = train(config)
+    parameters = sum(p.numel() for p in model.parameters())
+    save(model, tokenizer, out, _record(config, result, parameters))
+    print(
+        f"saved {parameters} parameters to {out} after {result.steps} steps "
+        f"({result.seconds / 60:.1f} min, test loss {result.test_loss[-1][1]:.4f})"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+"""TinyMath problems, column arithmetic, traces and training examples."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mrt_env.problems import ProblemSource
+from mrt_env.segmenters import MarkerSegmenter
+from mrt_env.templates import TEMPLATES
+from mrt_env.tinymath import LEVELS, Expression, TinyMathSource, sample_expression, split_of
+from mrt_env.tinymath.arithmetic import Slip, add_columns, compute, mul_columns, sub_columns
+from mrt_env.tinymath.data import DataRecipe, encode_example, training_text
+from mrt_env.tinymath.traces import forced_cut, natural_response, sample_trace
+
+
+@pytest.mark.parametrize(
+    ("op", "a", "b", "expected_text"),
+    [
+        ("+", 47, 38, "47+38: 7+8=15, 4+3+1=8, so 85"),  # carry into the tens
+        ("+", 85, 47, "85+47: 5+7=12, 8+4+1=13, so 132"),  # carry out of the top column
+        ("+", 53, 124, "53+124: 3+4=7, 5+2=7, 0+1=1, so 177"),  # operands of different widths
+        ("-", 632, 285, "632-285: 12-5=7, 13-8-1=4, 6-2-1=3, so 347"),  # two borrows
+        ("-", 632, 625, "632-625: 12-5=7, 3-2-1=0, 6-6=0, so 7"),  # leading zeros dropped
+        ("*", 47, 6, "47*6: 7*6=42, 4*6+4=28, so 282"),  # one-digit factor with carry
+    ],
+)
+def test_column_arithmetic_is_exact(op: str, a: int, b: int, expected_text: str) -> None:
+    text, result = compute(op, a, b)
+    assert text == expected_text
+    assert result == {"+": a + b, "-": a - b, "*": a * b}[op]
+
+
+@pytest.mark.parametrize(
+    ("slip", "expected"),
+    [
+        (Slip(column=1, kind="carry"), 75),  # the carry into the tens is dropped
+        (Slip(column=0, kind="digit_up"), 86),  # 7+8 written as 16, carry follows
+        (Slip(column=1, kind="digit_down"), 75),  # tens column one too low
+    ],
+)
+def test_slips_change_the_result_consistently(slip: Slip, expected: int) -> None:
+    assert add_columns(47, 38, slip)[1] == expected
+
+
+def test_random_column_arithmetic_matches_python() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        a, b = (int(x) for x in rng.integers(0, 1000, size=2))
+        assert add_columns(a, b)[1] == a + b
+        assert sub_columns(max(a, b), min(a, b))[1] == abs(a - b)
+        assert mul_columns(a, b % 10)[1] == a * (b % 10)
+
+
+def test_sub_columns_rejects_negative_results() -> None:
+    with pytest.raises(ValueError, match="b <= a"):
+        sub_columns(3, 5)
+
+
+def test_generator_is_deterministic_per_seed() -> None:
+    first = TinyMathSource(split="train", size=50, levels=LEVELS, seed=3)
+    again = TinyMathSource(split="train", size=50, levels=LEVELS, seed=3)
+    other = TinyMathSource(split="train", size=50, levels=LEVELS, seed=4)
+    assert [p.id for p in first] == [p.id for p in again]
+    assert [p.id for p in first] != [p.id for p in other]
+
+
+def test_splits_are_disjoint_and_answers_exact() -> None:
+    train = TinyMathSource(split="train", size=2000, levels=(1,), seed=0)
+    heldout = TinyMathSource(split="heldout", size=300, levels=(1,), seed=0)
+    assert not {p.problem for p in train} & {p.problem for p in heldout}
+    for source, split in ((train, "train"), (heldout, "heldout")):
+        assert all(split_of(e) == split for e in source.expressions)
+        assert all(
+            p.answer == str(e.value) for p, e in zip(source, source.expressions, strict=True)
+        )
+    assert len({p.id for p in train}) == len(train)
+
+
+def test_source_implements_problem_source() -> None:
+    source = TinyMathSource(size=4)
+    assert isinstance(source, ProblemSource)
+    assert source[0].metadata["split"] == "heldout"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"size": 0}, "size"),  # empty source
+        ({"levels": (9,)}, "unknown TinyMath levels"),  # no such level
+    ],
+)
+def test_source_rejects_bad_arguments(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        TinyMathSource(**kwargs)
+
+
+def test_levels_produce_expected_shapes() -> None:
+    rng = np.random.default_rng(0)
+    for level in LEVELS:
+        for _ in range(50):
+            expression = sample_expression(level, rng)
+            assert expression.value >= 0
+            assert eval(expression.text) == expression.value
+
+
+def test_traces_split_into_episodes_with_marker_segmenter() -> None:
+    rng, segmenter = np.random.default_rng(0), MarkerSegmenter(min_paragraphs=1)
+    counts = []
+    for _ in range(200):
+        trace = sample_trace(sample_expression(int(rng.integers(1, 6)), rng), rng)
+        assert segmenter.split(trace.thinking) == list(trace.episodes)
+        counts.append(len(trace.episodes))
+    assert np.mean(counts) >= 2.0
+    assert max(counts) >= 3
+
+
+def test_checks_catch_slips_and_final_answers_are_mostly_right() -> None:
+    rng = np.random.default_rng(1)
+    corrected, right = 0, 0
+    for _ in range(400):
+        expression = sample_expression(2, rng)
+        trace = sample_trace(expression, rng)
+        first = trace.answers[0][1]
+        corrected += first != expression.value and trace.final_answer == expression.value
+        right += trace.final_answer == expression.value
+    assert corrected > 40  # re-checks fix many slipped first attempts
+    assert 0.85 < right / 400 < 1.0  # but not all: some slips go unchecked
+
+
+def test_forced_cut_answers_with_the_last_stated_answer() -> None:
+    expression = Expression((47, 38), ("+",))
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        trace = sample_trace(expression, rng)
+        prefix, answer = forced_cut(trace, expression.value, rng)
+        assert trace.thinking.startswith(prefix)
+        stated = trace.answer_at(len(prefix))
+        assert answer == (expression.value if stated is None else stated)
+
+
+def test_training_text_layouts() -> None:
+    rng, template = np.random.default_rng(0), TEMPLATES["tiny"]
+    natural = training_text(rng, DataRecipe(forced_fraction=0.0))
+    forced = training_text(rng, DataRecipe(forced_fraction=1.0))
+    assert natural[0][natural[1] :].endswith("}") and "</think>\n\\boxed{" in natural[0]
+    assert forced[0][: forced[1]].endswith(template.termination)
+    assert forced[0][forced[1] :].endswith("}")
+
+
+def test_encode_example_masks_the_prompt() -> None:
+    from mrt_env.tinymath.tokenizer import build_tokenizer
+
+    tokenizer = build_tokenizer()
+    ids, labels = encode_example("Problem: 1+1\n<think>\nso 2.", 21, tokenizer)
+    assert len(ids) == len(labels) == len("Problem: 1+1\n<think>\nso 2.") + 1
+    assert labels[:21] == [-100] * 21 and labels[-1] == tokenizer.eos_token_id
+    assert tokenizer.decode(ids[:-1]) == "Problem: 1+1\n<think>\nso 2."
+
+
+def test_natural_response_ends_with_boxed_answer() -> None:
+    from rewards import verify
+
+    expression = Expression((47, 38), ("+",))
+    trace = sample_trace(expression, np.random.default_rng(0))
+    assert verify(natural_response(trace), str(trace.final_answer)).correct
