@@ -1,0 +1,208 @@
+"""Frozen, documented hyperparameter configs for the policy and the trainers.
+
+Configs are split by concern: :class:`PolicyConfig` (how episodes are sampled),
+:class:`TrainConfig` (the loop shared by every algorithm) and one config per algorithm
+(:class:`GRPOConfig`, :class:`MRTConfig`, :class:`STaRConfig`). Derived values are computed,
+never mutated in.
+
+Example:
+    >>> cfg = TrainConfig(steps=3, problems_per_step=2, group_size=2)
+    >>> cfg.trajectories_per_step
+    4
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+CreditMode = Literal["released", "progress", "progress_to_go"]
+"""MRT credit assignment: the released termination-baseline recipe or per-episode credit."""
+
+RewardSource = Literal["outcome", "return"]
+"""What trajectory rewards are: the 0/1 outcome or the env's summed step rewards."""
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """How :class:`agents.policy.LLMPolicy` samples episodes.
+
+    Attributes:
+        temperature: Sampling temperature (``0`` = greedy).
+        top_p: Nucleus sampling mass (``1.0`` disables it).
+        max_episode_tokens: Cap on the tokens of one episode; a longer run of thinking is cut
+            there and the rest opens the next episode.
+        max_answer_tokens: Cap on the tokens after the end-of-thinking marker (the final
+            answer is part of the last episode).
+        max_trajectory_tokens: Cap on the tokens sampled for one trajectory (set it to the
+            env's token budget plus ``max_answer_tokens``).
+    """
+
+    temperature: float = 0.8
+    top_p: float = 1.0
+    max_episode_tokens: int = 256
+    max_answer_tokens: int = 32
+    max_trajectory_tokens: int = 512
+
+    def __post_init__(self) -> None:
+        _require(self.temperature >= 0, f"temperature must be >= 0, got {self.temperature}")
+        _require(0 < self.top_p <= 1, f"top_p must be in (0, 1], got {self.top_p}")
+        for name in ("max_episode_tokens", "max_answer_tokens", "max_trajectory_tokens"):
+            value = getattr(self, name)
+            _require(value >= 1, f"{name} must be >= 1, got {value}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The training loop shared by every algorithm.
+
+    Attributes:
+        steps: Optimizer steps to run (the run also stops when ``minutes`` is reached).
+        minutes: Wall-clock limit in minutes (``None`` = no limit); time spent before a
+            resume counts.
+        problems_per_step: Distinct problems per step.
+        group_size: Trajectories per problem (G); the group shares its problem.
+        lr: AdamW learning rate (constant after ``warmup_steps``).
+        warmup_steps: Linear learning-rate warm-up steps.
+        weight_decay: AdamW weight decay.
+        max_grad_norm: Gradient-norm clip.
+        kl_coef: Coefficient of the KL penalty to the frozen reference (``0`` skips the
+            reference model entirely).
+        clip_eps: PPO ratio clip epsilon.
+        updates_per_batch: Gradient steps on each rollout batch (``1`` = on-policy; ratios
+            are then exactly 1 and the clip never binds).
+        micro_batch_size: Trajectories per forward/backward pass (gradients accumulate over
+            micro-batches; the loss is the token mean over the whole batch).
+        token_budget: The env's token budget per trajectory (thinking tokens).
+        max_episodes: The env's episode cap per trajectory.
+        prover_samples: K, forced answers per J estimate.
+        eval_interval: Held-out evaluation every this many steps (``0`` = never).
+        eval_problems: Held-out problems per evaluation.
+        checkpoint_interval: Write a checkpoint every this many steps (``1`` loses at most one
+            step of work when killed).
+        seed: Seed of every random choice (problems, sampling, cuts).
+        device: ``"cpu"`` or ``"cuda"`` (bf16 on cuda).
+        reward: What a trajectory's outcome advantage is computed from: ``"outcome"`` (the
+            0/1 verified final answer) or ``"return"`` (the sum of the env's step rewards, i.e.
+            its configured reward modules).
+        env_rewards: Reward modules of the env (registry names, e.g. ``("outcome",
+            "length")``); they matter for ``reward="return"`` and for logging.
+        policy: How episodes are sampled.
+    """
+
+    steps: int = 100
+    minutes: float | None = None
+    problems_per_step: int = 4
+    group_size: int = 4
+    lr: float = 1e-4
+    warmup_steps: int = 0
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    kl_coef: float = 0.0
+    clip_eps: float = 0.2
+    updates_per_batch: int = 1
+    micro_batch_size: int = 16
+    token_budget: int = 384
+    max_episodes: int = 8
+    prover_samples: int = 4
+    eval_interval: int = 0
+    eval_problems: int = 32
+    checkpoint_interval: int = 1
+    seed: int = 0
+    device: str = "cpu"
+    reward: RewardSource = "outcome"
+    env_rewards: tuple[str, ...] = ("outcome", "progress")
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+
+    def __post_init__(self) -> None:
+        for name in (
+            "steps",
+            "problems_per_step",
+            "group_size",
+            "updates_per_batch",
+            "micro_batch_size",
+        ):
+            _require(getattr(self, name) >= 1, f"{name} must be >= 1")
+        for name in ("token_budget", "max_episodes", "prover_samples", "checkpoint_interval"):
+            _require(getattr(self, name) >= 1, f"{name} must be >= 1")
+        _require(self.minutes is None or self.minutes > 0, "minutes must be > 0 or None")
+        _require(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        _require(self.kl_coef >= 0, f"kl_coef must be >= 0, got {self.kl_coef}")
+        _require(0 < self.clip_eps < 1, f"clip_eps must be in (0, 1), got {self.clip_eps}")
+        _require(self.eval_interval >= 0, "eval_interval must be >= 0")
+        _require(self.reward in ("outcome", "return"), "reward must be outcome or return")
+        _require(len(self.env_rewards) > 0, "env_rewards must name at least one module")
+        _require(self.device in ("cpu", "cuda"), f"device must be cpu or cuda: {self.device!r}")
+
+    @property
+    def trajectories_per_step(self) -> int:
+        """Trajectories sampled per step: ``problems_per_step * group_size``."""
+        return self.problems_per_step * self.group_size
+
+
+@dataclass(frozen=True)
+class GRPOConfig:
+    """Outcome-only GRPO.
+
+    Attributes:
+        normalize_std: Divide group-centred rewards by the group's standard deviation.
+    """
+
+    normalize_std: bool = True
+
+
+@dataclass(frozen=True)
+class MRTConfig:
+    """MRT-RL.
+
+    Attributes:
+        credit: ``"released"``: cut a trajectory after a random number of episodes, continue
+            it G times, advantage = outcome - J(prefix) (the termination-reward baseline);
+            ``"progress"``: each episode's tokens get the group outcome advantage plus
+            ``alpha * (J(c_{j+1}) - J(c_j))``; ``"progress_to_go"``: the same with
+            ``alpha * (J_final - J(c_j))``.
+        alpha: Weight of the progress term (per-episode credit modes).
+        normalize_std: Divide group-centred outcome rewards by the group's standard deviation
+            (per-episode credit modes).
+    """
+
+    credit: CreditMode = "progress"
+    alpha: float = 1.0
+    normalize_std: bool = True
+
+    def __post_init__(self) -> None:
+        _require(
+            self.credit in ("released", "progress", "progress_to_go"),
+            f"credit must be released, progress or progress_to_go; got {self.credit!r}",
+        )
+
+
+@dataclass(frozen=True)
+class STaRConfig:
+    """MRT-STaR.
+
+    Attributes:
+        keep_per_problem: Correct traces kept per problem (those with the highest progress
+            score: mean J after each episode, ties broken by fewer tokens).
+        sft_epochs: Passes over the kept traces per step.
+    """
+
+    keep_per_problem: int = 1
+    sft_epochs: int = 1
+
+    def __post_init__(self) -> None:
+        _require(self.keep_per_problem >= 1, "keep_per_problem must be >= 1")
+        _require(self.sft_epochs >= 1, "sft_epochs must be >= 1")
+
+
+AlgoConfig = GRPOConfig | MRTConfig | STaRConfig
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """A JSON-ready dict of a (nested) config dataclass."""
+    return asdict(config)

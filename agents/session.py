@@ -1,0 +1,200 @@
+"""What a training step works with: policy, learner, rollout collector, training problems.
+
+:func:`build_session` loads the policy model (the tiny LM, a local path or a hub id), a frozen
+copy of it as the env's meta-prover μ and token counter, and the env's components.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from agents.config import TrainConfig
+from agents.policy import LLMPolicy
+from agents.rollout import RolloutCollector, RolloutRequest
+from agents.types import Trajectory
+from agents.update import Learner
+from mrt_env.config import EnvConfig, build_components
+from mrt_env.problems import Problem, ProblemSource
+
+
+def load_language_model(model: str, device: str, seed: int = 0) -> Any:
+    """An ``HFLanguageModel`` for ``model``.
+
+    Args:
+        model: ``"tiny"`` (the shipped TinyMath base model), ``"tiny:VARIANT"`` (``grpo``,
+            ``mrt``), ``"random-tiny"`` (the tiny random test double; for tests) or a local
+            path / hub id (loaded without downloads unless cached).
+        device: ``"cpu"`` or ``"cuda"``. Weights are float32 (bf16 autocast on CUDA).
+        seed: Seed of the random test double.
+    """
+    if model == "random-tiny":
+        from mrt_env.lm.testing import tiny_random_lm
+
+        lm = tiny_random_lm(seed)
+        lm.model.to(device)
+        return lm
+    if model == "tiny" or model.startswith("tiny:"):
+        from mrt_env.tinymath import load_tiny_lm
+
+        return load_tiny_lm(model.partition(":")[2] or "base", device=device, dtype=torch.float32)
+    from mrt_env.lm.hf import HFLanguageModel
+
+    return HFLanguageModel.from_pretrained(model, device=device, dtype=torch.float32)
+
+
+@dataclass
+class TrainSession:
+    """Everything one training step needs.
+
+    Attributes:
+        config: Training settings.
+        lm: The policy's language model (its ``model`` is trained in place).
+        policy: Samples episodes from ``lm``.
+        learner: Optimizer, reference model and update rules.
+        collector: Runs rollouts through the batched vector env.
+        train_problems: Where training problems are drawn from.
+    """
+
+    config: TrainConfig
+    lm: Any
+    policy: LLMPolicy
+    learner: Learner
+    collector: RolloutCollector
+    train_problems: ProblemSource
+
+    def sample_problems(self, rng: np.random.Generator) -> list[Problem]:
+        """``problems_per_step`` distinct problems drawn with ``rng``."""
+        size = len(self.train_problems)
+        count = min(self.config.problems_per_step, size)
+        return [self.train_problems[int(i)] for i in rng.choice(size, size=count, replace=False)]
+
+    def collect(self, requests: Sequence[RolloutRequest], seed: int) -> list[Trajectory]:
+        """Rollouts with the current weights (the backend's own dtype: float32 master weights;
+        the loss forward runs under bf16 autocast on CUDA)."""
+        with torch.no_grad():
+            return self.collector.collect(requests, seed)
+
+    def reset_caches(self) -> None:
+        """Drop cached keys/values and J estimates (stale after a weight update; also keeps a
+        resumed run identical to an uninterrupted one)."""
+        self.policy.reset()
+        for lm in {
+            id(self.lm): self.lm,
+            id(self.collector.components.lm): self.collector.components.lm,
+        }.values():
+            clear = getattr(lm, "clear_prefix_cache", None)
+            if clear is not None:
+                clear()
+        prover = self.collector.components.prover
+        clear_cache = getattr(prover, "clear_cache", None)
+        if clear_cache is not None:
+            clear_cache()
+
+    def reward_of(self, trajectory: Trajectory) -> float:
+        """The trajectory's reward for the outcome advantage (see ``TrainConfig.reward``)."""
+        return trajectory.outcome if self.config.reward == "outcome" else trajectory.env_return
+
+    @staticmethod
+    def rollout_metrics(trajectories: Sequence[Trajectory]) -> dict[str, float]:
+        """Namespaced means over the batch: outcome, progress, J, regret, tokens, episodes."""
+        progress = [
+            sum(e.progress for e in t.episodes if e.progress is not None and e.trainable)
+            for t in trajectories
+        ]
+        # J read by the meta-prover before each episode (None without one)
+        prover_j = [
+            [e.j_before for e in t.episodes if e.j_before is not None] for t in trajectories
+        ]
+        mean_j = [float(np.mean(values)) for values in prover_j if values]
+        final_j = [
+            t.episodes[-1].j_after
+            for t in trajectories
+            if any(prover_j) and t.episodes and t.episodes[-1].j_after is not None
+        ]
+        return {
+            "reward/outcome": float(np.mean([t.outcome for t in trajectories])),
+            "reward/progress": float(np.mean(progress)),
+            "reward/return": float(np.mean([t.env_return for t in trajectories])),
+            "env/j": float(np.mean(mean_j)) if mean_j else float("nan"),
+            "env/j_final": float(np.mean(final_j)) if final_j else float("nan"),
+            "env/regret": float(np.mean([t.regret for t in trajectories])),
+            "env/terminated": float(np.mean([t.terminated for t in trajectories])),
+            "charts/tokens": float(np.mean([t.total_tokens for t in trajectories])),
+            "charts/episodes": float(np.mean([len(t.episodes) for t in trajectories])),
+        }
+
+
+def build_session(
+    config: TrainConfig,
+    model: str,
+    train_problems: ProblemSource,
+    *,
+    template: str = "tiny",
+    with_prover: bool = True,
+) -> TrainSession:
+    """Load models and wire the policy, learner and env for training.
+
+    Args:
+        config: Training settings.
+        model: See :func:`load_language_model`.
+        train_problems: Training problems.
+        template: Chat/termination template preset of the env.
+        with_prover: Give the env a meta-prover (J after every episode); outcome-only
+            training runs without one.
+    """
+    lm = load_language_model(model, config.device, config.seed)
+    prover_lm = load_language_model(model, config.device, config.seed)
+    prover_lm.model.eval().requires_grad_(False)
+    if config.device == "cuda":
+        prover_lm.model.to(torch.bfloat16)
+    reference = None
+    if config.kl_coef > 0:
+        reference = load_language_model(model, config.device, config.seed).model.eval()
+        reference.requires_grad_(False)
+    prover = _meta_prover(prover_lm, template, config) if with_prover else "none"
+    env_config = EnvConfig(
+        problems=train_problems,
+        lm=prover_lm,
+        prover=prover,
+        template=template,
+        k=config.prover_samples,
+        token_budget=config.token_budget,
+        max_episodes=config.max_episodes,
+        max_answer_tokens=config.policy.max_answer_tokens,
+        rewards=config.env_rewards,
+    )
+    components = build_components(env_config)
+    policy = LLMPolicy(
+        lm,
+        config.policy,
+        stop_strings=tuple(components.segmenter.boundaries),
+        end_think=components.template.end_think,
+    )
+    optimizer = torch.optim.AdamW(
+        lm.model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
+    learner = Learner(lm.model, optimizer, reference, config, pad_id=_pad_id(lm))
+    collector = RolloutCollector(env_config, components, policy)
+    return TrainSession(config, lm, policy, learner, collector, train_problems)
+
+
+def _meta_prover(lm: Any, template: str, config: TrainConfig) -> Any:
+    """A ``SampledMetaProver`` (K forced answers per J) on the frozen copy ``lm``."""
+    from mrt_env.prover.sampled import SampledMetaProver
+
+    return SampledMetaProver(
+        lm,
+        template=template,
+        k=config.prover_samples,
+        max_answer_tokens=config.policy.max_answer_tokens,
+    )
+
+
+def _pad_id(lm: Any) -> int:
+    pad = getattr(lm.tokenizer, "pad_token_id", None)
+    return int(pad) if pad is not None else 0

@@ -1,0 +1,70 @@
+"""Held-out evaluation: bootstrap CI, summary figures, and the command on tiny settings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from agents.evaluate import app, bootstrap_ci, summarize
+from agents.types import EpisodeRecord, Trajectory
+
+
+def _trajectory(
+    group: int, outcome: float, tokens: tuple[float, ...], j: tuple[float, ...]
+) -> Trajectory:
+    trajectory = Trajectory("p", group, "q", [], outcome=outcome, total_tokens=int(tokens[-1]))
+    trajectory.episodes.append(EpisodeRecord(0, 0, "", outcome, j[0], j[-1], 1))
+    trajectory.j_curve = (tokens, j)
+    return trajectory
+
+
+def test_bootstrap_ci_brackets_the_mean_and_is_seeded() -> None:
+    values = np.array([0, 1, 1, 0, 1, 1, 1, 0, 1, 1] * 4, dtype=float)
+    low, high = bootstrap_ci(values, seed=3)
+    assert low < values.mean() < high
+    assert (low, high) == bootstrap_ci(values, seed=3)
+    assert bootstrap_ci([1.0, 1.0, 1.0]) == (1.0, 1.0)  # no spread: a point interval
+
+
+def test_summarize_hand_computed() -> None:
+    # problem 0: both samples right; problem 1: one of two -> pass@1 = (1 + 0.5) / 2
+    grouped = [
+        [_trajectory(0, 1.0, (100.0,), (1.0,)), _trajectory(0, 1.0, (100.0,), (1.0,))],
+        [_trajectory(1, 1.0, (100.0,), (1.0,)), _trajectory(1, 0.0, (100.0,), (0.0,))],
+    ]
+    summary = summarize(grouped, budgets=[200])
+    assert summary.pass_at_1 == pytest.approx(0.75)
+    assert summary.mean_tokens == pytest.approx(100.0)
+    # areas: J = 1 at 100 tokens -> 0.75 at C0 = 200; J = 0 -> 0; problem means 0.75, 0.375
+    assert summary.normalized_regret["200"] == pytest.approx(1 - (0.75 + 0.375) / 2)
+
+
+def test_evaluate_command_on_tiny_settings(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    result = CliRunner().invoke(
+        app,
+        [
+            "--variants",
+            "random-tiny",
+            "--n",
+            "3",
+            "--token-budget",
+            "16",
+            "--budgets",
+            "32,64",
+            "--prover-samples",
+            "2",
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    figures = json.loads(out.read_text())["random-tiny"]
+    assert figures["problems"] == 3 and 0.0 <= figures["pass_at_1"] <= 1.0
+    assert figures["ci_low"] <= figures["pass_at_1"] <= figures["ci_high"]
+    assert set(figures["normalized_regret"]) == {"32", "64"}
+    assert all(0.0 <= v <= 1.0 for v in figures["normalized_regret"].values())

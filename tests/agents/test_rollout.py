@@ -1,0 +1,82 @@
+"""Rollout collection over the vector env with a scripted policy and meta-prover."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from agents.config import PolicyConfig
+from agents.policy import LLMPolicy
+from agents.rollout import RolloutCollector, RolloutRequest, group_requests
+from mrt_env.config import EnvConfig, build_components
+from mrt_env.lm.scripted import ScriptedLM
+from mrt_env.problems import Problem
+from mrt_env.prover.sampled import SampledMetaProver
+
+TRACE = "Let me add: 3.\n\nWait, 1+1 is 2.\n\nWait, still 2.\n</think>\n\\boxed{2}"
+PROBLEMS = [Problem("a", "1+1?", "2"), Problem("b", "0+2?", "2")]
+
+
+def _script(prompt: str, sample: int) -> str:
+    """Forced answers are right once the thinking said "Wait"; the policy writes TRACE."""
+    if prompt.endswith("\\boxed{"):
+        return "2}" if "Wait" in prompt else "3}"
+    return TRACE
+
+
+@pytest.fixture
+def collector() -> RolloutCollector:
+    lm = ScriptedLM(_script)
+    prover = SampledMetaProver(lm, template="tiny", k=2)
+    config = EnvConfig(problems=PROBLEMS, lm=lm, prover=prover, token_budget=200, max_episodes=6)
+    components = build_components(config)
+    policy = LLMPolicy(lm, PolicyConfig(), components.segmenter.boundaries)
+    return RolloutCollector(config, components, policy)
+
+
+def test_groups_share_their_problem_and_record_spans_j_and_outcome(
+    collector: RolloutCollector,
+) -> None:
+    trajectories = collector.collect(group_requests(PROBLEMS, 2), seed=0)
+    assert [(t.problem_id, t.group) for t in trajectories] == [
+        ("a", 0),
+        ("a", 0),
+        ("b", 1),
+        ("b", 1),
+    ]
+    lm = collector.policy.lm
+    for trajectory in trajectories:
+        assert trajectory.response_text == TRACE
+        assert lm.decode(trajectory.response_ids) == TRACE
+        assert trajectory.prompt_ids == lm.encode(trajectory.prompt)
+        spans = [(e.token_start, e.token_end) for e in trajectory.episodes]
+        assert spans[0][0] == 0 and spans[-1][1] == len(trajectory.response_ids)
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
+        # J(c_0) = 0 (no "Wait" yet), after episode 1 still 0, then 1; the final J is the outcome
+        assert trajectory.j_values == [0.0, 0.0, 1.0, 1.0]
+        assert [e.progress for e in trajectory.episodes] == [0.0, 1.0, 0.0]
+        assert trajectory.outcome == 1.0 and trajectory.terminated
+        assert trajectory.total_tokens == len(TRACE)
+        assert len(trajectory.j_curve[0]) == 4
+
+
+def test_prefix_requests_replay_without_training_on_the_prefix(
+    collector: RolloutCollector,
+) -> None:
+    prefix = ("Let me add: 3.",)
+    [trajectory] = collector.collect([RolloutRequest(PROBLEMS[0], 0, prefix)], seed=1)
+    first = trajectory.episodes[0]
+    assert first.text == prefix[0] and not first.trainable
+    assert first.token_start == first.token_end == 0
+    lm = collector.policy.lm
+    assert trajectory.prompt_ids == lm.encode(trajectory.prompt + prefix[0])
+    # the policy continued from prompt + prefix (the scripted model writes TRACE again)
+    assert lm.decode(trajectory.response_ids).startswith(TRACE.split("\n\nWait")[0])
+    assert all(e.trainable for e in trajectory.episodes[1:])
+
+
+def test_mixed_problems_in_a_group_raise(collector: RolloutCollector) -> None:
+    requests = [RolloutRequest(PROBLEMS[0], 0), RolloutRequest(PROBLEMS[1], 0)]
+    with pytest.raises(ValueError, match="mixes problems"):
+        collector.collect(requests, seed=0)

@@ -1,0 +1,45 @@
+"""``benchmarks/train_step.py`` runs on tiny settings and reports its figures."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow  # a fresh process and three model copies: ~20 s on 2 shared cores
+def test_train_step_benchmark_smoke(tmp_path: Path) -> None:
+    out = tmp_path / "train_step.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "train_step.py"),
+            "--model",
+            "random-tiny",
+            "--repeats",
+            "1",
+            "--token-budget",
+            "16",
+            "--problems-per-step",
+            "2",
+            "--group-size",
+            "2",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    figures = json.loads(out.read_text())
+    assert figures["mrt_over_grpo"] > 0 and figures["sampling_over_raw"] > 0
+    per_trajectory = figures["trajectory_vs_episode_generation"]["one generation per trajectory"]
+    assert per_trajectory["generated_tokens"] > 0
