@@ -1,0 +1,271 @@
+"""Trace analysis: J per episode, progress histograms and regret of finished responses.
+
+The paper's analysis of R1-distilled models, for traces produced anywhere (e.g. on a GPU with
+vLLM): read a JSONL of finished responses (``problem_id`` and ``response``, optionally
+``policy`` to compare several models), replay each through MRTMath-v0 — the segmenter splits
+the thinking into episodes and the meta-prover reads J after each one — and report:
+
+* mean J after each episode (95% bootstrap CI over traces) and the fraction of episodes that
+  make no progress (J does not rise), the paper's sign that a model does not minimise regret;
+* progress histograms (first episode vs later episodes) as PNG;
+* normalized regret at token budgets and cumulative regret over episodes.
+
+Problems come from ``--problems`` (the set the traces answer; TinyMath by default). Writes
+``results.json``, ``results.md``, ``progress_hist.png`` and ``j_per_episode.png`` into
+``runs/analyze_traces/<name>/``.
+
+Usage:
+    python benchmarks/analyze_traces.py --traces runs/regret/<run>/traces.jsonl
+    python benchmarks/analyze_traces.py --traces r1_traces.jsonl --problems \\
+        ../shared/data/aime2024.jsonl --model deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B \\
+        --template r1-distill --segmenter preset:aime2024 --budgets 4096 8192 16384 --device cuda
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import json
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from _common import bootstrap_ci, fmt_ci, parse_args, run_environment, write_json
+
+
+@dataclass
+class Args:
+    """Replay finished responses through MRTMath-v0 and analyse their J curves."""
+
+    traces: str = ""
+    """JSONL of finished responses: problem_id, response (and optionally policy)"""
+    problems: str = "tinymath:heldout"
+    """problem set the traces answer: tinymath:heldout, a JSONL file or hf:NAME:SPLIT"""
+    model: str = "tiny"
+    """meta-prover model and tokenizer: tiny, tiny:VARIANT, a local path or a hub id"""
+    template: str = "tiny"
+    """chat/termination template preset: tiny, r1-distill, plain"""
+    segmenter: str = "marker:1"
+    """marker[:MIN_PARAGRAPHS], preset:NAME (aime2024, regret-comparison) or paragraph"""
+    k: int = 4
+    """forced answers per J estimate"""
+    prover_temperature: float = 1.0
+    """sampling temperature of the forced answers"""
+    max_answer_tokens: int = 16
+    """token cap of one forced answer"""
+    budgets: tuple[int, ...] = (64, 128, 192, 256)
+    """token budgets of the normalized regret"""
+    max_traces: int = 0
+    """analyse at most this many traces (0: all)"""
+    episode_budget: int = 8
+    """episodes of the cumulative-regret curve"""
+    device: str = "cpu"
+    """cpu or cuda"""
+    seed: int = 0
+    """seed of the meta-prover sampling"""
+    run_dir: str = "runs/analyze_traces"
+    """parent folder of run folders"""
+    name: str = "default"
+    """run folder name"""
+
+
+def read_traces(path: Path, limit: int) -> list[dict[str, Any]]:
+    """Records with ``problem_id`` and ``response``; errors name the line."""
+    if not path.is_file():
+        raise SystemExit(f"no traces file at {path}")
+    records = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise SystemExit(f"{path}:{number}: not JSON ({error})") from None
+        if not isinstance(record.get("response"), str) or "problem_id" not in record:
+            raise SystemExit(f"{path}:{number}: needs 'problem_id' and a string 'response'")
+        records.append(record)
+        if limit and len(records) >= limit:
+            break
+    if not records:
+        raise SystemExit(f"{path}: no traces")
+    return records
+
+
+def load_model(spec: str, device: str) -> Any:
+    """The meta-prover's language model."""
+    from agents.session import load_language_model
+
+    return load_language_model(spec, device)
+
+
+def build_segmenter(spec: str) -> Any:
+    """A segmenter from ``marker[:MIN]``, ``preset:NAME`` or ``paragraph``."""
+    from mrt_env import segmenters
+
+    kind, _, value = spec.partition(":")
+    if kind == "marker":
+        return segmenters.MarkerSegmenter(min_paragraphs=int(value or 3))
+    if kind == "preset":
+        return segmenters.MarkerSegmenter.preset(value)
+    if kind == "paragraph":
+        return segmenters.ParagraphSegmenter()
+    raise SystemExit(f"unknown segmenter {spec!r}; use marker[:MIN], preset:NAME or paragraph")
+
+
+def replay_traces(records: list[dict[str, Any]], args: Args) -> list[Any]:
+    """Replay every response through an MRTMath-v0 env (batched meta-prover calls)."""
+    from mrt_env.env import MRTMathEnv
+    from mrt_env.replay import replay_many
+    from mrt_env.sources import FieldNames, resolve_source
+
+    source = resolve_source(args.problems, FieldNames())
+    by_id = {source[i].id: source[i] for i in range(len(source))}
+    unknown = sorted({str(r["problem_id"]) for r in records} - set(by_id))
+    if unknown:
+        raise SystemExit(f"problem ids not in {args.problems}: {unknown[:5]} ...")
+    problems = [by_id[str(r["problem_id"])] for r in records]
+    lm = load_model(args.model, args.device)
+    longest = max(lm.count_tokens(r["response"]) for r in records)
+    env = MRTMathEnv(
+        problems=list({p.id: p for p in problems}.values()),
+        lm=lm,
+        template=args.template,
+        k=args.k,
+        max_answer_tokens=args.max_answer_tokens,
+        prover_temperature=args.prover_temperature,
+        token_budget=longest + 64,
+        max_episodes=1024,
+        segmenter=build_segmenter(args.segmenter),
+    )
+    return replay_many(env, [r["response"] for r in records], problems, seed=args.seed)
+
+
+def analyse(trajectories: list[Any], args: Args) -> dict[str, Any]:
+    """J per episode, progress statistics and regret of one group of trajectories."""
+    from mrt_env.regret import normalized_area_per_problem, regret_over_episode_budget
+
+    j_curves = [[float(v) for v in t.j if v is not None] for t in trajectories]
+    # thinking episodes only: the last step ends thinking (its J after is the 0/1 outcome)
+    first = [
+        t.progress[0] for t in trajectories if len(t.progress) > 1 and t.progress[0] is not None
+    ]
+    later = [p for t in trajectories for p in t.progress[1:-1] if p is not None]
+    progress = first + later
+    depth = max(len(c) for c in j_curves)
+    j_by_episode = [
+        bootstrap_ci([c[i] for c in j_curves if len(c) > i]) for i in range(min(depth, 16))
+    ]
+    by_problem: dict[str, list[Any]] = defaultdict(list)
+    for t in trajectories:
+        if t.curve:
+            by_problem[t.problem_id].append(t.curve_arrays())
+    traces = list(by_problem.values())
+    regret = {
+        str(b): bootstrap_ci(1.0 - normalized_area_per_problem(traces, b)) for b in args.budgets
+    }
+    outcomes = [0.0 if t.outcome is None else t.outcome for t in trajectories]  # no answer: wrong
+    return {
+        "traces": len(trajectories),
+        "accuracy": bootstrap_ci(outcomes),
+        "mean_episodes": float(np.mean([len(t.episodes) for t in trajectories])),
+        "j_by_episode": j_by_episode,
+        "thinking_progress": {
+            "episodes": len(progress),
+            "mean": float(np.mean(progress)) if progress else None,
+            "fraction_no_gain": float(np.mean(np.asarray(progress) <= 0)) if progress else None,
+        },
+        "first_episode_progress": bootstrap_ci(first),
+        "normalized_regret": regret,
+        "regret_over_episodes": regret_over_episode_budget(
+            [[c] for c in j_curves if c], args.episode_budget
+        ).tolist(),
+        "_first": first,
+        "_later": later,
+    }
+
+
+def plot(groups: dict[str, dict[str, Any]], run: Path) -> None:
+    """progress_hist.png and j_per_episode.png."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bins = np.linspace(-1, 1, 21)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5), sharey=False)
+    for name, g in groups.items():
+        axes[0].hist(g["_first"], bins=bins, alpha=0.5, label=name)
+        axes[1].hist(g["_later"], bins=bins, alpha=0.5, label=name)
+    axes[0].set_title("progress of the first episode")
+    axes[1].set_title("progress of later thinking episodes")
+    for ax in axes:
+        ax.set_xlabel("J(after) - J(before)")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(run / "progress_hist.png", dpi=120)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for i, (name, g) in enumerate(groups.items()):
+        means = [s["mean"] for s in g["j_by_episode"]]
+        lows = [s["ci_low"] for s in g["j_by_episode"]]
+        highs = [s["ci_high"] for s in g["j_by_episode"]]
+        xs = np.arange(len(means))
+        ax.plot(xs, means, "o-", color=f"C{i}", label=name)
+        ax.fill_between(xs, lows, highs, color=f"C{i}", alpha=0.15)
+    ax.set_xlabel("episodes of thinking (0 = empty)")
+    ax.set_ylabel("mean J (last point: the natural answer)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(run / "j_per_episode.png", dpi=120)
+    plt.close(fig)
+
+
+def markdown(groups: dict[str, dict[str, Any]], args: Args) -> str:
+    """results.md."""
+    head = ["group", "traces", "accuracy", "episodes", "no-gain episodes"]
+    head += [f"regret@{b}" for b in args.budgets]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, g in groups.items():
+        no_gain = g["thinking_progress"]["fraction_no_gain"]
+        cells = [name, str(g["traces"]), fmt_ci(g["accuracy"]), f"{g['mean_episodes']:.2f}"]
+        cells.append("n/a" if no_gain is None else f"{no_gain:.2f}")
+        cells += [fmt_ci(g["normalized_regret"][str(b)]) for b in args.budgets]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(args: Args) -> dict[str, Any]:
+    if not args.traces:
+        raise SystemExit("--traces is required (a JSONL with problem_id and response)")
+    start = time.perf_counter()
+    run = Path(args.run_dir) / args.name
+    run.mkdir(parents=True, exist_ok=True)
+    records = read_traces(Path(args.traces), args.max_traces)
+    trajectories = replay_traces(records, args)
+    grouped: dict[str, list[Any]] = defaultdict(list)
+    for record, trajectory in zip(records, trajectories, strict=True):
+        grouped[str(record.get("policy", "all"))].append(trajectory)
+    groups = {name: analyse(ts, args) for name, ts in grouped.items()}
+    plot(groups, run)
+    output = {
+        "settings": asdict(args),
+        "environment": run_environment(),
+        "groups": {
+            n: {k: v for k, v in g.items() if not k.startswith("_")} for n, g in groups.items()
+        },
+        "wall_time_s": time.perf_counter() - start,
+    }
+    write_json(run / "results.json", output)
+    (run / "results.md").write_text(markdown(groups, args))
+    print((run / "results.md").read_text())
+    print(f"wrote {run}/: results.json, results.md, progress_hist.png, j_per_episode.png")
+    return output
+
+
+if __name__ == "__main__":
+    main(parse_args(Args))

@@ -1,0 +1,143 @@
+"""benchmarks/regret.py (the main job) and benchmarks/analyze_traces.py on tiny settings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mrt_env.budget_forcing import BudgetForcingConfig, budget_forced_generate
+from mrt_env.lm.base import SamplingParams
+from mrt_env.lm.scripted import ScriptedLM
+from tests.benchmarks.scripts import load_script, run_script
+
+regret = load_script("regret")
+
+
+def _script(prompt: str, sample_index: int) -> str:
+    if prompt.endswith("<think>\n"):
+        return "1+1=2.</think>\\boxed{2}"
+    return ", yes 2.</think>\\boxed{2}"
+
+
+def test_batched_budget_forcing_matches_budget_forced_generate() -> None:
+    args = regret.Args(token_budget=64, extension_tokens=32, temperature=0.0)
+    prompts = ["Problem: 1+1\n<think>\n", "Problem: 2+0\n<think>\n"]
+    batched = regret.forced_generate(ScriptedLM(_script), prompts, [3, 4], args, extensions=3)
+    params = SamplingParams(max_new_tokens=64, temperature=0.0)
+    for prompt, seed, texts in zip(prompts, [3, 4], batched, strict=True):
+        assert len(texts) == 4  # natural response, then after 1, 2, 3 extensions
+        for w, text in enumerate(texts):
+            config = BudgetForcingConfig(extensions=w, max_extension_tokens=32)
+            reference = budget_forced_generate(ScriptedLM(_script), prompt, params, config, seed)
+            assert text == reference.text
+    assert batched[0][2] == "1+1=2.\n\nWait, yes 2.\n\nBut wait, yes 2.</think>\\boxed{2}"
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ("base", ("base", "tiny:base")),  # a shipped tiny variant
+        ("mine=/models/x", ("mine", "/models/x")),  # NAME=SPEC names a checkpoint
+        ("org/model", ("org/model", "org/model")),  # a hub id names itself
+    ],
+)
+def test_policy_specs(entry: str, expected: tuple[str, str]) -> None:
+    specs = regret.policy_specs(regret.Args(policies=(entry,)), trained={})
+    assert list(specs.items()) == [expected]
+
+
+def _problems(path: Path) -> Path:
+    lines = [
+        json.dumps({"id": f"q{i}", "problem": f"{i}+{i + 1}", "answer": str(2 * i + 1)})
+        for i in range(3)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _check_stat(stat: dict, low: float = 0.0, high: float = 1.0) -> None:
+    assert low <= stat["ci_low"] <= stat["mean"] <= stat["ci_high"] <= high
+
+
+def test_regret_script_end_to_end_resumes_and_feeds_trace_analysis(tmp_path: Path) -> None:
+    problems = _problems(tmp_path / "problems.jsonl")
+    argv = [
+        "--policies", "a=random-tiny", "gone=/nonexistent/checkpoint",
+        "--problems", str(problems), "--num-problems", "2", "--samples", "2", "--k", "2",
+        "--token-budget", "24", "--budgets", "16", "48", "--extensions", "2",
+        "--extension-tokens", "8", "--forced-samples", "1", "--chunk-problems", "1",
+        "--run-dir", str(tmp_path / "runs"), "--name", "smoke",
+    ]  # fmt: skip
+    first = run_script("regret", *argv)
+    run = tmp_path / "runs" / "smoke"
+    results = json.loads((run / "results.json").read_text())
+    assert "skipped" in first.stderr + first.stdout  # the missing policy is reported
+    assert any("gone" in note for note in results["notes"])
+    assert set(results["policies"]) == {"a"}
+    summary = results["policies"]["a"]
+    _check_stat(summary["pass@1"])
+    for budget in ("16", "48"):
+        _check_stat(summary["normalized_regret"][budget])
+    assert set(summary["normalized_regret_extrapolated"]) == {"64"}  # 48 + 2 * 8
+    assert summary["maj@k"]["k"] == [1, 2]
+    assert len(summary["regret_over_episodes"]) == 9  # episode budget 8, plus Δ_0
+    for key in ("k", "segmenter", "temperature", "template", "seed", "policy_specs"):
+        assert key in results["settings"]
+    assert results["environment"]["numpy"]
+    assert results["compute_time_s"]["a"] > 0
+    for name in ("results.md", "regret.png", "accuracy_tokens.png", "j_tokens.png"):
+        assert (run / name).stat().st_size > 0
+    cache_lines = (run / "cache.jsonl").read_text().splitlines()
+    assert len(cache_lines) == 2  # one per (policy, problem)
+
+    # rerun with the same arguments (in-process, to save start-up time): nothing recomputed
+    regret.main(regret.parse_args(regret.Args, argv))
+    assert (run / "cache.jsonl").read_text().splitlines() == cache_lines
+    assert json.loads((run / "results.json").read_text())["policies"] == results["policies"]
+
+    traces = run / "traces.jsonl"
+    assert len(traces.read_text().splitlines()) == 4  # 2 problems x 2 samples
+    analyze = load_script("analyze_traces")
+    analyze.main(
+        analyze.parse_args(
+            analyze.Args,
+            [
+                "--traces", str(traces), "--problems", str(problems),
+                "--model", "random-tiny", "--k", "2", "--budgets", "32",
+                "--run-dir", str(tmp_path / "runs"), "--name", "traces",
+            ],
+        )
+    )  # fmt: skip
+    analysis = json.loads((tmp_path / "runs" / "traces" / "results.json").read_text())
+    group = analysis["groups"]["a"]
+    assert group["traces"] == 4
+    _check_stat(group["normalized_regret"]["32"])
+    assert all(0.0 <= s["mean"] <= 1.0 for s in group["j_by_episode"])
+    assert (tmp_path / "runs" / "traces" / "progress_hist.png").stat().st_size > 0
+
+
+def test_train_option_runs_mrt_train_with_equal_wall_clock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commands: list[list[str]] = []
+    monkeypatch.setattr(regret.subprocess, "run", lambda cmd, check: commands.append(cmd))
+    trained = regret.train_checkpoints(regret.Args(train_minutes=2.5, seed=7), tmp_path)
+    assert [c[c.index("--algo") + 1] for c in commands] == ["grpo", "mrt"]
+    assert all(c[c.index("--minutes") + 1] == "2.5" for c in commands)  # equal wall-clock
+    assert all(c[c.index("--seed") + 1] == "7" for c in commands)
+    assert trained == {a: str(tmp_path / "train" / a / "model") for a in ("grpo", "mrt")}
+    specs = regret.policy_specs(regret.Args(), trained)
+    assert specs == {"base": "tiny:base", **trained}
+
+
+def test_cached_results_of_other_weights_are_not_reused(tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.safetensors").write_bytes(b"weights v1")
+    first = regret.policy_fingerprint(str(model))
+    assert regret.policy_fingerprint(str(model)) == first  # stable
+    (model / "model.safetensors").write_bytes(b"weights v2")
+    assert regret.policy_fingerprint(str(model)) != first  # retrained weights: new results
+    assert regret.policy_fingerprint("org/hub-model") == "org/hub-model"
