@@ -27,7 +27,6 @@ import os
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import json
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass
@@ -35,7 +34,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import bootstrap_ci, fmt_ci, parse_args, run_environment, write_json
+from _common import (
+    Line,
+    bootstrap_ci,
+    fmt_ci,
+    parse_args,
+    read_traces,
+    replay_env,
+    run_environment,
+    save_line_plot,
+    write_json,
+)
 
 
 @dataclass
@@ -74,28 +83,6 @@ class Args:
     """run folder name"""
 
 
-def read_traces(path: Path, limit: int) -> list[dict[str, Any]]:
-    """Records with ``problem_id`` and ``response``; errors name the line."""
-    if not path.is_file():
-        raise SystemExit(f"no traces file at {path}")
-    records = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise SystemExit(f"{path}:{number}: not JSON ({error})") from None
-        if not isinstance(record.get("response"), str) or "problem_id" not in record:
-            raise SystemExit(f"{path}:{number}: needs 'problem_id' and a string 'response'")
-        records.append(record)
-        if limit and len(records) >= limit:
-            break
-    if not records:
-        raise SystemExit(f"{path}: no traces")
-    return records
-
-
 def load_model(spec: str, device: str) -> Any:
     """The meta-prover's language model."""
     from agents.session import load_language_model
@@ -103,23 +90,8 @@ def load_model(spec: str, device: str) -> Any:
     return load_language_model(spec, device)
 
 
-def build_segmenter(spec: str) -> Any:
-    """A segmenter from ``marker[:MIN]``, ``preset:NAME`` or ``paragraph``."""
-    from mrt_env import segmenters
-
-    kind, _, value = spec.partition(":")
-    if kind == "marker":
-        return segmenters.MarkerSegmenter(min_paragraphs=int(value or 3))
-    if kind == "preset":
-        return segmenters.MarkerSegmenter.preset(value)
-    if kind == "paragraph":
-        return segmenters.ParagraphSegmenter()
-    raise SystemExit(f"unknown segmenter {spec!r}; use marker[:MIN], preset:NAME or paragraph")
-
-
 def replay_traces(records: list[dict[str, Any]], args: Args) -> list[Any]:
     """Replay every response through an MRTMath-v0 env (batched meta-prover calls)."""
-    from mrt_env.env import MRTMathEnv
     from mrt_env.replay import replay_many
     from mrt_env.sources import FieldNames, resolve_source
 
@@ -131,17 +103,8 @@ def replay_traces(records: list[dict[str, Any]], args: Args) -> list[Any]:
     problems = [by_id[str(r["problem_id"])] for r in records]
     lm = load_model(args.model, args.device)
     longest = max(lm.count_tokens(r["response"]) for r in records)
-    env = MRTMathEnv(
-        problems=list({p.id: p for p in problems}.values()),
-        lm=lm,
-        template=args.template,
-        k=args.k,
-        max_answer_tokens=args.max_answer_tokens,
-        prover_temperature=args.prover_temperature,
-        token_budget=longest + 64,
-        max_episodes=1024,
-        segmenter=build_segmenter(args.segmenter),
-    )
+    unique = list({p.id: p for p in problems}.values())
+    env = replay_env(args, lm, unique, token_budget=longest + 64, max_episodes=1024)
     return replay_many(env, [r["response"] for r in records], problems, seed=args.seed)
 
 
@@ -209,20 +172,17 @@ def plot(groups: dict[str, dict[str, Any]], run: Path) -> None:
     fig.tight_layout()
     fig.savefig(run / "progress_hist.png", dpi=120)
     plt.close(fig)
-    fig, ax = plt.subplots(figsize=(6, 4))
+    lines = []
     for i, (name, g) in enumerate(groups.items()):
         means = [s["mean"] for s in g["j_by_episode"]]
-        lows = [s["ci_low"] for s in g["j_by_episode"]]
-        highs = [s["ci_high"] for s in g["j_by_episode"]]
-        xs = np.arange(len(means))
-        ax.plot(xs, means, "o-", color=f"C{i}", label=name)
-        ax.fill_between(xs, lows, highs, color=f"C{i}", alpha=0.15)
-    ax.set_xlabel("episodes of thinking (0 = empty)")
-    ax.set_ylabel("mean J (last point: the natural answer)")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(run / "j_per_episode.png", dpi=120)
-    plt.close(fig)
+        band = ([s["ci_low"] for s in g["j_by_episode"]], [s["ci_high"] for s in g["j_by_episode"]])
+        lines.append(Line(np.arange(len(means)), means, name, "o-", f"C{i}", band, alpha=0.15))
+    save_line_plot(
+        run / "j_per_episode.png",
+        lines,
+        "episodes of thinking (0 = empty)",
+        "mean J (last point: the natural answer)",
+    )
 
 
 def markdown(groups: dict[str, dict[str, Any]], args: Args) -> str:

@@ -89,6 +89,7 @@ def make_env(args: Args, reward: str, budget: int) -> Any:
 def train(args: Args, reward: str, seed: int) -> Any:
     """Train PPO on the twin with ``reward``; returns the model."""
     from stable_baselines3 import PPO
+    from stable_baselines3.common.logger import Logger
 
     env = make_env(args, reward, args.token_budget)
     model = PPO(
@@ -102,6 +103,7 @@ def train(args: Args, reward: str, seed: int) -> Any:
         device="cpu",
         verbose=0,
     )
+    model.set_logger(Logger(folder=None, output_formats=[]))  # no stray SB3-* temp folders
     model.learn(total_timesteps=args.total_timesteps)
     return model
 

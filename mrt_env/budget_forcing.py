@@ -6,7 +6,8 @@ thinks at most ``max_extension_tokens`` more tokens. This repeats up to ``extens
 times. Three entry points share one config:
 
 - :func:`continue_thinking`: the pure text operation;
-- :func:`budget_forced_generate`: generation with any :class:`~mrt_env.lm.base.LanguageModel`;
+- :func:`budget_forced_generate`: generation with any :class:`~mrt_env.lm.base.LanguageModel`
+  (:func:`budget_forced_generate_many`: the same, batched across prompts);
 - :class:`BudgetForcing`: a ``gymnasium.Wrapper`` for environments whose actions are episode
   texts (such as ``MRTMath-v0``).
 
@@ -18,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, SupportsFloat
 
@@ -123,6 +125,10 @@ class BudgetForcedGeneration:
     ended_thinking: bool
     """Whether the last generation ended thinking (it ran out of tokens otherwise)."""
 
+    responses: tuple[str, ...]
+    """The response after each number of extensions: ``responses[w]`` is the ``text`` that
+    ``extensions=w`` gives with the same seed (``responses[-1] == text``)."""
+
     @property
     def extensions_used(self) -> int:
         """Number of cues appended."""
@@ -145,11 +151,150 @@ def _generation_seeds(seed: int | None, count: int) -> list[int | None]:
     return [int(s) for s in np.random.SeedSequence(seed).generate_state(count)]
 
 
-def _generate_one(
-    lm: LanguageModel, prompt: str, params: SamplingParams, seed: int | None
-) -> Completion:
-    seeds = None if seed is None else [seed]
-    return lm.generate([prompt], params, seeds)[0][0]
+def _restored(text: str, completion: Completion, end_think: str) -> str:
+    """``text`` with the end marker put back when ``completion`` stopped at it."""
+    stopped_at_marker = completion.stop_string == end_think and end_think not in completion.text
+    return text + end_think if stopped_at_marker else text
+
+
+def _checked_many(
+    prompts: Sequence[str],
+    params: SamplingParams,
+    seeds: Sequence[int] | None,
+    forced: Sequence[bool] | None,
+) -> list[bool]:
+    """Validate the batch arguments; returns the per-prompt forcing mask."""
+    if params.n != 1:
+        raise ValueError(f"budget forcing samples one response per prompt; got params.n={params.n}")
+    if seeds is not None and len(seeds) != len(prompts):
+        raise ValueError(f"got {len(seeds)} seeds for {len(prompts)} prompts")
+    if forced is not None and len(forced) != len(prompts):
+        raise ValueError(f"got {len(forced)} forced flags for {len(prompts)} prompts")
+    return [True] * len(prompts) if forced is None else [bool(f) for f in forced]
+
+
+def budget_forced_generate_many(
+    lm: LanguageModel,
+    prompts: Sequence[str],
+    params: SamplingParams,
+    config: BudgetForcingConfig | None = None,
+    seeds: Sequence[int] | None = None,
+    *,
+    forced: Sequence[bool] | None = None,
+    max_context_tokens: int | None = None,
+) -> list[BudgetForcedGeneration]:
+    """:func:`budget_forced_generate` for many prompts, one batched ``lm.generate`` per round.
+
+    Round 0 generates every prompt's natural response; round ``w`` continues, after the cue
+    of extension ``w``, every response that the previous round ended. As ``seeds[i]`` alone
+    fixes prompt ``i``'s samples (the :class:`~mrt_env.lm.base.LanguageModel` contract),
+    ``out[i]`` equals ``budget_forced_generate(lm, prompts[i], params, config, seeds[i])``
+    (texts, token ids and counts exactly; log-probabilities up to float rounding, which a
+    padded batch can move in the last bits).
+
+    Args:
+        lm: The language model.
+        prompts: Rendered prompts (each ends where the thinking starts).
+        params: Sampling settings of the first generation (``n`` must be 1); extensions use
+            them too, with ``max_new_tokens`` replaced.
+        config: Budget-forcing settings (default :class:`BudgetForcingConfig`).
+        seeds: One seed per prompt (extension seeds are derived from it), or ``None``.
+        forced: Which prompts are forced (default all); the others keep their natural
+            response, generated in the same first batch.
+        max_context_tokens: When given, a response is extended only while
+            ``count_tokens(prompt + response so far + cue) + max_extension_tokens`` stays
+            within it, so no extension can overflow a context of this many tokens.
+
+    Returns:
+        One :class:`BudgetForcedGeneration` per prompt, in order.
+
+    Example:
+        >>> from mrt_env.lm.scripted import ScriptedLM
+        >>> lm = ScriptedLM({":": "1+1=2</think>2", "Wait": ", yes.</think>2"})
+        >>> outs = budget_forced_generate_many(lm, ["Q1:", "Q2:"], SamplingParams(64))
+        >>> outs[0].responses  # after 0 and 1 extensions
+        ('1+1=2</think>2', '1+1=2\\n\\nWait, yes.</think>2')
+        >>> [prompt for call in lm.calls for prompt in call[0]]  # two batched calls
+        ['Q1:', 'Q2:', 'Q1:1+1=2\\n\\nWait', 'Q2:1+1=2\\n\\nWait']
+    """
+    config = config or BudgetForcingConfig()
+    active = _checked_many(prompts, params, seeds, forced)
+    if not prompts:
+        return []
+    streams = [
+        _generation_seeds(None if seeds is None else seeds[i], config.extensions + 1)
+        for i in range(len(prompts))
+    ]
+    first = lm.generate(list(prompts), params, _seeds_of(streams, range(len(prompts)), 0))
+    completions = [[samples[0]] for samples in first]
+    texts = [c[0].text for c in completions]
+    responses = [[_restored(c[0].text, c[0], config.end_think)] for c in completions]
+    extension_params = dataclasses.replace(params, max_new_tokens=config.max_extension_tokens)
+    for index in range(config.extensions):
+        ended = [
+            a and _ends_thinking(c[-1], config.end_think)
+            for a, c in zip(active, completions, strict=True)
+        ]
+        stems = _stems(lm, prompts, texts, ended, index, config, max_context_tokens)
+        active = [i in stems for i in range(len(prompts))]
+        if not stems:
+            break
+        live = list(stems)
+        outputs = lm.generate(
+            [prompts[i] + stems[i] for i in live],
+            extension_params,
+            _seeds_of(streams, live, index + 1),
+        )
+        for i, samples in zip(live, outputs, strict=True):
+            completions[i].append(samples[0])
+            texts[i] = stems[i] + samples[0].text
+            responses[i].append(_restored(texts[i], samples[0], config.end_think))
+    return [
+        _generation(c, r, config.end_think) for c, r in zip(completions, responses, strict=True)
+    ]
+
+
+def _stems(
+    lm: LanguageModel,
+    prompts: Sequence[str],
+    texts: list[str],
+    ended: list[bool],
+    index: int,
+    config: BudgetForcingConfig,
+    max_context_tokens: int | None,
+) -> dict[int, str]:
+    """``i -> text to continue`` for the responses that extension ``index`` forces: those
+    that ended thinking and, under ``max_context_tokens``, still have room for an extension."""
+    stems = {
+        i: continue_thinking(
+            thinking_part(texts[i], config.end_think)[0] + config.end_think, index, config
+        )
+        for i in range(len(prompts))
+        if ended[i]
+    }
+    if max_context_tokens is None:
+        return stems
+    room = max_context_tokens - config.max_extension_tokens
+    return {i: s for i, s in stems.items() if lm.count_tokens(prompts[i] + s) <= room}
+
+
+def _seeds_of(streams: list[list[int | None]], indices: Any, index: int) -> list[int] | None:
+    """Seed ``index`` of each listed prompt's stream (``None`` for unseeded prompts)."""
+    chosen = [streams[i][index] for i in indices]
+    return None if any(s is None for s in chosen) else [int(s) for s in chosen if s is not None]
+
+
+def _generation(
+    completions: list[Completion], responses: list[str], end_think: str
+) -> BudgetForcedGeneration:
+    return BudgetForcedGeneration(
+        text=responses[-1],
+        initial_tokens=len(completions[0].token_ids),
+        extension_tokens=tuple(len(c.token_ids) for c in completions[1:]),
+        completions=tuple(completions),
+        ended_thinking=_ends_thinking(completions[-1], end_think),
+        responses=tuple(responses),
+    )
 
 
 def budget_forced_generate(
@@ -158,6 +303,8 @@ def budget_forced_generate(
     params: SamplingParams,
     config: BudgetForcingConfig | None = None,
     seed: int | None = None,
+    *,
+    max_context_tokens: int | None = None,
 ) -> BudgetForcedGeneration:
     """Generate a response, forcing the model to keep thinking when it stops.
 
@@ -174,6 +321,8 @@ def budget_forced_generate(
             them too, with ``max_new_tokens`` replaced.
         config: Budget-forcing settings (default :class:`BudgetForcingConfig`).
         seed: Seed of the first generation; extension seeds are derived from it.
+        max_context_tokens: Extend only while an extension cannot overflow a context of this
+            many tokens (see :func:`budget_forced_generate_many`); ``None``: no limit.
 
     Returns:
         The full response text and per-extension token counts.
@@ -185,32 +334,11 @@ def budget_forced_generate(
         >>> out.text, out.extension_tokens
         ('1+1=2\\n\\nWait, yes 2.</think>2', (17,))
     """
-    config = config or BudgetForcingConfig()
-    if params.n != 1:
-        raise ValueError(f"budget_forced_generate samples one response; got params.n={params.n}")
-    seeds = _generation_seeds(seed, config.extensions + 1)
-    completion = _generate_one(lm, prompt, params, seeds[0])
-    completions = [completion]
-    text = completion.text
-    extension_params = dataclasses.replace(params, max_new_tokens=config.max_extension_tokens)
-    for index in range(config.extensions):
-        if not _ends_thinking(completion, config.end_think):
-            break
-        thinking = thinking_part(text, config.end_think)[0]
-        text = continue_thinking(thinking + config.end_think, index, config)
-        completion = _generate_one(lm, prompt + text, extension_params, seeds[index + 1])
-        completions.append(completion)
-        text += completion.text
-    ended = _ends_thinking(completion, config.end_think)
-    if ended and config.end_think not in completion.text:
-        text += config.end_think  # it was the stop string: keep the response faithful
-    return BudgetForcedGeneration(
-        text=text,
-        initial_tokens=len(completions[0].token_ids),
-        extension_tokens=tuple(len(c.token_ids) for c in completions[1:]),
-        completions=tuple(completions),
-        ended_thinking=ended,
+    seeds = None if seed is None else [seed]
+    [generation] = budget_forced_generate_many(
+        lm, [prompt], params, config, seeds, max_context_tokens=max_context_tokens
     )
+    return generation
 
 
 def _env_token_budget(env: gym.Env[Any, Any]) -> int | None:

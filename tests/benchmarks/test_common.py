@@ -1,8 +1,10 @@
-"""The shared helpers of the benchmark scripts: CLI from a dataclass, bootstrap statistics."""
+"""The shared helpers of the benchmark scripts: CLI, statistics, caches, figures over records."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -66,3 +68,121 @@ def test_probability_of_improvement_counts_paired_wins_and_ties() -> None:
 def test_settings_hash_is_stable_and_sensitive() -> None:
     assert common.settings_hash({"a": 1, "b": 2}) == common.settings_hash({"b": 2, "a": 1})
     assert common.settings_hash({"a": 1}) != common.settings_hash({"a": 2})
+
+
+@pytest.mark.parametrize(
+    ("spec", "kind", "min_paragraphs"),
+    [
+        ("marker", "MarkerSegmenter", 3),  # default minimum paragraphs per episode
+        ("marker:1", "MarkerSegmenter", 1),  # explicit minimum
+        ("paragraph", "ParagraphSegmenter", None),  # one paragraph per episode
+    ],
+)
+def test_build_segmenter(spec: str, kind: str, min_paragraphs: int | None) -> None:
+    segmenter = common.build_segmenter(spec)
+    assert type(segmenter).__name__ == kind
+    if min_paragraphs is not None:
+        assert segmenter.min_paragraphs == min_paragraphs
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [("tokens:8", "tokenizer"), ("words", "unknown segmenter")],  # needs an LM; a typo
+)
+def test_build_segmenter_rejects_specs(spec: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        common.build_segmenter(spec)
+
+
+def test_policy_fingerprint_follows_the_weights(tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.safetensors").write_bytes(b"weights v1")
+    first = common.policy_fingerprint(str(model))
+    assert common.policy_fingerprint(str(model)) == first  # stable
+    (model / "model.safetensors").write_bytes(b"weights v2")
+    assert common.policy_fingerprint(str(model)) != first  # retrained weights: new results
+    assert common.policy_fingerprint("org/hub-model") == "org/hub-model"
+
+
+def test_cache_round_trip_ignores_a_torn_last_line(tmp_path: Path) -> None:
+    path = tmp_path / "cache.jsonl"
+    assert common.read_cache(path) == {}
+    records = [{"policy": "a", "problem_id": "q1", "x": 1}, {"policy": "b", "problem_id": "q1"}]
+    common.append_cache(path, records)
+    with path.open("a") as handle:
+        handle.write('{"policy": "a", "probl')  # a run killed mid-write
+    assert common.read_cache(path) == {("a", "q1"): records[0], ("b", "q1"): records[1]}
+
+
+def _record(problem_id: str, answers: list[str], correct: list[bool]) -> dict[str, Any]:
+    """A regret.py record: sample i reads J = 0.5 at 10 tokens, then its 0/1 outcome at 20."""
+    samples = [
+        {
+            "response": f"r{i}",
+            "answer": answer,
+            "correct": ok,
+            "tokens": 20,
+            "episodes": 2,
+            "j": [0.5, float(ok)],
+            "curve": [[10, 0.5], [20, float(ok)]],
+            "forced": {"2": {"tokens": 40, "curve": [[10, 0.5], [40, 1.0]], "episodes": 3}},
+        }
+        for i, (answer, ok) in enumerate(zip(answers, correct, strict=True))
+    ]
+    return {"problem_id": problem_id, "samples": samples}
+
+
+RECORDS = [_record("q1", ["2", "2"], [True, True]), _record("q2", ["3", "4"], [False, False])]
+
+
+def test_figures_over_records() -> None:
+    assert len(common.curves(RECORDS)) == 2 and len(common.curves(RECORDS, w=2)[0]) == 2
+    assert common.curves(RECORDS, w=4) == []  # no trace was forced 4 times
+    # at budget 20: area (10 * 0.25 + 10 * 0.75) / 20 = 0.5 when correct, 0.25 when wrong
+    np.testing.assert_allclose(common.regret_per_problem(RECORDS, 20), [0.5, 0.75])
+    maj = common.maj_curve(RECORDS, samples=2)
+    assert maj == {"k": [1, 2], "tokens": [20.0, 40.0], "accuracy": [0.5, 0.5]}
+    grid = np.array([0.0, 10.0, 20.0, 30.0])
+    np.testing.assert_allclose(common.mean_j_on_grid(RECORDS, grid), [0.0, 0.5, 0.5, 0.5])
+    a, b = common.common_problems(RECORDS, RECORDS[1:])
+    assert a == b == RECORDS[1:]
+
+
+def test_summary_comparison_and_markdown() -> None:
+    summary = {
+        name: common.summarize_records(RECORDS, [20], {2: 84}, samples=2, episode_budget=3)
+        for name in ("a", "b")
+    }
+    stats = summary["a"]
+    assert stats["pass@1"]["mean"] == 0.5 and stats["mean_episodes"] == 2.0
+    assert stats["normalized_regret"]["20"]["mean"] == pytest.approx(0.625)
+    assert set(stats["normalized_regret_extrapolated"]) == {"84"}
+    assert len(stats["regret_over_episodes"]) == 4
+    comparisons = common.compare_records({"a": RECORDS, "b": RECORDS}, summary, [20], {2: 84})
+    assert set(comparisons["probability_lower_regret"]) == {"a<b", "b<a"}
+    assert comparisons["probability_lower_regret"]["a<b"]["20"]["mean"] == 0.5  # all ties
+    text = common.regret_markdown(summary, comparisons, [20], {2: 84}, ["a note"])
+    assert "regret@84 (w=2)" in text and "| a vs b | 0.50" in text and "- a note" in text
+
+
+def test_traces_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "traces.jsonl"
+    common.write_traces({"a": RECORDS}, path)
+    traces = common.read_traces(path)
+    assert [(t["problem_id"], t["sample"], t["response"]) for t in traces] == [
+        ("q1", 0, "r0"),
+        ("q1", 1, "r1"),
+        ("q2", 0, "r0"),
+        ("q2", 1, "r1"),
+    ]
+    assert len(common.read_traces(path, limit=3)) == 3
+    path.write_text('{"problem_id": "q1"}\n')
+    with pytest.raises(SystemExit, match="response"):
+        common.read_traces(path)
+
+
+def test_save_line_plot_writes_a_png(tmp_path: Path) -> None:
+    lines = [common.Line([0, 1], [0.2, 0.4], "a", "o-", "C0", ([0.1, 0.3], [0.3, 0.5]))]
+    common.save_line_plot(tmp_path / "plot.png", lines, "x", "y")
+    assert (tmp_path / "plot.png").read_bytes()[:4] == b"\x89PNG"

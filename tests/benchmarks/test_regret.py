@@ -21,18 +21,35 @@ def _script(prompt: str, sample_index: int) -> str:
     return ", yes 2.</think>\\boxed{2}"
 
 
-def test_batched_budget_forcing_matches_budget_forced_generate() -> None:
-    args = regret.Args(token_budget=64, extension_tokens=32, temperature=0.0)
+def test_forced_responses_gives_every_extension_count() -> None:
+    args = regret.Args(token_budget=64, extensions=(1, 3), extension_tokens=32, temperature=0.0)
     prompts = ["Problem: 1+1\n<think>\n", "Problem: 2+0\n<think>\n"]
-    batched = regret.forced_generate(ScriptedLM(_script), prompts, [3, 4], args, extensions=3)
+    texts = regret.forced_responses(ScriptedLM(_script), prompts, [3, 4], [True, False], args)
     params = SamplingParams(max_new_tokens=64, temperature=0.0)
-    for prompt, seed, texts in zip(prompts, [3, 4], batched, strict=True):
-        assert len(texts) == 4  # natural response, then after 1, 2, 3 extensions
-        for w, text in enumerate(texts):
-            config = BudgetForcingConfig(extensions=w, max_extension_tokens=32)
-            reference = budget_forced_generate(ScriptedLM(_script), prompt, params, config, seed)
-            assert text == reference.text
-    assert batched[0][2] == "1+1=2.\n\nWait, yes 2.\n\nBut wait, yes 2.</think>\\boxed{2}"
+    for w, text in enumerate(texts[0]):  # natural response, then after 1, 2, 3 extensions
+        config = BudgetForcingConfig(extensions=w, max_extension_tokens=32)
+        reference = budget_forced_generate(ScriptedLM(_script), prompts[0], params, config, 3)
+        assert text == reference.text
+    assert texts[0][2] == "1+1=2.\n\nWait, yes 2.\n\nBut wait, yes 2.</think>\\boxed{2}"
+    assert texts[1] == ["1+1=2.</think>\\boxed{2}"] * 4  # not forced: the natural response
+
+
+def test_forced_responses_stop_before_the_context_overflows() -> None:
+    # ScriptedLM counts characters. Limit: 150 - 63 (tiny termination) - 16 (answer) - 4 = 67.
+    # First extension: 22 (prompt) + 12 ("1+1=2.\n\nWait") + 32 (extension) = 66 fits;
+    # second: 22 + 30 + 32 = 84 does not, so the last entry repeats the first extension
+    args = regret.Args(
+        token_budget=64, extensions=(2,), extension_tokens=32, max_context_tokens=150
+    )
+    prompt = "Problem: 1+1\n<think>\n"
+    assert regret.forcing_context_limit(ScriptedLM(_script), args) == 67
+    [texts] = regret.forced_responses(ScriptedLM(_script), [prompt], [3], [True], args)
+    assert texts == [
+        "1+1=2.</think>\\boxed{2}",
+        "1+1=2.\n\nWait, yes 2.</think>\\boxed{2}",
+        "1+1=2.\n\nWait, yes 2.</think>\\boxed{2}",
+    ]
+    assert regret.forcing_context_limit(ScriptedLM(_script), regret.Args()) is None  # unknown
 
 
 @pytest.mark.parametrize(
@@ -130,14 +147,3 @@ def test_train_option_runs_mrt_train_with_equal_wall_clock(
     assert trained == {a: str(tmp_path / "train" / a / "model") for a in ("grpo", "mrt")}
     specs = regret.policy_specs(regret.Args(), trained)
     assert specs == {"base": "tiny:base", **trained}
-
-
-def test_cached_results_of_other_weights_are_not_reused(tmp_path: Path) -> None:
-    model = tmp_path / "model"
-    model.mkdir()
-    (model / "model.safetensors").write_bytes(b"weights v1")
-    first = regret.policy_fingerprint(str(model))
-    assert regret.policy_fingerprint(str(model)) == first  # stable
-    (model / "model.safetensors").write_bytes(b"weights v2")
-    assert regret.policy_fingerprint(str(model)) != first  # retrained weights: new results
-    assert regret.policy_fingerprint("org/hub-model") == "org/hub-model"

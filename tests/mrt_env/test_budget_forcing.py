@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import doctest
 from collections.abc import Sequence
 from types import SimpleNamespace
@@ -17,6 +18,7 @@ from mrt_env.budget_forcing import (
     BudgetForcing,
     BudgetForcingConfig,
     budget_forced_generate,
+    budget_forced_generate_many,
     continue_thinking,
 )
 from mrt_env.lm.base import Completion, SamplingParams
@@ -313,3 +315,111 @@ def test_docstring_examples_run() -> None:
     result = doctest.testmod(budget_forcing)
     assert result.attempted > 0
     assert result.failed == 0
+
+
+# --------------------------------------------------------- budget_forced_generate_many
+def _never_ends_for_q3(prompt: str, sample_index: int) -> str:
+    """Script: "Q3:" thinks on and on; every other prompt ends thinking at once."""
+    return "thinking on" if prompt == "Q3:" else " ok.</think>"
+
+
+def _scripted_lm() -> ScriptedLM:
+    return ScriptedLM(_never_ends_for_q3)
+
+
+def _tiny_random_lm() -> Any:
+    from mrt_env.lm.testing import tiny_random_lm
+
+    return tiny_random_lm(seed=0)
+
+
+# (model factory, sampling settings, config): the batch must equal prompt-by-prompt generation
+MANY_CASES = [
+    # scripted double: two responses forced three times, one that never ends thinking
+    (_scripted_lm, SamplingParams(40), BudgetForcingConfig(extensions=3, max_extension_tokens=20)),
+    # the end marker as a stop string: it is restored in every response
+    (
+        _scripted_lm,
+        SamplingParams(40, stop=("</think>",)),
+        BudgetForcingConfig(extensions=2, max_extension_tokens=20),
+    ),
+    # the real transformers path; "C" (frequent in its random text) plays the end marker
+    (
+        _tiny_random_lm,
+        SamplingParams(16, temperature=1.0),
+        BudgetForcingConfig(extensions=3, max_extension_tokens=8, end_think="C"),
+    ),
+]
+
+
+def _exact(out: BudgetForcedGeneration) -> BudgetForcedGeneration:
+    """``out`` without log-probabilities (texts, token ids and counts compare exactly)."""
+    completions = tuple(dataclasses.replace(c, logprobs=()) for c in out.completions)
+    return dataclasses.replace(out, completions=completions)
+
+
+@pytest.mark.parametrize(("make_lm", "params", "config"), MANY_CASES)
+def test_many_equals_one_by_one(
+    make_lm: Any, params: SamplingParams, config: BudgetForcingConfig
+) -> None:
+    prompts, seeds = ["Q1:", "Q2:", "Q3:", "Q4:"], [11, 12, 13, 14]
+    batched = budget_forced_generate_many(make_lm(), prompts, params, config, seeds)
+    lm = make_lm()
+    singles = [
+        budget_forced_generate(lm, p, params, config, s)
+        for p, s in zip(prompts, seeds, strict=True)
+    ]
+    assert [_exact(out) for out in batched] == [_exact(out) for out in singles]
+    for out, single in zip(batched, singles, strict=True):  # padding moves the last float bits
+        for completion, reference in zip(out.completions, single.completions, strict=True):
+            assert completion.logprobs == pytest.approx(reference.logprobs, abs=1e-4)
+    assert sum(out.extensions_used for out in batched) >= 2  # forcing really happened
+    for out in batched:
+        assert len(out.responses) == out.extensions_used + 1 and out.responses[-1] == out.text
+        # responses[w] is what w extensions give
+        for w, response in enumerate(out.responses):
+            fewer = dataclasses.replace(config, extensions=w)
+            index = batched.index(out)
+            single = budget_forced_generate(lm, prompts[index], params, fewer, seeds[index])
+            assert single.text == response
+
+
+def test_many_batches_each_round_and_forces_only_the_flagged_prompts() -> None:
+    lm = _scripted_lm()
+    config = BudgetForcingConfig(extensions=2, max_extension_tokens=20)
+    outs = budget_forced_generate_many(
+        lm, ["Q1:", "Q2:", "Q3:"], SamplingParams(40), config, [1, 2, 3], forced=[True, False, True]
+    )
+    assert [out.extensions_used for out in outs] == [2, 0, 0]  # Q2 not forced, Q3 never ends
+    assert outs[1].text == " ok.</think>"
+    assert [len(call[0]) for call in lm.calls] == [3, 1, 1]  # one generate call per round
+
+
+def test_many_stops_extending_before_the_context_overflows() -> None:
+    config = BudgetForcingConfig(extensions=3, max_extension_tokens=12)
+    lm = _scripted_lm()
+    # ScriptedLM counts characters: "Q1: ok.\n\nWait" is 13 tokens (13 + 12 <= 30: extend),
+    # "Q1: ok.\n\nWait ok.\n\nBut wait" is 27 (27 + 12 > 30: stop)
+    out = budget_forced_generate(lm, "Q1:", SamplingParams(40), config, max_context_tokens=30)
+    assert out.extensions_used == 1 and out.ended_thinking
+    assert out.text == " ok.\n\nWait ok.</think>"
+    unlimited = budget_forced_generate(_scripted_lm(), "Q1:", SamplingParams(40), config)
+    assert unlimited.extensions_used == 3
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"seeds": [1]},  # one seed for two prompts
+        {"forced": [True]},  # one flag for two prompts
+        {"params": SamplingParams(10, n=2)},  # several samples per prompt
+    ],
+)
+def test_many_rejects_bad_arguments(kwargs: dict[str, Any]) -> None:
+    arguments = {"params": SamplingParams(10), **kwargs}
+    with pytest.raises(ValueError):
+        budget_forced_generate_many(_scripted_lm(), ["Q1:", "Q2:"], **arguments)
+
+
+def test_many_of_no_prompts_is_empty() -> None:
+    assert budget_forced_generate_many(_scripted_lm(), [], SamplingParams(10)) == []

@@ -20,7 +20,7 @@ from mrt_env.sources import (
     resolve_source,
 )
 
-MATH500 = Path("/work/shared/data/math500.jsonl")
+MATH500 = Path(__file__).resolve().parents[3] / "shared" / "data" / "math500.jsonl"
 
 
 def write_lines(path: Path, lines: list[str]) -> Path:
