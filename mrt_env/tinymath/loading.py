@@ -16,6 +16,12 @@ if TYPE_CHECKING:
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 """The package's asset folder."""
 
+_SHIPPED_TRAINING = (
+    "--model tiny --minutes 7 --steps 100000 --seed 0 --problems-per-step 8 --group-size 4 "
+    "--lr 3e-5 --token-budget 256 --max-episodes 8 --prover-samples 4"
+)
+"""The ``mrt-train`` settings of the shipped GRPO and MRT checkpoints (see their cards)."""
+
 VARIANTS: dict[str, tuple[str, str]] = {
     "base": (
         "tiny-lm",
@@ -23,11 +29,19 @@ VARIANTS: dict[str, tuple[str, str]] = {
     ),
     "grpo": (
         "tiny-lm-grpo",
-        "the GRPO trainer of `agents` (see agents/README) with --out mrt_env/assets/tiny-lm-grpo",
+        (
+            "mrt-train --algo grpo "
+            f"{_SHIPPED_TRAINING} "
+            "--out runs/ship-grpo, then copy runs/ship-grpo/model to mrt_env/assets/tiny-lm-grpo"
+        ),
     ),
     "mrt": (
         "tiny-lm-mrt",
-        "the MRT trainer of `agents` (see agents/README) with --out mrt_env/assets/tiny-lm-mrt",
+        (
+            "mrt-train --algo mrt --credit progress --alpha 1.0 "
+            f"{_SHIPPED_TRAINING} "
+            "--out runs/ship-mrt, then copy runs/ship-mrt/model to mrt_env/assets/tiny-lm-mrt"
+        ),
     ),
 }
 """``variant -> (folder name under assets/, command that creates it)``."""
