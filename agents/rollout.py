@@ -129,7 +129,8 @@ class RolloutCollector:
         _check_groups(requests)
         envs = self.envs(len(requests))
         rng = np.random.default_rng(seed)
-        self._prewarm_prover(requests, rng)
+        # a stream of its own: with or without a meta-prover the policy samples the same
+        self._prewarm_prover(requests, np.random.default_rng([seed, 1]))
         observations = self._reset_rows(envs, requests, range(len(requests)), rng)
         trajectories = [
             Trajectory(r.problem.id, r.group, obs, self.policy.lm.encode(obs))

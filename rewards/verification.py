@@ -4,7 +4,9 @@
 (see :mod:`rewards.normalize`) and asks math-verify whether it is equivalent to the gold answer,
 inside killable worker processes (see :mod:`rewards.pool`), so every call has a hard wall-clock
 bound and is safe from any thread and any process (including daemonic ``multiprocessing.Pool``
-workers). Results are cached (LRU); each worker parses each gold answer once.
+workers). Results are cached (LRU); each worker parses each gold answer once. When the gold
+answer and every candidate are integer literals, the values are compared in this process
+(math-verify decides such pairs the same way), so integer answers need no worker.
 
 Anti-hedging: when the answer region holds several boxed answers that are not all equivalent to
 the gold answer (some right, some wrong), or one box lists candidates (``3 \\text{ or } 5``,
@@ -15,6 +17,7 @@ the gold answer (some right, some wrong), or one box lists candidates (``3 \\tex
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
@@ -31,6 +34,7 @@ Status = Literal["correct", "wrong", "no_answer", "timeout", "unparsable_gold"]
 STATUSES: tuple[Status, ...] = ("correct", "wrong", "no_answer", "timeout", "unparsable_gold")
 _Task = tuple[str, tuple[str, ...]]
 _MISSING = object()
+_INTEGER = re.compile(r"-?\d+")
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,10 @@ class _ResultCache:
             self._items.move_to_end(key)
             return self._items[key]
 
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
     def put(self, key: _Task, value: Any) -> None:
         with self._lock:
             self._items[key] = value
@@ -170,6 +178,9 @@ class Verifier:
             return Verification("wrong", answer=answer, detail="hedged")
         if any(is_hedged_list(candidate, gold_normal) for candidate in distinct):
             return Verification("wrong", answer=answer, detail="hedged")
+        integer_grades = _integer_grades(gold_normal, distinct)
+        if integer_grades is not None:
+            return _verdict(integer_grades, answer)
         return (gold_normal, distinct), answer
 
     def _grade(self, tasks: Sequence[_Task]) -> list[Any]:
@@ -186,12 +197,33 @@ class Verifier:
                 self._pool = WorkerPool(size)  # a forked child never reuses its parent's workers
             return self._pool
 
+    def clear_cache(self) -> None:
+        """Forget cached results (e.g. to time grading itself)."""
+        self._cache.clear()
+
     def close(self) -> None:
         """Stop the worker processes (a later call starts new ones)."""
         with self._pool_lock:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.close()
+
+
+def _integer_grades(gold: str, candidates: Sequence[str]) -> tuple[bool, ...] | None:
+    """Grades without math-verify when gold and every candidate are integer literals.
+
+    Two integer literals are equivalent exactly when their values are equal, which is what
+    math-verify decides for them too; anything else (``None``) goes to math-verify.
+
+    Example:
+        >>> _integer_grades("918", ("918",)), _integer_grades("918", ("0918", "7"))
+        ((True,), (True, False))
+        >>> _integer_grades("1/2", ("0.5",)) is None
+        True
+    """
+    if not _INTEGER.fullmatch(gold) or not all(_INTEGER.fullmatch(c) for c in candidates):
+        return None
+    return tuple(int(c) == int(gold) for c in candidates)
 
 
 def _verdict(grades: Any, answer: str) -> Verification:

@@ -8,10 +8,12 @@ from typing import Any
 
 USAGE = """```python
 from transformers import AutoModelForCausalLM, AutoTokenizer
+
 model = AutoModelForCausalLM.from_pretrained("mrt_env/assets/tiny-lm")
 tokenizer = AutoTokenizer.from_pretrained("mrt_env/assets/tiny-lm")
 # or, as an mrt-gym LanguageModel:
 from mrt_env.tinymath import load_tiny_lm
+
 lm = load_tiny_lm()
 ```"""
 
@@ -31,10 +33,20 @@ def _training_section(training: dict[str, Any]) -> str:
   `Generator`. {result["steps"]} steps of batch {config["batch_size"]}, AdamW (lr
   {config["learning_rate"]}, warmup {config["warmup_steps"]} steps, cosine to 10%).
 - {result["tokens"]:,} tokens in {result["seconds"] / 60:.1f} minutes on
-  {config["threads"]} CPU thread of a 2-core machine shared with other jobs
+  {config["threads"]} CPU thread of a 2-core machine
   ({training["tokens_per_second"]:.0f} tokens/s), torch {training["torch"]}{early}.
 - Held-out test loss (nats/token): {first[1]:.3f} at step {first[0]} → {last[1]:.3f} at
-  step {last[0]}."""
+  step {last[0]}.{_reproduction(training.get("reproduction"))}"""
+
+
+def _reproduction(check: dict[str, Any] | None) -> str:
+    """The reproduction check recorded in ``training.json`` (``reproduction``), if any."""
+    if not check:
+        return ""
+    same = "bit-identical to" if check["identical"] else "different from"
+    return f"""
+- Reproduction check: `{check["command"]}` took {check["minutes"]:.1f} minutes and wrote a
+  `model.safetensors` {same} this one (sha256 `{check["sha256"][:16]}…`)."""
 
 
 def _data_section(data: dict[str, Any]) -> str:
@@ -46,12 +58,19 @@ by a hash of the expression). Each example is a natural trace (probability
 {1 - data["forced_fraction"]:.2f}) or a forced termination ({data["forced_fraction"]:.2f}).
 
 - Natural trace: `Problem: <expr>\\n<think>\\n`, the episodes, then
-  `\\n</think>\\n\\boxed{{answer}}` and EOS. The first attempt works column by column and
+  `\\n</think>\\n\\boxed{{answer}}` and EOS. With probability {trace["guess_first"]} the
+  thinking opens with a quick guess (`47+38 is about 84.`, right with probability
+  {trace["guess_right"]}) and the worked attempt follows as `Wait, let me work it out: ...`.
+  The worked attempt goes column by column and
   slips with probability {trace["first_slip"]} (a dropped carry or a digit off by one, the
   rest following consistently); a wrong answer stays unchecked with probability
-  {trace["unchecked_error"]}. A check is an inverse operation (probability
-  {trace["inverse_check"]}; `Wait, check: ...`, then `Alternatively, ...` when it fails) or a
-  recomputation in the other order (`But let me double-check: ...`). A correct answer is
+  {trace["unchecked_error"]}. A check of a difference adds back (probability
+  {trace["inverse_check"]}; `Wait, check: ...`, then `Alternatively, ...` when it fails) or is a
+  recomputation (`But let me double-check: ...`), which ends by restating the answer it checks
+  and a verdict (`..., so 75 (before: 85). Different.`), so by itself it changes nothing (the
+  last number written is still the earlier answer); after `Different` a tie-break follows
+  (`Wait, once more: ...`) and its result is kept. Checks
+  and new attempts slip with probability {trace["later_slip"]}. A correct answer is
   checked with probability {trace["first_check"]}, again with {trace["extra_check"]}; at most
   {trace["max_episodes"]} episodes, one paragraph each, so `MarkerSegmenter(min_paragraphs=1)`
   splits them.
@@ -64,7 +83,8 @@ by a hash of the expression). Each example is a natural trace (probability
 def _figures_section(figures: dict[str, Any]) -> str:
     config = figures["config"]
     by_level = ", ".join(f"L{k} {_pct(v)}" for k, v in figures["greedy_pass_at_1_by_level"].items())
-    curve = " → ".join(f"{v:.2f}" for v in figures["mean_j_by_episode"])
+    curve = " → ".join(f"{v:.3f}" for v in figures["mean_j_by_episode"])
+    reached = ", ".join(str(n) for n in figures["trajectories_reaching_episode"])
     rows = [
         ("Greedy pass@1", f"{_pct(figures['greedy_pass_at_1'])} ({by_level})"),
         (f"Sampled pass@1 (T = {config['temperature']})", _pct(figures["sampled_pass_at_1"])),
@@ -80,7 +100,8 @@ def _figures_section(figures: dict[str, Any]) -> str:
         ("Forced answers well formed (random prefixes)", _pct(figures["forced_well_formed"])),
         ("J(empty thinking)", f"{figures['j_empty']:.3f}"),
         ("J(whole thinking)", f"{figures['j_final']:.3f}"),
-        ("Mean J after 0, 1, 2, ... episodes", curve),
+        ("Mean J after 0, 1, 2, ... episodes (ended responses keep their last J)", curve),
+        ("Responses with at least 0, 1, 2, ... episodes", reached),
     ]
     table = "\n".join(f"| {name} | {value} |" for name, value in rows)
     example = figures["examples"][0]
@@ -125,13 +146,14 @@ prefix. It is the default policy and meta-prover μ of `gym.make("MRTMath-v0")`.
 
 ## Limitations
 
-A toy: it knows column addition and subtraction of small numbers and nothing else, and is
-far weaker at subtraction (level 3) than at addition. Its checks sometimes confirm wrong
-answers ("Same." after a different result), and a recomputation that disagrees overrides the
-earlier answer even when it is the one that slipped, so mean J can fall after the first
-episode: episodes differ in usefulness, which is what a progress bonus can learn from.
-`python -m mrt_env.tinymath.train` with no arguments uses this card's recipe (the
-`--minutes` cap only stops a run early; it did not trigger here).
+A toy: it knows column addition, subtraction and one-digit multiplication of small numbers and
+nothing else, and it is much weaker on levels 3–5 (subtraction with borrows, two-step
+expressions, multiplication) than on additions. Its quick guesses are mostly wrong and its
+worked attempts mostly right, which is why mean J rises most over the first two episodes; a
+recomputation restates the answer it checks, so the model's own slips while checking seldom
+cost an answer, and later episodes change J little. Episodes differ in usefulness, which is what
+a progress bonus can learn from. `python -m mrt_env.tinymath.train` with no arguments uses this
+card's recipe (the `--minutes` cap only stops a run early; it did not trigger here).
 """
 
 

@@ -32,7 +32,7 @@ from mrt_env.problems import Problem
 Split = Literal["train", "heldout"]
 LEVELS: tuple[int, ...] = (1, 2, 3, 4, 5)
 """All difficulty levels."""
-DEFAULT_LEVELS: tuple[int, ...] = (1, 2, 3)
+DEFAULT_LEVELS: tuple[int, ...] = LEVELS
 """Levels the shipped tiny LM is trained and evaluated on."""
 HELDOUT_BUCKETS = 10
 """One in this many expressions (by hash) is held out."""

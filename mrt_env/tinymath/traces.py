@@ -2,10 +2,17 @@
 
 A trace is a list of thinking episodes, each one paragraph:
 
-* the first attempt (``"47+38: 7+8=15, 4+3+1=8, so 85."``), sometimes with a slip;
-* checks that can catch a slip: an inverse check (``"Wait, check: 85-38: ..., so 47. Yes."``)
-  or a recomputation in another order (``"But let me double-check: 38+47: ..."``); after a
-  failed inverse check, a new attempt (``"Alternatively, 47+38: ..."``);
+* sometimes a quick guess first (``"47+38 is about 84."``), which a small model mostly gets
+  wrong, then the worked attempt (``"Wait, let me work it out: 47+38: ..."``);
+* the first worked attempt (``"47+38: 7+8=15, 4+3+1=8, so 85."``), sometimes with a slip;
+* checks that can catch a slip: for a difference, adding back (``"Wait, check: 47+38: ...,
+  so 85. Yes."`` for ``85-38``); otherwise a recomputation (``"But let me double-check:
+  47+38: ..."``); after a failed check by adding back, a new attempt (``"Alternatively, ..."``);
+* a recomputation ends by restating the answer it checks and a verdict
+  (``"..., so 75 (before: 85). Different."``); after ``Different`` comes a tie-break
+  (``"Wait, once more: 47+38: ..."``) whose result is kept. A recomputation never overrides
+  an answer by itself: the prefix still supports the earlier answer (the last number
+  written), so a slip in a check costs nothing unless the tie-break slips too;
 * redundant checks of a correct answer, which change nothing.
 
 Episodes after the first start with ``"\\n\\n"`` and a marker of the official split rules, so
@@ -32,7 +39,9 @@ from mrt_env.tinymath.problems import Expression, problem_text
 
 CHECK_MARKERS: tuple[str, ...] = ("Wait, check: ", "But wait, check: ", "But hold on, check: ")
 REDO_MARKER = "But let me double-check: "
+TIEBREAK_MARKER = "Wait, once more: "
 RETRY_MARKER = "Alternatively, "
+WORK_MARKER = "Wait, let me work it out: "
 
 
 @dataclass(frozen=True)
@@ -40,7 +49,9 @@ class TraceRecipe:
     """Probabilities that shape sampled traces.
 
     Attributes:
-        first_slip: Probability that the first attempt contains a slip.
+        guess_first: Probability that the trace opens with a quick guess before working.
+        guess_right: Probability that the quick guess is right (else it is off by a little).
+        first_slip: Probability that the first worked attempt contains a slip.
         later_slip: Probability of a slip in a new attempt or a recomputation.
         unchecked_error: Probability that a wrong first attempt is never checked.
         first_check: Probability of checking a correct answer at least once.
@@ -50,6 +61,8 @@ class TraceRecipe:
         max_episodes: Most episodes in one trace.
     """
 
+    guess_first: float = 0.4
+    guess_right: float = 0.2
     first_slip: float = 0.2
     later_slip: float = 0.05
     unchecked_error: float = 0.1
@@ -65,7 +78,8 @@ class Trace:
 
     Attributes:
         episodes: Episode texts; their concatenation is the thinking.
-        kinds: What each episode is: ``"attempt"``, ``"retry"``, ``"check"`` or ``"redo"``.
+        kinds: What each episode is: ``"guess"``, ``"attempt"``, ``"retry"``, ``"check"``,
+            ``"redo"`` or ``"tiebreak"``.
         answers: ``(end, answer)``: the thinking states ``answer`` once ``end`` characters are
             written (a check that only confirms states no answer).
         final_answer: The last stated answer (the response's boxed answer).
@@ -88,7 +102,7 @@ class Trace:
 
 
 def _work(
-    expression: Expression, rng: np.random.Generator, slip_prob: float, swap: bool
+    expression: Expression, rng: np.random.Generator, slip_prob: float
 ) -> tuple[str, int, int]:
     """Work an expression out op by op, maybe slipping in one op.
 
@@ -101,7 +115,7 @@ def _work(
     texts, value, left = [], operands[0], operands[0]
     for i, (op, operand) in enumerate(zip(operators, operands[1:], strict=True)):
         left = value
-        a, b = (operand, value) if swap and i == 0 and op == "+" else (value, operand)
+        a, b = value, operand
         slip = sample_slip(op, a, b, rng) if slip_op == i else None
         text, value = compute(op, a, b, slip)
         following = operators[i + 1] if i + 1 < len(operators) else ""
@@ -111,14 +125,23 @@ def _work(
     return ". ".join(texts), value, left
 
 
+def _guess(gold: int, rng: np.random.Generator, right: float) -> int:
+    """A quick guess at ``gold``: right with probability ``right``, else off by 1 to 20."""
+    if rng.random() < right:
+        return gold
+    offset = int(rng.integers(1, 21)) * (1 if rng.random() < 0.5 else -1)
+    return gold + offset if gold + offset >= 0 else gold - offset
+
+
 def _inverse_check(op: str, stated: int, left: int, right: int) -> tuple[str, bool] | None:
-    """Check ``left op right = stated`` by the inverse op; ``None`` when not possible."""
-    if op == "+" and stated >= right:
-        text, back = compute("-", stated, right)
-    elif op == "-":
-        text, back = compute("+", stated, right)
-    else:
+    """Check a difference ``left - right = stated`` by adding back; ``None`` for other ops.
+
+    Sums and products are rechecked by recomputing instead: checking a sum by subtracting is
+    harder than the sum itself, so such a check would mostly raise false alarms.
+    """
+    if op != "-":
         return None
+    text, back = compute("+", stated, right)
     if back == left:
         return f"{text}. Yes.", True
     return f"{text}, not {left}. Wrong.", False
@@ -151,8 +174,13 @@ def sample_trace(
     """Sample one trace for ``expression`` (all randomness from ``rng``)."""
     recipe = recipe or TraceRecipe()
     gold, trace = expression.value, _TraceBuilder()
-    text, current, left = _work(expression, rng, recipe.first_slip, swap=False)
-    trace.emit(f"{text}.", "attempt", current)
+    opening = ""
+    if rng.random() < recipe.guess_first:
+        guess = _guess(gold, rng, recipe.guess_right)
+        trace.emit(f"{expression.text} is about {guess}.", "guess", guess)
+        opening = f"\n\n{WORK_MARKER}"
+    text, current, left = _work(expression, rng, recipe.first_slip)
+    trace.emit(f"{opening}{text}.", "attempt", current)
     ignore_error = rng.random() < recipe.unchecked_error
     while len(trace.episodes) < recipe.max_episodes:
         if current != gold and ignore_error:
@@ -170,13 +198,15 @@ def sample_trace(
             check, passed = inverse
             trace.emit(f"\n\n{marker}{check}", "check", None)
             if not passed and len(trace.episodes) < recipe.max_episodes:
-                text, current, left = _work(expression, rng, recipe.later_slip, swap=False)
+                text, current, left = _work(expression, rng, recipe.later_slip)
                 trace.emit(f"\n\n{RETRY_MARKER}{text}.", "retry", current)
             continue
-        text, value, left = _work(expression, rng, recipe.later_slip, swap=True)
-        verdict = f"{text}. Same." if value == current else f"{text}, not {current}."
-        current = value
-        trace.emit(f"\n\n{REDO_MARKER}{verdict}", "redo", current)
+        text, value, _ = _work(expression, rng, recipe.later_slip)
+        verdict = "Same" if value == current else "Different"
+        trace.emit(f"\n\n{REDO_MARKER}{text} (before: {current}). {verdict}.", "redo", None)
+        if value != current and len(trace.episodes) < recipe.max_episodes:
+            text, current, left = _work(expression, rng, recipe.later_slip)
+            trace.emit(f"\n\n{TIEBREAK_MARKER}{text}.", "tiebreak", current)
     return Trace(tuple(trace.episodes), tuple(trace.kinds), tuple(trace.answers), current)
 
 

@@ -80,3 +80,22 @@ def test_mixed_problems_in_a_group_raise(collector: RolloutCollector) -> None:
     requests = [RolloutRequest(PROBLEMS[0], 0), RolloutRequest(PROBLEMS[1], 0)]
     with pytest.raises(ValueError, match="mixes problems"):
         collector.collect(requests, seed=0)
+
+
+def test_the_policy_samples_the_same_with_or_without_a_meta_prover() -> None:
+    from agents.config import TrainConfig
+    from agents.grpo import collect_rollouts
+    from agents.session import build_session
+    from mrt_env.tinymath import TinyMathSource
+
+    problems = TinyMathSource(split="train", size=20, seed=0)
+    config = TrainConfig(
+        problems_per_step=2, group_size=2, token_budget=32, max_episodes=3, prover_samples=2
+    )
+    responses = []
+    for with_prover in (False, True):
+        session = build_session(config, "random-tiny", problems, with_prover=with_prover)
+        trajectories = collect_rollouts(session, seed=7)
+        assert all((t.j_values[0] is not None) is with_prover for t in trajectories if t.episodes)
+        responses.append([t.response_ids for t in trajectories])
+    assert responses[0] == responses[1]  # common random numbers for GRPO vs MRT

@@ -199,6 +199,20 @@ def test_char_tokenizer_and_model_are_deterministic() -> None:
         assert torch.equal(a, b)
 
 
+def test_bfloat16_weights_sample_on_cpu_and_match_greedy_generate() -> None:
+    """The dtype handling of the CUDA default (bf16 weights) also runs, on the CPU."""
+    lm = HFLanguageModel(tiny_random_model(seed=0).to(torch.bfloat16), char_tokenizer())
+    for prompt in PROMPTS:  # one prompt per call: no padding, so bf16 rounding matches
+        [[greedy]] = lm.generate([prompt], SamplingParams(max_new_tokens=12, temperature=0.0))
+        ids = torch.tensor([lm.encode(prompt)])
+        ref = lm.model.generate(
+            ids, attention_mask=torch.ones_like(ids), max_new_tokens=12, do_sample=False
+        )
+        assert list(greedy.token_ids) == ref[0, ids.shape[1] :].tolist()[: len(greedy.token_ids)]
+    sampled = lm.generate(PROMPTS, SamplingParams(max_new_tokens=12, temperature=0.8, n=2))
+    assert all(torch.isfinite(torch.tensor(c.logprobs)).all() for row in sampled for c in row)
+
+
 @pytest.mark.gpu
 def test_cuda_bfloat16_runs_and_matches_greedy_generate() -> None:
     lm = HFLanguageModel(tiny_random_model(seed=0).to("cuda", torch.bfloat16), char_tokenizer())

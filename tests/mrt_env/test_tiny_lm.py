@@ -129,3 +129,24 @@ def test_generation_and_meta_prover_run_in_seconds() -> None:
     assert all(0.0 <= e.j <= 1.0 and e.num_samples == 8 for e in estimates)
     assert np.isfinite([e.answer_tokens for e in estimates]).all()
     assert time.monotonic() - start < 60
+
+
+@needs_shipped
+def test_card_renders_the_recorded_figures_and_reproduction(tmp_path: Path) -> None:
+    from mrt_env.tinymath.card import write_card
+
+    training = json.loads((SHIPPED / "training.json").read_text())
+    figures = json.loads((SHIPPED / "eval.json").read_text())
+    training["reproduction"] = {
+        "command": "python -m mrt_env.tinymath.train --seed 0",
+        "minutes": 7.25,
+        "sha256": "ab" * 32,
+        "identical": True,
+    }
+    (tmp_path / "training.json").write_text(json.dumps(training))
+    (tmp_path / "eval.json").write_text(json.dumps(figures))
+    card = write_card(tmp_path).read_text()
+    assert f"{100 * figures['greedy_pass_at_1']:.1f}%" in card
+    assert " → ".join(f"{v:.3f}" for v in figures["mean_j_by_episode"]) in card
+    assert "took 7.2 minutes and wrote a\n  `model.safetensors` bit-identical" in card
+    assert training["command"] in card

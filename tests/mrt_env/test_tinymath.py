@@ -164,3 +164,37 @@ def test_natural_response_ends_with_boxed_answer() -> None:
     expression = Expression((47, 38), ("+",))
     trace = sample_trace(expression, np.random.default_rng(0))
     assert verify(natural_response(trace), str(trace.final_answer)).correct
+
+
+def test_a_recomputation_never_overrides_an_answer_by_itself() -> None:
+    rng, tiebreaks = np.random.default_rng(2), 0
+    for _ in range(400):
+        trace = sample_trace(sample_expression(int(rng.integers(1, 6)), rng), rng)
+        ends = np.cumsum([len(episode) for episode in trace.episodes])
+        for i, kind in enumerate(trace.kinds):
+            if kind != "redo":
+                continue
+            before, after = trace.answer_at(int(ends[i - 1])), trace.answer_at(int(ends[i]))
+            assert before == after is not None
+            verdicts = (f"(before: {before}). Same.", f"(before: {before}). Different.")
+            assert trace.episodes[i].endswith(verdicts)
+            if trace.episodes[i].endswith("Different.") and i + 1 < len(trace.kinds):
+                assert trace.kinds[i + 1] == "tiebreak"  # only a tie-break settles it
+                tiebreaks += 1
+    assert tiebreaks > 5
+
+
+def test_some_traces_open_with_a_quick_guess_then_work_it_out() -> None:
+    rng, guesses, right = np.random.default_rng(4), 0, 0
+    for _ in range(300):
+        expression = sample_expression(int(rng.integers(1, 6)), rng)
+        trace = sample_trace(expression, rng)
+        if trace.kinds[0] != "guess":
+            assert trace.kinds[0] == "attempt"
+            continue
+        guesses += 1
+        right += trace.answers[0][1] == expression.value
+        assert trace.episodes[0].startswith(f"{expression.text} is about ")
+        assert trace.kinds[1] == "attempt"
+        assert trace.episodes[1].startswith("\n\nWait, let me work it out: ")
+    assert 0.25 < guesses / 300 < 0.55 and right < guesses / 2

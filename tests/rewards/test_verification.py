@@ -147,7 +147,8 @@ def test_results_are_cached_without_workers() -> None:
     cached.close()
     assert cached.verify(respond("\\frac{6}{3}"), "2") == first  # answered from the cache
     assert cached._pool is None  # no worker was started for it
-    cached.verify_many([(respond(str(i)), "2") for i in range(2)])  # evicts the first entry
+    fillers = [(respond(f"\\frac{{{i}}}{{7}}"), "2") for i in range(2)]
+    cached.verify_many(fillers)  # graded by workers, evicts the first entry
     cached.close()
     assert cached.verify(respond("\\frac{6}{3}"), "2") == first
     assert cached._pool is not None  # graded again
@@ -192,12 +193,13 @@ def test_adversarial_inputs_return_in_time(
 def test_hanging_answers_under_a_raised_cap_are_bounded() -> None:
     uncapped = Verifier(VerifierConfig(timeout_s=TIMEOUT_S, workers=2, max_answer_chars=10_000))
     try:
-        assert uncapped.verify(respond("5"), "5").status == "correct"  # both workers warm
+        warm = [(respond(f"\\frac{{{5 * i}}}{{{i}}}"), "5") for i in (1, 2)]
+        assert all(r.correct for r in uncapped.verify_many(warm))  # both workers warm
         for answer in (NESTED_5000, "2^{2^{2^{2^{2^{2}}}}}"):
             start = time.monotonic()
             result = uncapped.verify(respond(answer), "5")
             assert time.monotonic() - start < TIMEOUT_S + 1.0, result
-        assert uncapped.verify(respond("5"), "5").status == "correct"
+        assert uncapped.verify(respond("\\frac{15}{3}"), "5").status == "correct"
     finally:
         uncapped.close()
 
@@ -267,3 +269,19 @@ def test_gold_answers_verify_against_themselves_all(gold_rows: list[tuple[str, s
     agreement, exceptions = _agreement(gold_rows)
     print(f"agreement on all {len(gold_rows)} gold answers: {agreement:.2%}; {exceptions}")
     assert agreement >= 0.995, exceptions
+
+
+def test_integer_answers_are_graded_without_workers() -> None:
+    integers = Verifier(VerifierConfig(workers=1))
+    try:
+        results = integers.verify_many(
+            [(respond("918"), "918"), (respond("0918"), "918"), (respond("928"), "918")]
+        )
+        assert [r.status for r in results] == ["correct", "correct", "wrong"]
+        hedged = integers.verify("</think> \\boxed{918} or \\boxed{928}", "918")
+        assert hedged.status == "wrong" and hedged.detail == "hedged"
+        assert integers._pool is None  # math-verify was never needed
+        assert integers.verify(respond("\\frac{1836}{2}"), "918").correct  # a worker grades this
+        assert integers._pool is not None
+    finally:
+        integers.close()
