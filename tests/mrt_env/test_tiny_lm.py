@@ -150,3 +150,17 @@ def test_card_renders_the_recorded_figures_and_reproduction(tmp_path: Path) -> N
     assert " → ".join(f"{v:.3f}" for v in figures["mean_j_by_episode"]) in card
     assert "took 7.2 minutes and wrote a\n  `model.safetensors` bit-identical" in card
     assert training["command"] in card
+
+
+@needs_shipped
+def test_shipped_model_mean_j_rises_over_the_first_episodes() -> None:
+    from mrt_env.tinymath.evaluate import j_curves, respond, summarize_curves
+    from mrt_env.tinymath.problems import TinyMathSource
+
+    problems = list(TinyMathSource("heldout", 120, seed=1))  # not the card's problems
+    lm = load_tiny_lm()
+    responses = respond(lm, problems, 0.8, 400, seed=1)
+    summary = summarize_curves(j_curves(lm, problems, responses, k=8, seed=1))
+    j = summary["mean_j_by_episode"]
+    assert j[0] < 0.05 < j[1] < j[2], j  # the guess, then the worked attempt
+    assert summary["j_final"] > j[1], summary["j_final"]
