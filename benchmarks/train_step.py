@@ -248,28 +248,20 @@ def raw_loop_seconds(session: TrainSession, prompts: list[str], steps: int, seed
     return time.perf_counter() - start
 
 
-def replay_raw(session: TrainSession, calls: list, seed: int) -> float:
-    """Seconds the raw loop takes for the recorded ``generate`` calls (same rows, same lengths).
+def replay_raw(session: TrainSession, calls: list, seed: int, dense: bool = False) -> float:
+    """Seconds the raw loop takes for the recorded ``generate`` calls (same rows).
 
-    A row that ended with EOS sampled one more token than it kept, so the loop runs as many
-    forwards as the longest row sampled.
+    By default each call runs as many forwards as its longest row sampled (a row that ended
+    with EOS sampled one more token than it kept), so the loop generates the same lengths.
+    With ``dense``, every row runs the call's mean length: the same number of tokens with
+    none of the waste of rows finishing at different lengths, an upper bound.
     """
     seconds = 0.0
     for index, (prompts, lengths, eos) in enumerate(calls):
-        steps = max(n + int(e) for n, e in zip(lengths, eos, strict=True))
-        seconds += raw_loop_seconds(session, prompts, max(0, steps - 1), seed + index)
-    return seconds
-
-
-def dense_raw(session: TrainSession, calls: list, seed: int) -> float:
-    """Seconds the raw loop takes with every row at the call's mean length (no ragged tail).
-
-    The same number of tokens as the recorded calls with none of the waste of rows finishing
-    at different lengths: the model's throughput at that batch size, an upper bound.
-    """
-    seconds = 0.0
-    for index, (prompts, lengths, _) in enumerate(calls):
-        steps = max(1, round(sum(lengths) / len(lengths)))
+        if dense:
+            steps = max(1, round(sum(lengths) / len(lengths)))
+        else:
+            steps = max(1, max(n + int(e) for n, e in zip(lengths, eos, strict=True)))
         seconds += raw_loop_seconds(session, prompts, steps - 1, seed + index)
     return seconds
 
@@ -321,7 +313,7 @@ def main() -> None:
             stats_before = grpo_session.lm.stats.as_dict()
             continue
         raw_s = replay_raw(grpo_session, timer.calls, seed)
-        dense_s = dense_raw(grpo_session, timer.calls, seed)
+        dense_s = replay_raw(grpo_session, timer.calls, seed, dense=True)
         rows.append(
             {
                 "grpo_s": grpo_s,
