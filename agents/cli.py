@@ -37,9 +37,10 @@ def _train_config(options: dict[str, Any]) -> TrainConfig:
     """The :class:`TrainConfig` of the command-line options (same names)."""
     names = {f.name for f in dataclasses.fields(TrainConfig)} - {"env_rewards", "policy"}
     rewards = tuple(r.strip() for r in options["env_rewards"].split(",") if r.strip())
-    policy = PolicyConfig(
+    policy = PolicyConfig(  # the sampling cap follows --token-budget (LLMPolicy.for_env)
         temperature=options["temperature"],
-        max_trajectory_tokens=options["token_budget"] + PolicyConfig.max_answer_tokens,
+        max_episode_tokens=options["max_episode_tokens"],
+        max_answer_tokens=options["max_answer_tokens"],
     )
     return TrainConfig(
         **{name: options[name] for name in names if name in options},
@@ -59,20 +60,38 @@ def _problem_source(spec: str, size: int, seed: int) -> Any:
     return resolve_source(spec, FieldNames())
 
 
-def _evaluator(count: int, seed: int) -> Any:
-    """Held-out TinyMath pass@1 / tokens with the session's policy (fixed seed each time)."""
-    from agents.evaluate import EvalSettings, heldout_problems, sample_responses, summarize
+def _eval_problems(spec: str | None, train_spec: str, count: int) -> Any:
+    """Evaluation problems: ``spec`` (first ``count``), or held-out TinyMath when training
+    on TinyMath; other training sets need an explicit evaluation set."""
+    from agents.evaluate import heldout_problems, load_problems
 
-    problems = heldout_problems(count)
+    if spec is not None:
+        return load_problems(spec, count)
+    if train_spec.startswith("tinymath"):
+        return heldout_problems(count)
+    raise typer.BadParameter(
+        f"--eval-interval needs --eval-source (held-out problems) when training on "
+        f"{train_spec!r}, e.g. --eval-source ../shared/data/math500.jsonl"
+    )
+
+
+def _evaluator(problems: Any, seed: int, segmenter: str | None) -> Any:
+    """Pass@1 / tokens / answered share of the session's policy on ``problems`` (fixed seed
+    each time), with the run's template, device, K, caps and segmenter."""
+    from agents.evaluate import EvalSettings, sample_responses, summarize
 
     def evaluate(session: Any, step: int) -> dict[str, float]:
         config = session.config
+        env_config = session.collector.env_config
         settings = EvalSettings(
             token_budget=config.token_budget,
             max_episodes=config.max_episodes,
+            prover_samples=config.prover_samples,
             seed=seed,
             policy=config.policy,
-            template=session.collector.env_config.template,
+            template=env_config.template,
+            forced_answer_tokens=config.forced_answer_tokens,
+            segmenter=segmenter,
         )
         session.reset_caches()
         grouped = sample_responses(
@@ -84,7 +103,11 @@ def _evaluator(count: int, seed: int) -> Any:
         )
         session.reset_caches()
         summary = summarize(grouped)
-        return {"eval/pass@1": summary.pass_at_1, "eval/tokens": summary.mean_tokens}
+        return {
+            "eval/pass@1": summary.pass_at_1,
+            "eval/tokens": summary.mean_tokens,
+            "eval/answered": summary.answered,
+        }
 
     return evaluate
 
@@ -119,12 +142,37 @@ def main(
     alpha: Annotated[float, typer.Option(help="mrt: weight of the progress term")] = 1.0,
     keep_per_problem: Annotated[int, typer.Option(help="star: traces kept per problem")] = 1,
     temperature: Annotated[float, typer.Option(help="sampling temperature")] = 0.8,
-    token_budget: Annotated[int, typer.Option(help="env token budget")] = 384,
-    max_episodes: Annotated[int, typer.Option(help="env episode cap")] = 8,
-    prover_samples: Annotated[int, typer.Option(help="K forced answers per J")] = 4,
+    token_budget: Annotated[int, typer.Option(help="token budget: a trajectory's limit")] = 384,
+    max_episodes: Annotated[
+        int | None, typer.Option(help="env episode cap (default: none below the budget)")
+    ] = None,
+    max_episode_tokens: Annotated[
+        int | None, typer.Option(help="per-episode safety cap (default: none; reported)")
+    ] = None,
+    max_answer_tokens: Annotated[
+        int | None, typer.Option(help="final-answer cap after </think> (default: template's)")
+    ] = None,
+    forced_answer_tokens: Annotated[
+        int | None, typer.Option(help="forced-answer cap of μ (default: template's)")
+    ] = None,
+    segmenter: Annotated[
+        str | None,
+        typer.Option(help="marker[:MIN] | preset:NAME | paragraph (default: template's)"),
+    ] = None,
+    prover_samples: Annotated[
+        int, typer.Option("--k", "--prover-samples", help="K forced answers per J")
+    ] = 4,
+    prefix_cache_size: Annotated[int | None, typer.Option(help="HF prefix-cache entries")] = None,
+    max_decode_rows: Annotated[int | None, typer.Option(help="HF rows per decode call")] = None,
     micro_batch_size: Annotated[int, typer.Option(help="trajectories per backward")] = 16,
     eval_interval: Annotated[int, typer.Option(help="held-out eval every N steps (0 = off)")] = 0,
     eval_problems: Annotated[int, typer.Option(help="held-out problems per eval")] = 32,
+    eval_source: Annotated[
+        str | None, typer.Option(help="eval problems: JSONL | hf:NAME:SPLIT (default: tinymath)")
+    ] = None,
+    zero_reward_steps: Annotated[
+        int, typer.Option(help="warn after N steps of all-zero rewards (0 = never)")
+    ] = 3,
     checkpoint_interval: Annotated[int, typer.Option(help="checkpoint every N steps")] = 1,
     reward: Annotated[str, typer.Option(help="outcome | return (summed env rewards)")] = "outcome",
     env_rewards: Annotated[str, typer.Option(help="env reward modules, comma-separated")] = (
@@ -150,18 +198,35 @@ def main(
         algo, _algo_config(algo, normalize_std, credit, alpha, keep_per_problem)
     )
     source = _problem_source(problems, train_size, seed)
+    from mrt_env.segmenters import segmenter_from_spec
+
+    lm_options = {
+        name: value
+        for name, value in (
+            ("prefix_cache_size", prefix_cache_size),
+            ("max_decode_rows", max_decode_rows),
+        )
+        if value is not None
+    }
+    evaluator = None
+    if eval_interval:
+        held_out = _eval_problems(eval_source, problems, eval_problems)
+        evaluator = _evaluator(held_out, seed + 1, segmenter)
     session = build_session(
-        config, model, source, template=template, with_prover=algorithm.needs_prover
-    )
-    evaluator = (
-        _evaluator(eval_problems, seed + 1)
-        if eval_interval and problems.startswith("tinymath")
-        else None
+        config,
+        model,
+        source,
+        template=template,
+        with_prover=algorithm.needs_prover,
+        segmenter=segmenter_from_spec(segmenter, template),
+        lm_options=lm_options,
     )
     settings = {
         "model": model,
         "problems": problems,
         "template": template,
+        "segmenter": segmenter,
+        "lm_options": lm_options,
         "algo_config": vars(getattr(algorithm, "config", {})),
     }
     result = train(

@@ -35,26 +35,29 @@ class PolicyConfig:
     Attributes:
         temperature: Sampling temperature (``0`` = greedy).
         top_p: Nucleus sampling mass (``1.0`` disables it).
-        max_episode_tokens: Cap on the tokens of one episode; a longer run of thinking is cut
-            there and the rest opens the next episode.
+        max_episode_tokens: Safety cap on the tokens of one episode (``None``, the default:
+            none; episodes end only at the segmenter's boundaries). A longer run of thinking
+            is cut there and the rest opens the next episode; rollouts report the share of
+            episodes it cut (``charts/episode_cap_share``).
         max_answer_tokens: Cap on the tokens after the end-of-thinking marker (the final
-            answer is part of the last episode).
-        max_trajectory_tokens: Cap on the tokens sampled for one trajectory (set it to the
-            env's token budget plus ``max_answer_tokens``).
+            answer is part of the last episode); ``None``: the template's natural-answer cap
+            (:meth:`mrt_env.templates.ChatTemplate.answer_caps`).
+        max_trajectory_tokens: Cap on the tokens sampled for one trajectory; ``None``: the
+            env's token budget plus the answer cap (:meth:`LLMPolicy.for_env`).
     """
 
     temperature: float = 0.8
     top_p: float = 1.0
-    max_episode_tokens: int = 256
-    max_answer_tokens: int = 32
-    max_trajectory_tokens: int = 512
+    max_episode_tokens: int | None = None
+    max_answer_tokens: int | None = None
+    max_trajectory_tokens: int | None = None
 
     def __post_init__(self) -> None:
         _require(self.temperature >= 0, f"temperature must be >= 0, got {self.temperature}")
         _require(0 < self.top_p <= 1, f"top_p must be in (0, 1], got {self.top_p}")
         for name in ("max_episode_tokens", "max_answer_tokens", "max_trajectory_tokens"):
             value = getattr(self, name)
-            _require(value >= 1, f"{name} must be >= 1, got {value}")
+            _require(value is None or value >= 1, f"{name} must be >= 1 or None, got {value}")
 
 
 @dataclass(frozen=True)
@@ -78,8 +81,14 @@ class TrainConfig:
             are then exactly 1 and the clip never binds).
         micro_batch_size: Trajectories per forward/backward pass (gradients accumulate over
             micro-batches; the loss is the token mean over the whole batch).
-        token_budget: The env's token budget per trajectory (thinking tokens).
-        max_episodes: The env's episode cap per trajectory.
+        token_budget: The env's token budget per trajectory (thinking tokens): the real limit
+            of a trajectory.
+        max_episodes: The env's episode cap per trajectory (``None``, the default: no cap
+            below the token budget, i.e. ``token_budget`` episodes).
+        forced_answer_tokens: Token cap of μ's forced answers and of the forced answer that
+            grades a truncated trajectory (``None``: the template's).
+        zero_reward_steps: Warn when every reward (or every advantage) of this many
+            consecutive steps is 0 (``0`` = never).
         prover_samples: K, forced answers per J estimate.
         eval_interval: Held-out evaluation every this many steps (``0`` = never).
         eval_problems: Held-out problems per evaluation.
@@ -108,7 +117,9 @@ class TrainConfig:
     updates_per_batch: int = 1
     micro_batch_size: int = 16
     token_budget: int = 384
-    max_episodes: int = 8
+    max_episodes: int | None = None
+    forced_answer_tokens: int | None = None
+    zero_reward_steps: int = 3
     prover_samples: int = 4
     eval_interval: int = 0
     eval_problems: int = 32
@@ -128,8 +139,12 @@ class TrainConfig:
             "micro_batch_size",
         ):
             _require(getattr(self, name) >= 1, f"{name} must be >= 1")
-        for name in ("token_budget", "max_episodes", "prover_samples", "checkpoint_interval"):
+        for name in ("token_budget", "prover_samples", "checkpoint_interval"):
             _require(getattr(self, name) >= 1, f"{name} must be >= 1")
+        for name in ("max_episodes", "forced_answer_tokens"):
+            value = getattr(self, name)
+            _require(value is None or value >= 1, f"{name} must be >= 1 or None, got {value}")
+        _require(self.zero_reward_steps >= 0, "zero_reward_steps must be >= 0")
         _require(self.minutes is None or self.minutes > 0, "minutes must be > 0 or None")
         _require(self.lr > 0, f"lr must be > 0, got {self.lr}")
         _require(self.kl_coef >= 0, f"kl_coef must be >= 0, got {self.kl_coef}")
@@ -143,6 +158,17 @@ class TrainConfig:
     def trajectories_per_step(self) -> int:
         """Trajectories sampled per step: ``problems_per_step * group_size``."""
         return self.problems_per_step * self.group_size
+
+    @property
+    def episode_cap(self) -> int:
+        """The env's episode cap: ``max_episodes``, or ``token_budget`` when unset (every
+        episode has at least one token, so that cap never ends a trajectory before the budget).
+
+        Example:
+            >>> TrainConfig(token_budget=2048).episode_cap
+            2048
+        """
+        return self.token_budget if self.max_episodes is None else self.max_episodes
 
 
 @dataclass(frozen=True)

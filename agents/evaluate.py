@@ -2,11 +2,15 @@
 
 Command line (``python -m agents.evaluate --help``)::
 
-    python -m agents.evaluate --variants base grpo mrt --n 200 --temperature 0.8
+    python -m agents.evaluate --variants base,grpo,mrt --n 200 --temperature 0.8
+    python -m agents.evaluate --variants path/to/model --problems ../shared/data/math500.jsonl \
+        --template r1-distill --device cuda --n 100 --token-budget 8192 --k 8 --budgets 4096,8192
 
-Each variant is sampled once per held-out TinyMath problem through the env; with
-``--budgets``, the env's meta-prover (the evaluated model itself, as in the paper) reads J after
-every episode and normalized regret is reported at each budget.
+Each variant is sampled once per problem through the env (held-out TinyMath by default, or the
+first ``--n`` problems of ``--problems``); with ``--budgets``, the env's meta-prover (the
+evaluated model itself, as in the paper) reads J after every episode and normalized regret is
+reported at each budget. Answer caps default to the template's
+(:meth:`mrt_env.templates.ChatTemplate.answer_caps`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import numpy as np
 import typer
 
 from agents.config import PolicyConfig
+from agents.monitor import answer_metrics
 from agents.policy import LLMPolicy
 from agents.rollout import RolloutCollector, RolloutRequest
 from agents.types import Trajectory
@@ -35,20 +40,26 @@ class EvalSettings:
     Attributes:
         samples_per_problem: Sampled responses per problem.
         token_budget: The env's token budget per response.
-        max_episodes: The env's episode cap.
+        max_episodes: The env's episode cap (``None``: no cap below the token budget).
         prover_samples: K of the meta-prover (used only with regret budgets).
         template: Chat/termination template preset.
         seed: Seed of sampling (the same for every variant: common random numbers).
-        policy: Sampling settings (temperature ...).
+        policy: Sampling settings (temperature, answer and safety caps ...).
+        forced_answer_tokens: Cap of μ's and truncation forced answers (``None``: the
+            template's).
+        segmenter: Segmenter spec (``mrt_env.segmenters.segmenter_from_spec``; ``None``: the
+            template's default), shared by the policy's episodes and the env.
     """
 
     samples_per_problem: int = 1
     token_budget: int = 384
-    max_episodes: int = 8
+    max_episodes: int | None = None
     prover_samples: int = 4
     template: str = "tiny"
     seed: int = 1234
     policy: PolicyConfig = field(default_factory=PolicyConfig)
+    forced_answer_tokens: int | None = None
+    segmenter: str | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +75,8 @@ class EvalSummary:
         samples_per_problem: Responses per problem.
         normalized_regret: Budget -> normalized regret (empty without budgets).
         per_problem: Pass rate of each problem (for paired comparisons between variants).
+        answered: Share of graded responses with a readable final answer (a low share means
+            answers were cut off or carry no ``\\boxed{}``).
     """
 
     pass_at_1: float
@@ -74,6 +87,7 @@ class EvalSummary:
     samples_per_problem: int
     normalized_regret: dict[str, float]
     per_problem: tuple[float, ...] = ()
+    answered: float = float("nan")
 
 
 def paired_difference(
@@ -126,31 +140,23 @@ def sample_responses(
     prover_lm: Any | None = None,
 ) -> list[list[Trajectory]]:
     """``settings.samples_per_problem`` trajectories per problem (``[problem][sample]``)."""
-    answering = prover_lm if prover_lm is not None else lm
-    prover: Any = "none"
-    if with_prover:
-        from mrt_env.prover.sampled import SampledMetaProver
+    from mrt_env.segmenters import segmenter_from_spec
 
-        prover = SampledMetaProver(
-            answering,
-            template=settings.template,
-            k=settings.prover_samples,
-            max_answer_tokens=settings.policy.max_answer_tokens,
-        )
+    answering = prover_lm if prover_lm is not None else lm
     env_config = EnvConfig(
         problems=list(problems),
         lm=answering,
-        prover=prover,
+        prover=None if with_prover else "none",
         template=settings.template,
         k=settings.prover_samples,
         token_budget=settings.token_budget,
-        max_episodes=settings.max_episodes,
-        max_answer_tokens=settings.policy.max_answer_tokens,
+        max_episodes=settings.max_episodes or settings.token_budget,
+        max_answer_tokens=settings.forced_answer_tokens,
+        segmenter=segmenter_from_spec(settings.segmenter, settings.template),
+        truncation_lm=lm,
     )
     components = build_components(env_config)
-    policy = LLMPolicy(
-        lm, settings.policy, components.segmenter.boundaries, components.template.end_think
-    )
+    policy = LLMPolicy.for_env(lm, settings.policy, components, settings.token_budget)
     collector = RolloutCollector(env_config, components, policy)
     requests = [
         RolloutRequest(problem, group)
@@ -189,6 +195,7 @@ def summarize(
         samples_per_problem=len(grouped[0]) if grouped else 0,
         normalized_regret=regret,
         per_problem=tuple(float(v) for v in per_problem),
+        answered=answer_metrics([t for g in grouped for t in g])["env/answered"],
     )
 
 
@@ -199,24 +206,70 @@ def heldout_problems(count: int, seed: int = 0) -> list[Problem]:
     return list(TinyMathSource(split="heldout", size=count, seed=seed))
 
 
-app = typer.Typer(add_completion=False, help="Evaluate tiny-LM variants on held-out TinyMath.")
+def load_problems(spec: str, count: int) -> list[Problem]:
+    """``count`` evaluation problems: held-out TinyMath for ``"tinymath:heldout"``, else the
+    first ``count`` problems of any ``mrt_env.sources`` spec (a JSONL path, ``hf:NAME:SPLIT``).
+
+    Example:
+        >>> [p.id for p in load_problems("tinymath:heldout", 2)] == [
+        ...     p.id for p in heldout_problems(2)]
+        True
+    """
+    if spec == "tinymath:heldout":
+        return heldout_problems(count)
+    from mrt_env.sources import FieldNames, resolve_source
+
+    source = resolve_source(spec, FieldNames())
+    if count > len(source):
+        raise ValueError(f"--n {count} is more than the {len(source)} problems of {spec!r}")
+    return [source[i] for i in range(count)]
+
+
+app = typer.Typer(add_completion=False, help="Evaluate policies on held-out problems.")
 
 
 def _split(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+def _model_spec(variant: str) -> str:
+    """A tiny variant name (``base``, ``grpo``, ``mrt``) as ``tiny:NAME``; paths and ids as is."""
+    if "/" in variant or variant == "random-tiny" or variant.startswith("tiny"):
+        return variant
+    return f"tiny:{variant}"
+
+
 @app.command()
 def main(
-    variants: Annotated[str, typer.Option(help="comma-separated tiny variants or paths")] = (
-        "base,grpo,mrt"
-    ),
-    n: Annotated[int, typer.Option(help="held-out problems")] = 200,
+    variants: Annotated[
+        str, typer.Option(help="comma-separated tiny variants, paths or hub ids")
+    ] = "base,grpo,mrt",
+    problems: Annotated[
+        str, typer.Option(help="tinymath:heldout | JSONL path | hf:NAME:SPLIT (first --n)")
+    ] = "tinymath:heldout",
+    n: Annotated[int, typer.Option(help="problems evaluated")] = 200,
+    template: Annotated[str, typer.Option(help="tiny | r1-distill | plain | ...")] = "tiny",
+    device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
     samples: Annotated[int, typer.Option(help="samples per problem")] = 1,
     temperature: Annotated[float, typer.Option(help="sampling temperature")] = 0.8,
     budgets: Annotated[str, typer.Option(help="comma-separated regret budgets (tokens)")] = "",
     token_budget: Annotated[int, typer.Option(help="env token budget")] = 384,
-    prover_samples: Annotated[int, typer.Option(help="K forced answers per J")] = 4,
+    max_episodes: Annotated[int | None, typer.Option(help="episode cap (default: none)")] = None,
+    k: Annotated[int, typer.Option("--k", "--prover-samples", help="K forced answers per J")] = 4,
+    max_answer_tokens: Annotated[
+        int | None, typer.Option(help="final-answer cap after </think> (default: template's)")
+    ] = None,
+    forced_answer_tokens: Annotated[
+        int | None, typer.Option(help="forced-answer cap of μ (default: template's)")
+    ] = None,
+    max_episode_tokens: Annotated[
+        int | None, typer.Option(help="per-episode safety cap (default: none)")
+    ] = None,
+    segmenter: Annotated[
+        str | None, typer.Option(help="marker[:MIN] | preset:NAME | paragraph")
+    ] = None,
+    prefix_cache_size: Annotated[int | None, typer.Option(help="HF prefix-cache entries")] = None,
+    max_decode_rows: Annotated[int | None, typer.Option(help="HF rows per decode call")] = None,
     seed: Annotated[int, typer.Option(help="sampling seed")] = 1234,
     out: Annotated[Path | None, typer.Option(help="write results JSON here")] = None,
 ) -> None:
@@ -224,33 +277,53 @@ def main(
     from agents.session import load_language_model
 
     budget_values = [float(b) for b in _split(budgets)]
-    policy = PolicyConfig(temperature=temperature, max_trajectory_tokens=token_budget + 32)
+    policy = PolicyConfig(
+        temperature=temperature,
+        max_answer_tokens=max_answer_tokens,
+        max_episode_tokens=max_episode_tokens,
+    )
     settings = EvalSettings(
         samples_per_problem=samples,
         token_budget=token_budget,
-        prover_samples=prover_samples,
+        max_episodes=max_episodes,
+        prover_samples=k,
+        template=template,
         seed=seed,
         policy=policy,
+        forced_answer_tokens=forced_answer_tokens,
+        segmenter=segmenter,
     )
-    problems = heldout_problems(n)
-    results: dict[str, Any] = {"settings": asdict(settings), "n": n, "budgets": budget_values}
-    for variant in _split(variants):
-        spec = variant if "/" in variant or variant == "random-tiny" else f"tiny:{variant}"
-        lm = load_language_model(spec, "cpu")
-        grouped = sample_responses(lm, problems, settings, with_prover=bool(budget_values))
+    options = {
+        name: value
+        for name, value in (
+            ("prefix_cache_size", prefix_cache_size),
+            ("max_decode_rows", max_decode_rows),
+        )
+        if value is not None
+    }
+    chosen = load_problems(problems, n)
+    results: dict[str, Any] = {
+        "settings": asdict(settings),
+        "problems": problems,
+        "n": n,
+        "budgets": budget_values,
+    }
+    names = _split(variants)
+    for variant in names:
+        lm = load_language_model(_model_spec(variant), device, **options)
+        grouped = sample_responses(lm, chosen, settings, with_prover=bool(budget_values))
         summary = summarize(grouped, budget_values)
         results[variant] = asdict(summary)
         line = (
             f"{variant:>6}: pass@1 {summary.pass_at_1:.3f} "
             f"[{summary.ci_low:.3f}, {summary.ci_high:.3f}]  tokens {summary.mean_tokens:.1f}  "
-            f"regret {summary.normalized_regret}"
+            f"answered {summary.answered:.0%}  regret {summary.normalized_regret}"
         )
-        first = results[_split(variants)[0]]
-        if variant != _split(variants)[0]:
-            versus = paired_difference(summary.per_problem, first["per_problem"])
+        if variant != names[0]:
+            versus = paired_difference(summary.per_problem, results[names[0]]["per_problem"])
             results[variant]["minus_first"] = versus
             line += (
-                f"  vs {_split(variants)[0]}: {versus['mean']:+.3f} "
+                f"  vs {names[0]}: {versus['mean']:+.3f} "
                 f"[{versus['ci_low']:+.3f}, {versus['ci_high']:+.3f}]"
             )
         typer.echo(line)

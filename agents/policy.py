@@ -3,24 +3,30 @@
 The policy samples a trajectory's remaining text in one continuous generation call and hands
 it to the env one episode at a time. That is exactly the distribution of stopping at every
 boundary and continuing from the same context, but the backend keeps its KV cache for the whole
-trajectory instead of re-encoding prompt + prefix at every env step. An episode ends where a
-boundary string begins (the boundary opens the next episode, as in the segmenters' lossless
-split), where thinking ends (the final answer, capped, stays in that last episode), or at the
-per-episode token cap. When the env hands back an observation the policy did not plan (a
-wrapper edited the text), the policy samples afresh from that observation. When the model ended
-its output (EOS) without ending thinking, later episodes are empty (``end="eos"``): the model
-has nothing more to say, and the env truncates the trajectory at its episode cap.
+trajectory instead of re-encoding prompt + prefix at every env step. Episodes end where the
+env's segmenter (the same object offline analysis and ``replay`` use) splits the thinking,
+moved to the next token boundary, and where thinking ends (the final answer, capped, stays in
+that last episode); an optional per-episode token cap is a safety net only. A continuation is
+segmented on its own: when the policy continues a given prefix (MRT's cut trajectories), the
+segmenter's paragraph counting starts at the continuation. When the env hands back an
+observation the policy did not plan (a wrapper edited the text), the policy samples afresh
+from that observation. When the model ends its output (EOS) without ending thinking, its last
+episode is marked ``end="eos"``: send it as a :class:`mrt_env.spaces.FinalEpisode`, and the env
+grades the response as it stands.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from agents.config import PolicyConfig
 from agents.types import EpisodeEnd, EpisodeSample
 from mrt_env.lm.base import Completion, LanguageModel, SamplingParams
+from mrt_env.templates import FULL_ANSWER_TOKENS
 
 
 @dataclass
@@ -61,72 +67,90 @@ def _first_token_at_or_after(offsets: Sequence[int], char: int, start: int) -> i
     return len(offsets) - 1
 
 
-def _next_boundary(text: str, stops: Sequence[str], begin: int, limit: int) -> int | None:
-    """Earliest start ``>= begin`` (and ``< limit``) of any stop string, or ``None``."""
-    found = [text.find(stop, begin, limit + len(stop)) for stop in stops if stop]
-    found = [position for position in found if 0 <= position < limit]
-    return min(found) if found else None
+def _segment_starts(segmenter: Any, thinking: str, offsets: Sequence[int]) -> list[int]:
+    """Token indices where the segmenter's episodes after the first begin (moved forward to
+    the next token start, so a token that straddles a boundary stays in the earlier episode)."""
+    starts: list[int] = []
+    char = 0
+    for piece in list(segmenter.split(thinking))[:-1]:
+        char += len(piece)
+        token = _first_token_at_or_after(offsets, char, starts[-1] if starts else 0)
+        if token < len(offsets) - 1 and (not starts or token > starts[-1]):
+            starts.append(token)
+    return starts
+
+
+def _capped(
+    spans: list[tuple[int, int, EpisodeEnd]], cap: int | None
+) -> list[tuple[int, int, EpisodeEnd]]:
+    """``spans`` with every span longer than the safety cap cut into ``cap``-token pieces."""
+    if cap is None:
+        return spans
+    out: list[tuple[int, int, EpisodeEnd]] = []
+    for start, end, reason in spans:
+        while end - start > cap:
+            out.append((start, start + cap, "episode_cap"))
+            start += cap
+        out.append((start, end, reason))
+    return out
 
 
 def split_continuation(
     lm: LanguageModel,
     completion: Completion,
-    stops: Sequence[str],
+    segmenter: Any,
     end_think: str,
     config: PolicyConfig,
+    answer_tokens: int = FULL_ANSWER_TOKENS,
 ) -> list[EpisodeSample]:
-    """Split one sampled continuation into episodes at token boundaries.
+    """Split one sampled continuation into episodes at the segmenter's boundaries.
 
     Args:
         lm: The model that sampled ``completion`` (for decoding).
         completion: The continuation of an observation.
-        stops: Boundary strings; a match at offset >= 1 of an episode ends it before the match.
+        segmenter: The env's segmenter (``.split(thinking)``); its episode starts, moved to
+            the next token boundary, end episodes.
         end_think: End-of-thinking marker; the episode containing it also holds up to
-            ``config.max_answer_tokens`` tokens after it and is the last one.
-        config: Per-episode and answer caps.
+            ``config.max_answer_tokens`` (or ``answer_tokens``) tokens after it and is the last.
+        config: The optional per-episode safety cap and the answer cap.
+        answer_tokens: Answer cap used when ``config.max_answer_tokens`` is ``None``.
 
     Returns:
         The episodes in order; their token ids concatenate to a prefix of the completion's.
+        The last one ends with ``"end_think"``, ``"eos"`` (the model stopped without ending
+        thinking: the response is finished) or ``"length"`` (the sampling cap).
 
     Example:
         >>> from mrt_env.lm.testing import tiny_random_lm
+        >>> from mrt_env.segmenters import MarkerSegmenter
         >>> lm = tiny_random_lm(0)
         >>> ids = tuple(lm.encode("a\\n\\nWait b</think>7"))
         >>> done = Completion("", ids, (0.0,) * len(ids), "eos")
-        >>> [e.text for e in split_continuation(lm, done, ["\\n\\nWait"], "</think>",
-        ...                                     PolicyConfig())]
+        >>> seg = MarkerSegmenter(min_paragraphs=1)
+        >>> [e.text for e in split_continuation(lm, done, seg, "</think>", PolicyConfig())]
         ['a', '\\n\\nWait b</think>7']
     """
     ids, logprobs = completion.token_ids, completion.logprobs
     text, offsets = token_offsets(lm, ids)
     think_at = text.find(end_think) if end_think else -1
-    thinking_end = think_at if think_at >= 0 else len(text)
-    episodes: list[EpisodeSample] = []
-    start = 0
-    while start < len(ids):
-        cap_end = min(start + config.max_episode_tokens, len(ids))
-        begin = offsets[start]
-        boundary = _next_boundary(text, stops, begin + 1, thinking_end)
-        end: int
-        reason: EpisodeEnd
-        if boundary is not None and _first_token_at_or_after(offsets, boundary, start) <= cap_end:
-            end, reason = _first_token_at_or_after(offsets, boundary, start), "boundary"
-        elif think_at >= 0 and offsets[cap_end] > think_at:
-            marker_end = _first_token_at_or_after(offsets, think_at + len(end_think), start)
-            end, reason = min(len(ids), marker_end + config.max_answer_tokens), "end_think"
-        elif cap_end < len(ids):
-            end, reason = cap_end, "episode_cap"
-        else:
-            end, reason = len(ids), "length"
-        episodes.append(
-            EpisodeSample(
-                text[offsets[start] : offsets[end]], ids[start:end], logprobs[start:end], reason
-            )
-        )
-        if reason == "end_think":
-            break
-        start = end
-    return episodes
+    thinking = text if think_at < 0 else text[:think_at]
+    starts = _segment_starts(segmenter, thinking, offsets) if thinking else []
+    last: EpisodeEnd = "eos" if completion.finish_reason == "eos" else "length"
+    stop = len(ids)
+    if think_at >= 0:
+        cap = config.max_answer_tokens or answer_tokens
+        marker_end = _first_token_at_or_after(offsets, think_at + len(end_think), 0)
+        stop, last = min(len(ids), marker_end + cap), "end_think"
+        starts = [start for start in starts if start < stop]
+    bounds = [0, *starts, stop]
+    spans: list[tuple[int, int, EpisodeEnd]] = [
+        (a, b, "boundary") for a, b in itertools.pairwise(bounds)
+    ]
+    spans[-1] = (spans[-1][0], spans[-1][1], last)
+    return [
+        EpisodeSample(text[offsets[a] : offsets[b]], ids[a:b], logprobs[a:b], reason)
+        for a, b, reason in _capped(spans, config.max_episode_tokens)
+    ]
 
 
 class LLMPolicy:
@@ -134,14 +158,19 @@ class LLMPolicy:
 
     Args:
         lm: Any ``mrt_env`` language model (transformers, vLLM, a test double).
-        config: Sampling temperature and token caps.
-        stop_strings: The segmenter's boundary strings (``env.unwrapped.stop_strings``).
+        config: Sampling temperature and token caps; ``max_trajectory_tokens`` must be set
+            (:meth:`for_env` sets it from the env's token budget).
+        segmenter: The env's segmenter (``env.unwrapped.core.components.segmenter``), the same
+            object ``replay`` and the offline analysis split with.
         end_think: The template's end-of-thinking marker.
+        answer_tokens: Cap of the final answer when ``config.max_answer_tokens`` is ``None``
+            (the template's natural-answer cap).
 
     Example:
         >>> from mrt_env.lm.testing import tiny_random_lm
+        >>> from mrt_env.segmenters import MarkerSegmenter
         >>> policy = LLMPolicy(tiny_random_lm(0), PolicyConfig(max_trajectory_tokens=8),
-        ...                    stop_strings=["\\n\\nWait"])
+        ...                    MarkerSegmenter())
         >>> [episode] = policy.act(["Problem: 1+1?\\n<think>\\n"], seeds=[0])[:1]
         >>> len(episode.token_ids) <= 8
         True
@@ -151,16 +180,46 @@ class LLMPolicy:
         self,
         lm: LanguageModel,
         config: PolicyConfig,
-        stop_strings: Sequence[str] = (),
+        segmenter: Any,
         end_think: str = "</think>",
+        answer_tokens: int = FULL_ANSWER_TOKENS,
     ) -> None:
+        if config.max_trajectory_tokens is None:
+            raise ValueError(
+                "PolicyConfig.max_trajectory_tokens is None: set it, or build the policy with "
+                "LLMPolicy.for_env(lm, config, components, token_budget)"
+            )
+        if not callable(getattr(segmenter, "split", None)):
+            raise TypeError(f"segmenter must have .split(text), got {segmenter!r}")
         self.lm = lm
         self.config = config
-        self.stop_strings = tuple(stop_strings)
+        self.segmenter = segmenter
         self.end_think = end_think
+        self.answer_tokens = config.max_answer_tokens or answer_tokens
         self._plans: dict[Hashable, _Plan] = {}
         self.sampled_tokens = 0
         """Tokens generated by the backend so far (for throughput figures)."""
+
+    @classmethod
+    def for_env(
+        cls, lm: LanguageModel, config: PolicyConfig, components: Any, token_budget: int
+    ) -> LLMPolicy:
+        """A policy for an env's components: its segmenter, end marker and answer cap, and a
+        sampling cap of ``token_budget`` plus the answer cap unless ``config`` sets one.
+
+        Example:
+            >>> from mrt_env.config import EnvConfig, build_components
+            >>> from mrt_env.lm.scripted import ScriptedLM
+            >>> components = build_components(EnvConfig(lm=ScriptedLM(["x"]), prover="none"))
+            >>> policy = LLMPolicy.for_env(components.lm, PolicyConfig(), components, 512)
+            >>> policy.config.max_trajectory_tokens, policy.segmenter is components.segmenter
+            (544, True)
+        """
+        caps = components.template.answer_caps(natural=config.max_answer_tokens)
+        if config.max_trajectory_tokens is None:
+            config = replace(config, max_trajectory_tokens=token_budget + caps.natural)
+        end_think = components.template.end_think
+        return cls(lm, config, components.segmenter, end_think, caps.natural)
 
     def reset(self, keys: Sequence[Hashable] | None = None) -> None:
         """Forget the episodes sampled ahead for ``keys`` (all when ``None``).
@@ -207,7 +266,7 @@ class LLMPolicy:
 
     def _pop(self, key: Hashable) -> EpisodeSample:
         plan = self._plans[key]
-        if not plan.episodes:  # the model ended its output (EOS) without ending thinking
+        if not plan.episodes:  # asked again after the final "eos" episode (the env ended it)
             return EpisodeSample("", (), (), "eos")
         episode = plan.episodes.popleft()
         plan.expected_observation += episode.text
@@ -226,7 +285,9 @@ class LLMPolicy:
         for row in rows:
             previous = self._plans.get(keys[row])
             consumed = previous.consumed_tokens if previous is not None else 0
-            budgets.append(max(1, self.config.max_trajectory_tokens - consumed))
+            cap = self.config.max_trajectory_tokens
+            assert cap is not None  # checked in __init__
+            budgets.append(max(1, cap - consumed))
         # Rows are grouped by remaining budget so every call uses one SamplingParams.
         for budget in sorted(set(budgets)):
             batch = [row for row, b in zip(rows, budgets, strict=True) if b == budget]
@@ -243,10 +304,8 @@ class LLMPolicy:
 
     def _store(self, key: Hashable, observation: str, completion: Completion) -> None:
         episodes = split_continuation(
-            self.lm, completion, self.stop_strings, self.end_think, self.config
+            self.lm, completion, self.segmenter, self.end_think, self.config, self.answer_tokens
         )
-        if not episodes:
-            episodes = [EpisodeSample("", (), (), "length")]
         previous = self._plans.get(key)
         consumed = previous.consumed_tokens if previous is not None else 0
         ended = completion.finish_reason == "eos" and episodes[-1].end != "end_think"

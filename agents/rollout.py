@@ -21,6 +21,7 @@ from agents.types import EpisodeRecord, EpisodeSample, Trajectory
 from mrt_env.config import Components, EnvConfig
 from mrt_env.problems import Problem
 from mrt_env.prover.base import ProverRequest
+from mrt_env.spaces import FinalEpisode
 from mrt_env.vector import MRTMathVectorEnv
 
 SEED_BOUND = 2**31 - 1
@@ -244,7 +245,8 @@ class RolloutCollector:
             else []
         )
         for row, episode in zip(sampled, episodes, strict=True):
-            actions[row] = episode.text
+            # the model's output ended (EOS) without ending thinking: the response is finished
+            actions[row] = FinalEpisode(episode.text) if episode.end == "eos" else episode.text
         return dict(zip(sampled, episodes, strict=True))
 
     def _record(
@@ -270,6 +272,8 @@ class RolloutCollector:
                 j_after=info_value(infos, "j_after", row),
                 episode_tokens=int(info_value(infos, "episode_tokens", row) or 0),
                 trainable=sample is not None,
+                end=None if sample is None else sample.end,
+                verification=info_value(infos, "verification", row),
             )
         )
         if sample is None and len(trajectory.episodes) == len(request.prefix):

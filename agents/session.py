@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from agents.config import TrainConfig
+from agents.monitor import answer_metrics
 from agents.policy import LLMPolicy
 from agents.rollout import RolloutCollector, RolloutRequest
 from agents.types import Trajectory
@@ -22,15 +23,17 @@ from mrt_env.config import EnvConfig, build_components
 from mrt_env.problems import Problem, ProblemSource
 
 
-def load_language_model(model: str, device: str, seed: int = 0) -> Any:
+def load_language_model(model: str, device: str, seed: int = 0, **options: Any) -> Any:
     """An ``HFLanguageModel`` for ``model``.
 
     Args:
         model: ``"tiny"`` (the shipped TinyMath base model), ``"tiny:VARIANT"`` (``grpo``,
             ``mrt``), ``"random-tiny"`` (the tiny random test double; for tests) or a local
-            path / hub id (loaded without downloads unless cached).
+            path / hub id (downloaded by ``from_pretrained`` when the network is there).
         device: ``"cpu"`` or ``"cuda"``. Weights are float32 (bf16 autocast on CUDA).
         seed: Seed of the random test double.
+        **options: Backend options for ``HFLanguageModel`` (``prefix_cache_size``,
+            ``max_decode_rows``, ...); not used by the random test double.
     """
     if model == "random-tiny":
         from mrt_env.lm.testing import tiny_random_lm
@@ -41,10 +44,11 @@ def load_language_model(model: str, device: str, seed: int = 0) -> Any:
     if model == "tiny" or model.startswith("tiny:"):
         from mrt_env.tinymath import load_tiny_lm
 
-        return load_tiny_lm(model.partition(":")[2] or "base", device=device, dtype=torch.float32)
+        variant = model.partition(":")[2] or "base"
+        return load_tiny_lm(variant, device=device, dtype=torch.float32, **options)
     from mrt_env.lm.hf import HFLanguageModel
 
-    return HFLanguageModel.from_pretrained(model, device=device, dtype=torch.float32)
+    return HFLanguageModel.from_pretrained(model, device=device, dtype=torch.float32, **options)
 
 
 @dataclass
@@ -126,6 +130,7 @@ class TrainSession:
             "env/terminated": float(np.mean([t.terminated for t in trajectories])),
             "charts/tokens": float(np.mean([t.total_tokens for t in trajectories])),
             "charts/episodes": float(np.mean([len(t.episodes) for t in trajectories])),
+            **answer_metrics(trajectories),
         }
 
 
@@ -136,8 +141,14 @@ def build_session(
     *,
     template: str = "tiny",
     with_prover: bool = True,
+    segmenter: Any = None,
+    lm_options: dict[str, Any] | None = None,
 ) -> TrainSession:
     """Load models and wire the policy, learner and env for training.
+
+    The policy's episodes end at the env's segmenter (the object ``replay`` and the offline
+    analysis use); a truncated trajectory is graded on the policy's own forced answer (the
+    env's ``truncation_lm``), while μ is a frozen copy of the starting model.
 
     Args:
         config: Training settings.
@@ -146,15 +157,19 @@ def build_session(
         template: Chat/termination template preset of the env.
         with_prover: Give the env a meta-prover (J after every episode); outcome-only
             training runs without one.
+        segmenter: The env's segmenter (``None``: the template's default).
+        lm_options: Backend options of every loaded model (see :func:`load_language_model`).
     """
-    lm = load_language_model(model, config.device, config.seed)
-    prover_lm = load_language_model(model, config.device, config.seed)
+    options = dict(lm_options or {})
+    lm = load_language_model(model, config.device, config.seed, **options)
+    prover_lm = load_language_model(model, config.device, config.seed, **options)
     prover_lm.model.eval().requires_grad_(False)
     if config.device == "cuda":
         prover_lm.model.to(torch.bfloat16)
     reference = None
     if config.kl_coef > 0:
-        reference = load_language_model(model, config.device, config.seed).model.eval()
+        reference = load_language_model(model, config.device, config.seed, **options)
+        reference = reference.model.eval()
         reference.requires_grad_(False)
     prover = _meta_prover(prover_lm, template, config) if with_prover else "none"
     env_config = EnvConfig(
@@ -164,17 +179,14 @@ def build_session(
         template=template,
         k=config.prover_samples,
         token_budget=config.token_budget,
-        max_episodes=config.max_episodes,
-        max_answer_tokens=config.policy.max_answer_tokens,
+        max_episodes=config.episode_cap,
+        max_answer_tokens=config.forced_answer_tokens,
         rewards=config.env_rewards,
+        segmenter=segmenter,
+        truncation_lm=lm,
     )
     components = build_components(env_config)
-    policy = LLMPolicy(
-        lm,
-        config.policy,
-        stop_strings=tuple(components.segmenter.boundaries),
-        end_think=components.template.end_think,
-    )
+    policy = LLMPolicy.for_env(lm, config.policy, components, config.token_budget)
     optimizer = torch.optim.AdamW(
         lm.model.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
@@ -191,7 +203,7 @@ def _meta_prover(lm: Any, template: str, config: TrainConfig) -> Any:
         lm,
         template=template,
         k=config.prover_samples,
-        max_answer_tokens=config.policy.max_answer_tokens,
+        max_answer_tokens=config.forced_answer_tokens,
     )
 
 

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from agents.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from agents.config import GRPOConfig, MRTConfig, STaRConfig, TrainConfig, config_to_dict
 from agents.logging import ScalarLogger
+from agents.monitor import RunMonitor
 from agents.session import TrainSession
 
 Evaluator = Callable[[TrainSession, int], dict[str, float]]
@@ -137,6 +138,7 @@ def train(
     generator = torch.Generator().manual_seed(config.seed)
     step, elapsed, resumed = _resume(session, out, rng, generator)
     logger = ScalarLogger(out / "tb", tensorboard=tensorboard)
+    monitor = RunMonitor(zero_steps=config.zero_reward_steps)
     metrics: dict[str, float] = {}
     bar = tqdm(total=config.steps, initial=step, desc=algorithm.name, disable=not progress)
     try:
@@ -144,7 +146,9 @@ def train(
             started = time.perf_counter()
             session.reset_caches()
             lr = session.learner.set_learning_rate(step)
+            forced = _forced_answer_counts(session)
             metrics = algorithm.train_step(session, int(rng.integers(2**31 - 1)))
+            metrics.update(_forced_answered(session, forced))
             step += 1
             seconds = time.perf_counter() - started
             elapsed += seconds
@@ -158,6 +162,7 @@ def train(
             if evaluator is not None and config.eval_interval and step % config.eval_interval == 0:
                 metrics.update(evaluator(session, step))
             logger.log(metrics, step)
+            monitor.check(metrics, step)
             last = step >= config.steps or _out_of_time(config, elapsed)
             if step % config.checkpoint_interval == 0 or last:
                 _checkpoint(session, out, generator, rng, step, elapsed)
@@ -167,6 +172,22 @@ def train(
         bar.close()
         logger.close()
     return TrainResult(step, elapsed, resumed, metrics)
+
+
+def _forced_answer_counts(session: TrainSession) -> tuple[int, int] | None:
+    """The meta-prover's (forced answers, readable ones) counters (``None`` without μ)."""
+    stats = getattr(session.collector.components.prover, "stats", None)
+    if stats is None or not hasattr(stats, "answered"):
+        return None
+    return int(stats.generated_answers), int(stats.answered)
+
+
+def _forced_answered(session: TrainSession, before: tuple[int, int] | None) -> dict[str, float]:
+    """``env/forced_answered``: share of this step's forced answers with a readable answer."""
+    after = _forced_answer_counts(session)
+    if before is None or after is None or after[0] == before[0]:
+        return {}
+    return {"env/forced_answered": (after[1] - before[1]) / (after[0] - before[0])}
 
 
 def export_model(session: TrainSession, folder: str | Path) -> Path:

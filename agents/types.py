@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 EpisodeEnd = Literal["boundary", "end_think", "episode_cap", "length", "eos"]
-"""Why an episode ended: a boundary string opened the next one, thinking ended (the episode
-holds the final answer), the per-episode cap was reached, the trajectory cap was reached, or
-the model had already ended its output without ending thinking (an empty episode)."""
+"""Why an episode ended: the segmenter opened the next one, thinking ended (the episode holds
+the final answer), the per-episode safety cap was reached, the trajectory's sampling cap was
+reached, or the model ended its output (EOS) without ending thinking (the response's last
+episode; the env grades the response as it stands)."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,8 @@ class EpisodeRecord:
         episode_tokens: Tokens the env counted for this episode.
         trainable: Whether this episode's tokens receive gradient (prefix episodes replayed
             from another trajectory do not).
+        end: Why the policy ended the episode (``None`` for replayed prefix episodes).
+        verification: The env's verification status at the final step (``None`` before).
     """
 
     token_start: int
@@ -52,6 +55,8 @@ class EpisodeRecord:
     j_after: float | None
     episode_tokens: int
     trainable: bool = True
+    end: EpisodeEnd | None = None
+    verification: str | None = None
 
     @property
     def progress(self) -> float | None:

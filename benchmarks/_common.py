@@ -206,18 +206,9 @@ def fmt_ci(stat: dict[str, float], digits: int = 3) -> str:
 # ---------------------------------------------------------------- segmenters and checkpoints
 def build_segmenter(spec: str) -> Any:
     """A segmenter from ``marker[:MIN_PARAGRAPHS]``, ``preset:NAME`` or ``paragraph``."""
-    from mrt_env import segmenters
+    from mrt_env.segmenters import segmenter_from_spec
 
-    kind, _, value = spec.partition(":")
-    if kind == "marker":
-        return segmenters.MarkerSegmenter(min_paragraphs=int(value or 3))
-    if kind == "preset":
-        return segmenters.MarkerSegmenter.preset(value)
-    if kind == "paragraph":
-        return segmenters.ParagraphSegmenter()
-    if kind == "tokens":
-        raise ValueError("tokens:N needs the policy's tokenizer; use marker or paragraph here")
-    raise ValueError(f"unknown segmenter {spec!r}; use marker[:MIN], preset:NAME or paragraph")
+    return segmenter_from_spec(spec)
 
 
 def replay_env(

@@ -24,6 +24,7 @@ Usage:
 from __future__ import annotations
 
 import os
+import sys
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -65,8 +66,15 @@ class Args:
     """forced answers per J estimate"""
     prover_temperature: float = 1.0
     """sampling temperature of the forced answers"""
-    max_answer_tokens: int = 16
-    """token cap of one forced answer"""
+    max_answer_tokens: int | None = None
+    """token cap of one forced answer (default: the template's; 16 for tiny, 512 after R1's
+    termination suffix)"""
+    answered_warn: float = 0.5
+    """warn when fewer forced answers than this share hold a readable final answer"""
+    prefix_cache_size: int | None = None
+    """HF backend: prefix-cache entries (default: the backend's)"""
+    max_decode_rows: int | None = None
+    """HF backend: rows per decode call (default: all)"""
     budgets: tuple[int, ...] = (64, 128, 192, 256)
     """token budgets of the normalized regret"""
     max_traces: int = 0
@@ -83,15 +91,22 @@ class Args:
     """run folder name"""
 
 
-def load_model(spec: str, device: str) -> Any:
+def load_model(args: Args) -> Any:
     """The meta-prover's language model."""
     from agents.session import load_language_model
 
-    return load_language_model(spec, device)
+    options = {
+        name: getattr(args, name)
+        for name in ("prefix_cache_size", "max_decode_rows")
+        if getattr(args, name) is not None
+    }
+    return load_language_model(args.model, args.device, **options)
 
 
-def replay_traces(records: list[dict[str, Any]], args: Args) -> list[Any]:
-    """Replay every response through an MRTMath-v0 env (batched meta-prover calls)."""
+def replay_traces(records: list[dict[str, Any]], args: Args) -> tuple[list[Any], dict]:
+    """Replay every response through an MRTMath-v0 env (batched meta-prover calls); also
+    returns the share of μ's forced answers that hold a readable final answer. A response
+    without think tags is graded on its final answer, like one that ends thinking."""
     from mrt_env.replay import replay_many
     from mrt_env.sources import FieldNames, resolve_source
 
@@ -101,11 +116,14 @@ def replay_traces(records: list[dict[str, Any]], args: Args) -> list[Any]:
     if unknown:
         raise SystemExit(f"problem ids not in {args.problems}: {unknown[:5]} ...")
     problems = [by_id[str(r["problem_id"])] for r in records]
-    lm = load_model(args.model, args.device)
+    lm = load_model(args)
     longest = max(lm.count_tokens(r["response"]) for r in records)
     unique = list({p.id: p for p in problems}.values())
     env = replay_env(args, lm, unique, token_budget=longest + 64, max_episodes=1024)
-    return replay_many(env, [r["response"] for r in records], problems, seed=args.seed)
+    trajectories = replay_many(env, [r["response"] for r in records], problems, seed=args.seed)
+    stats = env.unwrapped.core.components.prover.stats
+    answered = {"forced_answers": stats.generated_answers, "answered_share": stats.answered_share}
+    return trajectories, answered
 
 
 def analyse(trajectories: list[Any], args: Args) -> dict[str, Any]:
@@ -206,7 +224,7 @@ def main(args: Args) -> dict[str, Any]:
     run = Path(args.run_dir) / args.name
     run.mkdir(parents=True, exist_ok=True)
     records = read_traces(Path(args.traces), args.max_traces)
-    trajectories = replay_traces(records, args)
+    trajectories, answered = replay_traces(records, args)
     grouped: dict[str, list[Any]] = defaultdict(list)
     for record, trajectory in zip(records, trajectories, strict=True):
         grouped[str(record.get("policy", "all"))].append(trajectory)
@@ -218,11 +236,22 @@ def main(args: Args) -> dict[str, Any]:
         "groups": {
             n: {k: v for k, v in g.items() if not k.startswith("_")} for n, g in groups.items()
         },
+        "forced_answers_answered": answered,
         "wall_time_s": time.perf_counter() - start,
     }
     write_json(run / "results.json", output)
     (run / "results.md").write_text(markdown(groups, args))
     print((run / "results.md").read_text())
+    share = answered["answered_share"]
+    print(
+        f"forced answers with a readable final answer: {share:.1%} of {answered['forced_answers']}"
+    )
+    if share < args.answered_warn:
+        print(
+            f"WARNING: only {share:.0%} of the forced answers hold a readable final answer: "
+            "raise --max-answer-tokens, or J reads near 0 for that reason",
+            file=sys.stderr,
+        )
     print(f"wrote {run}/: results.json, results.md, progress_hist.png, j_per_episode.png")
     return output
 

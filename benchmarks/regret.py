@@ -84,8 +84,15 @@ class Args:
     """meta-prover model: self (each policy's own model, as in the paper), base, or a path"""
     prover_temperature: float = 1.0
     """sampling temperature of the forced answers"""
-    max_answer_tokens: int = 16
-    """token cap of one forced answer"""
+    max_answer_tokens: int | None = None
+    """token cap of one forced answer (default: the template's; 16 for tiny, 512 after R1's
+    termination suffix)"""
+    answered_warn: float = 0.5
+    """warn when fewer forced answers than this share hold a readable final answer"""
+    prefix_cache_size: int | None = None
+    """HF backend: prefix-cache entries (default: the backend's)"""
+    max_decode_rows: int | None = None
+    """HF backend: rows per decode call (default: all)"""
     template: str = "tiny"
     """chat/termination template preset: tiny, r1-distill, plain"""
     segmenter: str = "marker:1"
@@ -143,12 +150,17 @@ def policy_specs(args: Args, trained: dict[str, str]) -> dict[str, str]:
     return specs
 
 
-def load_policy(spec: str, device: str) -> tuple[Any | None, str | None]:
+def load_policy(spec: str, device: str, args: Args) -> tuple[Any | None, str | None]:
     """The policy's language model, or ``None`` and the reason it could not be loaded."""
     from agents.session import load_language_model
 
+    options = {
+        name: getattr(args, name)
+        for name in ("prefix_cache_size", "max_decode_rows")
+        if getattr(args, name) is not None
+    }
     try:
-        return load_language_model(spec, device), None
+        return load_language_model(spec, device, **options), None
     except (FileNotFoundError, OSError, ValueError, KeyError) as error:
         return None, f"{type(error).__name__}: {error}"
 
@@ -200,8 +212,9 @@ def forcing_context_limit(lm: Any, args: Args) -> int | None:
     )
     if not limit:
         return None
-    termination = lm.count_tokens(get_template(args.template).termination)
-    return int(limit - termination - args.max_answer_tokens - 4)
+    template = get_template(args.template)
+    answer = template.answer_caps(forced=args.max_answer_tokens).forced
+    return int(limit - lm.count_tokens(template.termination) - answer - 4)
 
 
 def build_prover(lm: Any, args: Args) -> Any:
@@ -247,6 +260,7 @@ def process_chunk(
         if w == 0 or forced[j]
     ]
     clock = time.perf_counter()
+    before = (prover.stats.generated_answers, prover.stats.answered)
     trajectories = replay_many(
         env,
         [texts[j][w] for j, w in todo],
@@ -255,12 +269,37 @@ def process_chunk(
         batch_size=len(todo),
     )
     TIMINGS["replay_s"] += time.perf_counter() - clock
+    # the chunk's forced-answer counters, on its first record (sums over records are totals)
+    counts = {
+        "forced_answers": prover.stats.generated_answers - before[0],
+        "forced_answered": prover.stats.answered - before[1],
+    }
     clock = time.perf_counter()
     verifications = rewards.verify_many(
         [(texts[j][0], problems[jobs[j][0]].answer) for j in range(len(jobs))]
     )
     TIMINGS["verify_s"] += time.perf_counter() - clock
-    return build_records(lm, problems, indices, jobs, texts, todo, trajectories, verifications)
+    records = build_records(lm, problems, indices, jobs, texts, todo, trajectories, verifications)
+    records[0].update(counts)
+    return records
+
+
+def answered_shares(policies: dict[str, list[dict[str, Any]]], warn_below: float) -> dict:
+    """Per policy: forced answers sampled and the share holding a readable final answer (a
+    low share means the answer cap cut answers off before their ``\\boxed{}``); warns."""
+    shares: dict[str, dict[str, float]] = {}
+    for name, records in policies.items():
+        total = sum(r.get("forced_answers", 0) for r in records)
+        answered = sum(r.get("forced_answered", 0) for r in records)
+        share = answered / total if total else float("nan")
+        shares[name] = {"forced_answers": total, "answered_share": share}
+        if total and share < warn_below:
+            print(
+                f"WARNING: only {share:.0%} of {name!r}'s {total} forced answers hold a readable "
+                f"final answer: raise --max-answer-tokens, or J reads near 0 for that reason",
+                file=sys.stderr,
+            )
+    return shares
 
 
 # ---------------------------------------------------------------- extrapolated budgets
@@ -337,7 +376,7 @@ def load_prover_model(args: Args) -> Any | None:
     if args.prover == "self":
         return None
     spec = prover_spec(args)
-    lm, why = load_policy(spec, args.device)
+    lm, why = load_policy(spec, args.device, args)
     if lm is None:
         raise SystemExit(f"cannot load the meta-prover model {spec!r}: {why}")
     return lm
@@ -368,7 +407,7 @@ def evaluate_policies(
     for name, spec in specs.items():
         if not todo[name]:
             continue
-        lm, why = load_policy(spec, args.device)
+        lm, why = load_policy(spec, args.device, args)
         if lm is None:
             notes.append(f"policy {name!r} ({spec}) skipped: cannot load it ({why})")
             print(f"[regret] skipping policy {name!r}: {why}", file=sys.stderr)
@@ -412,6 +451,7 @@ def main(args: Args) -> dict[str, Any]:
         for name, records in policies.items()
     }
     comparisons = compare_records(policies, summary, args.budgets, extra)
+    answered = answered_shares(policies, args.answered_warn)
     plot_all(policies, summary, args, run)
     if args.dump_traces:
         write_traces(policies, run / "traces.jsonl")
@@ -427,6 +467,7 @@ def main(args: Args) -> dict[str, Any]:
         "policies": summary,
         "comparisons": comparisons,
         "notes": notes,
+        "forced_answers_answered": answered,
         "num_problems": {name: len(records) for name, records in policies.items()},
         "wall_time_s": elapsed,
         "compute_time_s": {
@@ -438,6 +479,11 @@ def main(args: Args) -> dict[str, Any]:
     markdown = regret_markdown(summary, comparisons, args.budgets, extra, notes)
     (run / "results.md").write_text(markdown)
     print((run / "results.md").read_text())
+    for name, share in answered.items():
+        print(
+            f"forced answers with a readable final answer, {name}: "
+            f"{share['answered_share']:.1%} of {share['forced_answers']}"
+        )
     for note in notes:
         print(f"NOTE: {note}")
     files = "results.json, results.md, regret.png, accuracy_tokens.png, j_tokens.png"

@@ -27,7 +27,7 @@ from mrt_env.lm.base import LanguageModel
 from mrt_env.problems import Problem, ProblemSource
 from mrt_env.prover.base import MetaProver
 from mrt_env.sources import FieldNames, resolve_source
-from mrt_env.templates import ChatTemplate, get_template
+from mrt_env.templates import AnswerCaps, ChatTemplate, get_template
 
 TruncationOutcome = Literal["forced_answer", "expected"]
 TRUNCATION_OUTCOMES: tuple[str, ...] = ("forced_answer", "expected")
@@ -60,8 +60,10 @@ class EnvConfig:
     k: int = 8
     """Forced answers sampled per J estimate (K)."""
 
-    max_answer_tokens: int = 32
-    """Token cap of one forced answer."""
+    max_answer_tokens: int | None = None
+    """Token cap of one forced answer (μ's and a truncated trajectory's); ``None``: the
+    template's (:meth:`ChatTemplate.answer_caps`: 16 for ``tiny``, whose suffix opens
+    ``\\boxed{``; 512 after R1's suffix)."""
 
     prover_temperature: float = 1.0
     """Sampling temperature of μ's forced answers."""
@@ -82,8 +84,18 @@ class EnvConfig:
 
     truncation_outcome: TruncationOutcome = "forced_answer"
     """Outcome of a truncated trajectory: ``"forced_answer"`` samples one forced answer from
-    the model and verifies it (the paper's evaluation at a budget); ``"expected"`` uses
+    ``truncation_lm`` and verifies it (the paper's evaluation at a budget); ``"expected"`` uses
     J of the final prefix (lower variance, needs a meta-prover)."""
+
+    truncation_lm: LanguageModel | str | None = None
+    """The model whose forced answer grades a truncated trajectory (``None``: ``lm``). Trainers
+    pass the policy here, so a truncated trajectory is graded on the policy's own answer while
+    μ stays the frozen ``lm``."""
+
+    lm_options: Mapping[str, Any] = field(default_factory=dict)
+    """Keyword options for models built from a path or hub id
+    (``HFLanguageModel.from_pretrained``), e.g. ``{"prefix_cache_size": 256,
+    "max_decode_rows": 64, "dtype": "bfloat16"}``."""
 
     segmenter: Any = None
     """Segmenter whose ``boundaries`` are the policy's stop strings (``None``: the official
@@ -106,8 +118,10 @@ class EnvConfig:
     sub-environment ``i`` of a vector env uses ``seed + i``)."""
 
     def __post_init__(self) -> None:
-        for name in ("k", "max_answer_tokens", "token_budget", "max_episodes"):
+        for name in ("k", "token_budget", "max_episodes"):
             _check_positive_int(name, getattr(self, name))
+        if self.max_answer_tokens is not None:
+            _check_positive_int("max_answer_tokens", self.max_answer_tokens)
         _check_positive_int("max_observation_chars", self.max_observation_chars)
         if not _is_number(self.prover_temperature) or self.prover_temperature < 0:
             raise ValueError(f"prover_temperature must be >= 0, got {self.prover_temperature!r}")
@@ -124,8 +138,14 @@ class EnvConfig:
             raise ValueError(f"prover must be None, a MetaProver or 'none', got {self.prover!r}")
         if self.prover is not None and not isinstance(self.prover, str | MetaProver):
             raise TypeError(f"prover must implement MetaProver.estimate, got {self.prover!r}")
-        if not isinstance(self.lm, str | LanguageModel):
-            raise TypeError(f"lm must be a LanguageModel or a name/path, got {self.lm!r}")
+        for name in ("lm", "truncation_lm"):
+            value = getattr(self, name)
+            if not isinstance(value, str | LanguageModel) and not (
+                name == "truncation_lm" and value is None
+            ):
+                raise TypeError(f"{name} must be a LanguageModel or a name/path, got {value!r}")
+        if not isinstance(self.lm_options, Mapping):
+            raise TypeError(f"lm_options must be a mapping, got {self.lm_options!r}")
         if not isinstance(self.problem_fields, FieldNames):
             raise TypeError(f"problem_fields must be FieldNames, got {self.problem_fields!r}")
         if self.seed is not None and (
@@ -156,6 +176,16 @@ class EnvConfig:
                 f"got {self.reward_weights!r}"
             )
         object.__setattr__(self, "reward_weights", tuple(float(w) for w in weights))
+
+    @property
+    def answer_caps(self) -> AnswerCaps:
+        """The template's answer caps with ``max_answer_tokens`` as the forced cap.
+
+        Example:
+            >>> EnvConfig(template="r1-distill").answer_caps.forced
+            512
+        """
+        return get_template(self.template).answer_caps(forced=self.max_answer_tokens)
 
     @classmethod
     def from_kwargs(cls, config: EnvConfig | None = None, **kwargs: Any) -> EnvConfig:
@@ -201,6 +231,7 @@ class Components:
         template: The chat/termination template.
         segmenter: The episode segmenter.
         reward: The composed reward (a ``rewards.WeightedSum``).
+        truncation_lm: The model that answers for a truncated trajectory (``None``: ``lm``).
     """
 
     source: ProblemSource
@@ -209,17 +240,23 @@ class Components:
     template: ChatTemplate
     segmenter: Any
     reward: Any
+    truncation_lm: LanguageModel | None = None
 
 
-def build_lm(spec: LanguageModel | str, device: str | None) -> LanguageModel:
+def build_lm(
+    spec: LanguageModel | str, device: str | None, options: Mapping[str, Any] | None = None
+) -> LanguageModel:
     """An ``lm`` setting as a model: instances pass through, names are loaded.
 
     ``"tiny"`` / ``"tiny:VARIANT"`` load the shipped TinyMath model (``mrt_env.tinymath``);
-    any other string is a local path or hub id for ``HFLanguageModel.from_pretrained``.
+    any other string is a local path or hub id for ``HFLanguageModel.from_pretrained``, with
+    ``options`` as its keyword arguments (the tiny model takes them too).
     """
     if not isinstance(spec, str):
         return spec
-    kwargs = {} if device is None else {"device": device}
+    kwargs: dict[str, Any] = dict(options or {})
+    if device is not None:
+        kwargs["device"] = device
     if spec == "tiny" or spec.startswith("tiny:"):
         tinymath = importlib.import_module("mrt_env.tinymath")
         tiny: LanguageModel = tinymath.load_tiny_lm(spec.partition(":")[2] or "base", **kwargs)
@@ -240,7 +277,7 @@ def build_prover(config: EnvConfig, lm: LanguageModel, template: ChatTemplate) -
         lm,
         template=template,
         k=config.k,
-        max_answer_tokens=config.max_answer_tokens,
+        max_answer_tokens=config.answer_caps.forced,
         temperature=config.prover_temperature,
     )
     return prover
@@ -265,7 +302,10 @@ def build_components(config: EnvConfig) -> Components:
     """Build (and thereby validate) everything the environment needs from ``config``."""
     source = resolve_source(config.problems, config.problem_fields)  # fail fast, before models
     template = get_template(config.template)
-    lm = build_lm(config.lm, config.device)
+    lm = build_lm(config.lm, config.device, config.lm_options)
+    truncation_lm = config.truncation_lm
+    if truncation_lm is not None:
+        truncation_lm = build_lm(truncation_lm, config.device, config.lm_options)
     return Components(
         source=source,
         lm=lm,
@@ -273,4 +313,5 @@ def build_components(config: EnvConfig) -> Components:
         template=template,
         segmenter=config.segmenter if config.segmenter is not None else default_segmenter(template),
         reward=build_reward(config),
+        truncation_lm=truncation_lm,
     )

@@ -24,6 +24,7 @@ from mrt_env.lm.base import Completion, SamplingParams
 from mrt_env.problems import Problem
 from mrt_env.prover.base import JEstimate, ProverRequest
 from mrt_env.sources import problem_from_record
+from mrt_env.spaces import FinalEpisode
 from mrt_env.trajectory import (
     ModelResult,
     Pending,
@@ -153,6 +154,8 @@ class StepCore:
         thinking = state.thinking + episode
         end = self.components.template.end_think
         terminated = end in thinking[max(0, len(state.thinking) - len(end) + 1) :]
+        # the model's output ended (EOS) without the marker: grade the response as it stands
+        terminated = terminated or (isinstance(action, FinalEpisode) and not cut)
         at_cap = state.episode_index + 1 >= self.config.max_episodes
         truncated = not terminated and (cut or total >= self.config.token_budget or at_cap)
         request = None
@@ -367,10 +370,11 @@ class StepCore:
 
     def _generate_forced(self, forced: Sequence[tuple[str, int]]) -> list[Completion]:
         params = SamplingParams(
-            max_new_tokens=self.config.max_answer_tokens,
+            max_new_tokens=self.config.answer_caps.forced,
             temperature=self.config.prover_temperature,
         )
-        outputs = self.components.lm.generate(
+        lm = self.components.truncation_lm or self.components.lm
+        outputs = lm.generate(
             [prompt for prompt, _ in forced], params, seeds=[seed for _, seed in forced]
         )
         return [samples[0] for samples in outputs]

@@ -34,6 +34,7 @@ import numpy as np
 from mrt_env.core import SEED_BOUND, StepCore
 from mrt_env.problems import Problem
 from mrt_env.segmenters import thinking_part
+from mrt_env.spaces import FinalEpisode
 from mrt_env.trajectory import PendingStep, TrajectoryState
 
 __all__ = ["Trajectory", "curves_by_problem", "replay", "replay_many", "split_response"]
@@ -59,7 +60,8 @@ class Trajectory:
         regret: Cumulative regret after each episode (``None`` without μ).
         outcome: Final outcome (0/1, or J with ``truncation_outcome="expected"``).
         verification: Verification status of the graded response.
-        terminated: The response ended thinking within the env's limits.
+        terminated: The response ended (thinking, or the whole response without the marker)
+            within the env's limits.
         truncated: The env's token budget, episode cap or size limit cut the replay short.
         curve: ``(tokens, J)`` points, in the paper's token accounting.
     """
@@ -86,15 +88,19 @@ class Trajectory:
 
 def split_response(env: gym.Env, response: str) -> list[str]:
     """The episodes ``replay`` steps: the thinking split by the env's segmenter, with the
-    end of thinking and the answer appended to the last episode (lossless)."""
+    end of thinking and the answer appended to the last episode (lossless).
+
+    The last episode is a :class:`~mrt_env.spaces.FinalEpisode`: the response is finished, so
+    one without the end-of-thinking marker (a model without think tags, or one that stopped
+    early) terminates there and is graded as it stands, like an online trajectory that ended
+    with EOS.
+    """
     core = _core(env)
     if not isinstance(response, str):
         raise TypeError(f"response must be a str, got {type(response).__name__}")
     thinking, rest = thinking_part(response, core.components.template.end_think)
-    episodes = list(core.components.segmenter.split(thinking))
-    if not episodes:
-        return [rest]
-    episodes[-1] += rest
+    episodes = list(core.components.segmenter.split(thinking)) or [""]
+    episodes[-1] = FinalEpisode(episodes[-1] + rest)
     return episodes
 
 

@@ -333,3 +333,31 @@ class TokenChunkSegmenter:
             else:
                 high = middle
         return low
+
+
+def segmenter_from_spec(spec: str | None, template_name: str = "") -> Any:
+    """A segmenter from a command-line spec, shared by training, evaluation and analysis.
+
+    Specs: ``marker[:MIN_PARAGRAPHS]`` (:class:`MarkerSegmenter`, 3 by default),
+    ``preset:NAME`` (:meth:`MarkerSegmenter.preset`) or ``paragraph``
+    (:class:`ParagraphSegmenter`). ``None`` or ``""`` gives the env's default for the template:
+    ``marker:1`` for ``tiny`` (one paragraph per episode), the official ``marker`` otherwise.
+
+    Example:
+        >>> segmenter_from_spec("marker:1").min_paragraphs
+        1
+        >>> segmenter_from_spec(None, "r1-distill").min_paragraphs
+        3
+    """
+    if not spec:
+        spec = "marker:1" if template_name == "tiny" else "marker"
+    kind, _, value = spec.partition(":")
+    if kind == "marker":
+        return MarkerSegmenter(min_paragraphs=int(value or 3))
+    if kind == "preset":
+        return MarkerSegmenter.preset(value)
+    if kind == "paragraph":
+        return ParagraphSegmenter()
+    if kind == "tokens":
+        raise ValueError("tokens:N needs the policy's tokenizer; build TokenChunkSegmenter")
+    raise ValueError(f"unknown segmenter {spec!r}; use marker[:MIN], preset:NAME or paragraph")

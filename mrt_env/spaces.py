@@ -93,3 +93,21 @@ class UnicodeText(Text):
     def __hash__(self) -> int:
         """Hash of the length bounds (consistent with :meth:`__eq__`)."""
         return hash((type(self).__name__, self.min_length, self.max_length))
+
+
+class FinalEpisode(str):
+    r"""An action that is the last episode of a finished response (the model's output ended).
+
+    Pass it to ``env.step`` when the model stopped (end of sequence) without writing the
+    template's end-of-thinking marker: the trajectory then terminates and the response is
+    graded as it stands (a response without think tags is graded on its last ``\boxed{}``),
+    instead of waiting for episodes that will never come. It is a ``str``, so it is a valid
+    element of every :class:`UnicodeText` action space.
+
+    Example:
+        >>> action = FinalEpisode("So the answer is \\boxed{4}.")
+        >>> isinstance(action, str), action.endswith("}.")
+        (True, True)
+    """
+
+    __slots__ = ()

@@ -160,18 +160,28 @@ class HFLanguageModel:
         *,
         device: str = "cpu",
         dtype: str | torch.dtype | None = None,
-        local_files_only: bool = True,
+        local_files_only: bool | None = None,
         **kwargs: Any,
     ) -> HFLanguageModel:
         """Load a model and tokenizer with transformers' ``Auto*`` classes.
+
+        A hub id is downloaded into the Hugging Face cache when the network is there (the
+        normal ``from_pretrained`` behaviour); offline (``HF_HUB_OFFLINE=1``, no network or
+        ``local_files_only=True``) only the local cache is read.
 
         Args:
             path_or_id: Local directory or Hugging Face model id.
             device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
             dtype: Weight dtype (a ``torch.dtype`` or its name); defaults to bfloat16 on CUDA
                 and float32 on CPU.
-            local_files_only: Never download (the default); set False to allow the Hub.
-            **kwargs: Passed to the constructor.
+            local_files_only: ``True`` never downloads; ``None`` (default) follows
+                transformers (download unless ``HF_HUB_OFFLINE=1``).
+            **kwargs: Passed to the constructor (``prefix_cache_size``, ``max_decode_rows``,
+                ...).
+
+        Raises:
+            OSError: If ``path_or_id`` is neither a local model folder nor a model in the local
+                cache while offline (the message says how to provide it), or not a model.
         """
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -179,10 +189,14 @@ class HFLanguageModel:
             dtype = torch.bfloat16 if str(device).startswith("cuda") else torch.float32
         elif isinstance(dtype, str):
             dtype = getattr(torch, dtype)
-        tokenizer = AutoTokenizer.from_pretrained(path_or_id, local_files_only=local_files_only)
-        model: Any = AutoModelForCausalLM.from_pretrained(
-            path_or_id, dtype=dtype, local_files_only=local_files_only
-        )
+        hub: dict[str, Any] = {}
+        if local_files_only is not None:
+            hub["local_files_only"] = local_files_only
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path_or_id, **hub)
+            model: Any = AutoModelForCausalLM.from_pretrained(path_or_id, dtype=dtype, **hub)
+        except OSError as error:
+            raise OSError(_load_error(path_or_id, local_files_only, error)) from error
         kwargs.setdefault("name", path_or_id)
         return cls(model.to(device).eval(), tokenizer, **kwargs)
 
@@ -423,3 +437,19 @@ class HFLanguageModel:
             )
             for s, text in zip(samples, texts, strict=True)
         ]
+
+
+def _load_error(path_or_id: str, local_files_only: bool | None, error: OSError) -> str:
+    """Why ``from_pretrained`` failed, and how to provide the model."""
+    import os
+
+    if os.path.isdir(path_or_id):
+        return f"{path_or_id!r} is a folder but not a loadable model ({error})"
+    offline = local_files_only or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true")
+    why = "offline (HF_HUB_OFFLINE=1 or local_files_only=True)" if offline else "not downloadable"
+    return (
+        f"model {path_or_id!r} is not a local folder and not in the local Hugging Face cache, "
+        f"and it is {why}. Download it where there is a network "
+        f"(`huggingface-cli download {path_or_id}`, or any from_pretrained call), or pass the "
+        f"path of a local model folder (config.json, weights, tokenizer) instead. ({error})"
+    )

@@ -52,6 +52,9 @@ class ProverStats:
         duplicates: Requests that repeated another request of the same call.
         unique_prefixes: Distinct (problem, prompt, prefix) triples estimated by sampling.
         generated_answers: Forced answers sampled (``unique_prefixes * k``).
+        answered: Forced answers that contain a final answer the verifier could read (status
+            other than ``no_answer``); ``answered / generated_answers`` near 0 means the answer
+            cap cuts answers off before their ``\\boxed{}``.
         model_calls: ``generate`` calls made (at most one per ``estimate`` call).
         generate_seconds: Wall time spent in ``generate``.
         verify_seconds: Wall time spent verifying forced answers.
@@ -62,6 +65,7 @@ class ProverStats:
     duplicates: int = 0
     unique_prefixes: int = 0
     generated_answers: int = 0
+    answered: int = 0
     model_calls: int = 0
     generate_seconds: float = 0.0
     verify_seconds: float = 0.0
@@ -74,6 +78,18 @@ class ProverStats:
     def as_dict(self) -> dict[str, float]:
         """The counters as a plain dict."""
         return asdict(self)
+
+    @property
+    def answered_share(self) -> float:
+        """Share of forced answers with a readable final answer (``nan`` before any).
+
+        Example:
+            >>> ProverStats(generated_answers=8, answered=6).answered_share
+            0.75
+        """
+        if not self.generated_answers:
+            return float("nan")
+        return self.answered / self.generated_answers
 
 
 class SampledMetaProver:
@@ -97,7 +113,8 @@ class SampledMetaProver:
         lm: The language model that answers.
         template: Chat template (preset name or instance) whose termination suffix is used.
         k: Forced answers per estimate (K).
-        max_answer_tokens: Token cap of one forced answer.
+        max_answer_tokens: Token cap of one forced answer (``None``: the template's, see
+            :meth:`~mrt_env.templates.ChatTemplate.answer_caps`).
         temperature: Sampling temperature of the answers (0 = greedy, so all K agree).
         top_p: Nucleus mass of the answers.
         stop: Stop strings that end an answer early (e.g. ``("\\n\\n",)``); empty by default.
@@ -119,7 +136,7 @@ class SampledMetaProver:
         template: str | ChatTemplate = "tiny",
         *,
         k: int = 8,
-        max_answer_tokens: int = 32,
+        max_answer_tokens: int | None = None,
         temperature: float = 1.0,
         top_p: float = 1.0,
         stop: tuple[str, ...] = (),
@@ -128,12 +145,13 @@ class SampledMetaProver:
     ) -> None:
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
-        if max_answer_tokens < 1:
+        if max_answer_tokens is not None and max_answer_tokens < 1:
             raise ValueError(f"max_answer_tokens must be >= 1, got {max_answer_tokens}")
         if cache_size < 0:
             raise ValueError(f"cache_size must be >= 0, got {cache_size}")
         self.lm = lm
         self.template = get_template(template)
+        max_answer_tokens = self.template.answer_caps(forced=max_answer_tokens).forced
         self.k = k
         self.params = SamplingParams(
             max_new_tokens=max_answer_tokens, temperature=temperature, top_p=top_p, stop=stop, n=k
@@ -187,6 +205,7 @@ class SampledMetaProver:
             for c in group
         ]
         verdicts = self._verify_many(pairs)
+        self.stats.answered += sum(getattr(v, "status", "") != "no_answer" for v in verdicts)
         self.stats.generate_seconds += middle - start
         self.stats.verify_seconds += time.perf_counter() - middle
         estimates = []

@@ -68,3 +68,33 @@ def test_evaluate_command_on_tiny_settings(tmp_path: Path) -> None:
     assert figures["ci_low"] <= figures["pass_at_1"] <= figures["ci_high"]
     assert set(figures["normalized_regret"]) == {"32", "64"}
     assert all(0.0 <= v <= 1.0 for v in figures["normalized_regret"].values())
+
+
+MATH500 = Path(__file__).resolve().parents[3] / "shared" / "data" / "math500.jsonl"
+
+
+@pytest.mark.skipif(not MATH500.is_file(), reason=f"needs {MATH500} (../shared/data)")
+def test_evaluate_command_on_math500_with_the_tiny_lm(tmp_path: Path) -> None:
+    """The same knobs as training: problems file, template, device, K, answer caps."""
+    out = tmp_path / "results.json"
+    options = ["--problems", str(MATH500), "--n", "2", "--template", "plain", "--device", "cpu"]
+    options += ["--k", "2", "--token-budget", "24", "--budgets", "64", "--seed", "0"]
+    options += ["--max-answer-tokens", "8", "--forced-answer-tokens", "4", "--max-decode-rows", "2"]
+    result = CliRunner().invoke(app, ["--variants", "base", *options, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    saved = json.loads(out.read_text())
+    assert saved["problems"] == str(MATH500)
+    settings = saved["settings"]
+    assert (settings["template"], settings["prover_samples"]) == ("plain", 2)
+    assert (settings["policy"]["max_answer_tokens"], settings["forced_answer_tokens"]) == (8, 4)
+    figures = saved["base"]
+    assert figures["problems"] == 2 and 0.0 <= figures["pass_at_1"] <= 1.0
+    assert "answered" in result.output and 0.0 <= figures["answered"] <= 1.0
+
+
+def test_evaluate_rejects_more_problems_than_the_file_has(tmp_path: Path) -> None:
+    source = tmp_path / "two.jsonl"
+    source.write_text('{"problem": "1+1?", "answer": "2"}\n{"problem": "2+2?", "answer": "4"}\n')
+    result = CliRunner().invoke(app, ["--variants", "random-tiny", "--problems", str(source)])
+    assert result.exit_code != 0
+    assert "more than the 2 problems" in str(result.exception)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import pytest
 
+import rewards
 from agents.config import PolicyConfig
 from agents.policy import LLMPolicy, split_continuation
 from mrt_env.lm.base import Completion
 from mrt_env.lm.scripted import ScriptedLM
+from mrt_env.segmenters import MarkerSegmenter
+from mrt_env.templates import get_template
 
-STOPS = ("\n\nWait", "\n\nAlternatively")
+STOPS = MarkerSegmenter(min_paragraphs=1, markers=("Wait", "Alternatively"))
 TRACE = "Let x = 1.\n\nWait, x = 2.\n\nAlternatively x = 2.\n</think>\n\\boxed{2}"
 
 
@@ -31,14 +34,18 @@ def _completion(lm: ScriptedLM, text: str) -> Completion:
                 ("\n\nAlternatively x = 2.\n</think>\n\\boxed{2}", "end_think"),
             ],
         ),
-        # a boundary at offset 0 does not end an episode
-        ("\n\nWait, yes.", PolicyConfig(), [("\n\nWait, yes.", "length")]),
-        # the per-episode cap cuts a long run of thinking
+        # a boundary at offset 0 does not end an episode; EOS marks the response's last one
+        ("\n\nWait, yes.", PolicyConfig(), [("\n\nWait, yes.", "eos")]),
+        # the per-episode safety cap cuts a long run of thinking
         (
             "abcdefgh",
             PolicyConfig(max_episode_tokens=3),
-            [("abc", "episode_cap"), ("def", "episode_cap"), ("gh", "length")],
+            [("abc", "episode_cap"), ("def", "episode_cap"), ("gh", "eos")],
         ),
+        # no cap by default: only the segmenter's boundaries end episodes
+        ("x" * 600, PolicyConfig(), [("x" * 600, "eos")]),
+        # a marker mid-paragraph is no boundary for the segmenter (it was for stop strings)
+        ("a. Wait, b.\n\nc.", PolicyConfig(), [("a. Wait, b.\n\nc.", "eos")]),
         # the answer after the end of thinking is capped; the rest is dropped
         (
             "ok</think>\\boxed{12345}",
@@ -60,7 +67,7 @@ def test_split_continuation(
 
 def test_policy_samples_a_trajectory_once_and_hands_out_its_episodes() -> None:
     lm = ScriptedLM([TRACE])
-    policy = LLMPolicy(lm, PolicyConfig(), STOPS)
+    policy = LLMPolicy(lm, PolicyConfig(max_trajectory_tokens=512), STOPS)
     observation = "Q: 1+1?\n<think>\n"
     episodes = []
     for _ in range(3):
@@ -73,14 +80,14 @@ def test_policy_samples_a_trajectory_once_and_hands_out_its_episodes() -> None:
 
 def test_policy_resamples_when_the_observation_was_edited() -> None:
     lm = ScriptedLM([TRACE])
-    policy = LLMPolicy(lm, PolicyConfig(), STOPS)
+    policy = LLMPolicy(lm, PolicyConfig(max_trajectory_tokens=512), STOPS)
     [first] = policy.act(["Q\n"], seeds=[0], keys=["t"])
     policy.act(["Q\n" + first.text + " (edited)"], seeds=[1], keys=["t"])
     assert len(lm.calls) == 2
 
 
 def test_policy_rejects_mismatched_seeds() -> None:
-    policy = LLMPolicy(ScriptedLM([TRACE]), PolicyConfig(), STOPS)
+    policy = LLMPolicy(ScriptedLM([TRACE]), PolicyConfig(max_trajectory_tokens=512), STOPS)
     with pytest.raises(ValueError, match="seeds"):
         policy.act(["a", "b"], seeds=[0])
 
@@ -104,10 +111,43 @@ def test_hf_policy_logprobs_match_a_teacher_forced_forward() -> None:
     torch.testing.assert_close(tail, torch.tensor(episode.logprobs), atol=1e-4, rtol=1e-4)
 
 
-def test_after_eos_without_ending_thinking_episodes_are_empty() -> None:
-    lm = ScriptedLM(["Let x = 1."])  # the model stops (EOS) without closing thinking
-    policy = LLMPolicy(lm, PolicyConfig(), STOPS)
+def test_eos_without_ending_thinking_marks_the_last_episode() -> None:
+    lm = ScriptedLM(["Let x = 1.\n\nWait, x = 2."])  # stops (EOS) without closing thinking
+    policy = LLMPolicy(lm, PolicyConfig(max_trajectory_tokens=512), STOPS)
     [first] = policy.act(["Q\n"], seeds=[0], keys=["t"])
     [second] = policy.act(["Q\n" + first.text], seeds=[1], keys=["t"])
-    assert (first.text, second.text, second.end) == ("Let x = 1.", "", "eos")
+    assert [(e.text, e.end) for e in (first, second)] == [
+        ("Let x = 1.", "boundary"),
+        ("\n\nWait, x = 2.", "eos"),  # no empty episodes after it
+    ]
     assert len(lm.calls) == 1
+
+
+R1_RESPONSE = (
+    "First, 6 times 7.\n\nThat is 42.\n\nLet me check.\n\nWait, 7 + 7 + 7 + 7 + 7 + 7 = 42."
+    "\n</think>\n\n**Step-by-Step Explanation and Answer:**\n\n1. **Understand the problem**: "
+    "we need the product of 6 and 7.\n\n2. **Compute**: 6 x 7 = 42, checked by repeated "
+    "addition of 7 six times.\n\n**Answer:** \\boxed{42}"
+)
+
+
+@pytest.mark.parametrize(
+    ("answer_cap", "status"),
+    [
+        (None, "correct"),  # the template's natural-answer cap keeps the whole answer
+        (32, "no_answer"),  # the old 32-token default cut it before \boxed{}
+    ],
+)
+def test_r1_style_response_survives_the_policy_split(answer_cap: int | None, status: str) -> None:
+    """A correct R1-style response, split by the official segmenter, still verifies."""
+    lm = ScriptedLM([R1_RESPONSE], tokenization="word")
+    template = get_template("r1-distill")
+    config = PolicyConfig(max_answer_tokens=answer_cap)
+    natural = template.answer_caps().natural
+    episodes = split_continuation(
+        lm, _completion(lm, R1_RESPONSE), MarkerSegmenter(), "</think>", config, natural
+    )
+    assert rewards.verify(R1_RESPONSE, "42").status == "correct"  # in full
+    response = "".join(e.text for e in episodes)
+    assert rewards.verify(response, "42").status == status
+    assert episodes[-1].end == "end_think"

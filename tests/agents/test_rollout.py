@@ -31,7 +31,7 @@ def collector() -> RolloutCollector:
     prover = SampledMetaProver(lm, template="tiny", k=2)
     config = EnvConfig(problems=PROBLEMS, lm=lm, prover=prover, token_budget=200, max_episodes=6)
     components = build_components(config)
-    policy = LLMPolicy(lm, PolicyConfig(), components.segmenter.boundaries)
+    policy = LLMPolicy.for_env(lm, PolicyConfig(), components, config.token_budget)
     return RolloutCollector(config, components, policy)
 
 
@@ -89,9 +89,7 @@ def test_the_policy_samples_the_same_with_or_without_a_meta_prover() -> None:
     from mrt_env.tinymath import TinyMathSource
 
     problems = TinyMathSource(split="train", size=20, seed=0)
-    config = TrainConfig(
-        problems_per_step=2, group_size=2, token_budget=32, max_episodes=3, prover_samples=2
-    )
+    config = TrainConfig(problems_per_step=2, group_size=2, token_budget=32, prover_samples=2)
     responses = []
     for with_prover in (False, True):
         session = build_session(config, "random-tiny", problems, with_prover=with_prover)
@@ -99,3 +97,34 @@ def test_the_policy_samples_the_same_with_or_without_a_meta_prover() -> None:
         assert all((t.j_values[0] is not None) is with_prover for t in trajectories if t.episodes)
         responses.append([t.response_ids for t in trajectories])
     assert responses[0] == responses[1]  # common random numbers for GRPO vs MRT
+
+
+def _collector(script: str, **env: object) -> RolloutCollector:
+    lm = ScriptedLM([script])
+    config = EnvConfig(problems=PROBLEMS, lm=lm, prover="none", **env)  # type: ignore[arg-type]
+    components = build_components(config)
+    policy = LLMPolicy.for_env(lm, PolicyConfig(), components, config.token_budget)
+    return RolloutCollector(config, components, policy)
+
+
+def test_eos_without_ending_thinking_terminates_and_grades_the_response() -> None:
+    """A model without think tags: its EOS ends the trajectory, graded as it stands."""
+    collector = _collector("1+1 is 2.\n\nWait, yes: \\boxed{2}", token_budget=200, max_episodes=50)
+    [trajectory] = collector.collect([RolloutRequest(PROBLEMS[0], 0)], seed=0)
+    assert [e.text for e in trajectory.episodes] == ["1+1 is 2.", "\n\nWait, yes: \\boxed{2}"]
+    assert trajectory.terminated and trajectory.outcome == 1.0
+    assert trajectory.episodes[-1].verification == "correct"
+
+
+def test_default_caps_never_end_a_trajectory_before_the_token_budget() -> None:
+    """mrt-train's defaults: no episode cap below --token-budget, no per-episode cap."""
+    from agents.config import TrainConfig
+
+    train = TrainConfig(token_budget=200)
+    trace = "Start." + "".join(f"\n\nWait, step {i}." for i in range(40))  # > 200 tokens
+    collector = _collector(trace, token_budget=train.token_budget, max_episodes=train.episode_cap)
+    [trajectory] = collector.collect([RolloutRequest(PROBLEMS[0], 0)], seed=0)
+    assert not trajectory.terminated
+    assert trajectory.total_tokens == train.token_budget  # the budget ended it
+    assert len(trajectory.episodes) > 8  # the old default episode cap would have ended it
+    assert all(e.end != "episode_cap" for e in trajectory.episodes)

@@ -14,6 +14,7 @@ from gymnasium.error import ResetNeeded
 from mrt_env.env import MRTMathEnv
 from mrt_env.problems import Problem
 from mrt_env.segmenters import MarkerSegmenter
+from mrt_env.spaces import FinalEpisode
 from tests.mrt_env.env_doubles import PROBLEMS, SpyProver, env_kwargs, scripted_lm
 
 STEP_INFO_KEYS = {
@@ -186,6 +187,31 @@ def test_end_of_thinking_split_across_episodes_terminates() -> None:
     assert env.step("1+1=2 </thi")[2] is False
     _, _, terminated, _, info = env.step("nk> \\boxed{2}")
     assert terminated and info["outcome"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("episode", "outcome", "status"),
+    [
+        ("1+1=2, so \\boxed{2}", 1.0, "correct"),  # no think tags: graded on its answer
+        ("1+1 is", 0.0, "no_answer"),  # stopped early without an answer: wrong
+    ],
+)
+def test_a_final_episode_without_the_end_marker_terminates(
+    episode: str, outcome: float, status: str
+) -> None:
+    """EOS without </think>: the response is graded as it stands, not padded with episodes."""
+    env, _, _ = started(index=0, max_episodes=50)
+    assert env.step("Let me see.")[2:4] == (False, False)
+    _, _, terminated, truncated, info = env.step(FinalEpisode(episode))
+    assert (terminated, truncated) == (True, False)
+    assert (info["outcome"], info["verification"]) == (outcome, status)
+    assert info["j_after"] == outcome and info["episode_index"] == 1
+
+
+def test_a_final_episode_cut_at_the_budget_truncates() -> None:
+    env, _, _ = started(index=0, token_budget=5)
+    _, _, terminated, truncated, info = env.step(FinalEpisode("1+1=2, so \\boxed{2}"))
+    assert (terminated, truncated, info["episode_cut"]) == (False, True, True)
 
 
 def test_budget_overrun_is_cut_at_the_budget_and_truncates() -> None:

@@ -30,6 +30,8 @@ from tests.mrt_env.env_doubles import env_kwargs
         ("prover", "sampled", ValueError, "prover must be None"),  # unknown prover name
         ("prover", 3, TypeError, "prover must implement"),  # not a meta-prover
         ("lm", 3, TypeError, "lm must be a LanguageModel"),  # not a model
+        ("truncation_lm", 3, TypeError, "truncation_lm must be"),  # not a model
+        ("lm_options", [("max_decode_rows", 2)], TypeError, "lm_options must be a mapping"),
         ("template", "chatml", KeyError, "unknown template"),  # unknown template
         ("rewards", "outcome", TypeError, "tuple of names"),  # a bare string
         ("rewards", (), ValueError, "at least one"),  # no reward at all
@@ -44,6 +46,41 @@ from tests.mrt_env.env_doubles import env_kwargs
 def test_invalid_fields_are_rejected(field: str, value: Any, error: type, message: str) -> None:
     with pytest.raises(error, match=message):
         EnvConfig(**{field: value})
+
+
+@pytest.mark.parametrize(
+    ("template", "override", "caps"),
+    [
+        ("tiny", None, (32, 16)),  # the tiny suffix opens \boxed{: a short forced answer
+        ("r1-distill", None, (1024, 512)),  # R1's suffix opens "1. **": room to reach \boxed{}
+        ("plain", None, (1024, 512)),  # the same R1 suffix
+        ("r1-distill", 64, (1024, 64)),  # max_answer_tokens overrides the forced cap
+    ],
+)
+def test_answer_caps_come_from_the_template(
+    template: str, override: int | None, caps: tuple[int, int]
+) -> None:
+    config = EnvConfig(template=template, max_answer_tokens=override)
+    assert (config.answer_caps.natural, config.answer_caps.forced) == caps
+
+
+def test_the_env_and_its_meta_prover_share_the_forced_answer_cap() -> None:
+    from mrt_env.lm.scripted import ScriptedLM
+
+    env = MRTMathEnv(lm=ScriptedLM(["4}"]), template="r1-distill")
+    prover = env.core.components.prover
+    assert prover.params.max_new_tokens == env.config.answer_caps.forced == 512
+
+
+def test_a_truncated_trajectory_is_graded_on_the_truncation_lm() -> None:
+    from mrt_env.lm.scripted import ScriptedLM
+
+    # μ's model would answer wrong; the truncation model (the policy in training) is right
+    kwargs = env_kwargs(token_budget=4, lm=ScriptedLM(["7}"]), truncation_lm=ScriptedLM(["2}"]))
+    env = MRTMathEnv(**kwargs)
+    env.reset(seed=0, options={"index": 0})
+    _, _, _, truncated, info = env.step("1+1=2")
+    assert truncated and (info["outcome"], info["verification"]) == (1.0, "correct")
 
 
 def test_expected_outcome_needs_a_meta_prover() -> None:

@@ -245,6 +245,28 @@ def test_from_pretrained_loads_a_saved_model_offline(tmp_path) -> None:  # type:
     )
 
 
+def test_from_pretrained_passes_backend_options(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    source = fresh()
+    source.model.save_pretrained(tmp_path)
+    source.tokenizer.save_pretrained(tmp_path)
+    loaded = HFLanguageModel.from_pretrained(str(tmp_path), max_decode_rows=3)
+    assert loaded.max_decode_rows == 3
+
+
+def test_an_uncached_hub_id_offline_says_how_to_provide_the_model(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # never touches the network
+    with pytest.raises(OSError, match="not in the local Hugging Face cache") as error:
+        HFLanguageModel.from_pretrained("mrt-gym-tests/no-such-model")
+    message = str(error.value)
+    assert "offline" in message and "path of a local model folder" in message
+    assert "huggingface-cli download mrt-gym-tests/no-such-model" in message
+
+
+def test_a_folder_that_is_no_model_is_named(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(OSError, match="is a folder but not a loadable model"):
+        HFLanguageModel.from_pretrained(str(tmp_path))
+
+
 def test_growing_prompts_in_one_call_prefill_the_shared_part_once() -> None:
     lm, plain = fresh(min_shared_tokens=4), fresh(prefix_cache_size=0)
     base = PROMPTS[0] + "Let me think about it."

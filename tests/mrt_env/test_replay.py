@@ -63,6 +63,20 @@ def test_replay_reports_the_trajectory() -> None:
     assert np.all(np.diff(tokens) > 0)
 
 
+@pytest.mark.parametrize(
+    "response",
+    [
+        "1+1=2.\n\nWait, so the answer is \\boxed{2}.",  # no think tags at all
+        "1+1=2, so \\boxed{2}",  # one episode
+    ],
+)
+def test_a_response_without_think_tags_is_graded_on_its_final_answer(response: str) -> None:
+    trajectory = replay(make_env(), response, problem=0, seed=0)
+    assert (trajectory.terminated, trajectory.truncated) == (True, False)
+    assert (trajectory.outcome, trajectory.verification) == (1.0, "correct")
+    assert "".join(trajectory.episodes) == response
+
+
 def test_replay_accepts_problem_objects_ids_and_dicts() -> None:
     env = make_env()
     assert replay(env, "x", problem="mul").problem_id == "mul"
@@ -90,13 +104,15 @@ def test_replay_many_matches_replay_and_batches_prover_calls() -> None:
     responses = [RESPONSE, "a=\n\nWait, b</think>\\boxed{12}", "no end"]
     problems = [0, 1, 2]
     many = replay_many(env, responses, problems, seed=3)
-    # one call for the resets, then one per round of episodes; episodes that end thinking
-    # need no J, so the last round (response 0 terminating) makes no call at all
-    assert [len(batch) for batch in prover.calls] == [3, 3, 1]
+    # one call for the resets, then one per round of episodes; a response's last episode
+    # ends it (the response is finished) and needs no J, so rounds shrink: "no end" is one
+    # final episode, response 1 ends in round 2 and response 0 in round 3 (no call at all)
+    assert [len(batch) for batch in prover.calls] == [3, 2, 1]
     singles = [replay(make_env(), r, p, seed=3) for r, p in zip(responses, problems, strict=True)]
     assert [t.j for t in many] == [t.j for t in singles]
     assert many[1].outcome == 1.0
-    assert many[2].outcome is None and not many[2].terminated
+    # a finished response without the end marker is graded as it stands (no answer: wrong)
+    assert (many[2].outcome, many[2].verification, many[2].terminated) == (0.0, "no_answer", True)
 
 
 def test_replay_many_in_small_batches() -> None:
@@ -104,7 +120,7 @@ def test_replay_many_in_small_batches() -> None:
     env = make_env(prover=prover)
     result = replay_many(env, ["a", "b", "c"], [0, 1, 2], batch_size=2)
     assert len(result) == 3
-    assert [len(batch) for batch in prover.calls] == [2, 2, 1, 1]
+    assert [len(batch) for batch in prover.calls] == [2, 1]  # one final episode each: resets only
 
 
 @pytest.mark.parametrize(

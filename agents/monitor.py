@@ -1,0 +1,151 @@
+"""Warnings for training runs that look degenerate: silent zeros and silent caps.
+
+A run whose rewards (or advantages) are all 0 step after step learns nothing, and the usual
+causes are settings, not the model: answers cut off by the answer cap, responses without a
+``\\boxed{}`` answer, a meta-prover whose J is always 0, or episodes cut by the safety cap.
+:class:`RunMonitor` reads each step's metrics and warns, naming the likely cause.
+
+Example:
+    >>> import warnings
+    >>> monitor = RunMonitor(zero_steps=2)
+    >>> step = {"reward/outcome": 0.0, "charts/advantage_abs": 0.0, "env/answered": 0.0}
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     monitor.check(step, 1), monitor.check(step, 2)
+    ([], ['zero_rewards'])
+    >>> "no readable final answer" in str(caught[0].message)
+    True
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from agents.types import Trajectory
+
+
+def answer_metrics(trajectories: Sequence[Trajectory]) -> dict[str, float]:
+    """Where answers and episodes were cut: shares over the batch.
+
+    ``env/answered``: graded responses (natural or forced) with a readable final answer;
+    ``env/truncated``: trajectories ended by a budget (graded on a forced answer);
+    ``charts/episode_cap_share``: sampled episodes cut by the per-episode safety cap.
+    """
+    statuses = [e.verification for t in trajectories for e in t.episodes[-1:]]
+    graded = [status for status in statuses if status is not None]
+    ends = [e.end for t in trajectories for e in t.episodes if e.end is not None]
+    return {
+        "env/answered": (
+            float(np.mean([s != "no_answer" for s in graded])) if graded else float("nan")
+        ),
+        "env/truncated": float(np.mean([not t.terminated for t in trajectories])),
+        "charts/episode_cap_share": (
+            float(np.mean([end == "episode_cap" for end in ends])) if ends else 0.0
+        ),
+    }
+
+
+class DegenerateRunWarning(UserWarning):
+    """A training run looks degenerate (all-zero rewards, answers cut off, capped episodes)."""
+
+
+@dataclass
+class RunMonitor:
+    """Warns about degenerate training steps.
+
+    Attributes:
+        zero_steps: Consecutive steps with every reward 0 (or every advantage 0) before a
+            warning (``0`` = never).
+        answered_threshold: Warn when less than this share of forced answers (μ's) or graded
+            responses has a readable final answer.
+        cap_threshold: Warn when more than this share of a step's episodes was cut by the
+            per-episode safety cap.
+    """
+
+    zero_steps: int = 3
+    answered_threshold: float = 0.5
+    cap_threshold: float = 0.5
+    _streak: int = 0
+    _warned: set[str] = field(default_factory=set)
+
+    def check(self, metrics: Mapping[str, float], step: int) -> list[str]:
+        """Warn about this step's metrics; returns the names of the warnings issued."""
+        issued = []
+        zero = _value(metrics, "reward/outcome") == 0.0 or (
+            _value(metrics, "charts/advantage_abs") == 0.0
+        )
+        self._streak = self._streak + 1 if zero else 0
+        if self.zero_steps and self._streak == self.zero_steps:
+            issued.append("zero_rewards")
+            _warn(
+                f"step {step}: every reward or every advantage was 0 for {self._streak} "
+                f"consecutive steps, so the weights learn nothing. Likely cause: "
+                f"{_likely_cause(metrics, self.answered_threshold)}"
+            )
+        for name, message in self._one_time(metrics):
+            if name not in self._warned:
+                self._warned.add(name)
+                issued.append(name)
+                _warn(f"step {step}: {message}")
+        return issued
+
+    def _one_time(self, metrics: Mapping[str, float]) -> list[tuple[str, str]]:
+        """Warnings issued once per run."""
+        found = []
+        forced = _value(metrics, "env/forced_answered")
+        if forced is not None and forced < self.answered_threshold:
+            found.append(
+                (
+                    "forced_cut",
+                    f"only {forced:.0%} of the meta-prover's forced answers hold a readable "
+                    "final answer: raise the forced answer cap (--forced-answer-tokens), or J "
+                    "reads near 0 whatever the model knows",
+                )
+            )
+        capped = _value(metrics, "charts/episode_cap_share")
+        if capped is not None and capped > self.cap_threshold:
+            found.append(
+                (
+                    "episode_cap",
+                    f"{capped:.0%} of the episodes were cut by the per-episode safety cap "
+                    "(--max-episode-tokens), not by the segmenter: raise or remove the cap",
+                )
+            )
+        return found
+
+
+def _likely_cause(metrics: Mapping[str, float], threshold: float) -> str:
+    answered = _value(metrics, "env/answered")
+    forced = _value(metrics, "env/forced_answered")
+    j_values = [_value(metrics, key) for key in ("env/j", "env/j_final")]
+    if answered is not None and answered < threshold:
+        return (
+            f"{answered:.0%} of graded responses had a readable final answer, so answers are "
+            "cut off (raise --max-answer-tokens / --token-budget) or the model writes no "
+            "\\boxed{} answer (check --template)"
+        )
+    if forced is not None and forced < threshold:
+        return f"only {forced:.0%} of forced answers were readable: raise --forced-answer-tokens"
+    if all(value == 0.0 for value in j_values if value is not None) and any(
+        value is not None for value in j_values
+    ):
+        return "J is 0 everywhere: the problems may be too hard for the model"
+    if _value(metrics, "reward/outcome") == 1.0:
+        return "every trajectory is correct: the problems are too easy to learn from"
+    return "every answer in each group had the same outcome (no answer was ever correct?)"
+
+
+def _value(metrics: Mapping[str, float], key: str) -> float | None:
+    value = metrics.get(key)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return float(value)
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, DegenerateRunWarning, stacklevel=3)
