@@ -9,6 +9,7 @@ and CUDA (bfloat16).
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -195,7 +196,9 @@ class HFLanguageModel:
         try:
             tokenizer = AutoTokenizer.from_pretrained(path_or_id, **hub)
             model: Any = AutoModelForCausalLM.from_pretrained(path_or_id, dtype=dtype, **hub)
-        except OSError as error:
+        except (OSError, ValueError) as error:
+            if isinstance(error, ValueError) and not os.path.isdir(path_or_id):
+                raise
             raise OSError(_load_error(path_or_id, local_files_only, error)) from error
         kwargs.setdefault("name", path_or_id)
         return cls(model.to(device).eval(), tokenizer, **kwargs)
@@ -439,10 +442,8 @@ class HFLanguageModel:
         ]
 
 
-def _load_error(path_or_id: str, local_files_only: bool | None, error: OSError) -> str:
+def _load_error(path_or_id: str, local_files_only: bool | None, error: Exception) -> str:
     """Why ``from_pretrained`` failed, and how to provide the model."""
-    import os
-
     if os.path.isdir(path_or_id):
         return f"{path_or_id!r} is a folder but not a loadable model ({error})"
     offline = local_files_only or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true")

@@ -55,6 +55,26 @@ def test_forced_response_passed_to_verifier_is_suffix_plus_answer() -> None:
     assert verifier.pairs == [(expected, "4"), (expected, "4")]
 
 
+@pytest.mark.parametrize(
+    ("answers", "share"),
+    [
+        (["7}"], 1.0),  # a wrong answer is still a readable one
+        (["4}", "and so"], 0.5),  # half the forced answers never close the box
+    ],
+)
+def test_stats_count_forced_answers_with_a_readable_answer(
+    answers: list[str], share: float
+) -> None:
+    prover = SampledMetaProver(ScriptedLM(answers), "tiny", k=4)
+    prover.estimate([request("x")])
+    assert prover.stats.answered_share == share
+
+
+def test_the_default_answer_cap_is_the_templates() -> None:
+    prover = SampledMetaProver(ScriptedLM(["4}"]), "r1-distill", k=2)
+    assert prover.params.max_new_tokens == TEMPLATES["r1-distill"].answer_caps().forced == 512
+
+
 def test_duplicates_and_cache_share_one_model_call() -> None:
     lm = ScriptedLM(["4}"])
     prover = SampledMetaProver(lm, "tiny", k=3)
@@ -74,6 +94,7 @@ def test_duplicates_and_cache_share_one_model_call() -> None:
         "duplicates": 3,
         "unique_prefixes": 2,
         "generated_answers": 6,
+        "answered": 6,  # "4}" after "\\boxed{" is a readable answer
         "model_calls": 1,
     }
     assert prover.stats.generate_seconds > 0 and prover.stats.verify_seconds > 0
