@@ -38,7 +38,10 @@ def training_command(run: dict[str, Any], out: str) -> str:
     parts += ["--problems-per-step", str(train["problems_per_step"])]
     parts += ["--group-size", str(train["group_size"]), "--lr", f"{train['lr']:g}"]
     parts += ["--token-budget", str(train["token_budget"])]
-    parts += ["--max-episodes", str(train["max_episodes"])]
+    if train.get("max_episodes") is not None:
+        parts += ["--max-episodes", str(train["max_episodes"])]
+    if train["policy"].get("max_episode_tokens") is not None:
+        parts += ["--max-episode-tokens", str(train["policy"]["max_episode_tokens"])]
     parts += ["--prover-samples", str(train["prover_samples"])]
     parts += ["--eval-interval", str(train["eval_interval"])]
     parts += ["--eval-problems", str(train["eval_problems"]), "--out", out]
@@ -135,7 +138,7 @@ Trained from the shipped base model `mrt_env/assets/tiny-lm` (model.safetensors 
 - Per step: {train["problems_per_step"]} problems x {train["group_size"]} trajectories, \
 temperature {train["policy"]["temperature"]}, AdamW lr {train["lr"]:g}, KL coefficient \
 {train["kl_coef"]:g}, {train["updates_per_batch"]} update per batch, token budget \
-{train["token_budget"]}, episode cap {train["max_episodes"]}, meta-prover \
+{train["token_budget"]}, episode cap {train["max_episodes"] or "none"}, meta-prover \
 K = {train["prover_samples"]} (MRT only: a frozen copy of the base model).
 - Held-out pass@1 during training ({train["eval_problems"]} problems, T = 0.8, fixed \
 seed): {evals}.

@@ -327,6 +327,13 @@ def main(
                 f"[{versus['ci_low']:+.3f}, {versus['ci_high']:+.3f}]"
             )
         typer.echo(line)
+        if summary.answered < 0.5:
+            typer.echo(
+                f"WARNING: only {summary.answered:.0%} of {variant}'s graded responses hold a "
+                "readable final answer: raise --max-answer-tokens / --token-budget or check "
+                "--template",
+                err=True,
+            )
     if out is not None:
         out.write_text(json.dumps(results, indent=2), encoding="utf-8")
 

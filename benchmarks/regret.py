@@ -261,12 +261,15 @@ def process_chunk(
     ]
     clock = time.perf_counter()
     before = (prover.stats.generated_answers, prover.stats.answered)
+    # a response may stop at the sampling budget without ending thinking: not a finished one,
+    # so its curve ends at μ's J after its last episode (those that end thinking terminate)
     trajectories = replay_many(
         env,
         [texts[j][w] for j, w in todo],
         [jobs[j][0] for j, _ in todo],
         seed=replay_seed,
         batch_size=len(todo),
+        finished=False,
     )
     TIMINGS["replay_s"] += time.perf_counter() - clock
     # the chunk's forced-answer counters, on its first record (sums over records are totals)

@@ -129,7 +129,7 @@ class StepwisePolicy:
     generated in earlier episodes are re-encoded)."""
 
     def __init__(self, policy: Any) -> None:
-        self.lm, self.config, self.stops = policy.lm, policy.config, policy.stop_strings
+        self.lm, self.config, self.stops = policy.lm, policy.config, policy.segmenter.boundaries
 
     def reset(self, keys: Any = None) -> None:
         pass
@@ -139,7 +139,7 @@ class StepwisePolicy:
         from mrt_env.lm.base import SamplingParams
 
         params = SamplingParams(
-            max_new_tokens=self.config.max_episode_tokens,
+            max_new_tokens=self.config.max_episode_tokens or self.config.max_trajectory_tokens,
             temperature=self.config.temperature,
             stop=self.stops,
         )

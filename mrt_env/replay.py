@@ -86,25 +86,33 @@ class Trajectory:
         return points[:, 0], points[:, 1]
 
 
-def split_response(env: gym.Env, response: str) -> list[str]:
+def split_response(env: gym.Env, response: str, finished: bool = True) -> list[str]:
     """The episodes ``replay`` steps: the thinking split by the env's segmenter, with the
     end of thinking and the answer appended to the last episode (lossless).
 
-    The last episode is a :class:`~mrt_env.spaces.FinalEpisode`: the response is finished, so
-    one without the end-of-thinking marker (a model without think tags, or one that stopped
-    early) terminates there and is graded as it stands, like an online trajectory that ended
-    with EOS.
+    With ``finished`` (the default) the last episode is a
+    :class:`~mrt_env.spaces.FinalEpisode`: the response is finished, so one without the
+    end-of-thinking marker (a model without think tags, or one that stopped early) terminates
+    there and is graded as it stands, like an online trajectory that ended with EOS.
     """
     core = _core(env)
     if not isinstance(response, str):
         raise TypeError(f"response must be a str, got {type(response).__name__}")
     thinking, rest = thinking_part(response, core.components.template.end_think)
     episodes = list(core.components.segmenter.split(thinking)) or [""]
-    episodes[-1] = FinalEpisode(episodes[-1] + rest)
+    episodes[-1] += rest
+    if finished:
+        episodes[-1] = FinalEpisode(episodes[-1])
     return episodes
 
 
-def replay(env: gym.Env, response: str, problem: ProblemRef, seed: int | None = None) -> Trajectory:
+def replay(
+    env: gym.Env,
+    response: str,
+    problem: ProblemRef,
+    seed: int | None = None,
+    finished: bool = True,
+) -> Trajectory:
     """Step a finished ``response`` to ``problem`` through ``env``, one episode per step.
 
     Args:
@@ -112,12 +120,15 @@ def replay(env: gym.Env, response: str, problem: ProblemRef, seed: int | None = 
         response: The model's full response (thinking, end marker, answer).
         problem: The problem it answers (see :data:`ProblemRef`).
         seed: Seed of the replay's meta-prover sampling (``None``: continue the env's RNG).
+        finished: The response is complete: its last episode ends it (graded as it stands
+            when it never ends thinking). ``False`` replays an unfinished prefix, whose J
+            after the last episode is μ's estimate.
 
     Returns:
         The replayed trajectory. Replay stops early if the env truncates (token budget,
         episode cap): raise ``token_budget``/``max_episodes`` to replay long traces whole.
     """
-    return replay_many(env, [response], [problem], seed=seed)[0]
+    return replay_many(env, [response], [problem], seed=seed, finished=finished)[0]
 
 
 def replay_many(
@@ -126,6 +137,7 @@ def replay_many(
     problems: Sequence[ProblemRef],
     seed: int | None = None,
     batch_size: int = 64,
+    finished: bool = True,
 ) -> list[Trajectory]:
     """Replay many responses; each round of episodes shares one ``prover.estimate`` call.
 
@@ -136,6 +148,7 @@ def replay_many(
         problems: The problem of each response.
         seed: Seed of the meta-prover sampling (``None``: drawn from the env's RNG).
         batch_size: Responses replayed together (bounds the size of one prover call).
+        finished: See :func:`replay`.
 
     Returns:
         One :class:`Trajectory` per response, in order.
@@ -148,7 +161,7 @@ def replay_many(
     if seed is None:
         seed = int(env.unwrapped.np_random.integers(SEED_BOUND))
     rng = np.random.default_rng(seed)
-    episodes = [split_response(env, response) for response in responses]
+    episodes = [split_response(env, response, finished) for response in responses]
     resolved = [_problem(core, ref) for ref in problems]
     out: list[Trajectory] = []
     for start in range(0, len(responses), batch_size):

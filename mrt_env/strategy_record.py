@@ -159,7 +159,7 @@ def record(settings: RecordSettings, lm: Any | None = None, progress: bool = Tru
         seeds = [int(seed_stream[begin + i]) for i in range(len(batch))]
         thinking = [thinking_part(text)[0] for text in _sample(lm, prompts, seeds, settings)]
         replayed = replay_many(
-            env, thinking, [p for p, _ in batch], seed=int(seed_stream[-1]) + begin
+            env, thinking, [p for p, _ in batch], seed=int(seed_stream[-1]) + begin, finished=False
         )
         trajectories += [recorded_trajectory(t) for t in replayed if t.episodes]
     meta = {**vars(settings), "wall_time_s": round(time.perf_counter() - start, 1)}

@@ -18,7 +18,7 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
 _SHIPPED_TRAINING = (
     "--model tiny --minutes 7 --steps 100000 --seed 0 --problems-per-step 8 --group-size 4 "
-    "--lr 3e-5 --token-budget 256 --max-episodes 8 --prover-samples 4"
+    "--lr 3e-5 --token-budget 256 --max-episodes 8 --max-episode-tokens 256 --prover-samples 4"
 )
 """The ``mrt-train`` settings of the shipped GRPO and MRT checkpoints (see their cards)."""
 
