@@ -155,3 +155,18 @@ def _initial_weights() -> dict[str, object]:
     from mrt_env.lm.testing import tiny_random_model
 
     return {k: v for k, v in tiny_random_model(3).state_dict().items()}
+
+
+def test_evaluation_on_other_problems_needs_an_eval_source(tmp_path: Path) -> None:
+    """Evaluation is never silently off: other problems than TinyMath need --eval-source."""
+    source = tmp_path / "problems.jsonl"
+    source.write_text('{"problem": "1+1?", "answer": "2"}\n{"problem": "2+2?", "answer": "4"}\n')
+    args = [*TINY, "--problems", str(source), "--eval-interval", "1", "--out", str(tmp_path)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code != 0
+    assert "--eval-source" in str(result.exception) + result.output
+    args += ["--eval-source", str(source), "--eval-problems", "2", "--steps", "1"]
+    result = CliRunner().invoke(app, [*args, "--no-tensorboard"])
+    assert result.exit_code == 0, result.output
+    [metrics] = _metrics(tmp_path)
+    assert 0.0 <= metrics["eval/pass@1"] <= 1.0 and 0.0 <= metrics["eval/answered"] <= 1.0
