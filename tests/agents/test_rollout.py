@@ -13,6 +13,7 @@ from mrt_env.config import EnvConfig, build_components
 from mrt_env.lm.scripted import ScriptedLM
 from mrt_env.problems import Problem
 from mrt_env.prover.sampled import SampledMetaProver
+from mrt_env.segmenters import MarkerSegmenter
 
 TRACE = "Let me add: 3.\n\nWait, 1+1 is 2.\n\nWait, still 2.\n</think>\n\\boxed{2}"
 PROBLEMS = [Problem("a", "1+1?", "2"), Problem("b", "0+2?", "2")]
@@ -128,3 +129,20 @@ def test_default_caps_never_end_a_trajectory_before_the_token_budget() -> None:
     assert trajectory.total_tokens == train.token_budget  # the budget ended it
     assert len(trajectory.episodes) > 8  # the old default episode cap would have ended it
     assert all(e.end != "episode_cap" for e in trajectory.episodes)
+
+
+def test_training_shares_the_segmenter_and_grades_truncation_with_the_policy() -> None:
+    """One segmenter object for the policy's episodes, the env and replay; truncated
+    trajectories are graded on the policy's own forced answer while μ is a frozen copy."""
+    from agents.config import TrainConfig
+    from agents.session import build_session
+    from mrt_env.tinymath import TinyMathSource
+
+    segmenter = MarkerSegmenter(min_paragraphs=2)
+    config = TrainConfig(problems_per_step=1, group_size=1, token_budget=16, prover_samples=1)
+    problems = TinyMathSource(split="train", size=5, seed=0)
+    session = build_session(config, "random-tiny", problems, segmenter=segmenter)
+    components = session.collector.components
+    assert session.policy.segmenter is components.segmenter is segmenter
+    assert components.truncation_lm is session.lm and components.lm is not session.lm
+    assert session.collector.env_config.max_episodes == config.token_budget  # no cap below it
