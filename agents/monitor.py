@@ -13,7 +13,7 @@ Example:
     ...     warnings.simplefilter("always")
     ...     monitor.check(step, 1), monitor.check(step, 2)
     ([], ['zero_rewards'])
-    >>> "no readable final answer" in str(caught[0].message)
+    >>> "0% of graded responses had a readable final answer" in str(caught[0].message)
     True
 """
 

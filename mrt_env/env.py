@@ -31,7 +31,9 @@ class MRTMathEnv(gym.Env[str, str]):
 
     ## Action
     The next episode's text (any ``str``, possibly empty). An episode containing the template's
-    end-of-thinking marker ends the trajectory; text after the marker is the final answer.
+    end-of-thinking marker ends the trajectory; text after the marker is the final answer. A
+    :class:`~mrt_env.spaces.FinalEpisode` (a ``str``) is the last episode of a finished
+    response (the model's output ended): it ends the trajectory even without the marker.
 
     ## Reward
     The weighted sum of the configured reward modules (default: outcome + progress with
@@ -40,11 +42,12 @@ class MRTMathEnv(gym.Env[str, str]):
     known only at the final step.
 
     ## Termination/Truncation
-    ``terminated`` when the episode ends thinking: the response (all episodes) is verified with
-    ``rewards.verify`` and J(final) is that outcome. ``truncated`` when the response reaches
+    ``terminated`` when the episode ends thinking, or is a ``FinalEpisode``: the response (all
+    episodes, as it stands) is verified with ``rewards.verify`` and J(final) is that outcome. ``truncated`` when the response reaches
     ``token_budget`` tokens (an overrunning episode is cut at the budget, by tokens),
     ``max_episodes`` steps or ``max_observation_chars`` characters; the outcome is that of one
-    forced answer sampled from the model (``truncation_outcome="forced_answer"``, the paper's
+    forced answer sampled from ``truncation_lm`` (default: ``lm``; capped at
+    ``EnvConfig.answer_caps.forced`` tokens) (``truncation_outcome="forced_answer"``, the paper's
     evaluation at a budget) or J of the final prefix (``"expected"``). Never both.
     Stepping after the trajectory ended, or before the first reset, raises
     :class:`gymnasium.error.ResetNeeded`.

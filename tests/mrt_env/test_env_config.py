@@ -159,3 +159,8 @@ def test_bad_reset_options_change_nothing() -> None:
         env.reset(seed=5, options={"bogus": 1})
     assert env.np_random.bit_generator.state == state
     assert env.trajectory.thinking == "a"
+
+
+def test_gym_make_reaches_the_backend_options() -> None:
+    env = gym.make("MRTMath-v0", lm="tiny", lm_options={"max_decode_rows": 3}, prover="none")
+    assert env.unwrapped.lm.max_decode_rows == 3
