@@ -44,10 +44,11 @@ class MRTMathEnv(gym.Env[str, str]):
     ## Termination/Truncation
     ``terminated`` when the episode ends thinking, or is a ``FinalEpisode``: the response (all
     episodes, as it stands) is verified with ``rewards.verify`` and J(final) is that outcome.
-    ``truncated`` when the response reaches ``token_budget`` tokens (an overrunning episode is cut at the budget, by tokens),
-    ``max_episodes`` steps or ``max_observation_chars`` characters; the outcome is that of one
-    forced answer sampled from ``truncation_lm`` (default: ``lm``; capped at
-    ``EnvConfig.answer_caps.forced`` tokens) (``truncation_outcome="forced_answer"``, the paper's
+    ``truncated`` when the response reaches ``token_budget`` tokens (an overrunning episode
+    is cut at the budget, by tokens), ``max_episodes`` steps or ``max_observation_chars``
+    characters; the outcome is that of one forced answer sampled from ``truncation_lm``
+    (default: ``lm``; capped at ``EnvConfig.answer_caps.forced`` tokens;
+    ``truncation_outcome="forced_answer"``, the paper's
     evaluation at a budget) or J of the final prefix (``"expected"``). Never both.
     Stepping after the trajectory ended, or before the first reset, raises
     :class:`gymnasium.error.ResetNeeded`.
