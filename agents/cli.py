@@ -146,9 +146,12 @@ def main(
     from agents.trainer import export_model, make_algorithm, train
 
     config = _train_config(options)
-    algorithm = make_algorithm(
-        algo, _algo_config(algo, normalize_std, credit, alpha, keep_per_problem)
-    )
+    algo_config = _algo_config(algo, normalize_std, credit, alpha, keep_per_problem)
+    if isinstance(algo_config, MRTConfig):
+        from agents.mrt import check_reward_source
+
+        check_reward_source(algo_config, reward)  # fail before any model is loaded
+    algorithm = make_algorithm(algo, algo_config)
     source = _problem_source(problems, train_size, seed)
     session = build_session(
         config, model, source, template=template, with_prover=algorithm.needs_prover
