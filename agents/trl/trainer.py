@@ -58,8 +58,9 @@ class MRTSettings:
         segmenter: Splits thinking into episodes (the template's default when ``None``).
         prover_samples: K, forced answers per J estimate.
         max_answer_tokens: Token cap of one forced answer.
-        prover: μ (anything with ``estimate(requests, version)``); by default a
-            :class:`~agents.trl.prover.PolicyProver` over the current weights.
+        prover: μ: by default a :class:`~agents.trl.prover.PolicyProver` over the current
+            weights; any ``mrt_env.prover.MetaProver`` (e.g. the ``TableMetaProver`` test
+            double, or one over a frozen model) is used as a fixed μ.
     """
 
     credit: MRTConfig = field(default_factory=MRTConfig)
@@ -146,7 +147,9 @@ class MRTGRPOTrainer(GRPOTrainer):
             ):
                 self.mu.lm.model = unwrapped
                 return [e.j for e in self.mu.estimate(requests, version)]
-        return [e.j for e in self.mu.estimate(requests, version)]
+        if isinstance(self.mu, PolicyProver):
+            return [e.j for e in self.mu.estimate(requests, version)]
+        return [e.j for e in self.mu.estimate(requests)]  # a fixed μ (MetaProver protocol)
 
     def request(self, row: dict[str, Any], prefix: str) -> ProverRequest:
         """μ's request for the thinking ``prefix`` of a dataset row (seeded per prefix)."""
