@@ -183,6 +183,12 @@ def main(
         from agents.mrt import check_reward_source
 
         check_reward_source(algo_config, reward)  # fail before any model is loaded
+    if prover_policy == "frozen" and algo != "grpo":
+        typer.echo(
+            "note: --prover-policy frozen: μ is a frozen copy of the starting model, so J and "
+            "progress are measured by the base model (a deviation from the paper's μ)",
+            err=True,
+        )
     if engine == "trl":
         _train_trl(options, config, algo_config)
         return

@@ -288,10 +288,10 @@ def check_reward_source(config: MRTConfig, reward: str) -> None:
     env rewards) would silently subtract a probability from a different quantity.
 
     Example:
-        >>> check_reward_source(MRTConfig(credit="released"), "return")
+        >>> check_reward_source(MRTConfig(credit="released"), "return")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        ValueError: --credit released needs --reward outcome (R - J(prefix) compares the 0/1 outcome with a probability of success); got --reward 'return'
+        ValueError: --credit released needs --reward outcome ...
     """
     if config.credit == "released" and reward != "outcome":
         raise ValueError(

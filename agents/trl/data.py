@@ -25,7 +25,7 @@ def problems_dataset(
     source: ProblemSource | str | Path,
     *,
     template: str | ChatTemplate = "tiny",
-    fields: FieldNames = FieldNames(),
+    fields: FieldNames | None = None,
 ) -> Any:
     """A ``datasets.Dataset`` of ``source``'s problems, prompts rendered with ``template``.
 
@@ -42,7 +42,7 @@ def problems_dataset(
     """
     from datasets import Dataset
 
-    problems = resolve_source(source, fields)
+    problems = resolve_source(source, fields or FieldNames())
     chat = get_template(template)
     rows = [problems[i] for i in range(len(problems))]
     return Dataset.from_dict(

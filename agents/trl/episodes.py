@@ -88,7 +88,8 @@ def prefix_seed(seed: int, version: int, problem_id: str, prefix: str) -> int:
     trajectory sharing a prefix gets the same J samples, whatever else is in the batch.
 
     Example:
-        >>> prefix_seed(0, 3, "p", "x") == prefix_seed(0, 3, "p", "x") != prefix_seed(0, 4, "p", "x")
+        >>> a, b = prefix_seed(0, 3, "p", "x"), prefix_seed(0, 4, "p", "x")
+        >>> a == prefix_seed(0, 3, "p", "x") != b
         True
     """
     key = f"{seed}\0{version}\0{problem_id}\0{prefix}".encode()

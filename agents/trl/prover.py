@@ -96,7 +96,7 @@ class VLLMEngineLM:
     def generate(
         self, prompts: Sequence[str], params: SamplingParams, seeds: Sequence[int] | None = None
     ) -> list[list[Completion]]:
-        """``params.n`` samples of each prompt; prompt ``i``'s samples are seeded by ``seeds[i]``."""
+        """``params.n`` samples of each prompt, prompt ``i``'s seeded by ``seeds[i]``."""
         from vllm import SamplingParams as VLLMSamplingParams
 
         seeds = list(seeds) if seeds is not None else [0] * len(prompts)

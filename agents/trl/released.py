@@ -21,9 +21,7 @@ import numpy as np
 def released_rollout(prompts: list[Any], trainer: Any) -> dict[str, Any]:
     """TRL ``rollout_func``: ``prompt_ids``, ``completion_ids``, ``logprobs``, ``env_mask``."""
     size = trainer.num_generations
-    if len(prompts) % size or any(
-        prompts[i] != prompts[i - i % size] for i in range(len(prompts))
-    ):
+    if len(prompts) % size or any(prompts[i] != prompts[i - i % size] for i in range(len(prompts))):
         raise ValueError(
             "the released recipe needs whole groups on each process: make "
             "per_device_train_batch_size * steps_per_generation a multiple of num_generations"
@@ -41,7 +39,9 @@ def released_rollout(prompts: list[Any], trainer: Any) -> dict[str, Any]:
         cut = int(rng.integers(len(split.spans)))
         cuts.append((split.spans[cut][0], split.prefixes[cut]))
     rows = [trainer._mrt_inputs[i] for i in heads]
-    prefix_j = trainer.estimate_j([trainer.request(r, p) for r, (_, p) in zip(rows, cuts, strict=True)])
+    prefix_j = trainer.estimate_j(
+        [trainer.request(r, p) for r, (_, p) in zip(rows, cuts, strict=True)]
+    )
     starts = [
         list(prompt_ids[i]) + list(source[:tokens])
         for i, source, (tokens, _) in zip(heads, sources, cuts, strict=True)
@@ -62,7 +62,9 @@ def released_rollout(prompts: list[Any], trainer: Any) -> dict[str, Any]:
             masks.append([0] * tokens + [1] * (len(member) - tokens))
             released.append((tokens, float(prefix_j[group])))
             logps.append(
-                _member_logps(source_logps, continued_logps, (group, member_index, size), tokens, limit)
+                _member_logps(
+                    source_logps, continued_logps, (group, member_index, size), tokens, limit
+                )
             )
     trainer._released_rows = released
     return {

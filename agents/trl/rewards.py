@@ -62,9 +62,7 @@ class OutcomeReward:
     ) -> list[float | None]:
         verdicts = self.verify(completions, answer)
         self.last_statuses = [v.status for v in verdicts]
-        return [
-            None if v.status == "unparsable_gold" else float(v.correct) for v in verdicts
-        ]
+        return [None if v.status == "unparsable_gold" else float(v.correct) for v in verdicts]
 
 
 class FormatReward:

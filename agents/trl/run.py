@@ -55,7 +55,7 @@ def grpo_args(options: TRLRunOptions, train: Any, normalize_std: bool, tensorboa
     """The ``trl.GRPOConfig`` of ``mrt-train``'s options (``train``: a ``TrainConfig``)."""
     from trl import GRPOConfig
 
-    return GRPOConfig(
+    settings: dict[str, Any] = dict(
         output_dir=str(options.out),
         max_steps=train.steps,
         learning_rate=train.lr,
@@ -81,8 +81,8 @@ def grpo_args(options: TRLRunOptions, train: Any, normalize_std: bool, tensorboa
         report_to=["tensorboard"] if tensorboard else [],
         use_vllm=options.use_vllm,
         vllm_mode=options.vllm_mode,
-        **dict(options.extra),
     )
+    return GRPOConfig(**{**settings, **dict(options.extra)})
 
 
 def build_trainer(
@@ -93,8 +93,10 @@ def build_trainer(
     from agents.trl.data import problems_dataset
     from agents.trl.rewards import OutcomeReward
 
-    source = _source(options.problems, train.seed) if isinstance(options.problems, str) else (
-        options.problems
+    source = (
+        _source(options.problems, train.seed)
+        if isinstance(options.problems, str)
+        else (options.problems)
     )
     dataset = problems_dataset(source, template=options.template)
     lm = load_language_model(options.model, "cpu", train.seed)

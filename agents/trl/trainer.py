@@ -28,6 +28,7 @@ Example (TRL user code; swap the trainer class of an existing GRPO recipe)::
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -141,7 +142,7 @@ class MRTGRPOTrainer(GRPOTrainer):
                 unwrap_model_for_generation(
                     self.model_wrapped,
                     self.accelerator,
-                    gather_deepspeed3_params=self.args.ds3_gather_for_generation,
+                    gather_deepspeed3_params=getattr(self.args, "ds3_gather_for_generation", True),
                 ) as unwrapped,
                 torch.no_grad(),
             ):
@@ -180,7 +181,7 @@ class MRTGRPOTrainer(GRPOTrainer):
     def _generate_and_score_completions(self, inputs):  # type: ignore[no-untyped-def]
         self._mrt_inputs = inputs  # the rows' columns (answer, problem_id) for μ's requests
         output = super()._generate_and_score_completions(inputs)
-        if not self.model.training:
+        if self.model is None or not self.model.training:
             return output
         start = time.perf_counter()
         local = len(inputs)
@@ -207,7 +208,10 @@ class MRTGRPOTrainer(GRPOTrainer):
 
     # -- credit ----------------------------------------------------------------------------
     def _episode_j(
-        self, inputs: list[dict[str, Any]], episodes: list[CompletionEpisodes], rows: list[list[int]]
+        self,
+        inputs: list[dict[str, Any]],
+        episodes: list[CompletionEpisodes],
+        rows: list[list[int]],
     ) -> list[list[tuple[float | None, float | None]]]:
         """``(J before, J after)`` of every episode (one batched μ call for the batch)."""
         outcome = self._outcomes(inputs, rows)
@@ -220,16 +224,16 @@ class MRTGRPOTrainer(GRPOTrainer):
         values = iter(self.estimate_j(requests))
         pairs = []
         for row, split in enumerate(episodes):
-            j = [next(values) for _ in split.prefixes]
+            j: list[float | None] = [next(values) for _ in split.prefixes]
             j.append(outcome[row] if split.ended_thinking else next(values))
-            pairs.append(list(zip(j[:-1], j[1:], strict=True)))
+            pairs.append(list(itertools.pairwise(j)))
         return pairs
 
     def _outcomes(self, inputs: list[dict[str, Any]], rows: list[list[int]]) -> list[float]:
         """The verified 0/1 outcome of each completion (J after a finished trajectory)."""
         import rewards as reward_lib
 
-        texts = self.processing_class.batch_decode(rows, skip_special_tokens=True)
+        texts = self._tokenizer.batch_decode(rows, skip_special_tokens=True)
         pairs = [(text, str(row["answer"])) for text, row in zip(texts, inputs, strict=True)]
         return [float(v.correct) for v in reward_lib.verify_many(pairs)]
 
@@ -241,10 +245,12 @@ class MRTGRPOTrainer(GRPOTrainer):
     ) -> list[np.ndarray]:
         """:func:`agents.mrt.per_episode_credit` over TRL's groups (all processes' rows)."""
         local = len(rows)
-        everything = gather_object([(p, list(e.spans), len(r)) for p, e, r in zip(pairs, episodes, rows, strict=True)])
+        everything = gather_object(
+            [(p, list(e.spans), len(r)) for p, e, r in zip(pairs, episodes, rows, strict=True)]
+        )
         rewards = self._mrt_rewards
         scored = np.flatnonzero(~np.isnan(rewards))
-        groups = np.arange(len(rewards)) // self.num_generations
+        groups = np.arange(len(rewards)) // int(self.num_generations or 1)
         credit = per_episode_credit(
             rewards[scored],
             groups[scored],
@@ -267,7 +273,9 @@ class MRTGRPOTrainer(GRPOTrainer):
         prefix_j = [j for _, j in self._released_rows]
         outcome = np.nan_to_num(rewards, nan=0.0)
         credit = released_credit(outcome, prefix_j, prefix_tokens, [len(r) for r in rows])
-        return [c if not np.isnan(r) else np.zeros_like(c) for c, r in zip(credit, rewards, strict=True)]
+        return [
+            c if not np.isnan(r) else np.zeros_like(c) for c, r in zip(credit, rewards, strict=True)
+        ]
 
     def _log_credit(
         self,
@@ -293,7 +301,9 @@ class MRTGRPOTrainer(GRPOTrainer):
             j_values = [b for p in pairs for b, _ in p if b is not None]
             stats["mrt/progress"] = float(np.mean(progress))
             stats["mrt/j"] = float(np.mean(j_values)) if j_values else float("nan")
-            stats["mrt/j_empty"] = float(np.mean([p[0][0] for p in pairs if p and p[0][0] is not None]))
+            stats["mrt/j_empty"] = float(
+                np.mean([p[0][0] for p in pairs if p and p[0][0] is not None])
+            )
         if prefix_j:
             stats["mrt/j_prefix"] = float(np.mean(prefix_j))
         device = self.accelerator.device
@@ -314,6 +324,4 @@ class _TokenizerLM:
 
 def _completion_rows(completion_ids: torch.Tensor, mask: torch.Tensor) -> list[list[int]]:
     """Each row's completion token ids (padding dropped)."""
-    return [
-        ids[m.bool()].tolist() for ids, m in zip(completion_ids.cpu(), mask.cpu(), strict=True)
-    ]
+    return [ids[m.bool()].tolist() for ids, m in zip(completion_ids.cpu(), mask.cpu(), strict=True)]

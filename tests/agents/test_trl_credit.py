@@ -18,11 +18,11 @@ import pytest
 
 pytest.importorskip("trl")
 
-from agents.config import MRTConfig  # noqa: E402
-from agents.mrt import MRT  # noqa: E402
-from agents.types import EpisodeRecord, Trajectory  # noqa: E402
-from mrt_env.prover.base import ProverRequest  # noqa: E402
-from mrt_env.prover.table import TableMetaProver  # noqa: E402
+from agents.config import MRTConfig
+from agents.mrt import MRT
+from agents.types import EpisodeRecord, Trajectory
+from mrt_env.prover.base import ProverRequest
+from mrt_env.prover.table import TableMetaProver
 
 PROMPT = "Problem: 1+1?\n<think>\n"
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -11,9 +13,9 @@ import pytest
 
 pytest.importorskip("trl")
 
-from agents.trl.data import problems_dataset  # noqa: E402
-from agents.trl.rewards import FormatReward, OutcomeReward  # noqa: E402
-from rewards.verification import VerifierConfig  # noqa: E402
+from agents.trl.data import problems_dataset
+from agents.trl.rewards import FormatReward, OutcomeReward
+from rewards.verification import VerifierConfig
 
 TIMEOUT_S = 1.0
 COMPLETIONS = [
@@ -22,6 +24,15 @@ COMPLETIONS = [
     "a tower.</think>\\boxed{9^{9^{9^9}}}",  # math-verify never returns: the time bound fires
     "still thinking",  # no answer
 ]
+
+
+def test_trl_loads_only_when_its_trainer_is_used() -> None:
+    code = (
+        "import sys, agents, agents.cli, agents.mrt, agents.trl, agents.trl.rewards, "
+        "agents.trl.data, agents.trl.prover; print('trl' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_outcome_and_format_rewards_follow_trls_signature() -> None:

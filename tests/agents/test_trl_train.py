@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 pytest.importorskip("trl")
 
-from agents.cli import app  # noqa: E402
+from agents.cli import app
 
 TINY = [
     "--engine",
@@ -60,7 +60,9 @@ def _check_run(out: Path, keys: tuple[str, ...]) -> None:
     ("algo", "keys"),
     [
         (["--algo", "mrt", "--credit", "progress"], ("mrt/progress", "mrt/j", "mrt/j_empty")),
-        pytest.param(["--algo", "mrt", "--credit", "released"], ("mrt/j_prefix",), marks=pytest.mark.slow),
+        pytest.param(
+            ["--algo", "mrt", "--credit", "released"], ("mrt/j_prefix",), marks=pytest.mark.slow
+        ),
         pytest.param(["--algo", "grpo"], ("rewards/outcome/mean",), marks=pytest.mark.slow),
     ],
 )
@@ -85,7 +87,9 @@ def test_killed_run_resumes_from_its_checkpoint(tmp_path: Path) -> None:
     args = [*TINY, "--algo", "mrt", "--credit", "progress", "--out", str(tmp_path)]
     env = {**os.environ, "TRL_EXPERIMENTAL_SILENCE": "1"}
     command = [sys.executable, "-m", "agents.cli", *args, "--steps", "6"]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     state = tmp_path / "checkpoint-1" / "trainer_state.json"
     deadline = time.monotonic() + 240
     while not state.exists() and time.monotonic() < deadline and process.poll() is None:
@@ -102,3 +106,37 @@ def test_killed_run_resumes_from_its_checkpoint(tmp_path: Path) -> None:
     assert state.stat().st_mtime == written  # resumed: the earlier checkpoint was not redone
     steps = [h["step"] for h in _history(tmp_path, finished[-1] + 1)]
     assert steps == list(range(1, finished[-1] + 2))
+
+
+CONFIGS = Path(__file__).resolve().parents[2] / "agents" / "configs"
+
+
+@pytest.mark.parametrize("name", ["single_gpu", "deepspeed_zero2", "deepspeed_zero3", "fsdp2"])
+def test_shipped_accelerate_configs_load(name: str) -> None:
+    from accelerate.commands.config.config_args import ClusterConfig
+
+    config = ClusterConfig.from_yaml_file(str(CONFIGS / f"{name}.yaml"))
+    assert config.mixed_precision == "bf16"
+    assert config.num_processes == (1 if name == "single_gpu" else 8)
+    if name.startswith("deepspeed"):
+        assert config.deepspeed_config["gradient_accumulation_steps"] == 1
+
+
+@pytest.mark.gpu
+def test_vllm_colocate_two_steps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    pytest.importorskip("vllm")
+    # vLLM's colocated engine joins a process group: a one-process "launch"
+    for key, value in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", "29533")
+    args = [*TINY, "--algo", "mrt", "--credit", "progress", "--device", "cuda", "--use-vllm"]
+    result = CliRunner().invoke(
+        app, [*args, "--vllm-mode", "colocate", "--steps", "2", "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    _check_run(tmp_path, ("loss", "mrt/progress", "mrt/j"))
