@@ -76,7 +76,7 @@ def _trainer(
         args=args,
         train_dataset=dataset,
         processing_class=lm.tokenizer,
-        rollout_func=rollout,
+        rollout_func=None if credit == "released" else rollout,
         mrt=MRTSettings(credit=MRTConfig(credit=credit, alpha=1.0), prover=prover),  # type: ignore[arg-type]
     )
 
@@ -162,3 +162,32 @@ def test_randomised_credit_matches_agents(tmp_path: Path, credit: str) -> None:
         for got, ref in zip(handed, reference, strict=True):
             np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-7)
         assert any(len(np.unique(h)) > 1 for h in handed)  # credit varies within responses
+
+
+def test_released_recipe_continues_one_cut_prefix_per_group(tmp_path: Path) -> None:
+    from agents.mrt import released_credit
+
+    prover = TableMetaProver(_j_of)
+    trainer = _trainer(tmp_path, list, prover, "released", 2, 3)
+    output = trainer._generate_and_score_completions(_batch(trainer))
+    rows = [
+        ids[mask.bool()].tolist()
+        for ids, mask in zip(output["completion_ids"], output["completion_mask"], strict=True)
+    ]
+    prefix_tokens = [n for n, _ in trainer._released_rows]
+    prefix_j = [j for _, j in trainer._released_rows]
+    for group in range(2):
+        members = range(3 * group, 3 * group + 3)
+        assert len({prefix_tokens[m] for m in members}) == 1  # one cut per group
+        assert len({prefix_j[m] for m in members}) == 1
+        cut = prefix_tokens[3 * group]
+        assert all(rows[m][:cut] == rows[3 * group][:cut] for m in members)  # the same prefix
+        for m in members:  # the prefix is out of the loss, the continuation in it
+            loss_mask = output["tool_mask"][m][: len(rows[m])].tolist()
+            assert loss_mask == [0] * cut + [1] * (len(rows[m]) - cut)
+    expected = released_credit(
+        trainer.last_credit.rewards, prefix_j, prefix_tokens, [len(r) for r in rows]
+    )
+    for row, want in enumerate(expected):
+        np.testing.assert_allclose(output["advantages"][row, : len(want)].numpy(), want)
+    assert [len(call) for call in prover.calls] == [2]  # one batched J(prefix) per group
