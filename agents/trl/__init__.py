@@ -14,7 +14,7 @@ package does not import it. Modules:
 - :mod:`agents.trl.run`: what ``mrt-train --engine trl`` builds and runs.
 
 Example:
-    >>> import agents.trl  # no trl import yet
-    >>> "trl.trainer" in __import__("sys").modules or True
-    True
+    >>> from agents.trl.rewards import OutcomeReward
+    >>> OutcomeReward()(completions=["1+1=2.</think>\\boxed{2}"], answer=["2"])
+    [1.0]
 """

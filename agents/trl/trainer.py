@@ -121,7 +121,7 @@ class MRTGRPOTrainer(GRPOTrainer):
     def _policy_prover(self) -> PolicyProver:
         """μ over the current weights: TRL's colocated vLLM engine, else the training model."""
         lm: Any
-        if self.use_vllm and getattr(self.vllm_generation, "mode", None) == "colocate":
+        if self._mu_on_vllm():
             lm = VLLMEngineLM(self.vllm_generation.llm)
         else:
             lm = HFLanguageModel(self.accelerator.unwrap_model(self.model), self._tokenizer)
@@ -130,6 +130,16 @@ class MRTGRPOTrainer(GRPOTrainer):
             self.chat,
             k=self.mrt.prover_samples,
             max_answer_tokens=self.mrt.max_answer_tokens,
+        )
+
+    def _mu_on_vllm(self) -> bool:
+        """μ samples on TRL's colocated engine when it runs whole on this process and awake."""
+        args = self.args
+        return bool(
+            self.use_vllm
+            and getattr(self.vllm_generation, "mode", None) == "colocate"
+            and getattr(args, "vllm_tensor_parallel_size", 1) == 1
+            and not getattr(args, "vllm_enable_sleep_mode", False)
         )
 
     def estimate_j(self, requests: list[ProverRequest]) -> list[float]:
@@ -143,6 +153,9 @@ class MRTGRPOTrainer(GRPOTrainer):
                     self.model_wrapped,
                     self.accelerator,
                     gather_deepspeed3_params=getattr(self.args, "ds3_gather_for_generation", True),
+                    gradient_checkpointing_kwargs=getattr(
+                        self.args, "gradient_checkpointing_kwargs", None
+                    ),
                 ) as unwrapped,
                 torch.no_grad(),
             ):
