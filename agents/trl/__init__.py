@@ -15,6 +15,6 @@ package does not import it. Modules:
 
 Example:
     >>> from agents.trl.rewards import OutcomeReward
-    >>> OutcomeReward()(completions=["1+1=2.</think>\\boxed{2}"], answer=["2"])
+    >>> OutcomeReward()(completions=["1+1=2.</think>\\\\boxed{2}"], answer=["2"])
     [1.0]
 """

@@ -113,3 +113,25 @@ def test_rewards_inside_a_real_grpo_step_with_a_timeout(tmp_path: Path) -> None:
     assert threads and threads[0] != threading.main_thread().name
     [logged] = [h for h in trainer.state.log_history if "rewards/outcome/mean" in h]
     assert logged["rewards/outcome/mean"] == pytest.approx(0.25)
+
+
+def test_docstring_examples_run() -> None:
+    import doctest
+
+    import agents.mrt
+    import agents.trl
+    import agents.trl.data
+    import agents.trl.episodes
+    import agents.trl.prover
+    import agents.trl.rewards
+
+    for module in (
+        agents.mrt,
+        agents.trl,
+        agents.trl.data,
+        agents.trl.episodes,
+        agents.trl.prover,
+        agents.trl.rewards,
+    ):
+        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+        assert result.failed == 0, module.__name__
