@@ -95,6 +95,8 @@ def _train_trl(options: dict[str, Any], config: TrainConfig, algo_config: Any) -
 
     if isinstance(algo_config, STaRConfig):
         raise typer.BadParameter("--engine trl runs --algo grpo or mrt (STaR is native only)")
+    if options["eval_interval"]:
+        raise typer.BadParameter("--engine trl has no held-out evaluation: --eval-interval 0")
     if options["reward"] != "outcome" or options["prover_policy"] != "current":
         raise typer.BadParameter(
             "--engine trl trains on the verified outcome with μ = the current policy "
@@ -109,7 +111,7 @@ def _train_trl(options: dict[str, Any], config: TrainConfig, algo_config: Any) -
         vllm_mode=options["vllm_mode"],
     )
     trainer = build_trainer(run, config, algo_config, tensorboard=options["tensorboard"])
-    step, path = train(trainer, options["out"])
+    step, path = train(trainer, options["out"], options["minutes"])
     typer.echo(f"{options['algo']} (trl): {step} steps; model saved to {path}")
 
 

@@ -124,8 +124,34 @@ def build_trainer(
     return GRPOTrainer(**common)
 
 
-def train(trainer: Any, out: Path) -> tuple[int, Path]:
-    """Train (resuming from the last ``checkpoint-N`` in ``out``); export the final model."""
+def time_limit_callback(minutes: float) -> Any:
+    """A ``TrainerCallback`` that ends training after ``minutes`` of training time.
+
+    Time spent before a resume is not counted (TRL's state does not record it).
+    """
+    import time
+
+    from transformers import TrainerCallback
+
+    class TimeLimit(TrainerCallback):  # type: ignore[misc]
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.start = time.monotonic()
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if time.monotonic() - self.start >= minutes * 60:
+                control.should_training_stop = True
+                control.should_save = True
+
+    return TimeLimit()
+
+
+def train(trainer: Any, out: Path, minutes: float | None = None) -> tuple[int, Path]:
+    """Train (resuming from the last ``checkpoint-N`` in ``out``); export the final model.
+
+    ``minutes`` stops training after that much training time (a checkpoint is written then).
+    """
+    if minutes is not None:
+        trainer.add_callback(time_limit_callback(minutes))
     resume = any(out.glob("checkpoint-*"))
     trainer.train(resume_from_checkpoint=True if resume else None)
     final = out / "model"

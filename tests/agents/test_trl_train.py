@@ -76,10 +76,23 @@ def test_two_optimizer_steps_write_a_loadable_checkpoint(
 
 
 def test_engine_trl_rejects_what_it_cannot_run(tmp_path: Path) -> None:
-    for extra in (["--algo", "star"], ["--algo", "mrt", "--prover-policy", "frozen"]):
+    for extra in (
+        ["--algo", "star"],
+        ["--algo", "mrt", "--prover-policy", "frozen"],
+        ["--algo", "grpo", "--eval-interval", "1"],
+    ):
         result = CliRunner().invoke(app, [*TINY, *extra, "--out", str(tmp_path)])
         assert result.exit_code != 0
     assert not list(tmp_path.glob("checkpoint-*"))
+
+
+@pytest.mark.slow
+def test_minutes_stop_training_with_a_checkpoint(tmp_path: Path) -> None:
+    args = [*TINY, "--algo", "grpo", "--steps", "50", "--minutes", "0.001"]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "1 steps" in result.output
+    assert (tmp_path / "checkpoint-1").exists()
 
 
 @pytest.mark.slow
