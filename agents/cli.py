@@ -112,6 +112,32 @@ def _evaluator(problems: Any, seed: int, segmenter: str | None) -> Any:
     return evaluate
 
 
+def _train_trl(options: dict[str, Any], config: TrainConfig, algo_config: Any) -> None:
+    """``--engine trl``: build the TRL trainer from the same options and run it."""
+    from agents.trl.run import TRLRunOptions, build_trainer, train
+
+    if isinstance(algo_config, STaRConfig):
+        raise typer.BadParameter("--engine trl runs --algo grpo or mrt (STaR is native only)")
+    if options["eval_interval"]:
+        raise typer.BadParameter("--engine trl has no held-out evaluation: --eval-interval 0")
+    if options["reward"] != "outcome" or options["prover_policy"] != "current":
+        raise typer.BadParameter(
+            "--engine trl trains on the verified outcome with μ = the current policy "
+            "(--reward outcome, --prover-policy current)"
+        )
+    run = TRLRunOptions(
+        out=options["out"],
+        model=options["model"],
+        problems=_problem_source(options["problems"], options["train_size"], options["seed"]),
+        template=options["template"],
+        use_vllm=options["use_vllm"],
+        vllm_mode=options["vllm_mode"],
+    )
+    trainer = build_trainer(run, config, algo_config, tensorboard=options["tensorboard"])
+    step, path = train(trainer, options["out"], options["minutes"])
+    typer.echo(f"{options['algo']} (trl): {step} steps; model saved to {path}")
+
+
 @app.command()
 def main(
     algo: Annotated[str, typer.Option(help="grpo | mrt | star")] = "grpo",
@@ -182,6 +208,14 @@ def main(
     threads: Annotated[int, typer.Option(help="CPU threads for torch (0 = torch's default)")] = 1,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
     tensorboard: Annotated[bool, typer.Option(help="write TensorBoard event files")] = True,
+    engine: Annotated[
+        str, typer.Option(help="native (reference trainer) | trl (TRL GRPOTrainer, accelerate)")
+    ] = "native",
+    prover_policy: Annotated[
+        str, typer.Option(help="mrt: μ = current policy weights | frozen starting model")
+    ] = "current",
+    use_vllm: Annotated[bool, typer.Option(help="trl: roll out (and run μ) with vLLM")] = False,
+    vllm_mode: Annotated[str, typer.Option(help="trl: vLLM colocate | server")] = "colocate",
 ) -> None:
     """Train (or resume) a run; see the module docs."""
     options = dict(locals())
@@ -194,9 +228,23 @@ def main(
     from agents.trainer import export_model, make_algorithm, train
 
     config = _train_config(options)
-    algorithm = make_algorithm(
-        algo, _algo_config(algo, normalize_std, credit, alpha, keep_per_problem)
-    )
+    algo_config = _algo_config(algo, normalize_std, credit, alpha, keep_per_problem)
+    if isinstance(algo_config, MRTConfig):
+        from agents.mrt import check_reward_source
+
+        check_reward_source(algo_config, reward)  # fail before any model is loaded
+    if prover_policy == "frozen" and algo != "grpo":
+        typer.echo(
+            "note: --prover-policy frozen: μ is a frozen copy of the starting model, so J and "
+            "progress are measured by the base model (a deviation from the paper's μ)",
+            err=True,
+        )
+    if engine == "trl":
+        _train_trl(options, config, algo_config)
+        return
+    if engine != "native":
+        raise typer.BadParameter(f"--engine must be native or trl, got {engine!r}")
+    algorithm = make_algorithm(algo, algo_config)
     source = _problem_source(problems, train_size, seed)
     from mrt_env.segmenters import segmenter_from_spec
 

@@ -22,6 +22,10 @@ CreditMode = Literal["released", "progress", "progress_to_go"]
 RewardSource = Literal["outcome", "return"]
 """What trajectory rewards are: the 0/1 outcome or the env's summed step rewards."""
 
+ProverPolicy = Literal["current", "frozen"]
+"""Whose weights the meta-prover μ samples with: the policy being trained, or a frozen copy
+of the starting model (cheaper on GPUs: a bf16 copy, no weights to follow)."""
+
 
 def _require(condition: bool, message: str) -> None:
     if not condition:
@@ -101,6 +105,10 @@ class TrainConfig:
             its configured reward modules).
         env_rewards: Reward modules of the env (registry names, e.g. ``("outcome",
             "length")``); they matter for ``reward="return"`` and for logging.
+        prover_policy: ``"current"`` (the paper's μ: the policy being trained, forced to
+            answer; J is re-estimated after every update) or ``"frozen"`` (a frozen copy of
+            the starting model: cheaper, but progress is then measured by the base model, a
+            documented deviation from the paper).
         policy: How episodes are sampled.
     """
 
@@ -128,6 +136,7 @@ class TrainConfig:
     device: str = "cpu"
     reward: RewardSource = "outcome"
     env_rewards: tuple[str, ...] = ("outcome", "progress")
+    prover_policy: ProverPolicy = "current"
     policy: PolicyConfig = field(default_factory=PolicyConfig)
 
     def __post_init__(self) -> None:
@@ -153,6 +162,10 @@ class TrainConfig:
         _require(self.reward in ("outcome", "return"), "reward must be outcome or return")
         _require(len(self.env_rewards) > 0, "env_rewards must name at least one module")
         _require(self.device in ("cpu", "cuda"), f"device must be cpu or cuda: {self.device!r}")
+        _require(
+            self.prover_policy in ("current", "frozen"),
+            f"prover_policy must be current or frozen, got {self.prover_policy!r}",
+        )
 
     @property
     def trajectories_per_step(self) -> int:

@@ -33,12 +33,45 @@ def collect_rollouts(session: TrainSession, seed: int) -> list[Trajectory]:
     return session.collect(requests, int(rng.integers(2**31 - 1)))
 
 
+def group_scales(
+    outcomes: Sequence[float] | np.ndarray,
+    groups: Sequence[int] | np.ndarray,
+    normalize_std: bool = True,
+) -> np.ndarray:
+    """The scale each trajectory's credit is divided by: its group's reward spread.
+
+    With ``normalize_std`` the scale is the group's population standard deviation plus
+    :data:`STD_EPS`; a group whose rewards are all equal (std <= ``STD_EPS``) has scale 1, so
+    whatever credit it gets (its outcome term is 0) keeps its raw size. Without it every scale
+    is 1. The outcome advantage and MRT's per-episode progress term are divided by the same
+    scale, so their ratio is ``alpha`` in every group.
+
+    Example:
+        >>> group_scales([1, 0, 1, 1], [0, 0, 1, 1]).round(3).tolist()
+        [0.5, 0.5, 1.0, 1.0]
+    """
+    rewards = np.asarray(outcomes, dtype=np.float64)
+    group_ids = np.asarray(groups)
+    if rewards.shape != group_ids.shape or rewards.ndim != 1:
+        raise ValueError(
+            f"outcomes {rewards.shape} and groups {group_ids.shape} must be 1-D, equal"
+        )
+    scales = np.ones_like(rewards)
+    if not normalize_std:
+        return scales
+    for group in np.unique(group_ids):
+        members = group_ids == group
+        std = float(rewards[members].std())
+        scales[members] = std + STD_EPS if std > STD_EPS else 1.0
+    return scales
+
+
 def outcome_advantages(
     outcomes: Sequence[float] | np.ndarray,
     groups: Sequence[int] | np.ndarray,
     normalize_std: bool = True,
 ) -> np.ndarray:
-    """Group-relative advantages: ``(R - mean_group(R)) / (std_group(R) + eps)``.
+    """Group-relative advantages: ``(R - mean_group(R)) / scale`` (see :func:`group_scales`).
 
     The standard deviation is the population one (``ddof=0``); a group whose rewards are all
     equal gets advantage 0.
@@ -53,19 +86,13 @@ def outcome_advantages(
         [0.75, -0.25, -0.25, -0.25]
     """
     rewards = np.asarray(outcomes, dtype=np.float64)
+    scales = group_scales(rewards, groups, normalize_std)
     group_ids = np.asarray(groups)
-    if rewards.shape != group_ids.shape or rewards.ndim != 1:
-        raise ValueError(
-            f"outcomes {rewards.shape} and groups {group_ids.shape} must be 1-D, equal"
-        )
     advantages = np.zeros_like(rewards)
     for group in np.unique(group_ids):
         members = group_ids == group
-        centred = rewards[members] - rewards[members].mean()
-        if normalize_std:
-            centred = centred / (rewards[members].std() + STD_EPS)
-        advantages[members] = centred
-    return advantages
+        advantages[members] = rewards[members] - rewards[members].mean()
+    return advantages / scales
 
 
 def broadcast_advantages(

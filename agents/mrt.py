@@ -9,8 +9,14 @@ Two credit modes (:class:`agents.config.MRTConfig`):
   the env's meta-prover and cached. Advantage of a continuation: ``R - J(prefix)`` (the
   termination-reward baseline), on the continuation's tokens only.
 - ``"progress"`` / ``"progress_to_go"`` (per-episode credit): GRPO groups; each episode's
-  tokens get the group outcome advantage plus ``alpha * progress_j`` (``J(c_{j+1}) - J(c_j)``)
-  or ``alpha * (J_final - J(c_j))``, from the J values the env computed during the rollout.
+  tokens get ``(R - mean_group(R) + alpha * bonus_j) / scale`` with ``bonus_j`` the progress
+  ``J(c_{j+1}) - J(c_j)`` or ``J_final - J(c_j)``, from the J values the env computed during
+  the rollout. Outcome and progress share the group scale (the outcome's group standard
+  deviation with ``normalize_std``; 1 for a group whose outcomes are all equal), so ``alpha``
+  weighs progress against the outcome the same way in every group.
+
+The credit definitions are pure functions (:func:`per_episode_credit`,
+:func:`released_credit`) shared with the TRL engine (:mod:`agents.trl`).
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import numpy as np
 
 from agents.config import CreditMode, MRTConfig
 from agents.grpo import collect_rollouts as collect_groups
-from agents.grpo import outcome_advantages
+from agents.grpo import group_scales, outcome_advantages
 from agents.rollout import RolloutRequest
 from agents.types import Trajectory
 
@@ -31,12 +37,34 @@ if TYPE_CHECKING:
     from agents.session import TrainSession
 
 
-def episode_bonuses(trajectory: Trajectory, mode: CreditMode) -> list[float]:
-    """The per-episode progress term (before ``alpha``) of each episode.
+JPair = tuple[float | None, float | None]
+"""``(J(c_j), J(c_{j+1}))`` of one episode (``None`` where μ gave no estimate)."""
+
+
+def episode_bonus_values(j_pairs: Sequence[JPair], mode: CreditMode) -> list[float]:
+    """The per-episode progress term (before ``alpha``) from each episode's J pair.
 
     ``"progress"``: ``J(c_{j+1}) - J(c_j)``; ``"progress_to_go"``: ``J_final - J(c_j)`` where
-    ``J_final`` is J after the last episode (the outcome when the policy ended thinking). An
-    episode whose J values are unknown gets 0 (the progress reward abstains).
+    ``J_final`` is J after the last episode. An episode whose J values are unknown gets 0 (the
+    progress reward abstains). This pure function is the one definition both training engines
+    (``agents`` and :mod:`agents.trl`) use.
+
+    Example:
+        >>> episode_bonus_values([(0.25, 0.5), (0.5, 1.0)], "progress_to_go")
+        [0.75, 0.5]
+    """
+    if mode == "progress":
+        return [a - b if a is not None and b is not None else 0.0 for b, a in j_pairs]
+    if mode != "progress_to_go":
+        raise ValueError(
+            f"episode bonuses need credit 'progress' or 'progress_to_go', got {mode!r}"
+        )
+    final = j_pairs[-1][1] if j_pairs else None
+    return [final - b if final is not None and b is not None else 0.0 for b, _ in j_pairs]
+
+
+def episode_bonuses(trajectory: Trajectory, mode: CreditMode) -> list[float]:
+    """:func:`episode_bonus_values` of a collected trajectory's episodes.
 
     Example:
         >>> from agents.types import EpisodeRecord
@@ -46,16 +74,76 @@ def episode_bonuses(trajectory: Trajectory, mode: CreditMode) -> list[float]:
         >>> episode_bonuses(t, "progress"), episode_bonuses(t, "progress_to_go")
         ([0.25, 0.5], [0.75, 0.5])
     """
-    if mode == "progress":
-        return [e.progress if e.progress is not None else 0.0 for e in trajectory.episodes]
-    if mode != "progress_to_go":
-        raise ValueError(
-            f"episode bonuses need credit 'progress' or 'progress_to_go', got {mode!r}"
-        )
-    final = trajectory.episodes[-1].j_after if trajectory.episodes else None
+    return episode_bonus_values([(e.j_before, e.j_after) for e in trajectory.episodes], mode)
+
+
+def episode_token_advantages(
+    length: int,
+    spans: Sequence[tuple[int, int]],
+    bonuses: Sequence[float],
+    base: float,
+    alpha: float,
+    scale: float = 1.0,
+) -> np.ndarray:
+    """Token advantages of one trajectory: ``(base_raw + alpha * bonus) / scale`` per episode.
+
+    ``base`` is the already-scaled outcome advantage (``(R - mean) / scale``), so every token
+    of episode ``j`` gets ``base + alpha * bonuses[j] / scale``; tokens outside every span get
+    0.
+
+    Example:
+        >>> episode_token_advantages(4, [(0, 1), (1, 4)], [0.5, -0.5], 1.0, 2.0, 2.0).tolist()
+        [1.5, 0.5, 0.5, 0.5]
+    """
+    tokens = np.zeros(length, dtype=np.float32)
+    for (start, end), bonus in zip(spans, bonuses, strict=True):
+        tokens[start:end] = float(base) + alpha * bonus / scale
+    return tokens
+
+
+def per_episode_credit(
+    rewards: Sequence[float] | np.ndarray,
+    groups: Sequence[int] | np.ndarray,
+    j_pairs: Sequence[Sequence[JPair]],
+    spans: Sequence[Sequence[tuple[int, int]]],
+    lengths: Sequence[int],
+    *,
+    alpha: float,
+    mode: CreditMode,
+    normalize_std: bool = True,
+) -> list[np.ndarray]:
+    """MRT's per-episode credit of a batch, per response token (the shared definition).
+
+    Each episode's tokens get ``(R - mean_group(R) + alpha * bonus) / scale`` where ``scale``
+    is the group's reward spread (:func:`agents.grpo.group_scales`): outcome and progress are
+    normalised by the same number, so ``alpha`` means the same in every group.
+
+    Args:
+        rewards: Reward of each trajectory.
+        groups: Group of each trajectory.
+        j_pairs: Per trajectory, the ``(J before, J after)`` of each episode.
+        spans: Per trajectory, each episode's ``(start, end)`` token span in the response.
+        lengths: Response length (tokens) of each trajectory.
+        alpha: Weight of the progress term.
+        mode: ``"progress"`` or ``"progress_to_go"``.
+        normalize_std: Divide by the group's standard deviation.
+
+    Example:
+        >>> [a, b] = per_episode_credit([1, 0], [0, 0], [[(0.5, 1.0)], [(0.5, 0.0)]],
+        ...                             [[(0, 2)], [(0, 1)]], [2, 1], alpha=1.0,
+        ...                             mode="progress", normalize_std=False)
+        >>> a.tolist(), b.tolist()
+        ([1.0, 1.0], [-1.0])
+    """
+    outcome = outcome_advantages(rewards, groups, normalize_std)
+    scales = group_scales(rewards, groups, normalize_std)
     return [
-        final - e.j_before if final is not None and e.j_before is not None else 0.0
-        for e in trajectory.episodes
+        episode_token_advantages(
+            length, span, episode_bonus_values(pairs, mode), base, alpha, scale
+        )
+        for length, span, pairs, base, scale in zip(
+            lengths, spans, j_pairs, outcome, scales, strict=True
+        )
     ]
 
 
@@ -64,27 +152,33 @@ def per_episode_advantages(
     outcome_advantage: Sequence[float] | np.ndarray,
     alpha: float,
     mode: CreditMode,
+    scales: Sequence[float] | np.ndarray | None = None,
 ) -> list[np.ndarray]:
-    """Token advantages: trajectory outcome advantage + ``alpha`` * the episode's bonus.
+    """Token advantages: trajectory outcome advantage + ``alpha`` * the episode's bonus / scale.
 
     Args:
         trajectories: Collected trajectories with per-episode J values.
         outcome_advantage: One outcome advantage per trajectory (e.g. GRPO's).
         alpha: Weight of the progress term.
         mode: ``"progress"`` or ``"progress_to_go"``.
+        scales: Per trajectory, what the progress term is divided by (the outcome's group
+            scale); 1 when ``None``.
 
     Returns:
         One array per trajectory with an advantage per response token.
     """
-    result = []
-    for trajectory, base in zip(trajectories, outcome_advantage, strict=True):
-        tokens = np.zeros(len(trajectory.response_ids), dtype=np.float32)
-        for episode, bonus in zip(
-            trajectory.episodes, episode_bonuses(trajectory, mode), strict=True
-        ):
-            tokens[episode.token_start : episode.token_end] = float(base) + alpha * bonus
-        result.append(tokens)
-    return result
+    scales = np.ones(len(trajectories)) if scales is None else scales
+    return [
+        episode_token_advantages(
+            len(t.response_ids),
+            [(e.token_start, e.token_end) for e in t.episodes],
+            episode_bonuses(t, mode),
+            float(base),
+            alpha,
+            float(scale),
+        )
+        for t, base, scale in zip(trajectories, outcome_advantage, scales, strict=True)
+    ]
 
 
 def termination_baseline_advantages(
@@ -103,6 +197,42 @@ def termination_baseline_advantages(
     if rewards.shape != baseline.shape:
         raise ValueError(f"outcomes {rewards.shape} and prefix_j {baseline.shape} differ")
     return rewards - baseline
+
+
+def released_credit(
+    outcomes: Sequence[float] | np.ndarray,
+    prefix_j: Sequence[float] | np.ndarray,
+    prefix_tokens: Sequence[int],
+    lengths: Sequence[int],
+) -> list[np.ndarray]:
+    """The released recipe per response token: ``R - J(prefix)`` on the continuation's tokens.
+
+    The first ``prefix_tokens[i]`` tokens of response ``i`` are the replayed prefix: they get
+    0 (and no gradient: both engines mask them out of the loss). This is the one definition
+    both training engines use.
+
+    Example:
+        >>> [a] = released_credit([1.0], [0.25], [2], [4])
+        >>> a.tolist()
+        [0.0, 0.0, 0.75, 0.75]
+    """
+    advantage = termination_baseline_advantages(outcomes, prefix_j)
+    result = []
+    for value, prefix, length in zip(advantage, prefix_tokens, lengths, strict=True):
+        if not 0 <= prefix <= length:
+            raise ValueError(f"prefix of {prefix} tokens outside a response of {length}")
+        tokens = np.full(length, value, dtype=np.float32)
+        tokens[:prefix] = 0.0
+        result.append(tokens)
+    return result
+
+
+def prefix_tokens(trajectory: Trajectory) -> int:
+    """Response tokens before the first trainable episode (the replayed prefix)."""
+    for episode in trajectory.episodes:
+        if episode.trainable:
+            return episode.token_start
+    return len(trajectory.response_ids)
 
 
 def _cut(trajectory: Trajectory, rng: np.random.Generator) -> int:
@@ -150,6 +280,26 @@ def collect_continuations(session: TrainSession, seed: int) -> tuple[list[Trajec
     return trajectories, np.asarray(baselines)
 
 
+def check_reward_source(config: MRTConfig, reward: str) -> None:
+    """Reject reward sources the credit mode cannot use.
+
+    The released recipe's baseline ``J(prefix)`` is a probability of a correct 0/1 outcome, so
+    its advantage ``R - J(prefix)`` needs ``R`` to be the outcome; ``reward="return"`` (summed
+    env rewards) would silently subtract a probability from a different quantity.
+
+    Example:
+        >>> check_reward_source(MRTConfig(credit="released"), "return")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: --credit released needs --reward outcome ...
+    """
+    if config.credit == "released" and reward != "outcome":
+        raise ValueError(
+            "--credit released needs --reward outcome (R - J(prefix) compares the 0/1 outcome "
+            f"with a probability of success); got --reward {reward!r}"
+        )
+
+
 class MRT:
     """MRT-RL over :class:`agents.session.TrainSession`.
 
@@ -166,25 +316,29 @@ class MRT:
     def advantages(
         self, trajectories: Sequence[Trajectory], rewards: Sequence[float]
     ) -> list[np.ndarray]:
-        """Per-episode credit: group advantage of ``rewards`` + alpha * bonus, per token."""
-        outcome = outcome_advantages(
+        """Per-episode credit (:func:`per_episode_credit`) of ``rewards`` and the J values."""
+        return per_episode_credit(
             rewards,
             [t.group for t in trajectories],
-            self.config.normalize_std,
+            [[(e.j_before, e.j_after) for e in t.episodes] for t in trajectories],
+            [[(e.token_start, e.token_end) for e in t.episodes] for t in trajectories],
+            [len(t.response_ids) for t in trajectories],
+            alpha=self.config.alpha,
+            mode=self.config.credit,
+            normalize_std=self.config.normalize_std,
         )
-        return per_episode_advantages(trajectories, outcome, self.config.alpha, self.config.credit)
 
     def train_step(self, session: TrainSession, seed: int) -> dict[str, float]:
         """Rollouts, advantages and one policy-gradient update; returns the step's metrics."""
+        check_reward_source(self.config, session.config.reward)
         if self.config.credit == "released":
             trajectories, baselines = collect_continuations(session, seed)
-            advantage = termination_baseline_advantages(
-                [t.outcome for t in trajectories], baselines
+            tokens = released_credit(
+                [t.outcome for t in trajectories],
+                baselines,
+                [prefix_tokens(t) for t in trajectories],
+                [len(t.response_ids) for t in trajectories],
             )
-            tokens = [
-                np.full(len(t.response_ids), a, np.float32)
-                for t, a in zip(trajectories, advantage, strict=True)
-            ]
         else:
             trajectories = collect_groups(session, seed)
             tokens = self.advantages(trajectories, [session.reward_of(t) for t in trajectories])

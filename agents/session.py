@@ -1,7 +1,8 @@
 """What a training step works with: policy, learner, rollout collector, training problems.
 
-:func:`build_session` loads the policy model (the tiny LM, a local path or a hub id), a frozen
-copy of it as the env's meta-prover μ and token counter, and the env's components.
+:func:`build_session` loads the policy model (the tiny LM, a local path or a hub id), the env's
+meta-prover μ and token counter (the policy itself with ``prover_policy="current"``, a frozen
+copy of the starting model with ``"frozen"``) and the env's components.
 """
 
 from __future__ import annotations
@@ -162,10 +163,7 @@ def build_session(
     """
     options = dict(lm_options or {})
     lm = load_language_model(model, config.device, config.seed, **options)
-    prover_lm = load_language_model(model, config.device, config.seed, **options)
-    prover_lm.model.eval().requires_grad_(False)
-    if config.device == "cuda":
-        prover_lm.model.to(torch.bfloat16)
+    prover_lm = _prover_lm(lm, model, config, options)
     reference = None
     if config.kl_coef > 0:
         reference = load_language_model(model, config.device, config.seed, **options)
@@ -193,6 +191,22 @@ def build_session(
     learner = Learner(lm.model, optimizer, reference, config, pad_id=_pad_id(lm))
     collector = RolloutCollector(env_config, components, policy)
     return TrainSession(config, lm, policy, learner, collector, train_problems)
+
+
+def _prover_lm(lm: Any, model: str, config: TrainConfig, options: dict[str, Any]) -> Any:
+    """μ's language model: the policy itself (``prover_policy="current"``) or a frozen copy.
+
+    With the policy itself, μ samples with the weights being trained; the J cache is dropped
+    after every update (:meth:`TrainSession.reset_caches`), so J always uses the current
+    weights. The frozen copy (bf16 on CUDA) is the cheaper approximation.
+    """
+    if config.prover_policy == "current":
+        return lm
+    frozen = load_language_model(model, config.device, config.seed, **options)
+    frozen.model.eval().requires_grad_(False)
+    if config.device == "cuda":
+        frozen.model.to(torch.bfloat16)
+    return frozen
 
 
 def _meta_prover(lm: Any, template: str, config: TrainConfig) -> Any:

@@ -52,12 +52,13 @@ def _metrics(out: Path) -> list[dict[str, float]]:
         ["--algo", "grpo"],  # outcome-only baseline
         ["--algo", "grpo", "--kl-coef", "0.1", "--updates-per-batch", "2"],  # KL, clipped ratio
         ["--algo", "mrt", "--credit", "progress"],  # per-episode credit from the env's J
-        ["--algo", "mrt", "--credit", "released"],  # cut, continue, termination baseline
+        # cut, continue, termination baseline (R - J(prefix) needs the 0/1 outcome)
+        ["--algo", "mrt", "--credit", "released", "--reward", "outcome"],
         ["--algo", "star"],  # keep correct high-progress traces, SFT
     ],
 )
 def test_each_algorithm_trains_logs_and_checkpoints(tmp_path: Path, algo: list[str]) -> None:
-    result = CliRunner().invoke(app, [*algo, *TINY, "--steps", "1", "--out", str(tmp_path)])
+    result = CliRunner().invoke(app, [*TINY, *algo, "--steps", "1", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     [metrics] = _metrics(tmp_path)
     for key in ("reward/outcome", "reward/progress", "env/regret", "charts/tokens"):
@@ -67,6 +68,14 @@ def test_each_algorithm_trains_logs_and_checkpoints(tmp_path: Path, algo: list[s
     assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
     assert (tmp_path / "checkpoints" / "step-00000001" / "model.safetensors").exists()
     assert (tmp_path / "model" / "model.safetensors").exists()
+
+
+def test_released_credit_rejects_the_summed_return(tmp_path: Path) -> None:
+    args = ["--algo", "mrt", "--credit", "released", *TINY, "--out", str(tmp_path)]
+    result = CliRunner().invoke(app, args)  # TINY trains on --reward return
+    assert result.exit_code != 0
+    assert "--credit released needs --reward outcome" in str(result.exception) + result.output
+    assert not (tmp_path / "checkpoints").exists()
 
 
 def test_unknown_algorithm_is_a_clear_error(tmp_path: Path) -> None:

@@ -1,0 +1,340 @@
+"""``MRTGRPOTrainer``: MRT's credit on TRL's ``GRPOTrainer`` (a drop-in subclass).
+
+TRL generates and scores the completions as usual; this trainer then splits each completion
+into the env's episodes, estimates J after every episode with the meta-prover μ (the current
+policy, batched, cached per weights version, common random numbers) and replaces TRL's
+per-sequence advantages with MRT's per-token ones, built by the same functions the reference
+trainer uses (:func:`agents.mrt.per_episode_credit`, :func:`agents.mrt.released_credit`):
+
+- ``credit="progress"`` / ``"progress_to_go"``: every episode's tokens get
+  ``(R - mean_group(R) + alpha * bonus) / scale`` over TRL's groups of ``num_generations``.
+- ``credit="released"``: per group TRL samples one source completion, cuts it after a random
+  number of episodes, continues the prefix ``num_generations - 1`` times (through TRL's own
+  generation: vLLM or the training model) and trains every member's continuation tokens on
+  ``R - J(prefix)``; the replayed prefix is masked out of the loss.
+
+``R`` is TRL's combined reward (``reward_funcs`` weighted by ``reward_weights``); rows every
+reward function left unscored (``None``) get advantage 0, as in TRL. Progress and J statistics
+are logged through TRL's metrics (``mrt/...``).
+
+Example (TRL user code; swap the trainer class of an existing GRPO recipe)::
+
+    from agents.trl import data, rewards, trainer
+    t = trainer.MRTGRPOTrainer(model, reward_funcs=[rewards.OutcomeReward()], args=grpo_args,
+                               train_dataset=data.problems_dataset("tinymath"),
+                               processing_class=tokenizer, mrt=MRTSettings(credit="progress"))
+    t.train()
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from accelerate.utils import gather_object
+from trl import GRPOTrainer
+from trl.models import unwrap_model_for_generation
+
+from agents.config import MRTConfig
+from agents.mrt import per_episode_credit, released_credit
+from agents.trl.episodes import CompletionEpisodes, prefix_seed, split_completion
+from agents.trl.prover import PolicyProver, VLLMEngineLM
+from mrt_env.config import default_segmenter
+from mrt_env.lm.hf import HFLanguageModel
+from mrt_env.prover.base import ProverRequest
+from mrt_env.templates import get_template
+
+
+@dataclass(frozen=True)
+class MRTSettings:
+    """What MRT adds to a GRPO recipe on TRL.
+
+    Attributes:
+        credit: The credit mode, alpha and std normalisation (:class:`agents.config.MRTConfig`).
+        template: The env's chat template (termination suffix, end-of-thinking marker).
+        segmenter: Splits thinking into episodes (the template's default when ``None``).
+        prover_samples: K, forced answers per J estimate.
+        max_answer_tokens: Token cap of one forced answer.
+        prover: μ: by default a :class:`~agents.trl.prover.PolicyProver` over the current
+            weights; any ``mrt_env.prover.MetaProver`` (e.g. the ``TableMetaProver`` test
+            double, or one over a frozen model) is used as a fixed μ.
+    """
+
+    credit: MRTConfig = field(default_factory=MRTConfig)
+    template: str = "tiny"
+    segmenter: Any = None
+    prover_samples: int = 4
+    max_answer_tokens: int = 32
+    prover: Any = None
+
+
+@dataclass
+class CreditRecord:
+    """What the last step's credit was built from (this process's rows), for inspection.
+
+    Attributes:
+        episodes: Each completion's episodes.
+        j_pairs: ``(J before, J after)`` of each episode (per-episode credit modes).
+        rewards: ``R`` of each row.
+        prefix_j: ``J(prefix)`` of each row (released recipe).
+        advantages: Per-token advantages handed to TRL's loss (``[B, T]``).
+    """
+
+    episodes: list[CompletionEpisodes]
+    j_pairs: list[list[tuple[float | None, float | None]]]
+    rewards: np.ndarray
+    prefix_j: list[float]
+    advantages: torch.Tensor
+
+
+class MRTGRPOTrainer(GRPOTrainer):
+    """``GRPOTrainer`` with MRT's per-token advantages (see the module docs).
+
+    Args:
+        *args: ``GRPOTrainer``'s arguments.
+        mrt: MRT settings.
+        **kwargs: ``GRPOTrainer``'s keyword arguments (``rollout_func`` is taken by the
+            released recipe).
+    """
+
+    def __init__(self, *args: Any, mrt: MRTSettings | None = None, **kwargs: Any) -> None:
+        self.mrt = mrt or MRTSettings()
+        released = self.mrt.credit.credit == "released"
+        if released and kwargs.get("rollout_func") is not None:
+            raise ValueError("credit='released' generates its own continuations: no rollout_func")
+        super().__init__(*args, **kwargs)
+        self.chat = get_template(self.mrt.template)
+        self.segmenter = self.mrt.segmenter or default_segmenter(self.chat)
+        self.mu = self.mrt.prover or self._policy_prover()
+        self.last_credit: CreditRecord | None = None
+        self._released_rows: list[tuple[int, float]] = []  # (prefix tokens, J(prefix)) per row
+        if released:
+            from agents.trl.released import released_rollout
+
+            self.rollout_func = released_rollout
+
+    # -- μ ---------------------------------------------------------------------------------
+    def _policy_prover(self) -> PolicyProver:
+        """μ over the current weights: TRL's colocated vLLM engine, else the training model."""
+        lm: Any
+        if self._mu_on_vllm():
+            lm = VLLMEngineLM(self.vllm_generation.llm)
+        else:
+            lm = HFLanguageModel(self.accelerator.unwrap_model(self.model), self._tokenizer)
+        return PolicyProver(
+            lm,
+            self.chat,
+            k=self.mrt.prover_samples,
+            max_answer_tokens=self.mrt.max_answer_tokens,
+        )
+
+    def _mu_on_vllm(self) -> bool:
+        """μ samples on TRL's colocated engine when it runs whole on this process and awake."""
+        args = self.args
+        return bool(
+            self.use_vllm
+            and getattr(self.vllm_generation, "mode", None) == "colocate"
+            and getattr(args, "vllm_tensor_parallel_size", 1) == 1
+            and not getattr(args, "vllm_enable_sleep_mode", False)
+        )
+
+    def estimate_j(self, requests: list[ProverRequest]) -> list[float]:
+        """J of each request with the current weights (version: TRL's optimizer step)."""
+        if not requests:
+            return []
+        version = int(self.state.global_step)
+        if isinstance(self.mu, PolicyProver) and isinstance(self.mu.lm, HFLanguageModel):
+            with (
+                unwrap_model_for_generation(
+                    self.model_wrapped,
+                    self.accelerator,
+                    gather_deepspeed3_params=getattr(self.args, "ds3_gather_for_generation", True),
+                    gradient_checkpointing_kwargs=getattr(
+                        self.args, "gradient_checkpointing_kwargs", None
+                    ),
+                ) as unwrapped,
+                torch.no_grad(),
+            ):
+                self.mu.lm.model = unwrapped
+                return [e.j for e in self.mu.estimate(requests, version)]
+        if isinstance(self.mu, PolicyProver):
+            return [e.j for e in self.mu.estimate(requests, version)]
+        return [e.j for e in self.mu.estimate(requests)]  # a fixed μ (MetaProver protocol)
+
+    def request(self, row: dict[str, Any], prefix: str) -> ProverRequest:
+        """μ's request for the thinking ``prefix`` of a dataset row (seeded per prefix)."""
+        problem_id = str(row.get("problem_id", row["prompt"]))
+        seed = prefix_seed(self.args.seed, int(self.state.global_step), problem_id, prefix)
+        return ProverRequest(problem_id, row["prompt"], str(row["answer"]), prefix, seed)
+
+    def split(self, token_ids: list[int]) -> CompletionEpisodes:
+        """The env's episodes of one completion."""
+        return split_completion(self.mu_tokens, token_ids, self.segmenter, self.chat.end_think)
+
+    @property
+    def mu_tokens(self) -> Any:
+        """Something with ``decode`` in the policy's tokenizer."""
+        return _TokenizerLM(self._tokenizer)
+
+    # -- TRL hooks -------------------------------------------------------------------------
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):  # type: ignore[no-untyped-def]
+        rewards_per_func = super()._calculate_rewards(
+            inputs, prompts, completions, completion_ids_list
+        )
+        weights = self.reward_weights.to(rewards_per_func.device).unsqueeze(0)
+        combined = (rewards_per_func * weights).nansum(dim=1)
+        combined[torch.isnan(rewards_per_func).all(dim=1)] = torch.nan
+        self._mrt_rewards = combined.detach().cpu().numpy().astype(np.float64)
+        return rewards_per_func
+
+    def _generate_and_score_completions(self, inputs):  # type: ignore[no-untyped-def]
+        self._mrt_inputs = inputs  # the rows' columns (answer, problem_id) for μ's requests
+        output = super()._generate_and_score_completions(inputs)
+        if self.model is None or not self.model.training:
+            return output
+        start = time.perf_counter()
+        local = len(inputs)
+        first = self.accelerator.process_index * local
+        rewards = self._mrt_rewards[first : first + local]
+        rows = _completion_rows(output["completion_ids"], output["completion_mask"])
+        episodes = [self.split(ids) for ids in rows]
+        pairs: list[list[tuple[float | None, float | None]]] = []
+        prefix_j: list[float] = []
+        if self.mrt.credit.credit == "released":
+            tokens = self._released_credit(rewards, rows)
+            prefix_j = [j for _, j in self._released_rows]
+        else:
+            pairs = self._episode_j(inputs, episodes, rows)
+            tokens = self._episode_credit(pairs, episodes, rows)
+        width = output["completion_ids"].size(1)
+        advantages = torch.zeros(len(rows), width, dtype=torch.float32)
+        for row, values in enumerate(tokens):
+            advantages[row, : len(values)] = torch.from_numpy(values)
+        output["advantages"] = advantages.to(output["completion_ids"].device)
+        self.last_credit = CreditRecord(episodes, pairs, rewards, prefix_j, advantages)
+        self._log_credit(episodes, pairs, prefix_j, advantages, output, time.perf_counter() - start)
+        return output
+
+    # -- credit ----------------------------------------------------------------------------
+    def _episode_j(
+        self,
+        inputs: list[dict[str, Any]],
+        episodes: list[CompletionEpisodes],
+        rows: list[list[int]],
+    ) -> list[list[tuple[float | None, float | None]]]:
+        """``(J before, J after)`` of every episode (one batched μ call for the batch)."""
+        outcome = self._outcomes(inputs, rows)
+        requests, where = [], []
+        for row, split in enumerate(episodes):
+            prefixes = list(split.prefixes) + ([] if split.ended_thinking else [split.thinking])
+            for prefix in prefixes:
+                where.append(row)
+                requests.append(self.request(inputs[row], prefix))
+        values = iter(self.estimate_j(requests))
+        pairs = []
+        for row, split in enumerate(episodes):
+            j: list[float | None] = [next(values) for _ in split.prefixes]
+            j.append(outcome[row] if split.ended_thinking else next(values))
+            pairs.append(list(itertools.pairwise(j)))
+        return pairs
+
+    def _outcomes(self, inputs: list[dict[str, Any]], rows: list[list[int]]) -> list[float]:
+        """The verified 0/1 outcome of each completion (J after a finished trajectory)."""
+        import rewards as reward_lib
+
+        texts = self._tokenizer.batch_decode(rows, skip_special_tokens=True)
+        pairs = [(text, str(row["answer"])) for text, row in zip(texts, inputs, strict=True)]
+        return [float(v.correct) for v in reward_lib.verify_many(pairs)]
+
+    def _episode_credit(
+        self,
+        pairs: list[list[tuple[float | None, float | None]]],
+        episodes: list[CompletionEpisodes],
+        rows: list[list[int]],
+    ) -> list[np.ndarray]:
+        """:func:`agents.mrt.per_episode_credit` over TRL's groups (all processes' rows)."""
+        local = len(rows)
+        everything = gather_object(
+            [(p, list(e.spans), len(r)) for p, e, r in zip(pairs, episodes, rows, strict=True)]
+        )
+        rewards = self._mrt_rewards
+        scored = np.flatnonzero(~np.isnan(rewards))
+        groups = np.arange(len(rewards)) // int(self.num_generations or 1)
+        credit = per_episode_credit(
+            rewards[scored],
+            groups[scored],
+            [everything[i][0] for i in scored],
+            [everything[i][1] for i in scored],
+            [everything[i][2] for i in scored],
+            alpha=self.mrt.credit.alpha,
+            mode=self.mrt.credit.credit,
+            normalize_std=self.mrt.credit.normalize_std,
+        )
+        tokens = [np.zeros(item[2], dtype=np.float32) for item in everything]
+        for index, values in zip(scored, credit, strict=True):
+            tokens[index] = values
+        first = self.accelerator.process_index * local
+        return tokens[first : first + local]
+
+    def _released_credit(self, rewards: np.ndarray, rows: list[list[int]]) -> list[np.ndarray]:
+        """:func:`agents.mrt.released_credit` for this process's rows (0 where unscored)."""
+        prefix_tokens = [n for n, _ in self._released_rows]
+        prefix_j = [j for _, j in self._released_rows]
+        outcome = np.nan_to_num(rewards, nan=0.0)
+        credit = released_credit(outcome, prefix_j, prefix_tokens, [len(r) for r in rows])
+        return [
+            c if not np.isnan(r) else np.zeros_like(c) for c, r in zip(credit, rewards, strict=True)
+        ]
+
+    def _log_credit(
+        self,
+        episodes: list[CompletionEpisodes],
+        pairs: list[list[tuple[float | None, float | None]]],
+        prefix_j: list[float],
+        advantages: torch.Tensor,
+        output: dict[str, Any],
+        seconds: float,
+    ) -> None:
+        """Progress and J statistics through TRL's metrics (averaged over processes)."""
+        mask = output["completion_mask"].cpu()
+        if "tool_mask" in output:
+            mask = mask * output["tool_mask"].cpu()
+        trained = advantages[mask.bool()]
+        stats = {
+            "mrt/episodes": float(np.mean([len(e.spans) for e in episodes])),
+            "mrt/advantage_abs": float(trained.abs().mean()) if trained.numel() else 0.0,
+            "mrt/credit_seconds": seconds,
+        }
+        if pairs:
+            progress = [sum(a - b for b, a in p if a is not None and b is not None) for p in pairs]
+            j_values = [b for p in pairs for b, _ in p if b is not None]
+            stats["mrt/progress"] = float(np.mean(progress))
+            stats["mrt/j"] = float(np.mean(j_values)) if j_values else float("nan")
+            stats["mrt/j_empty"] = float(
+                np.mean([p[0][0] for p in pairs if p and p[0][0] is not None])
+            )
+        if prefix_j:
+            stats["mrt/j_prefix"] = float(np.mean(prefix_j))
+        device = self.accelerator.device
+        for name, value in stats.items():
+            mean = self.accelerator.gather(torch.tensor([value], device=device)).float().nanmean()
+            self._metrics["train"][name].append(float(mean))
+
+
+class _TokenizerLM:
+    """``decode`` of a tokenizer, as :func:`agents.policy.token_offsets` needs it."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+
+    def decode(self, ids: Any) -> str:
+        return str(self.tokenizer.decode(list(ids), skip_special_tokens=True))
+
+
+def _completion_rows(completion_ids: torch.Tensor, mask: torch.Tensor) -> list[list[int]]:
+    """Each row's completion token ids (padding dropped)."""
+    return [ids[m.bool()].tolist() for ids, m in zip(completion_ids.cpu(), mask.cpu(), strict=True)]

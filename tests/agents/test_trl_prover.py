@@ -1,0 +1,52 @@
+"""μ tracks the policy: J is re-estimated exactly when the weights change (both engines)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from agents.config import TrainConfig
+from agents.session import build_session, load_language_model
+from agents.trl.prover import PolicyProver
+from mrt_env.lm.hf import HFLanguageModel
+from mrt_env.prover.base import ProverRequest
+from mrt_env.sources import from_list
+
+PROMPT = "Problem: 23+45\n<think>\n"
+REQUEST = ProverRequest("p", PROMPT, "68", "23+45: 3+5=8, 2+4=6, so 68.", seed=11)
+
+
+def _break(model: torch.nn.Module) -> None:
+    """A weight update that destroys the answer: uniform next-token logits."""
+    with torch.no_grad():
+        model.get_output_embeddings().weight.zero_()
+
+
+def test_policy_prover_reestimates_only_when_the_version_changes() -> None:
+    lm = load_language_model("tiny", "cpu")
+    prover = PolicyProver(HFLanguageModel(lm.model, lm.tokenizer), "tiny", k=8)
+    [before] = prover.estimate([REQUEST], version=0)
+    assert before.j > 0.5  # the shipped tiny LM answers 68 after working it out
+    [again] = prover.estimate([REQUEST], version=1)  # a new version, unchanged weights
+    assert (again.j, again.cached) == (before.j, False)  # same seed, same weights: same J
+    _break(lm.model)
+    assert prover.estimate([REQUEST], version=1)[0].j == before.j  # cached within a version
+    [after] = prover.estimate([REQUEST], version=2)
+    assert after.j < before.j and not after.cached
+    assert prover.invalidations == 2
+
+
+@pytest.mark.parametrize(("policy", "changes"), [("current", True), ("frozen", False)])
+def test_native_prover_policy(policy: str, changes: bool) -> None:
+    config = TrainConfig(prover_samples=8, prover_policy=policy)  # type: ignore[arg-type]
+    source = from_list([{"id": "p", "problem": "23+45", "answer": "68"}])
+    session = build_session(config, "tiny", source, template="tiny")
+    prover = session.collector.components.prover
+    assert (session.collector.components.lm is session.lm) is (policy == "current")
+    [before] = prover.estimate([REQUEST])
+    session.reset_caches()  # what the training loop does before every step
+    assert prover.estimate([REQUEST])[0].j == before.j  # weights unchanged: same J
+    _break(session.lm.model)  # the policy's update
+    session.reset_caches()
+    [after] = prover.estimate([REQUEST])
+    assert (after.j != before.j) is changes
