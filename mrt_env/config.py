@@ -215,10 +215,22 @@ def build_lm(spec: LanguageModel | str, device: str | None) -> LanguageModel:
     """An ``lm`` setting as a model: instances pass through, names are loaded.
 
     ``"tiny"`` / ``"tiny:VARIANT"`` load the shipped TinyMath model (``mrt_env.tinymath``);
-    any other string is a local path or hub id for ``HFLanguageModel.from_pretrained``.
+    ``"openai:URL"`` / ``"openai:URL#MODEL"`` connect an ``OpenAICompatibleLM`` to a completions
+    server (``vllm serve``, SGLang, ``transformers serve``); ``"vllm:PATH_OR_ID"`` starts an
+    in-process ``VLLMLanguageModel``; any other string is a local path or hub id for
+    ``HFLanguageModel.from_pretrained``.
     """
     if not isinstance(spec, str):
         return spec
+    if spec.startswith("openai:"):
+        server: LanguageModel = importlib.import_module(
+            "mrt_env.lm.openai_compat"
+        ).OpenAICompatibleLM.from_spec(spec)
+        return server
+    if spec.startswith("vllm:"):
+        backend = importlib.import_module("mrt_env.lm.vllm_backend")
+        engine: LanguageModel = backend.VLLMLanguageModel.from_pretrained(spec[len("vllm:") :])
+        return engine
     kwargs = {} if device is None else {"device": device}
     if spec == "tiny" or spec.startswith("tiny:"):
         tinymath = importlib.import_module("mrt_env.tinymath")
