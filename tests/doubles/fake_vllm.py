@@ -114,7 +114,10 @@ class LLM:
         )
         if len(params) != len(prompts):
             raise ValueError("The lengths of prompts and sampling_params must be the same.")
-        return [self._request(str(i), p, sp) for i, (p, sp) in enumerate(zip(prompts, params))]
+        return [
+            self._request(str(i), p, sp)
+            for i, (p, sp) in enumerate(zip(prompts, params, strict=True))
+        ]
 
     def _request(self, request_id: str, prompt: Any, params: SamplingParams) -> RequestOutput:
         if isinstance(prompt, dict):
