@@ -6,8 +6,10 @@ equal and sampled J estimates must agree within their 95% Wilson intervals.
 
 from __future__ import annotations
 
+import json
 import re
 import time
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -156,3 +158,32 @@ def test_logprobs_a_server_cannot_give_raise(tiny_lm_server: Server) -> None:
     lm = OpenAICompatibleLM(tiny_lm_server.base_url, logprobs=True, max_concurrency=1)
     with pytest.raises(ValueError, match="no token log-probabilities"):
         lm.generate(prompts(1), SamplingParams(4), seeds=[0])
+
+
+@pytest.mark.slow
+def test_regret_and_trace_analysis_scripts_run_on_the_server(
+    tiny_lm_server: Server, tmp_path: Path
+) -> None:
+    from tests.benchmarks.scripts import load_script
+
+    regret, analyze = load_script("regret"), load_script("analyze_traces")
+    spec = f"openai:{tiny_lm_server.base_url}"
+    argv = [
+        "--policies", f"served={spec}", "--problems", "tinymath:heldout", "--num-problems", "2",
+        "--samples", "1", "--k", "2", "--token-budget", "48", "--budgets", "32", "64",
+        "--extensions", "0", "--episode-budget", "2", "--run-dir", str(tmp_path), "--name", "r",
+    ]  # fmt: skip
+    regret.main(regret.parse_args(regret.Args, argv))
+    results = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert set(results["policies"]) == {"served"}
+    analyze.main(
+        analyze.parse_args(
+            analyze.Args,
+            [
+                "--traces", str(tmp_path / "r" / "traces.jsonl"), "--problems", "tinymath:heldout",
+                "--model", spec, "--k", "2", "--budgets", "32", "--run-dir", str(tmp_path),
+                "--name", "t",
+            ],
+        )
+    )  # fmt: skip
+    assert (tmp_path / "t" / "results.json").exists()
