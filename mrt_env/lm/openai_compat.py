@@ -415,7 +415,7 @@ class OpenAICompatibleLM:
             return _Sample(text, "stop", at_start or reported, ids, logprobs, at_start or reported)
         if reported in params.stop:
             return _Sample(text, "stop", reported, ids, logprobs)
-        if sent_stops and reported is None and not self._warned_ambiguous:
+        if sent_stops and not _names_stops(choice) and not self._warned_ambiguous:
             self._warned_ambiguous = True
             warnings.warn(
                 f"server at {self.base_url} trims stop strings without naming them: a sample "
@@ -494,6 +494,12 @@ def _reported_stop(choice: Any) -> str | None:
         if isinstance(value, str):
             return value
     return None
+
+
+def _names_stops(choice: Any) -> bool:
+    """Whether the server reports which stop ended a choice (even ``None`` for EOS)."""
+    extra = getattr(choice, "model_extra", None) or {}
+    return "stop_reason" in extra or "matched_stop" in extra
 
 
 def _message(error: Any) -> str:

@@ -1,8 +1,9 @@
 """The LanguageModel protocol's promises, checked on every backend.
 
 Backends: the shipped tiny LM in process (``HFLanguageModel``), ``ScriptedLM``, the same tiny
-LM behind a real ``transformers serve`` (``OpenAICompatibleLM``) and ``VLLMLanguageModel`` over
-the ``vllm`` test double (``tests/doubles/fake_vllm.py``). What a backend legitimately cannot
+LM behind a real ``transformers serve`` (``OpenAICompatibleLM``), ``VLLMLanguageModel`` over
+the ``vllm`` test double (``tests/doubles/fake_vllm.py``) and, on a GPU with vLLM installed,
+over the real ``vllm.LLM`` (``gpu``-marked). What a backend legitimately cannot
 promise is a capability flag of :class:`Backend`, and the test checks the documented
 alternative instead of passing silently.
 """
@@ -75,15 +76,37 @@ def _vllm_double() -> Iterator[Backend]:
         yield Backend(lm, seeded=True, empty_prompt="generates", logprobs=True)
 
 
+def _vllm_real() -> Backend:
+    """The real vLLM on ``$MRT_TEST_VLLM_MODEL`` (default: the tiny LM folder); GPU only."""
+    import importlib.util
+    import os
+
+    from mrt_env.lm.vllm_backend import VLLMLanguageModel
+    from mrt_env.tinymath.loading import tiny_lm_path
+
+    if importlib.util.find_spec("vllm") is None:
+        pytest.skip("vLLM is not installed: pip install 'mrt-gym[vllm]'")
+    model = os.environ.get("MRT_TEST_VLLM_MODEL", str(tiny_lm_path()))
+    lm = VLLMLanguageModel.from_pretrained(model, gpu_memory_utilization=0.3)
+    return Backend(lm, seeded=True, empty_prompt="generates", logprobs=True)
+
+
 BACKENDS: dict[str, Callable[..., Any]] = {
     "hf-tiny": _hf,
     "scripted": _scripted,
     "server": _server,
     "vllm-double": _vllm_double,
+    "vllm-real": _vllm_real,
 }
 
 
-@pytest.fixture(scope="module", params=sorted(BACKENDS))
+@pytest.fixture(
+    scope="module",
+    params=[
+        *sorted(set(BACKENDS) - {"vllm-real"}),
+        pytest.param("vllm-real", marks=pytest.mark.gpu),
+    ],
+)
 def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     if request.param == "server":
         yield _server(request)
