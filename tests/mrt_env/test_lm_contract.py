@@ -103,7 +103,10 @@ BACKENDS: dict[str, Callable[..., Any]] = {
 @pytest.fixture(
     scope="module",
     params=[
-        *sorted(set(BACKENDS) - {"vllm-real"}),
+        "hf-tiny",
+        "scripted",
+        pytest.param("server", marks=pytest.mark.server),
+        "vllm-double",
         pytest.param("vllm-real", marks=pytest.mark.gpu),
     ],
 )

@@ -91,3 +91,19 @@ def test_bad_settings_and_specs_raise() -> None:
         make().generate([""], SamplingParams(4), seeds=[0])
     with pytest.raises(ValueError, match="2 seeds for 1 prompts"):
         make().generate([PROMPT], SamplingParams(4), seeds=[0, 1])
+
+
+def test_build_lm_understands_openai_and_vllm_specs(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from mrt_env.config import build_lm
+    from mrt_env.lm.vllm_backend import VLLMLanguageModel
+    from mrt_env.tinymath.loading import tiny_lm_path
+    from tests.doubles import fake_vllm
+
+    lm = build_lm("openai:http://127.0.0.1:1/v1#served", None)  # no request: the model is named
+    assert isinstance(lm, OpenAICompatibleLM)
+    assert (lm.base_url, lm.model, lm.name) == ("http://127.0.0.1:1/v1", "served", "served")
+    monkeypatch.setitem(sys.modules, "vllm", fake_vllm)
+    engine = build_lm(f"vllm:{tiny_lm_path()}", None)
+    assert isinstance(engine, VLLMLanguageModel) and engine.name == str(tiny_lm_path())

@@ -24,6 +24,8 @@ from mrt_env.templates import get_template
 from mrt_env.vector import MRTMathVectorEnv
 from tests.servers import Server, free_port
 
+pytestmark = pytest.mark.server
+
 ENV_KWARGS: dict[str, Any] = {
     "problems": "tinymath:heldout",
     "template": "tiny",
