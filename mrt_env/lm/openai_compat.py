@@ -31,13 +31,14 @@ How the protocol's promises are kept on a server:
   are NaN unless ``logprobs=True``; a server that then returns none raises an error.
 - **Robustness.** The requests of one ``generate`` call run on a bounded thread pool;
   connection errors, timeouts and 5xx answers are retried with exponential backoff until
-  ``deadline`` seconds have passed, then a ``ConnectionError`` names the URL. A 4xx answer
-  raises ``ValueError`` with the server's message. Empty prompts raise ``ValueError`` (servers
-  reject them).
+  ``deadline`` seconds have passed, then a ``ConnectionError`` names the URL; one request
+  never waits longer than ``request_timeout``. A 4xx answer raises ``ValueError`` with the
+  server's message. Empty prompts raise ``ValueError`` (servers reject them).
 
 Example:
+    >>> from mrt_env.lm.openai_server import CharTokenizer
     >>> lm = OpenAICompatibleLM("http://127.0.0.1:8000/v1", model="m",
-    ...                         tokenizer=_CharTokenizer())  # no request is made yet
+    ...                         tokenizer=CharTokenizer())  # no request is made yet
     >>> lm.name, lm.count_tokens("abc")
     ('m', 3)
 """
@@ -49,71 +50,25 @@ import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal, TypeVar
 
 import numpy as np
 
-from mrt_env.lm.base import Completion, FinishReason, SamplingParams, find_stop
-
-__all__ = ["OpenAICompatibleLM", "derive_seed", "parse_openai_spec"]
+from mrt_env.lm.base import Completion, SamplingParams, find_stop
+from mrt_env.lm.openai_server import (
+    ServerSample,
+    derive_seed,
+    error_message,
+    kept_tokens,
+    load_tokenizer,
+    names_stops,
+    parse_openai_spec,
+    reported_stop,
+)
 
 StopMode = Literal["server", "client"]
 T = TypeVar("T")
-
-SERVER_SEED_BOUND = 2**31 - 1
-"""Seeds sent to a server lie in ``[0, SERVER_SEED_BOUND)`` (every server accepts int32)."""
-
-
-def derive_seed(seed: int, *path: int) -> int:
-    """A server seed derived from a prompt seed and a path (sample index, resume round).
-
-    Example:
-        >>> derive_seed(7, 0) == derive_seed(7, 0) != derive_seed(7, 1)
-        True
-    """
-    sequence = np.random.SeedSequence([seed % 2**64, *path])
-    return int(sequence.generate_state(1, dtype=np.uint64)[0]) % SERVER_SEED_BOUND
-
-
-def parse_openai_spec(spec: str) -> tuple[str, str | None]:
-    """``(base_url, model)`` of an ``lm`` spec ``"openai:URL"`` or ``"openai:URL#MODEL"``.
-
-    The model name is whatever follows ``#`` (``None``: ask the server's ``/models``).
-
-    Example:
-        >>> parse_openai_spec("openai:http://127.0.0.1:8000/v1#Qwen/Qwen3-0.6B")
-        ('http://127.0.0.1:8000/v1', 'Qwen/Qwen3-0.6B')
-    """
-    if not spec.startswith("openai:"):
-        raise ValueError(f"an OpenAI-compatible spec starts with 'openai:', got {spec!r}")
-    url, _, model = spec[len("openai:") :].partition("#")
-    if not url.startswith(("http://", "https://")):
-        raise ValueError(f"expected 'openai:http(s)://HOST:PORT/v1[#MODEL]', got {spec!r}")
-    return url.rstrip("/"), model or None
-
-
-@dataclass(frozen=True)
-class _Sample:
-    """One server answer, already normalised to the protocol's stop semantics."""
-
-    text: str
-    finish: FinishReason
-    stop: str | None
-    ids: tuple[int, ...] | None
-    logprobs: tuple[float, ...] | None
-    resume_with: str | None = None  # a stop matched at offset 0: resume from prompt + this
-
-
-class _CharTokenizer:
-    """A one-token-per-character tokenizer (for this module's doctest only)."""
-
-    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
-        return [ord(c) for c in text]
-
-    def decode(self, ids: Sequence[int], **kwargs: Any) -> str:
-        return "".join(chr(i) for i in ids)
 
 
 class OpenAICompatibleLM:
@@ -135,8 +90,9 @@ class OpenAICompatibleLM:
             ``None`` detects a server that ignores ``n``.
         logprobs: Request each sampled token's log-probability (error if the server has none).
         max_concurrency: Requests in flight at once within one ``generate`` call.
-        request_timeout: Seconds one HTTP request may take.
-        deadline: Seconds one request may spend in retries before ``ConnectionError``.
+        request_timeout: Seconds one HTTP request may take (a long generation must fit).
+        deadline: Seconds after which a failing request is not retried again
+            (``ConnectionError``, naming the URL).
         extra_body: Extra JSON fields of every completion request (server-specific
             options, e.g. ``{"top_k": -1}`` for vLLM); servers may reject unknown fields.
         seed: Seed of the generator that draws prompt seeds when ``generate`` gets none.
@@ -188,7 +144,7 @@ class OpenAICompatibleLM:
         self._server_tokenizes = False
         self.model = model if model is not None else self._served_model()
         self.name = name or self.model
-        self.tokenizer = _load_tokenizer(tokenizer) if isinstance(tokenizer, str) else tokenizer
+        self.tokenizer = load_tokenizer(tokenizer) if isinstance(tokenizer, str) else tokenizer
         self._count = lru_cache(maxsize=65_536)(self._count_uncached)
 
     @classmethod
@@ -196,8 +152,9 @@ class OpenAICompatibleLM:
         """Build from ``"openai:URL"`` or ``"openai:URL#MODEL"`` (see :func:`parse_openai_spec`).
 
         Example:
+            >>> from mrt_env.lm.openai_server import CharTokenizer
             >>> lm = OpenAICompatibleLM.from_spec("openai:http://127.0.0.1:1/v1#m",
-            ...                                   tokenizer=_CharTokenizer())
+            ...                                   tokenizer=CharTokenizer())
             >>> lm.base_url, lm.model
             ('http://127.0.0.1:1/v1', 'm')
         """
@@ -206,27 +163,29 @@ class OpenAICompatibleLM:
 
     # ------------------------------------------------------------------ HTTP with retries
     def _call(self, what: str, request: Callable[[float], T]) -> T:
-        """Run ``request(timeout)``, retrying transient failures until the deadline."""
+        """Run ``request(timeout)``; retry transient failures with backoff, starting no new
+        attempt once ``deadline`` seconds have passed since the first."""
         errors = self._openai
         start = time.monotonic()
         attempt = 0
         while True:
-            remaining = self.deadline - (time.monotonic() - start)
             try:
-                return request(max(0.1, min(self.request_timeout, remaining)))
+                return request(self.request_timeout)
             except (errors.APIConnectionError, errors.InternalServerError) as error:
                 last: Exception = error
             except errors.APIStatusError as error:
                 raise ValueError(
                     f"server at {self.base_url} rejected {what} "
-                    f"({error.status_code}): {_message(error)}"
+                    f"({error.status_code}): {error_message(error)}"
                 ) from error
             attempt += 1
             pause = min(2.0, 0.1 * 2**attempt)
-            if time.monotonic() - start + pause >= self.deadline:
+            elapsed = time.monotonic() - start
+            if elapsed + pause >= self.deadline:
                 raise ConnectionError(
-                    f"server at {self.base_url} did not answer {what} within "
-                    f"{self.deadline:g} s ({attempt} attempts): {type(last).__name__}: {last}"
+                    f"server at {self.base_url} did not answer {what}: {attempt} attempts in "
+                    f"{elapsed:.1f} s (retry deadline {self.deadline:g} s); last error "
+                    f"{type(last).__name__}: {last}"
                 ) from last
             time.sleep(pause)
 
@@ -273,7 +232,7 @@ class OpenAICompatibleLM:
             return None
         except ValueError as error:
             try:
-                self.tokenizer = _load_tokenizer(self.model)
+                self.tokenizer = load_tokenizer(self.model)
             except (OSError, ValueError) as load_error:
                 raise ValueError(
                     f"{error}; and the served model {self.model!r} is no local tokenizer: "
@@ -348,7 +307,7 @@ class OpenAICompatibleLM:
             raise ValueError(f"got {len(seeds)} seeds for {len(prompts)} prompts")
         return [int(s) for s in seeds]
 
-    def _with_n(self, prompt: str, params: SamplingParams, seed: int) -> list[_Sample] | None:
+    def _with_n(self, prompt: str, params: SamplingParams, seed: int) -> list[ServerSample] | None:
         """All ``n`` samples from one request, or ``None`` when the server ignores ``n``."""
         if self.use_n is False:
             return None
@@ -363,7 +322,7 @@ class OpenAICompatibleLM:
             for j, s in enumerate(samples)
         ]
 
-    def _one(self, prompt: str, params: SamplingParams, seed: int, index: int) -> _Sample:
+    def _one(self, prompt: str, params: SamplingParams, seed: int, index: int) -> ServerSample:
         server_seed = derive_seed(seed, index)
         [choice, *_] = self._complete(prompt, params, server_seed, 1, params.max_new_tokens)
         sample = self._normalise(choice, params)
@@ -400,36 +359,40 @@ class OpenAICompatibleLM:
             raise ValueError(f"server at {self.base_url} returned no choices for a completion")
         return choices
 
-    def _normalise(self, choice: Any, params: SamplingParams) -> _Sample:
+    def _normalise(self, choice: Any, params: SamplingParams) -> ServerSample:
         text = str(choice.text or "")
         ids, logprobs = self._token_logprobs(choice)
         found = find_stop(text, params.stop)
         if found is not None:
-            return _Sample(text[: found[0]], "stop", found[1], ids, logprobs)
+            return ServerSample(text[: found[0]], "stop", found[1], ids, logprobs)
         if choice.finish_reason == "length":
-            return _Sample(text, "length", None, ids, logprobs)
-        reported = _reported_stop(choice)
+            return ServerSample(text, "length", None, ids, logprobs)
+        reported = reported_stop(choice)
         at_start = next((s for s in params.stop if text == s), None)
         sent_stops = bool(params.stop) and self.stop_mode == "server"
         if sent_stops and (at_start or (reported and not text)):
-            return _Sample(text, "stop", at_start or reported, ids, logprobs, at_start or reported)
+            return ServerSample(
+                text, "stop", at_start or reported, ids, logprobs, at_start or reported
+            )
         if reported in params.stop:
-            return _Sample(text, "stop", reported, ids, logprobs)
-        if sent_stops and not _names_stops(choice) and not self._warned_ambiguous:
+            return ServerSample(text, "stop", reported, ids, logprobs)
+        if sent_stops and not names_stops(choice) and not self._warned_ambiguous:
             self._warned_ambiguous = True
             warnings.warn(
                 f"server at {self.base_url} trims stop strings without naming them: a sample "
                 "it ended at a stop is reported as 'eos' (use stop_mode='client' to be exact)",
                 stacklevel=4,
             )
-        return _Sample(text, "eos", None, ids, logprobs)
+        return ServerSample(text, "eos", None, ids, logprobs)
 
-    def _resume(self, prompt: str, params: SamplingParams, sample: _Sample, seed: int) -> _Sample:
+    def _resume(
+        self, prompt: str, params: SamplingParams, sample: ServerSample, seed: int
+    ) -> ServerSample:
         """Continue a sample that hit a stop at offset 0 (which the protocol ignores)."""
         stop = sample.resume_with or ""
         left = params.max_new_tokens - self.count_tokens(stop)
         if left <= 0:
-            return _Sample(stop, "length", None, None, None)
+            return ServerSample(stop, "length", None, None, None)
         [choice, *_] = self._complete(prompt + stop, params, seed, 1, left)
         rest = self._normalise(choice, params)
         text, finish, stop_string = stop + rest.text, rest.finish, rest.stop
@@ -438,7 +401,7 @@ class OpenAICompatibleLM:
         found = find_stop(text, params.stop)
         if found is not None:
             text, finish, stop_string = text[: found[0]], "stop", found[1]
-        return _Sample(text, finish, stop_string, None, None)
+        return ServerSample(text, finish, stop_string, None, None)
 
     def _token_logprobs(
         self, choice: Any
@@ -461,10 +424,10 @@ class OpenAICompatibleLM:
         ids = tuple(int(str(t).removeprefix("token_id:")) for t in tokens)
         return ids, tuple(float(v) for v in values)
 
-    def _finish(self, sample: _Sample) -> Completion:
+    def _finish(self, sample: ServerSample) -> Completion:
         ids: tuple[int, ...]
         if sample.ids is not None and sample.logprobs is not None:
-            ids, logprobs = _kept_tokens(self, sample.ids, sample.logprobs, sample.text)
+            ids, logprobs = kept_tokens(self.decode, sample.ids, sample.logprobs, sample.text)
         elif self.want_logprobs:
             raise ValueError(
                 f"server at {self.base_url}: log-probabilities of a resumed sample are unknown"
@@ -473,45 +436,3 @@ class OpenAICompatibleLM:
             ids = tuple(self.encode(sample.text))
             logprobs = (math.nan,) * len(ids)
         return Completion(sample.text, ids, logprobs, sample.finish, sample.stop)
-
-
-def _kept_tokens(
-    lm: OpenAICompatibleLM, ids: tuple[int, ...], logprobs: tuple[float, ...], text: str
-) -> tuple[tuple[int, ...], tuple[float, ...]]:
-    """The longest start of ``ids`` whose text is a prefix of ``text`` (drops stop tokens)."""
-    count = len(ids)
-    while count and not text.startswith(lm.decode(ids[:count])):
-        count -= 1
-    return ids[:count], logprobs[:count]
-
-
-def _reported_stop(choice: Any) -> str | None:
-    """The stop string a server says ended ``choice`` (vLLM ``stop_reason``, SGLang
-    ``matched_stop``), if any."""
-    extra = getattr(choice, "model_extra", None) or {}
-    for key in ("stop_reason", "matched_stop"):
-        value = extra.get(key)
-        if isinstance(value, str):
-            return value
-    return None
-
-
-def _names_stops(choice: Any) -> bool:
-    """Whether the server reports which stop ended a choice (even ``None`` for EOS)."""
-    extra = getattr(choice, "model_extra", None) or {}
-    return "stop_reason" in extra or "matched_stop" in extra
-
-
-def _message(error: Any) -> str:
-    body = getattr(error, "body", None)
-    if isinstance(body, dict):
-        detail = body.get("detail") or body.get("message") or body.get("error")
-        if detail:
-            return str(detail)
-    return str(getattr(error, "message", error))
-
-
-def _load_tokenizer(path_or_id: str) -> Any:
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(path_or_id, local_files_only=True)

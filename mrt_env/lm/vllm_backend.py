@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from mrt_env.lm.base import Completion, FinishReason, SamplingParams, find_stop
-from mrt_env.lm.openai_compat import derive_seed
+from mrt_env.lm.openai_server import derive_seed
 
 __all__ = ["VLLMLanguageModel"]
 

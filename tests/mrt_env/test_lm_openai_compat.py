@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from mrt_env.lm.base import SamplingParams
-from mrt_env.lm.openai_compat import OpenAICompatibleLM, _CharTokenizer, parse_openai_spec
+from mrt_env.lm.openai_compat import OpenAICompatibleLM, parse_openai_spec
+from mrt_env.lm.openai_server import CharTokenizer
 
 PROMPT = "Q: 2+3?\n"
 WORLD = "\n\nWait, 5.\n\nSo 5."
@@ -42,9 +43,7 @@ def emulated(lm: OpenAICompatibleLM, name_stop: bool) -> Any:
 
 
 def make(name_stop: bool = True, **kwargs: Any) -> OpenAICompatibleLM:
-    lm = OpenAICompatibleLM(
-        "http://127.0.0.1:1/v1", model="m", tokenizer=_CharTokenizer(), **kwargs
-    )
+    lm = OpenAICompatibleLM("http://127.0.0.1:1/v1", model="m", tokenizer=CharTokenizer(), **kwargs)
     lm._complete = emulated(lm, name_stop)  # type: ignore[method-assign]
     return lm
 
