@@ -379,8 +379,9 @@ class OpenAICompatibleLM:
         if sent_stops and not names_stops(choice) and not self._warned_ambiguous:
             self._warned_ambiguous = True
             warnings.warn(
-                f"server at {self.base_url} trims stop strings without naming them: a sample "
-                "it ended at a stop is reported as 'eos' (use stop_mode='client' to be exact)",
+                f"server at {self.base_url} does not name the stop that ended a sample (as "
+                "vLLM's stop_reason does): if it trims stop strings from the text, a sample it "
+                "ended at a stop is reported as 'eos' (stop_mode='client' is exact everywhere)",
                 stacklevel=4,
             )
         return ServerSample(text, "eos", None, ids, logprobs)
@@ -401,7 +402,10 @@ class OpenAICompatibleLM:
         found = find_stop(text, params.stop)
         if found is not None:
             text, finish, stop_string = text[: found[0]], "stop", found[1]
-        return ServerSample(text, finish, stop_string, None, None)
+        if sample.ids is None or rest.ids is None or sample.logprobs is None:
+            return ServerSample(text, finish, stop_string, None, None)
+        ids, logprobs = sample.ids + rest.ids, sample.logprobs + (rest.logprobs or ())
+        return ServerSample(text, finish, stop_string, ids, logprobs)
 
     def _token_logprobs(
         self, choice: Any
@@ -429,9 +433,7 @@ class OpenAICompatibleLM:
         if sample.ids is not None and sample.logprobs is not None:
             ids, logprobs = kept_tokens(self.decode, sample.ids, sample.logprobs, sample.text)
         elif self.want_logprobs:
-            raise ValueError(
-                f"server at {self.base_url}: log-probabilities of a resumed sample are unknown"
-            )
+            raise ValueError(f"server at {self.base_url} returned no tokens for a resumed sample")
         else:
             ids = tuple(self.encode(sample.text))
             logprobs = (math.nan,) * len(ids)

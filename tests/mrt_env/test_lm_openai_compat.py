@@ -69,7 +69,7 @@ def test_end_of_sequence_is_eos() -> None:
 
 def test_a_server_that_trims_stops_silently_is_flagged() -> None:
     params = SamplingParams(max_new_tokens=64, stop=("Never",))
-    with pytest.warns(UserWarning, match="trims stop strings without naming them"):
+    with pytest.warns(UserWarning, match="does not name the stop"):
         [[c]] = make(name_stop=False).generate([PROMPT], params, seeds=[0])
     assert c.finish_reason == "eos"
 

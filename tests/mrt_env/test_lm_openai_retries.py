@@ -21,7 +21,8 @@ from mrt_env.lm.openai_server import CharTokenizer
 
 
 class FlakyCompletionsDouble(BaseHTTPRequestHandler):
-    """``POST /v1/completions`` double: ``failures`` 500s first, 400 for ``max_tokens=999``."""
+    """``POST /v1/completions`` double: ``failures`` 500s first, 400 for ``max_tokens=999``,
+    ``n`` choices, token ids and log-probabilities when ``logprobs`` is set."""
 
     failures: ClassVar[int] = 0
     bodies: ClassVar[list[dict[str, Any]]] = []
@@ -34,10 +35,14 @@ class FlakyCompletionsDouble(BaseHTTPRequestHandler):
             return self._send(500, {"error": {"message": "busy"}})
         if body["max_tokens"] == 999:
             return self._send(400, {"detail": "max_tokens is too large"})
-        choices = [
+        choices: list[dict[str, Any]] = [
             {"index": j, "text": f"s{body['seed']}.{j}", "finish_reason": "length"}
             for j in range(body.get("n", 1))
         ]
+        if body.get("logprobs") is not None:  # vLLM with return_tokens_as_token_ids
+            for choice in choices:
+                tokens = [f"token_id:{ord(c)}" for c in choice["text"]]
+                choice["logprobs"] = {"tokens": tokens, "token_logprobs": [-0.5] * len(tokens)}
         created = {"id": "c", "object": "text_completion", "created": 0, "model": "m"}
         return self._send(200, {**created, "choices": choices})
 
@@ -87,3 +92,9 @@ def test_a_server_that_honours_n_gets_one_request_per_prompt(double_url: str) ->
     assert {b["n"] for b in FlakyCompletionsDouble.bodies} == {3} and lm.use_n is None
     alone = lm.generate(["R"], SamplingParams(4, n=3), seeds=[6])
     assert [c.text for c in alone[0]] == [c.text for c in out[1]]  # the seed alone decides
+
+
+def test_token_ids_and_logprobs_come_from_the_server_when_asked(double_url: str) -> None:
+    lm = OpenAICompatibleLM(double_url, model="m", tokenizer=CharTokenizer(), logprobs=True)
+    [[c]] = lm.generate(["Q"], SamplingParams(4), seeds=[0])
+    assert c.token_ids == tuple(ord(ch) for ch in c.text) and set(c.logprobs) == {-0.5}
