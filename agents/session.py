@@ -29,13 +29,18 @@ def load_language_model(model: str, device: str, seed: int = 0, **options: Any) 
 
     Args:
         model: ``"tiny"`` (the shipped TinyMath base model), ``"tiny:VARIANT"`` (``grpo``,
-            ``mrt``), ``"random-tiny"`` (the tiny random test double; for tests) or a local
-            path / hub id (downloaded by ``from_pretrained`` when the network is there).
+            ``mrt``), ``"random-tiny"`` (the tiny random test double; for tests),
+            ``"openai:URL[#MODEL]"`` / ``"vllm:PATH_OR_ID"`` (see ``mrt_env.config.build_lm``) or
+            a local path / hub id (downloaded by ``from_pretrained`` when the network is there).
         device: ``"cpu"`` or ``"cuda"``. Weights are float32 (bf16 autocast on CUDA).
         seed: Seed of the random test double.
         **options: Backend options for ``HFLanguageModel`` (``prefix_cache_size``,
             ``max_decode_rows``, ...); not used by the random test double.
     """
+    if model.startswith(("openai:", "vllm:")):  # a completions server or in-process vLLM
+        from mrt_env.config import build_lm
+
+        return build_lm(model, None)
     if model == "random-tiny":
         from mrt_env.lm.testing import tiny_random_lm
 

@@ -57,7 +57,8 @@ class Args:
     problems: str = "tinymath:heldout"
     """problem set the traces answer: tinymath:heldout, a JSONL file or hf:NAME:SPLIT"""
     model: str = "tiny"
-    """meta-prover model and tokenizer: tiny, tiny:VARIANT, a local path or a hub id"""
+    """meta-prover model and tokenizer: tiny, tiny:VARIANT, a local path, a hub id,
+    openai:URL (a completions server) or vllm:PATH"""
     template: str = "tiny"
     """chat/termination template preset: tiny, r1-distill, plain"""
     segmenter: str = "marker:1"

@@ -67,7 +67,8 @@ class Args:
     """Compare policies by normalized regret, accuracy and token efficiency."""
 
     policies: tuple[str, ...] = ("base", "grpo", "mrt")
-    """tiny variants (base, grpo, mrt), checkpoint paths or hub ids; NAME=SPEC names one"""
+    """tiny variants (base, grpo, mrt), checkpoint paths, hub ids, openai:URL (a completions
+    server) or vllm:PATH; NAME=SPEC names one"""
     problems: str = "tinymath:heldout"
     """problem set: tinymath:heldout, a JSONL file with problem/answer, or hf:NAME:SPLIT"""
     num_problems: int = 60
@@ -81,7 +82,8 @@ class Args:
     top_p: float = 1.0
     """nucleus mass of the responses"""
     prover: str = "self"
-    """meta-prover model: self (each policy's own model, as in the paper), base, or a path"""
+    """meta-prover model: self (each policy's own model, as in the paper), base, a path,
+    openai:URL or vllm:PATH"""
     prover_temperature: float = 1.0
     """sampling temperature of the forced answers"""
     max_answer_tokens: int | None = None

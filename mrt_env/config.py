@@ -249,11 +249,23 @@ def build_lm(
     """An ``lm`` setting as a model: instances pass through, names are loaded.
 
     ``"tiny"`` / ``"tiny:VARIANT"`` load the shipped TinyMath model (``mrt_env.tinymath``);
-    any other string is a local path or hub id for ``HFLanguageModel.from_pretrained``, with
-    ``options`` as its keyword arguments (the tiny model takes them too).
+    ``"openai:URL"`` / ``"openai:URL#MODEL"`` connect an ``OpenAICompatibleLM`` to a completions
+    server (``vllm serve``, SGLang, ``transformers serve``); ``"vllm:PATH_OR_ID"`` starts an
+    in-process ``VLLMLanguageModel``; any other string is a local path or hub id for
+    ``HFLanguageModel.from_pretrained``, with ``options`` as its keyword arguments (the tiny
+    model takes them too).
     """
     if not isinstance(spec, str):
         return spec
+    if spec.startswith("openai:"):
+        server: LanguageModel = importlib.import_module(
+            "mrt_env.lm.openai_compat"
+        ).OpenAICompatibleLM.from_spec(spec)
+        return server
+    if spec.startswith("vllm:"):
+        backend = importlib.import_module("mrt_env.lm.vllm_backend")
+        engine: LanguageModel = backend.VLLMLanguageModel.from_pretrained(spec[len("vllm:") :])
+        return engine
     kwargs: dict[str, Any] = dict(options or {})
     if device is not None:
         kwargs["device"] = device

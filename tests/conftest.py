@@ -27,3 +27,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def tiny_lm_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """``transformers serve`` on loopback serving the shipped tiny LM (session-wide).
+
+    Serves a copy of ``mrt_env/assets/tiny-lm`` whose generation config samples (see
+    ``tests.servers.serve_ready_copy``); skipped when the serving extra is missing.
+    """
+    from mrt_env.tinymath.loading import tiny_lm_path
+    from tests.servers import serve_model, serve_ready_copy
+
+    folder = serve_ready_copy(tiny_lm_path(), tmp_path_factory.mktemp("served") / "tiny-lm")
+    with serve_model(folder) as server:
+        yield server

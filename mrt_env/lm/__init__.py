@@ -1,7 +1,8 @@
-"""Language-model backends: the protocol, a transformers backend and a scripted test double.
+"""Language-model backends: the protocol, transformers, completions servers, vLLM, a test double.
 
-``HFLanguageModel`` (and ``GenerationStats``) are exported lazily so that importing this
-package never imports torch or transformers.
+``HFLanguageModel`` (and ``GenerationStats``), ``OpenAICompatibleLM`` and ``VLLMLanguageModel``
+are exported lazily so that importing this package never imports torch, transformers, openai or
+vllm.
 """
 
 from __future__ import annotations
@@ -13,18 +14,27 @@ from mrt_env.lm.scripted import ScriptedLM
 
 if TYPE_CHECKING:
     from mrt_env.lm.hf import GenerationStats, HFLanguageModel
+    from mrt_env.lm.openai_compat import OpenAICompatibleLM
+    from mrt_env.lm.vllm_backend import VLLMLanguageModel
 
 __all__ = [
     "Completion",
     "GenerationStats",
     "HFLanguageModel",
     "LanguageModel",
+    "OpenAICompatibleLM",
     "SamplingParams",
     "ScriptedLM",
+    "VLLMLanguageModel",
     "find_stop",
 ]
 
-_LAZY = {"HFLanguageModel": "mrt_env.lm.hf", "GenerationStats": "mrt_env.lm.hf"}
+_LAZY = {
+    "HFLanguageModel": "mrt_env.lm.hf",
+    "GenerationStats": "mrt_env.lm.hf",
+    "OpenAICompatibleLM": "mrt_env.lm.openai_compat",
+    "VLLMLanguageModel": "mrt_env.lm.vllm_backend",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -1,0 +1,440 @@
+"""A :class:`~mrt_env.lm.base.LanguageModel` over any server speaking the OpenAI completions API.
+
+:class:`OpenAICompatibleLM` sends raw text prompts to ``POST {base_url}/completions`` (never
+chat completions: a thinking prefix must be continued verbatim) of ``vllm serve``, SGLang,
+``transformers serve`` or a hosted endpoint, with the official ``openai`` client (the
+``mrt-gym[server]`` extra).
+
+How the protocol's promises are kept on a server:
+
+- **Seeds.** Each request carries its own seed, so a prompt's samples do not depend on what else
+  is in the batch. ``n`` samples go out as one request with ``n`` (one prefill on vLLM). A
+  server that returns fewer choices than ``n`` (``transformers serve`` ignores ``n``) is
+  remembered as such, and every sample then goes out as its own request seeded with
+  ``derive_seed(seed, j)``. Servers that seed a process-wide generator per request
+  (``transformers serve``) are reproducible only with ``max_concurrency=1``.
+- **Stops.** With ``stop_mode="server"`` (the default) the stop strings are sent. The text is
+  then normalised to the protocol: a stop the server left in the text is cut (the earliest at
+  offset >= 1, :func:`~mrt_env.lm.base.find_stop`); a sample the server ended at a stop at
+  offset 0 (which the protocol ignores) is resumed from ``prompt + stop`` with a derived seed
+  and the remaining token budget. Which stop ended a sample comes from the text, from vLLM's
+  ``stop_reason`` or SGLang's ``matched_stop``; a server that trims stops and reports neither
+  cannot tell a stop from an end-of-sequence token (a warning says so once): use
+  ``stop_mode="client"``, which sends no stop strings and cuts locally (exact on every
+  server, at the cost of generating past the stop up to EOS or ``max_new_tokens``).
+  Resuming re-tokenises the stop string, which a BPE server may split differently from the
+  sampled tokens.
+- **Tokens.** ``encode``/``count_tokens``/``decode`` use ``tokenizer`` (a local path or a
+  tokenizer object) when given, else the server's ``/tokenize`` and ``/detokenize``
+  endpoints (vLLM). ``Completion.token_ids`` are the text re-encoded (the server's own ids are
+  used with ``logprobs=True`` when it returns them as ``token_id:N``). ``Completion.logprobs``
+  are NaN unless ``logprobs=True``; a server that then returns none raises an error.
+- **Robustness.** The requests of one ``generate`` call run on a bounded thread pool;
+  connection errors, timeouts and 5xx answers are retried with exponential backoff until
+  ``deadline`` seconds have passed, then a ``ConnectionError`` names the URL; one request
+  never waits longer than ``request_timeout``. A 4xx answer raises ``ValueError`` with the
+  server's message. Empty prompts raise ``ValueError`` (servers reject them).
+
+Example:
+    >>> from mrt_env.lm.openai_server import CharTokenizer
+    >>> lm = OpenAICompatibleLM("http://127.0.0.1:8000/v1", model="m",
+    ...                         tokenizer=CharTokenizer())  # no request is made yet
+    >>> lm.name, lm.count_tokens("abc")
+    ('m', 3)
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+from typing import Any, Literal, TypeVar
+
+import numpy as np
+
+from mrt_env.lm.base import Completion, SamplingParams, find_stop
+from mrt_env.lm.openai_server import (
+    ServerSample,
+    derive_seed,
+    error_message,
+    kept_tokens,
+    load_tokenizer,
+    names_stops,
+    parse_openai_spec,
+    reported_stop,
+)
+
+StopMode = Literal["server", "client"]
+T = TypeVar("T")
+
+
+class OpenAICompatibleLM:
+    """:class:`~mrt_env.lm.base.LanguageModel` on an OpenAI-compatible completions server.
+
+    See the module docs for how seeds, stops, tokens and failures are handled.
+
+    Args:
+        base_url: The API root, e.g. ``"http://127.0.0.1:8000/v1"``.
+        model: Model name sent with each request (``None``: the one model of ``GET /models``;
+            an error lists them when the server serves several).
+        tokenizer: Local tokenizer path / hub id (loaded with ``AutoTokenizer``, no downloads)
+            or an object with ``encode``/``decode``; ``None`` uses the server's ``/tokenize``,
+            else the tokenizer of the served model's name if that is a local folder.
+        api_key: Sent as a bearer token (``"EMPTY"`` by default: local servers ignore it).
+        name: Display name (defaults to the model name).
+        stop_mode: ``"server"`` (send stop strings) or ``"client"`` (cut locally).
+        use_n: ``True``/``False`` forces one request with ``n`` / one request per sample;
+            ``None`` detects a server that ignores ``n``.
+        logprobs: Request each sampled token's log-probability (error if the server has none).
+        max_concurrency: Requests in flight at once within one ``generate`` call.
+        request_timeout: Seconds one HTTP request may take (a long generation must fit).
+        deadline: Seconds after which a failing request is not retried again
+            (``ConnectionError``, naming the URL).
+        extra_body: Extra JSON fields of every completion request (server-specific
+            options, e.g. ``{"top_k": -1}`` for vLLM); servers may reject unknown fields.
+        seed: Seed of the generator that draws prompt seeds when ``generate`` gets none.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str | None = None,
+        tokenizer: Any = None,
+        *,
+        api_key: str = "EMPTY",
+        name: str | None = None,
+        stop_mode: StopMode = "server",
+        use_n: bool | None = None,
+        logprobs: bool = False,
+        max_concurrency: int = 16,
+        request_timeout: float = 600.0,
+        deadline: float = 60.0,
+        extra_body: Mapping[str, Any] | None = None,
+        seed: int = 0,
+    ) -> None:
+        if stop_mode not in ("server", "client"):
+            raise ValueError(f"stop_mode must be 'server' or 'client', got {stop_mode!r}")
+        if max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
+        if deadline <= 0 or request_timeout <= 0:
+            raise ValueError("deadline and request_timeout must be positive")
+        try:
+            import openai
+        except ImportError as error:  # pragma: no cover - depends on the environment
+            raise ImportError(
+                "OpenAICompatibleLM needs the openai client: pip install 'mrt-gym[server]'"
+            ) from error
+        self.base_url = base_url.rstrip("/")
+        self.stop_mode: StopMode = stop_mode
+        self.use_n = use_n
+        self.want_logprobs = logprobs
+        self.max_concurrency = max_concurrency
+        self.request_timeout = request_timeout
+        self.deadline = deadline
+        self.extra_body = dict(extra_body or {})
+        self._openai = openai
+        self._client = openai.OpenAI(
+            base_url=self.base_url, api_key=api_key, max_retries=0, timeout=request_timeout
+        )
+        self._rng = np.random.default_rng(seed)
+        self._warned_ambiguous = False
+        self._server_tokenizes = False
+        self.model = model if model is not None else self._served_model()
+        self.name = name or self.model
+        self.tokenizer = load_tokenizer(tokenizer) if isinstance(tokenizer, str) else tokenizer
+        self._count = lru_cache(maxsize=65_536)(self._count_uncached)
+
+    @classmethod
+    def from_spec(cls, spec: str, **kwargs: Any) -> OpenAICompatibleLM:
+        """Build from ``"openai:URL"`` or ``"openai:URL#MODEL"`` (see :func:`parse_openai_spec`).
+
+        Example:
+            >>> from mrt_env.lm.openai_server import CharTokenizer
+            >>> lm = OpenAICompatibleLM.from_spec("openai:http://127.0.0.1:1/v1#m",
+            ...                                   tokenizer=CharTokenizer())
+            >>> lm.base_url, lm.model
+            ('http://127.0.0.1:1/v1', 'm')
+        """
+        url, model = parse_openai_spec(spec)
+        return cls(url, model=kwargs.pop("model", None) or model, **kwargs)
+
+    # ------------------------------------------------------------------ HTTP with retries
+    def _call(self, what: str, request: Callable[[float], T]) -> T:
+        """Run ``request(timeout)``; retry transient failures with backoff, starting no new
+        attempt once ``deadline`` seconds have passed since the first."""
+        errors = self._openai
+        start = time.monotonic()
+        attempt = 0
+        while True:
+            try:
+                return request(self.request_timeout)
+            except (errors.APIConnectionError, errors.InternalServerError) as error:
+                last: Exception = error
+            except errors.APIStatusError as error:
+                raise ValueError(
+                    f"server at {self.base_url} rejected {what} "
+                    f"({error.status_code}): {error_message(error)}"
+                ) from error
+            attempt += 1
+            pause = min(2.0, 0.1 * 2**attempt)
+            elapsed = time.monotonic() - start
+            if elapsed + pause >= self.deadline:
+                raise ConnectionError(
+                    f"server at {self.base_url} did not answer {what}: {attempt} attempts in "
+                    f"{elapsed:.1f} s (retry deadline {self.deadline:g} s); last error "
+                    f"{type(last).__name__}: {last}"
+                ) from last
+            time.sleep(pause)
+
+    def _served_model(self) -> str:
+        listing = self._call("GET /models", lambda t: self._client.models.list(timeout=t))
+        ids = [m.id for m in listing.data]
+        if len(ids) != 1:
+            raise ValueError(
+                f"server at {self.base_url} serves {len(ids)} models {ids[:10]}: pass model=NAME "
+                "(or the spec 'openai:URL#NAME')"
+            )
+        return str(ids[0])
+
+    def _root_post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST to a path at the server root (``/tokenize`` lives beside ``/v1``)."""
+        root = self.base_url.removesuffix("/v1")
+
+        def request(timeout: float) -> dict[str, Any]:
+            answer: Any = self._client.post(
+                f"{root}{path}", body=body, cast_to=object, options={"timeout": timeout}
+            )
+            return dict(answer)
+
+        try:
+            return self._call(f"POST {path}", request)
+        except ValueError as error:
+            raise ValueError(
+                f"{error} (vLLM serves {path}; other servers need a tokenizer)"
+            ) from error
+
+    # ------------------------------------------------------------------ tokens
+    def _tokenizer(self) -> Any | None:
+        """The local tokenizer, or ``None`` when the server's ``/tokenize`` is used.
+
+        Without ``tokenizer=``, the server's ``/tokenize`` is probed once; a server without
+        one (``transformers serve``) falls back to the tokenizer of the served model's name
+        when that is a local folder or a cached hub id.
+        """
+        if self.tokenizer is not None or self._server_tokenizes:
+            return self.tokenizer
+        try:
+            self._root_post("/tokenize", {"model": self.model, "prompt": "1"})
+            self._server_tokenizes = True
+            return None
+        except ValueError as error:
+            try:
+                self.tokenizer = load_tokenizer(self.model)
+            except (OSError, ValueError) as load_error:
+                raise ValueError(
+                    f"{error}; and the served model {self.model!r} is no local tokenizer: "
+                    "pass tokenizer=PATH_OR_ID"
+                ) from load_error
+        return self.tokenizer
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text`` (no special tokens added)."""
+        tokenizer = self._tokenizer()
+        if tokenizer is not None:
+            return list(tokenizer.encode(text, add_special_tokens=False))
+        body = {"model": self.model, "prompt": text, "add_special_tokens": False}
+        return [int(t) for t in self._root_post("/tokenize", body)["tokens"]]
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        """Text of ``token_ids`` (special tokens skipped)."""
+        tokenizer = self._tokenizer()
+        if tokenizer is not None:
+            return str(tokenizer.decode(list(token_ids), skip_special_tokens=True))
+        body = {"model": self.model, "tokens": list(token_ids)}
+        return str(self._root_post("/detokenize", body)["prompt"])
+
+    def count_tokens(self, text: str) -> int:
+        """Number of tokens of ``text`` under :meth:`encode` (cached)."""
+        return int(self._count(text))
+
+    def _count_uncached(self, text: str) -> int:
+        return len(self.encode(text))
+
+    # ------------------------------------------------------------------ generation
+    def generate(
+        self,
+        prompts: Sequence[str],
+        params: SamplingParams,
+        seeds: Sequence[int] | None = None,
+    ) -> list[list[Completion]]:
+        """``params.n`` completions per prompt (see the module docs for the guarantees)."""
+        seeds = self._resolve_seeds(prompts, seeds)
+        if any(not p for p in prompts):
+            raise ValueError(
+                "cannot generate from an empty prompt through a server (servers reject them)"
+            )
+        if params.max_new_tokens == 0:
+            return [[Completion("", (), (), "length") for _ in range(params.n)] for _ in prompts]
+        with ThreadPoolExecutor(max_workers=self.max_concurrency) as pool:
+            if self.use_n is not False and params.n > 1:
+                batched = list(
+                    pool.map(
+                        lambda i: self._with_n(prompts[i], params, seeds[i]), range(len(prompts))
+                    )
+                )
+                if all(group is not None for group in batched):
+                    return [[self._finish(s) for s in group or []] for group in batched]
+            jobs = [(i, j) for i in range(len(prompts)) for j in range(params.n)]
+            samples = list(
+                pool.map(
+                    lambda job: self._one(prompts[job[0]], params, seeds[job[0]], job[1]), jobs
+                )
+            )
+        return [
+            [self._finish(s) for s in samples[i * params.n : (i + 1) * params.n]]
+            for i in range(len(prompts))
+        ]
+
+    def _resolve_seeds(self, prompts: Sequence[str], seeds: Sequence[int] | None) -> list[int]:
+        if isinstance(prompts, str):
+            raise TypeError("prompts must be a sequence of str, not a single str")
+        if seeds is None:
+            return [int(s) for s in self._rng.integers(0, 2**63 - 1, size=len(prompts))]
+        if len(seeds) != len(prompts):
+            raise ValueError(f"got {len(seeds)} seeds for {len(prompts)} prompts")
+        return [int(s) for s in seeds]
+
+    def _with_n(self, prompt: str, params: SamplingParams, seed: int) -> list[ServerSample] | None:
+        """All ``n`` samples from one request, or ``None`` when the server ignores ``n``."""
+        if self.use_n is False:
+            return None
+        choices = self._complete(prompt, params, derive_seed(seed), params.n, params.max_new_tokens)
+        if len(choices) < params.n:
+            if self.use_n is None:
+                self.use_n = False  # a server property: every later call goes per sample
+            return None
+        samples = [self._normalise(c, params) for c in choices[: params.n]]
+        return [
+            self._resume(prompt, params, s, derive_seed(seed, j, 1)) if s.resume_with else s
+            for j, s in enumerate(samples)
+        ]
+
+    def _one(self, prompt: str, params: SamplingParams, seed: int, index: int) -> ServerSample:
+        server_seed = derive_seed(seed, index)
+        [choice, *_] = self._complete(prompt, params, server_seed, 1, params.max_new_tokens)
+        sample = self._normalise(choice, params)
+        if sample.resume_with:
+            return self._resume(prompt, params, sample, derive_seed(seed, index, 1))
+        return sample
+
+    def _complete(
+        self, prompt: str, params: SamplingParams, seed: int, n: int, max_tokens: int
+    ) -> list[Any]:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "prompt": prompt,
+            "max_tokens": max_tokens,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "seed": seed,
+        }
+        if n > 1:
+            body["n"] = n
+        if params.stop and self.stop_mode == "server":
+            body["stop"] = list(params.stop)
+        if self.want_logprobs:
+            body["logprobs"] = 0
+
+        def request(timeout: float) -> Any:
+            return self._client.completions.create(
+                **body, extra_body=self.extra_body or None, timeout=timeout
+            )
+
+        answer = self._call("POST /completions", request)
+        choices = sorted(answer.choices, key=lambda c: c.index)
+        if not choices:
+            raise ValueError(f"server at {self.base_url} returned no choices for a completion")
+        return choices
+
+    def _normalise(self, choice: Any, params: SamplingParams) -> ServerSample:
+        text = str(choice.text or "")
+        ids, logprobs = self._token_logprobs(choice)
+        found = find_stop(text, params.stop)
+        if found is not None:
+            return ServerSample(text[: found[0]], "stop", found[1], ids, logprobs)
+        if choice.finish_reason == "length":
+            return ServerSample(text, "length", None, ids, logprobs)
+        reported = reported_stop(choice)
+        at_start = next((s for s in params.stop if text == s), None)
+        sent_stops = bool(params.stop) and self.stop_mode == "server"
+        if sent_stops and (at_start or (reported and not text)):
+            return ServerSample(
+                text, "stop", at_start or reported, ids, logprobs, at_start or reported
+            )
+        if reported in params.stop:
+            return ServerSample(text, "stop", reported, ids, logprobs)
+        if sent_stops and not names_stops(choice) and not self._warned_ambiguous:
+            self._warned_ambiguous = True
+            warnings.warn(
+                f"server at {self.base_url} does not name the stop that ended a sample (as "
+                "vLLM's stop_reason does): if it trims stop strings from the text, a sample it "
+                "ended at a stop is reported as 'eos' (stop_mode='client' is exact everywhere)",
+                stacklevel=4,
+            )
+        return ServerSample(text, "eos", None, ids, logprobs)
+
+    def _resume(
+        self, prompt: str, params: SamplingParams, sample: ServerSample, seed: int
+    ) -> ServerSample:
+        """Continue a sample that hit a stop at offset 0 (which the protocol ignores)."""
+        stop = sample.resume_with or ""
+        left = params.max_new_tokens - self.count_tokens(stop)
+        if left <= 0:
+            return ServerSample(stop, "length", None, None, None)
+        [choice, *_] = self._complete(prompt + stop, params, seed, 1, left)
+        rest = self._normalise(choice, params)
+        text, finish, stop_string = stop + rest.text, rest.finish, rest.stop
+        if rest.resume_with:  # a stop at the continuation's offset 0 is one at len(stop) >= 1
+            text, finish, stop_string = stop, "stop", rest.resume_with
+        found = find_stop(text, params.stop)
+        if found is not None:
+            text, finish, stop_string = text[: found[0]], "stop", found[1]
+        if sample.ids is None or rest.ids is None or sample.logprobs is None:
+            return ServerSample(text, finish, stop_string, None, None)
+        ids, logprobs = sample.ids + rest.ids, sample.logprobs + (rest.logprobs or ())
+        return ServerSample(text, finish, stop_string, ids, logprobs)
+
+    def _token_logprobs(
+        self, choice: Any
+    ) -> tuple[tuple[int, ...] | None, tuple[float, ...] | None]:
+        if not self.want_logprobs:
+            return None, None
+        logprobs = getattr(choice, "logprobs", None)
+        tokens = getattr(logprobs, "tokens", None)
+        values = getattr(logprobs, "token_logprobs", None)
+        if not tokens or values is None:
+            raise ValueError(
+                f"server at {self.base_url} returned no token log-probabilities; "
+                "this server cannot give them (use logprobs=False)"
+            )
+        if not all(str(t).startswith("token_id:") for t in tokens):
+            raise ValueError(
+                f"server at {self.base_url} returned log-probabilities without token ids: "
+                "pass extra_body={'return_tokens_as_token_ids': True} (vLLM)"
+            )
+        ids = tuple(int(str(t).removeprefix("token_id:")) for t in tokens)
+        return ids, tuple(float(v) for v in values)
+
+    def _finish(self, sample: ServerSample) -> Completion:
+        ids: tuple[int, ...]
+        if sample.ids is not None and sample.logprobs is not None:
+            ids, logprobs = kept_tokens(self.decode, sample.ids, sample.logprobs, sample.text)
+        elif self.want_logprobs:
+            raise ValueError(f"server at {self.base_url} returned no tokens for a resumed sample")
+        else:
+            ids = tuple(self.encode(sample.text))
+            logprobs = (math.nan,) * len(ids)
+        return Completion(sample.text, ids, logprobs, sample.finish, sample.stop)
