@@ -42,8 +42,10 @@ def load_language_model(model: str, device: str, seed: int = 0) -> Any:
         from mrt_env.tinymath import load_tiny_lm
 
         return load_tiny_lm(model.partition(":")[2] or "base", device=device, dtype=torch.float32)
+    from mrt_env.config import check_model_path
     from mrt_env.lm.hf import HFLanguageModel
 
+    check_model_path(model)
     return HFLanguageModel.from_pretrained(model, device=device, dtype=torch.float32)
 
 
