@@ -37,24 +37,22 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
+
+from agents.checkpoint_checks import (
+    CheckpointError,
+    checked_generators,
+    checked_optimizer,
+    checked_trainer_state,
+    checked_weights,
+    model_tensors,
+    optimizer_state,
+    read_json,
+)
 
 LATEST = "latest.json"
 MANIFEST = "manifest.json"
 STEP_FOLDER = re.compile(r"step-\d{8}")
-WAYS_OUT = (
-    "Either resume from the newest checkpoint that verifies (mrt-train --resume-fallback; "
-    "train(..., fallback=True)) or start over in a new run folder (--out)."
-)
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, damaged or does not fit the model being trained."""
-
-    def __init__(self, path: Path | str, problem: str) -> None:
-        super().__init__(f"{path}: {problem}. {WAYS_OUT}")
-        self.path = Path(path)
 
 
 @dataclass(frozen=True)
@@ -113,7 +111,7 @@ def _write_manifest(folder: Path, step: int) -> None:
 
 def checkpoint_bytes(folder: Path) -> int:
     """Bytes of the files a checkpoint's manifest lists."""
-    manifest = _read_json(folder / MANIFEST)
+    manifest = read_json(folder / MANIFEST)
     return sum(int(entry["bytes"]) for entry in manifest["files"].values())
 
 
@@ -135,17 +133,7 @@ def optimizer_from_files(
     optimizer: torch.optim.Optimizer, tensors: Mapping[str, torch.Tensor], rest: Mapping[str, Any]
 ) -> None:
     """Load a state split by :func:`optimizer_to_files` back into ``optimizer``."""
-    optimizer.load_state_dict(_optimizer_state(tensors, rest))
-
-
-def _optimizer_state(tensors: Mapping[str, torch.Tensor], rest: Mapping[str, Any]) -> dict:
-    state: dict[int, dict[str, Any]] = {}
-    for key, value in tensors.items():
-        index, name = key.split(".", 1)
-        state.setdefault(int(index), {})[name] = value
-    for index, values in rest["scalars"].items():
-        state.setdefault(int(index), {}).update(values)
-    return {"state": state, "param_groups": rest["param_groups"]}
+    optimizer.load_state_dict(optimizer_state(tensors, rest))
 
 
 def save_checkpoint(
@@ -238,15 +226,6 @@ def remove_stale_temporaries(out_dir: str | Path) -> list[Path]:
     return stale
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CheckpointError(path, "the file is missing") from None
-    except (ValueError, UnicodeDecodeError) as error:
-        raise CheckpointError(path, f"not valid JSON ({error})") from None
-
-
 def latest_checkpoint(out_dir: str | Path) -> Path | None:
     """The folder ``latest.json`` points at, or ``None`` when the run has no checkpoint.
 
@@ -267,7 +246,7 @@ def latest_checkpoint(out_dir: str | Path) -> Path | None:
                 continue
             return folder
         return None
-    content = _read_json(pointer)
+    content = read_json(pointer)
     name = content.get("path") if isinstance(content, dict) else None
     if not isinstance(name, str) or not STEP_FOLDER.fullmatch(name):
         raise CheckpointError(
@@ -307,7 +286,7 @@ def verify_checkpoint(folder: str | Path) -> dict[str, Any]:
         CheckpointError: naming the first file that is missing or differs.
     """
     folder = Path(folder)
-    manifest = _read_json(folder / MANIFEST)
+    manifest = read_json(folder / MANIFEST)
     files = manifest.get("files") if isinstance(manifest, dict) else None
     if not isinstance(files, dict) or "trainer.json" not in files:
         raise CheckpointError(folder / MANIFEST, "not a checkpoint manifest")
@@ -322,113 +301,6 @@ def verify_checkpoint(folder: str | Path) -> dict[str, Any]:
         if _sha256(path) != entry["sha256"]:
             raise CheckpointError(path, "the checksum differs from the manifest (damaged file)")
     return manifest
-
-
-def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
-    try:
-        return load_file(str(path))
-    except FileNotFoundError:
-        raise CheckpointError(path, "the file is missing") from None
-    except (SafetensorError, OSError, ValueError) as error:
-        raise CheckpointError(path, f"not a readable safetensors file ({error})") from None
-
-
-def _model_tensors(folder: Path) -> tuple[Path, dict[str, torch.Tensor]]:
-    """All tensors of the (possibly sharded) saved model, and the file to name in errors."""
-    shards = sorted(folder.glob("model*.safetensors"))
-    if not shards:
-        raise CheckpointError(folder / "model.safetensors", "the file is missing")
-    tensors: dict[str, torch.Tensor] = {}
-    for shard in shards:
-        tensors.update(_load_tensors(shard))
-    return shards[0] if len(shards) == 1 else folder, tensors
-
-
-def _checked_weights(model: Any, path: Path, tensors: dict[str, torch.Tensor]) -> list[tuple]:
-    """``(parameter, tensor)`` pairs for every model tensor, after checking names, shapes and
-    finiteness; tied tensors (one storage) may be stored under any one of their names."""
-    state = model.state_dict()
-    unexpected = sorted(set(tensors) - set(state))
-    if unexpected:
-        raise CheckpointError(path, f"tensors the model does not have: {unexpected[:5]}")
-    by_storage: dict[Any, str] = {}
-    for name, value in state.items():
-        if name in tensors:
-            by_storage.setdefault((value.data_ptr(), value.shape), name)
-    pairs, missing = [], []
-    for name, value in state.items():
-        source = name if name in tensors else by_storage.get((value.data_ptr(), value.shape))
-        if source is None:
-            missing.append(name)
-            continue
-        stored = tensors[source]
-        if stored.shape != value.shape:
-            raise CheckpointError(
-                path,
-                f"tensor {name!r} has shape {tuple(stored.shape)}, the model {tuple(value.shape)}",
-            )
-        if stored.is_floating_point() and not bool(torch.isfinite(stored).all()):
-            raise CheckpointError(path, f"tensor {name!r} has non-finite values (NaN or inf)")
-        pairs.append((value, stored))
-    if missing:
-        raise CheckpointError(
-            path, f"{len(missing)} model tensor(s) missing, e.g. {missing[:3]} (incomplete file)"
-        )
-    return pairs
-
-
-def _checked_optimizer(optimizer: torch.optim.Optimizer, folder: Path) -> dict[str, Any] | None:
-    """The optimizer state dict of ``folder`` (``None`` when it was not saved), checked
-    against the optimizer's parameters."""
-    path = folder / "optimizer.safetensors"
-    if not path.exists() and not (folder / "optimizer.json").exists():
-        return None
-    tensors = _load_tensors(path)
-    rest = _read_json(folder / "optimizer.json")
-    try:
-        state = _optimizer_state(tensors, rest)
-    except (KeyError, ValueError, TypeError, AttributeError) as error:
-        raise CheckpointError(folder / "optimizer.json", f"malformed ({error!r})") from None
-    params = [p for group in optimizer.param_groups for p in group["params"]]
-    saved = [len(group.get("params", ())) for group in state["param_groups"]]
-    if saved != [len(group["params"]) for group in optimizer.param_groups]:
-        raise CheckpointError(path, "parameter groups differ from the optimizer's")
-    for index, values in state["state"].items():
-        if not 0 <= index < len(params):
-            raise CheckpointError(path, f"state for parameter {index} of {len(params)}")
-        for name, value in values.items():
-            tensor = isinstance(value, torch.Tensor) and value.dim() > 0
-            if tensor and value.shape != params[index].shape:
-                raise CheckpointError(path, f"{index}.{name} has the wrong shape")
-    return state
-
-
-def _checked_generators(
-    folder: Path, generators: Mapping[str, torch.Generator]
-) -> dict[str, torch.Tensor]:
-    path = folder / "rng.safetensors"
-    states = _load_tensors(path)
-    for name in generators:
-        if name not in states:
-            raise CheckpointError(path, f"no state for the generator {name!r}")
-        try:
-            torch.Generator().set_state(states[name])
-        except (RuntimeError, TypeError, ValueError) as error:
-            raise CheckpointError(path, f"invalid state of generator {name!r} ({error})") from None
-    return states
-
-
-def _checked_trainer_state(folder: Path, numpy_rng: np.random.Generator) -> dict[str, Any]:
-    path = folder / "trainer.json"
-    state = _read_json(path)
-    if not isinstance(state, dict) or not isinstance(state.get("step"), int):
-        raise CheckpointError(path, "no integer 'step'")
-    try:
-        probe = np.random.Generator(type(numpy_rng.bit_generator)())
-        probe.bit_generator.state = state["numpy_rng"]
-    except (KeyError, TypeError, ValueError) as error:
-        raise CheckpointError(path, f"invalid numpy generator state ({error!r})") from None
-    return state
 
 
 def load_checkpoint(
@@ -452,20 +324,20 @@ def load_checkpoint(
     """
     folder = Path(folder)
     verify_checkpoint(folder)
-    path, tensors = _model_tensors(folder)
-    pairs = _checked_weights(model, path, tensors)
-    optimizer_state = _checked_optimizer(optimizer, folder)
-    rng_states = _checked_generators(folder, generators)
-    state = _checked_trainer_state(folder, numpy_rng)
+    path, tensors = model_tensors(folder)
+    pairs = checked_weights(model, path, tensors)
+    saved_optimizer = checked_optimizer(optimizer, folder)
+    rng_states = checked_generators(folder, generators)
+    state = checked_trainer_state(folder, numpy_rng)
     with torch.no_grad():
         for parameter, stored in pairs:
             parameter.copy_(stored)
-    if optimizer_state is not None:
-        optimizer.load_state_dict(optimizer_state)
+    if saved_optimizer is not None:
+        optimizer.load_state_dict(saved_optimizer)
     for name, generator in generators.items():
         generator.set_state(rng_states[name])
     numpy_rng.bit_generator.state = state.pop("numpy_rng")
-    return LoadedCheckpoint(folder, state, optimizer_state is not None)
+    return LoadedCheckpoint(folder, state, saved_optimizer is not None)
 
 
 def resume_from(
