@@ -1,34 +1,58 @@
-"""Atomic, pickle-free training checkpoints.
+"""Atomic, verified, pickle-free training checkpoints.
 
 A checkpoint is a folder ``DIR/checkpoints/step-NNNNNNNN`` holding
 
 - the model and tokenizer (``save_pretrained``: safetensors + JSON),
-- ``optimizer.safetensors`` (every tensor of the optimizer state) and ``optimizer.json``
-  (the rest: parameter groups, scalar state),
+- optionally ``optimizer.safetensors`` (every tensor of the optimizer state) and
+  ``optimizer.json`` (the rest: parameter groups, scalar state),
 - ``rng.safetensors`` (torch generator states as uint8 tensors) and ``trainer.json`` (step,
-  elapsed time, counters, the numpy bit-generator state).
+  elapsed time, counters, the numpy bit-generator state),
+- ``manifest.json``, written last: the size and SHA-256 of every other file.
 
-It is written to a temporary folder, every file is fsynced, then the folder is renamed into
-place with ``os.replace`` and ``DIR/checkpoints/latest.json`` is replaced atomically to point
-at it. A run killed at any moment leaves either the previous or the new checkpoint, never a
-torn one. Older checkpoints are deleted after the pointer moves.
+It is written to a temporary folder ``.tmp-step-*``, every file is fsynced, then the folder is
+renamed into place with ``os.replace`` and ``DIR/checkpoints/latest.json`` is replaced
+atomically to point at it. A run killed at any moment leaves either the previous or the new
+checkpoint, never a torn one. Only then are checkpoints beyond the newest ``keep`` deleted,
+so old and new coexist only while the new one is written. A failed save removes its
+temporary folder; :func:`remove_stale_temporaries` removes those of killed runs.
+
+Loading verifies before it changes anything: the manifest's sizes and checksums, every model
+tensor present with its shape (tied weights may be stored once), finite weights, the
+optimizer and RNG states. Any problem raises :class:`CheckpointError` naming the file and the
+two ways out: resume from the newest checkpoint that verifies (``fallback=True``), or start
+a new run folder.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
+
+from agents.checkpoint_checks import (
+    CheckpointError,
+    checked_generators,
+    checked_optimizer,
+    checked_trainer_state,
+    checked_weights,
+    model_tensors,
+    optimizer_state,
+    read_json,
+)
 
 LATEST = "latest.json"
+MANIFEST = "manifest.json"
+STEP_FOLDER = re.compile(r"step-\d{8}")
 
 
 @dataclass(frozen=True)
@@ -38,18 +62,12 @@ class LoadedCheckpoint:
     Attributes:
         path: The checkpoint folder.
         trainer_state: The JSON trainer state (step, elapsed seconds, counters).
+        has_optimizer: Whether the optimizer state was saved (and restored).
     """
 
     path: Path
     trainer_state: dict[str, Any]
-
-
-def _fsync_tree(root: Path) -> None:
-    for path in sorted(root.rglob("*")):
-        if path.is_file():
-            with open(path, "rb") as handle:
-                os.fsync(handle.fileno())
-    _fsync_dir(root)
+    has_optimizer: bool = True
 
 
 def _fsync_dir(path: Path) -> None:
@@ -70,6 +88,33 @@ def _write_json_atomic(path: Path, payload: Mapping[str, Any]) -> None:
     _fsync_dir(path.parent)
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_manifest(folder: Path, step: int) -> None:
+    """Fsync every file, then write ``manifest.json`` (sizes and checksums) last."""
+    files = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        with open(path, "rb") as handle:
+            os.fsync(handle.fileno())
+        files[path.relative_to(folder).as_posix()] = {
+            "bytes": path.stat().st_size,
+            "sha256": _sha256(path),
+        }
+    _write_json_atomic(folder / MANIFEST, {"format": 1, "step": step, "files": files})
+
+
+def checkpoint_bytes(folder: Path) -> int:
+    """Bytes of the files a checkpoint's manifest lists."""
+    manifest = read_json(folder / MANIFEST)
+    return sum(int(entry["bytes"]) for entry in manifest["files"].values())
+
+
 def optimizer_to_files(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
     """Split an optimizer ``state_dict`` into tensors (safetensors) and JSON-ready rest."""
     state = optimizer.state_dict()
@@ -88,13 +133,7 @@ def optimizer_from_files(
     optimizer: torch.optim.Optimizer, tensors: Mapping[str, torch.Tensor], rest: Mapping[str, Any]
 ) -> None:
     """Load a state split by :func:`optimizer_to_files` back into ``optimizer``."""
-    state: dict[int, dict[str, Any]] = {}
-    for key, value in tensors.items():
-        index, name = key.split(".", 1)
-        state.setdefault(int(index), {})[name] = value
-    for index, values in rest["scalars"].items():
-        state.setdefault(int(index), {}).update(values)
-    optimizer.load_state_dict({"state": state, "param_groups": rest["param_groups"]})
+    optimizer.load_state_dict(optimizer_state(tensors, rest))
 
 
 def save_checkpoint(
@@ -106,9 +145,10 @@ def save_checkpoint(
     generators: Mapping[str, torch.Generator],
     numpy_rng: np.random.Generator,
     trainer_state: Mapping[str, Any],
-    keep: int = 1,
+    keep: int = 2,
+    save_optimizer: bool = True,
 ) -> Path:
-    """Write a checkpoint atomically and point ``latest.json`` at it.
+    """Write a checkpoint atomically, point ``latest.json`` at it, keep the newest ``keep``.
 
     Args:
         out_dir: The run folder (checkpoints go to ``out_dir/checkpoints``).
@@ -118,52 +158,149 @@ def save_checkpoint(
         generators: Named torch generators whose states are saved.
         numpy_rng: The trainer's numpy generator.
         trainer_state: JSON-ready state; must hold ``"step"``.
-        keep: Checkpoints kept (older ones are deleted after the pointer moves).
+        keep: Checkpoints kept (older ones are deleted after the pointer moves; >= 1).
+        save_optimizer: Save the optimizer state (a resume without it restarts the optimizer's
+            moments, so it is no longer identical to an uninterrupted run).
 
     Returns:
         The checkpoint folder.
     """
+    if keep < 1:
+        raise ValueError(f"keep must be >= 1, got {keep}")
     root = Path(out_dir) / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     step = int(trainer_state["step"])
     final = root / f"step-{step:08d}"
     temporary = root / f".tmp-step-{step:08d}-{os.getpid()}"
     shutil.rmtree(temporary, ignore_errors=True)
-    model.save_pretrained(temporary, safe_serialization=True)
-    tokenizer.save_pretrained(temporary)
-    tensors, rest = optimizer_to_files(optimizer)
-    save_file(tensors, str(temporary / "optimizer.safetensors"))
-    (temporary / "optimizer.json").write_text(json.dumps(rest), encoding="utf-8")
-    rng_tensors = {name: g.get_state() for name, g in generators.items()}
-    save_file(rng_tensors, str(temporary / "rng.safetensors"))
-    payload = {**trainer_state, "numpy_rng": numpy_rng.bit_generator.state}
-    (temporary / "trainer.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
-    _fsync_tree(temporary)
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(temporary, final)
-    _fsync_dir(root)
+    try:
+        model.save_pretrained(temporary, safe_serialization=True)
+        tokenizer.save_pretrained(temporary)
+        if save_optimizer:
+            tensors, rest = optimizer_to_files(optimizer)
+            save_file(tensors, str(temporary / "optimizer.safetensors"))
+            (temporary / "optimizer.json").write_text(json.dumps(rest), encoding="utf-8")
+        rng_tensors = {name: g.get_state() for name, g in generators.items()}
+        save_file(rng_tensors, str(temporary / "rng.safetensors"))
+        payload = {**trainer_state, "numpy_rng": numpy_rng.bit_generator.state}
+        (temporary / "trainer.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
+        _write_manifest(temporary, step)
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(temporary, final)
+        _fsync_dir(root)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
     _write_json_atomic(root / LATEST, {"step": step, "path": final.name})
-    _prune(root, keep)
+    _prune(root, keep, final)
     return final
 
 
-def _prune(root: Path, keep: int) -> None:
-    folders = sorted(p for p in root.glob("step-*") if p.is_dir())
-    for folder in folders[: max(len(folders) - keep, 0)]:
+def _step_folders(root: Path) -> list[Path]:
+    """Complete-looking step folders, newest first."""
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.is_dir() and STEP_FOLDER.fullmatch(p.name)]
+    return sorted(found, key=lambda p: p.name, reverse=True)
+
+
+def _prune(root: Path, keep: int, current: Path) -> None:
+    for folder in _step_folders(root)[keep:]:
+        if folder != current:
+            shutil.rmtree(folder, ignore_errors=True)
+    remove_stale_temporaries(root.parent)
+
+
+def has_checkpoints(out_dir: str | Path) -> bool:
+    """Whether the run folder holds a checkpoint pointer or step folder."""
+    root = Path(out_dir) / "checkpoints"
+    return (root / LATEST).exists() or bool(_step_folders(root))
+
+
+def remove_stale_temporaries(out_dir: str | Path) -> list[Path]:
+    """Delete the ``.tmp-step-*`` folders that killed or failed saves left; returns them."""
+    root = Path(out_dir) / "checkpoints"
+    stale = sorted(root.glob(".tmp-step-*")) if root.is_dir() else []
+    for folder in stale:
         shutil.rmtree(folder, ignore_errors=True)
-    for stale in root.glob(".tmp-step-*"):
-        shutil.rmtree(stale, ignore_errors=True)
+    return stale
 
 
 def latest_checkpoint(out_dir: str | Path) -> Path | None:
-    """The folder ``latest.json`` points at, or ``None`` when there is no checkpoint."""
-    pointer = Path(out_dir) / "checkpoints" / LATEST
+    """The folder ``latest.json`` points at, or ``None`` when the run has no checkpoint.
+
+    Without ``latest.json`` (deleted, or lost) the newest step folder whose manifest verifies
+    is returned. ``latest.json`` may only name a step folder of this run.
+
+    Raises:
+        CheckpointError: ``latest.json`` is unreadable, names something outside the run, or a
+            folder that is not a complete checkpoint.
+    """
+    root = Path(out_dir) / "checkpoints"
+    pointer = root / LATEST
     if not pointer.exists():
+        for folder in _step_folders(root):
+            try:
+                verify_checkpoint(folder)
+            except CheckpointError:
+                continue
+            return folder
         return None
-    folder = pointer.parent / json.loads(pointer.read_text(encoding="utf-8"))["path"]
+    content = read_json(pointer)
+    name = content.get("path") if isinstance(content, dict) else None
+    if not isinstance(name, str) or not STEP_FOLDER.fullmatch(name):
+        raise CheckpointError(
+            pointer, f"'path' must name a step folder of this run (step-NNNNNNNN), got {name!r}"
+        )
+    folder = root / name
     if not (folder / "trainer.json").exists():
-        raise FileNotFoundError(f"{pointer} points at {folder}, which is not a checkpoint")
+        raise CheckpointError(pointer, f"points at {folder}, which is not a checkpoint")
     return folder
+
+
+def checkpoint_candidates(out_dir: str | Path, fallback: bool) -> Iterator[Path]:
+    """Checkpoints to resume from, best first: the latest (see :func:`latest_checkpoint`),
+    then, with ``fallback``, every other step folder, newest first."""
+    root = Path(out_dir) / "checkpoints"
+    seen: set[Path] = set()
+    try:
+        latest = latest_checkpoint(out_dir)
+    except CheckpointError:
+        if not fallback:
+            raise
+        latest = None
+    if latest is not None:
+        seen.add(latest)
+        yield latest
+    if fallback:
+        yield from (folder for folder in _step_folders(root) if folder not in seen)
+
+
+def verify_checkpoint(folder: str | Path) -> dict[str, Any]:
+    """Check the manifest of ``folder``: every listed file present with its size and SHA-256.
+
+    Returns:
+        The manifest.
+
+    Raises:
+        CheckpointError: naming the first file that is missing or differs.
+    """
+    folder = Path(folder)
+    manifest = read_json(folder / MANIFEST)
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict) or "trainer.json" not in files:
+        raise CheckpointError(folder / MANIFEST, "not a checkpoint manifest")
+    for name, entry in files.items():
+        path = folder / name
+        if not path.is_file():
+            raise CheckpointError(path, "the file is missing")
+        if path.stat().st_size != entry["bytes"]:
+            raise CheckpointError(
+                path, f"{path.stat().st_size} bytes, the manifest says {entry['bytes']}"
+            )
+        if _sha256(path) != entry["sha256"]:
+            raise CheckpointError(path, "the checksum differs from the manifest (damaged file)")
+    return manifest
 
 
 def load_checkpoint(
@@ -174,23 +311,60 @@ def load_checkpoint(
     generators: Mapping[str, torch.Generator],
     numpy_rng: np.random.Generator,
 ) -> LoadedCheckpoint:
-    """Restore model weights, optimizer, generators and the numpy RNG in place.
+    """Verify ``folder`` completely, then restore weights, optimizer and RNGs in place.
+
+    Nothing is changed unless every check passes (see the module docs).
 
     Returns:
-        The folder and the JSON trainer state (``numpy_rng`` removed).
-    """
-    from safetensors.torch import load_model
+        The folder, the JSON trainer state (``numpy_rng`` removed) and whether the optimizer
+        state was restored.
 
+    Raises:
+        CheckpointError: naming the file that is missing, damaged or does not fit.
+    """
     folder = Path(folder)
-    weights = folder / "model.safetensors"
-    if not weights.exists():
-        raise FileNotFoundError(f"{folder} has no model.safetensors")
-    load_model(model, str(weights), strict=False)
-    rest = json.loads((folder / "optimizer.json").read_text(encoding="utf-8"))
-    optimizer_from_files(optimizer, load_file(str(folder / "optimizer.safetensors")), rest)
-    rng_tensors = load_file(str(folder / "rng.safetensors"))
+    verify_checkpoint(folder)
+    path, tensors = model_tensors(folder)
+    pairs = checked_weights(model, path, tensors)
+    saved_optimizer = checked_optimizer(optimizer, folder)
+    rng_states = checked_generators(folder, generators)
+    state = checked_trainer_state(folder, numpy_rng)
+    with torch.no_grad():
+        for parameter, stored in pairs:
+            parameter.copy_(stored)
+    if saved_optimizer is not None:
+        optimizer.load_state_dict(saved_optimizer)
     for name, generator in generators.items():
-        generator.set_state(rng_tensors[name])
-    state = json.loads((folder / "trainer.json").read_text(encoding="utf-8"))
+        generator.set_state(rng_states[name])
     numpy_rng.bit_generator.state = state.pop("numpy_rng")
-    return LoadedCheckpoint(folder, state)
+    return LoadedCheckpoint(folder, state, saved_optimizer is not None)
+
+
+def resume_from(
+    out_dir: str | Path,
+    load: Callable[[Path], LoadedCheckpoint],
+    *,
+    fallback: bool = False,
+    warn: Callable[[str], None] = print,
+) -> LoadedCheckpoint | None:
+    """Load the run's latest checkpoint with ``load`` (``None`` when there is none).
+
+    With ``fallback`` a checkpoint that fails verification is reported with ``warn`` and the
+    next older one is tried; without it the first failure is raised.
+    """
+    failures: list[str] = []
+    for folder in checkpoint_candidates(out_dir, fallback):
+        try:
+            loaded = load(folder)
+        except CheckpointError as error:
+            if not fallback:
+                raise
+            failures.append(str(error))
+            warn(f"skipping a checkpoint that does not verify: {error.path}")
+            continue
+        return loaded
+    if failures:
+        raise CheckpointError(
+            Path(out_dir) / "checkpoints", f"no checkpoint verifies ({len(failures)} tried)"
+        )
+    return None

@@ -11,6 +11,8 @@ Rerunning the same command after the process was killed resumes from the last ch
 from __future__ import annotations
 
 import dataclasses
+import functools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,12 +24,18 @@ app = typer.Typer(add_completion=False, help=__doc__, pretty_exceptions_enable=F
 
 
 def _algo_config(
-    algo: str, normalize_std: bool, credit: str, alpha: float, keep_per_problem: int
+    algo: str, normalize_std: bool, credit: str | None, alpha: float, keep_per_problem: int
 ) -> GRPOConfig | MRTConfig | STaRConfig:
+    if credit is not None and algo != "mrt":
+        raise typer.BadParameter(f"--credit applies to --algo mrt only, not {algo!r}")
     if algo == "grpo":
         return GRPOConfig(normalize_std=normalize_std)
     if algo == "mrt":
-        return MRTConfig(credit=credit, alpha=alpha, normalize_std=normalize_std)  # type: ignore[arg-type]
+        return MRTConfig(
+            credit=credit or MRTConfig.credit,  # type: ignore[arg-type]
+            alpha=alpha,
+            normalize_std=normalize_std,
+        )
     if algo == "star":
         return STaRConfig(keep_per_problem=keep_per_problem)
     raise typer.BadParameter(f"--algo must be grpo, mrt or star, got {algo!r}")
@@ -138,7 +146,30 @@ def _train_trl(options: dict[str, Any], config: TrainConfig, algo_config: Any) -
     typer.echo(f"{options['algo']} (trl): {step} steps; model saved to {path}")
 
 
+def _clean_errors(command: Callable[..., None]) -> Callable[..., None]:
+    """Report bad settings (exit 2) and refused runs (exit 1) as one message, no traceback."""
+
+    @functools.wraps(command)
+    def wrapped(*args: Any, **kwargs: Any) -> None:
+        from agents.checkpoint import CheckpointError
+        from agents.run_folder import RunFolderError
+        from agents.trainer import NonFiniteError
+
+        try:
+            command(*args, **kwargs)
+        except (ValueError, KeyError, FileNotFoundError) as error:
+            message = error.args[0] if isinstance(error, KeyError) and error.args else error
+            typer.echo(f"Error: {message}", err=True)
+            raise typer.Exit(2) from None
+        except (CheckpointError, RunFolderError, NonFiniteError) as error:
+            typer.echo(f"Error: {error}", err=True)
+            raise typer.Exit(1) from None
+
+    return wrapped
+
+
 @app.command()
+@_clean_errors
 def main(
     algo: Annotated[str, typer.Option(help="grpo | mrt | star")] = "grpo",
     model: Annotated[
@@ -163,8 +194,9 @@ def main(
     updates_per_batch: Annotated[int, typer.Option(help="gradient steps per rollout batch")] = 1,
     normalize_std: Annotated[bool, typer.Option(help="divide by the group std")] = True,
     credit: Annotated[
-        str, typer.Option(help="mrt: released | progress | progress_to_go")
-    ] = "progress",
+        str | None,
+        typer.Option(help="mrt: released | progress | progress_to_go (default progress)"),
+    ] = None,
     alpha: Annotated[float, typer.Option(help="mrt: weight of the progress term")] = 1.0,
     keep_per_problem: Annotated[int, typer.Option(help="star: traces kept per problem")] = 1,
     temperature: Annotated[float, typer.Option(help="sampling temperature")] = 0.8,
@@ -199,7 +231,19 @@ def main(
     zero_reward_steps: Annotated[
         int, typer.Option(help="warn after N steps of all-zero rewards (0 = never)")
     ] = 3,
-    checkpoint_interval: Annotated[int, typer.Option(help="checkpoint every N steps")] = 1,
+    checkpoint_interval: Annotated[
+        int, typer.Option(help="checkpoint every N steps (and after the last)")
+    ] = TrainConfig.checkpoint_interval,
+    keep_checkpoints: Annotated[int, typer.Option(help="newest checkpoints kept (>= 2)")] = 2,
+    checkpoint_optimizer: Annotated[
+        bool, typer.Option(help="save the optimizer state (exact resume)")
+    ] = True,
+    resume_fallback: Annotated[
+        bool, typer.Option(help="resume from the newest verified checkpoint if the latest fails")
+    ] = False,
+    allow_changed_settings: Annotated[
+        bool, typer.Option(help="resume even if settings differ from run.json")
+    ] = False,
     reward: Annotated[str, typer.Option(help="outcome | return (summed env rewards)")] = "outcome",
     env_rewards: Annotated[str, typer.Option(help="env reward modules, comma-separated")] = (
         "outcome,progress"
@@ -285,6 +329,8 @@ def main(
         run_settings=settings,
         progress=progress,
         tensorboard=tensorboard,
+        fallback=resume_fallback,
+        allow_changed_settings=allow_changed_settings,
     )
     path = export_model(session, out / "model")
     typer.echo(

@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -96,8 +97,14 @@ class TrainConfig:
         prover_samples: K, forced answers per J estimate.
         eval_interval: Held-out evaluation every this many steps (``0`` = never).
         eval_problems: Held-out problems per evaluation.
-        checkpoint_interval: Write a checkpoint every this many steps (``1`` loses at most one
-            step of work when killed).
+        checkpoint_interval: Write a checkpoint every this many steps (and after the last);
+            a killed run loses at most this many steps of work.
+        keep_checkpoints: Newest checkpoints kept (>= 2, so a damaged latest one has a
+            verified predecessor to fall back to); older ones are deleted only after a new
+            one is complete.
+        checkpoint_optimizer: Save the optimizer state (AdamW: twice the weights) in each
+            checkpoint; without it a resume restarts the optimizer's moments and is no longer
+            identical to an uninterrupted run.
         seed: Seed of every random choice (problems, sampling, cuts).
         device: ``"cpu"`` or ``"cuda"`` (bf16 on cuda).
         reward: What a trajectory's outcome advantage is computed from: ``"outcome"`` (the
@@ -131,7 +138,9 @@ class TrainConfig:
     prover_samples: int = 4
     eval_interval: int = 0
     eval_problems: int = 32
-    checkpoint_interval: int = 1
+    checkpoint_interval: int = 10
+    keep_checkpoints: int = 2
+    checkpoint_optimizer: bool = True
     seed: int = 0
     device: str = "cpu"
     reward: RewardSource = "outcome"
@@ -154,9 +163,14 @@ class TrainConfig:
             value = getattr(self, name)
             _require(value is None or value >= 1, f"{name} must be >= 1 or None, got {value}")
         _require(self.zero_reward_steps >= 0, "zero_reward_steps must be >= 0")
+        _require(self.keep_checkpoints >= 2, "keep_checkpoints must be >= 2")
         _require(self.minutes is None or self.minutes > 0, "minutes must be > 0 or None")
-        _require(self.lr > 0, f"lr must be > 0, got {self.lr}")
-        _require(self.kl_coef >= 0, f"kl_coef must be >= 0, got {self.kl_coef}")
+        _require(0 < self.lr < math.inf, f"lr must be a finite number > 0, got {self.lr}")
+        _require(
+            0 < self.max_grad_norm < math.inf,
+            f"max_grad_norm must be finite and > 0: {self.max_grad_norm}",
+        )
+        _require(0 <= self.kl_coef < math.inf, f"kl_coef must be >= 0, got {self.kl_coef}")
         _require(0 < self.clip_eps < 1, f"clip_eps must be in (0, 1), got {self.clip_eps}")
         _require(self.eval_interval >= 0, "eval_interval must be >= 0")
         _require(self.reward in ("outcome", "return"), "reward must be outcome or return")

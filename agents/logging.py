@@ -2,16 +2,20 @@
 
 Keys are ``namespace/name``: ``reward/outcome``, ``reward/progress``, ``env/j``,
 ``env/regret``, ``charts/tokens``, ``losses/policy``, ``losses/kl``, ``eval/pass@1`` ...
+Non-finite values are recorded as they are: ``NaN``, ``Infinity`` and ``-Infinity`` in
+``metrics.jsonl`` (Python's ``json`` reads them back as floats), NaN/inf in TensorBoard.
 Importing this module configures nothing.
 """
 
 from __future__ import annotations
 
 import json
-import math
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+METRICS_FILE = "metrics.jsonl"
 
 
 class ScalarLogger:
@@ -20,34 +24,44 @@ class ScalarLogger:
     Args:
         log_dir: Folder of the event files and ``metrics.jsonl``.
         tensorboard: Whether to write TensorBoard event files.
+        resume_step: The step training (re)starts from (``0`` for a fresh run): lines and
+            events of later steps, written before the run was interrupted, are removed first,
+            so a resumed run never records a step twice. ``None`` appends to what is there.
 
     Example:
         >>> import tempfile
         >>> with tempfile.TemporaryDirectory() as d:
         ...     log = ScalarLogger(d, tensorboard=False)
-        ...     log.log({"losses/policy": 0.5}, step=1)
+        ...     log.log({"losses/policy": 0.5, "losses/kl": float("nan")}, step=1)
         ...     log.close()
         ...     (Path(d) / "metrics.jsonl").read_text().strip()
-        '{"losses/policy": 0.5, "step": 1}'
+        '{"losses/kl": NaN, "losses/policy": 0.5, "step": 1}'
     """
 
-    def __init__(self, log_dir: str | Path, tensorboard: bool = True) -> None:
+    def __init__(
+        self, log_dir: str | Path, tensorboard: bool = True, resume_step: int | None = None
+    ) -> None:
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        path = self.log_dir / METRICS_FILE
+        if resume_step is not None:
+            trim_metrics(path, resume_step)
         self._writer: Any = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._writer = SummaryWriter(str(self.log_dir))
-        self._jsonl = open(self.log_dir / "metrics.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+            purge = None if resume_step is None else resume_step + 1
+            self._writer = SummaryWriter(str(self.log_dir), purge_step=purge)
+        self._jsonl = open(path, "a", encoding="utf-8")  # noqa: SIM115
 
     def log(self, scalars: Mapping[str, float | int | None], step: int) -> None:
-        """Record every finite scalar of ``scalars`` at ``step``; keys must be namespaced."""
+        """Record every scalar of ``scalars`` (``None`` skipped) at ``step``; keys must be
+        namespaced. NaN and infinities are recorded, not dropped."""
         clean: dict[str, float] = {}
         for key, value in scalars.items():
             if "/" not in key:
                 raise ValueError(f"metric key {key!r} must be namespaced like 'losses/policy'")
-            if value is None or not math.isfinite(float(value)):
+            if value is None:
                 continue
             clean[key] = float(value)
             if self._writer is not None:
@@ -61,3 +75,35 @@ class ScalarLogger:
             self._writer.flush()
             self._writer.close()
         self._jsonl.close()
+
+
+def trim_metrics(path: Path, last_step: int) -> int:
+    """Drop the lines of ``path`` after step ``last_step`` (and any torn line); returns how
+    many were dropped. A missing file is left missing.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     path = Path(d) / "metrics.jsonl"
+        ...     _ = path.write_text('{"step": 1}\\n{"step": 2}\\n{"ste')
+        ...     trim_metrics(path, 1), path.read_text()
+        (2, '{"step": 1}\\n')
+    """
+    if not path.exists():
+        return 0
+    kept, dropped = [], 0
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            step = json.loads(line)["step"]
+        except (ValueError, KeyError, TypeError):
+            dropped += 1
+            continue
+        if isinstance(step, int) and step <= last_step:
+            kept.append(line)
+        else:
+            dropped += 1
+    if dropped:
+        temporary = path.with_suffix(".jsonl.tmp")
+        temporary.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        os.replace(temporary, path)
+    return dropped

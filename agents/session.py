@@ -52,8 +52,10 @@ def load_language_model(model: str, device: str, seed: int = 0, **options: Any) 
 
         variant = model.partition(":")[2] or "base"
         return load_tiny_lm(variant, device=device, dtype=torch.float32, **options)
+    from mrt_env.config import check_model_path
     from mrt_env.lm.hf import HFLanguageModel
 
+    check_model_path(model)
     return HFLanguageModel.from_pretrained(model, device=device, dtype=torch.float32, **options)
 
 

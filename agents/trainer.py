@@ -9,7 +9,7 @@ Example:
 
 from __future__ import annotations
 
-import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,10 +20,19 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from agents.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from agents.checkpoint import (
+    LoadedCheckpoint,
+    checkpoint_bytes,
+    has_checkpoints,
+    load_checkpoint,
+    remove_stale_temporaries,
+    resume_from,
+    save_checkpoint,
+)
 from agents.config import GRPOConfig, MRTConfig, STaRConfig, TrainConfig, config_to_dict
 from agents.logging import ScalarLogger
 from agents.monitor import RunMonitor
+from agents.run_folder import RunLock, check_identity
 from agents.session import TrainSession
 
 Evaluator = Callable[[TrainSession, int], dict[str, float]]
@@ -70,19 +79,45 @@ class TrainResult:
     last_metrics: dict[str, float]
 
 
+class NonFiniteError(RuntimeError):
+    """Training produced a non-finite loss, gradient norm or weight; the run stopped."""
+
+
+def first_non_finite(metrics: dict[str, float], model: torch.nn.Module) -> str | None:
+    """What is non-finite after a step: a ``losses/*`` metric of a step that trained on
+    tokens, or a model weight (``None`` when everything is finite)."""
+    if metrics.get("charts/trained_tokens", 1.0) > 0:
+        for key, value in metrics.items():
+            if key.startswith("losses/") and not math.isfinite(value):
+                return f"{key} = {value}"
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if not bool(torch.isfinite(parameter).all()):
+                return f"weight {name}"
+    return None
+
+
 def _resume(
-    session: TrainSession, out_dir: Path, rng: np.random.Generator, generator: torch.Generator
+    session: TrainSession,
+    out: Path,
+    rng: np.random.Generator,
+    generator: torch.Generator,
+    fallback: bool,
 ) -> tuple[int, float, int | None]:
-    folder = latest_checkpoint(out_dir)
-    if folder is None:
+    def load(folder: Path) -> LoadedCheckpoint:
+        return load_checkpoint(
+            folder,
+            model=session.learner.model,
+            optimizer=session.learner.optimizer,
+            generators={"trainer": generator},
+            numpy_rng=rng,
+        )
+
+    loaded = resume_from(out, load, fallback=fallback, warn=tqdm.write)
+    if loaded is None:
         return 0, 0.0, None
-    loaded = load_checkpoint(
-        folder,
-        model=session.learner.model,
-        optimizer=session.learner.optimizer,
-        generators={"trainer": generator},
-        numpy_rng=rng,
-    )
+    if not loaded.has_optimizer:
+        tqdm.write(f"{loaded.path} has no optimizer state: the optimizer starts afresh")
     step = int(loaded.trainer_state["step"])
     return step, float(loaded.trainer_state["elapsed_s"]), step
 
@@ -95,7 +130,8 @@ def _checkpoint(
     step: int,
     elapsed: float,
 ) -> None:
-    save_checkpoint(
+    started = time.perf_counter()
+    folder = save_checkpoint(
         out,
         model=session.learner.model,
         tokenizer=session.lm.tokenizer,
@@ -103,7 +139,12 @@ def _checkpoint(
         generators={"trainer": generator},
         numpy_rng=rng,
         trainer_state={"step": step, "elapsed_s": elapsed},
+        keep=session.config.keep_checkpoints,
+        save_optimizer=session.config.checkpoint_optimizer,
     )
+    megabytes = checkpoint_bytes(folder) / 1e6
+    seconds = time.perf_counter() - started
+    tqdm.write(f"checkpoint {folder.name}: {megabytes:.1f} MB written in {seconds:.2f}s")
 
 
 def _out_of_time(config: TrainConfig, elapsed: float) -> bool:
@@ -119,50 +160,93 @@ def train(
     run_settings: dict[str, Any] | None = None,
     progress: bool = True,
     tensorboard: bool = True,
+    fallback: bool = False,
+    allow_changed_settings: bool = False,
 ) -> TrainResult:
     """Train until ``config.steps`` or ``config.minutes``, resuming from ``out_dir`` if possible.
 
-    Every ``checkpoint_interval`` steps a checkpoint is written atomically; rerunning the same
-    command after a kill continues from it. Per-step randomness comes from a numpy generator
-    seeded with ``config.seed`` and saved in every checkpoint, and caches are dropped at every
-    step, so a resumed run repeats exactly what the uninterrupted run would have done.
+    Every ``checkpoint_interval`` steps (and after the last) a verified checkpoint is written
+    atomically; rerunning the same command after a kill continues from the latest one.
+    Per-step randomness comes from a numpy generator seeded with ``config.seed`` and saved in
+    every checkpoint, and caches are dropped at every step, so a resumed run repeats exactly
+    what the uninterrupted run would have done. The folder is locked while training (a
+    second trainer is refused), its settings are stored once in ``run.json`` and a resume
+    with other settings is refused (see :mod:`agents.run_folder`).
+
+    Args:
+        fallback: When the latest checkpoint does not verify, resume from the newest one
+            that does (instead of stopping with the error).
+        allow_changed_settings: Resume even if the settings differ from ``run.json``.
+
+    Raises:
+        NonFiniteError: a step produced a non-finite loss, gradient norm or weight (the
+            step is logged; the last checkpoint written is the last good state).
+        agents.checkpoint.CheckpointError: the checkpoint to resume from is damaged.
+        agents.run_folder.RunFolderError: another trainer uses the folder, or it holds a
+            run with other settings.
 
     Returns:
         A :class:`TrainResult`.
     """
-    config, out = session.config, Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(out_dir)
+    with RunLock(out):
+        return _train_locked(
+            algorithm,
+            session,
+            out,
+            evaluator,
+            run_settings,
+            progress,
+            tensorboard,
+            fallback,
+            allow_changed_settings,
+        )
+
+
+def _train_locked(
+    algorithm: Algorithm,
+    session: TrainSession,
+    out: Path,
+    evaluator: Evaluator | None,
+    run_settings: dict[str, Any] | None,
+    progress: bool,
+    tensorboard: bool,
+    fallback: bool,
+    allow_changed_settings: bool,
+) -> TrainResult:
+    config = session.config
     settings = {"algo": algorithm.name, "train": config_to_dict(config), **(run_settings or {})}
-    (out / "run.json").write_text(json.dumps(settings, indent=2, default=str), encoding="utf-8")
+    for stale in remove_stale_temporaries(out):
+        tqdm.write(f"removed {stale}, left by an interrupted checkpoint write")
     rng = np.random.default_rng(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    step, elapsed, resumed = _resume(session, out, rng, generator)
-    logger = ScalarLogger(out / "tb", tensorboard=tensorboard)
+    changed = check_identity(
+        out,
+        settings,
+        has_checkpoint=has_checkpoints(out),
+        allow_changes=allow_changed_settings,
+    )
+    step, elapsed, resumed = _resume(session, out, rng, generator, fallback)
+    for change in changed:
+        tqdm.write(f"resuming with a changed setting: {change}")
+    logger = ScalarLogger(out / "tb", tensorboard=tensorboard, resume_step=step)
     monitor = RunMonitor(zero_steps=config.zero_reward_steps)
     metrics: dict[str, float] = {}
     bar = tqdm(total=config.steps, initial=step, desc=algorithm.name, disable=not progress)
     try:
         while step < config.steps and not _out_of_time(config, elapsed):
-            started = time.perf_counter()
-            session.reset_caches()
-            lr = session.learner.set_learning_rate(step)
-            forced = _forced_answer_counts(session)
-            metrics = algorithm.train_step(session, int(rng.integers(2**31 - 1)))
-            metrics.update(_forced_answered(session, forced))
-            step += 1
-            seconds = time.perf_counter() - started
-            elapsed += seconds
-            metrics.update(
-                {
-                    "charts/step_seconds": seconds,
-                    "charts/elapsed_s": elapsed,
-                    "charts/learning_rate": lr,
-                }
-            )
-            if evaluator is not None and config.eval_interval and step % config.eval_interval == 0:
-                metrics.update(evaluator(session, step))
+            metrics, seconds = _one_step(algorithm, session, rng, step, evaluator)
+            step, elapsed = step + 1, elapsed + seconds
+            metrics["charts/elapsed_s"] = elapsed
             logger.log(metrics, step)
             monitor.check(metrics, step)
+            bad = first_non_finite(metrics, session.learner.model)
+            if bad is not None:
+                raise NonFiniteError(
+                    f"step {step}: {bad} is not finite; training stopped. The last checkpoint "
+                    f"in {out / 'checkpoints'} holds the last good state. Lower --lr or "
+                    "--max-grad-norm, or check the data."
+                )
             last = step >= config.steps or _out_of_time(config, elapsed)
             if step % config.checkpoint_interval == 0 or last:
                 _checkpoint(session, out, generator, rng, step, elapsed)
@@ -188,6 +272,28 @@ def _forced_answered(session: TrainSession, before: tuple[int, int] | None) -> d
     if before is None or after is None or after[0] == before[0]:
         return {}
     return {"env/forced_answered": (after[1] - before[1]) / (after[0] - before[0])}
+
+
+def _one_step(
+    algorithm: Algorithm,
+    session: TrainSession,
+    rng: np.random.Generator,
+    step: int,
+    evaluator: Evaluator | None,
+) -> tuple[dict[str, float], float]:
+    """One training step (and the evaluation after it when due): metrics and seconds."""
+    started = time.perf_counter()
+    session.reset_caches()
+    lr = session.learner.set_learning_rate(step)
+    forced = _forced_answer_counts(session)
+    metrics = algorithm.train_step(session, int(rng.integers(2**31 - 1)))
+    metrics.update(_forced_answered(session, forced))
+    seconds = time.perf_counter() - started
+    metrics.update({"charts/step_seconds": seconds, "charts/learning_rate": lr})
+    interval = session.config.eval_interval
+    if evaluator is not None and interval and (step + 1) % interval == 0:
+        metrics.update(evaluator(session, step + 1))
+    return metrics, seconds
 
 
 def export_model(session: TrainSession, folder: str | Path) -> Path:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,8 +124,10 @@ class EnvConfig:
         if self.max_answer_tokens is not None:
             _check_positive_int("max_answer_tokens", self.max_answer_tokens)
         _check_positive_int("max_observation_chars", self.max_observation_chars)
-        if not _is_number(self.prover_temperature) or self.prover_temperature < 0:
-            raise ValueError(f"prover_temperature must be >= 0, got {self.prover_temperature!r}")
+        if not _is_number(self.prover_temperature) or not 0 <= self.prover_temperature < math.inf:
+            raise ValueError(
+                f"prover_temperature must be a finite number >= 0, got {self.prover_temperature!r}"
+            )
         if not _is_number(self.j_star) or not 0 <= self.j_star <= 1:
             raise ValueError(f"j_star must be in [0, 1], got {self.j_star!r}")
         if self.truncation_outcome not in TRUNCATION_OUTCOMES:
@@ -273,9 +276,27 @@ def build_lm(
         tinymath = importlib.import_module("mrt_env.tinymath")
         tiny: LanguageModel = tinymath.load_tiny_lm(spec.partition(":")[2] or "base", **kwargs)
         return tiny
+    check_model_path(spec)
     hf = importlib.import_module("mrt_env.lm.hf")
     loaded: LanguageModel = hf.HFLanguageModel.from_pretrained(spec, **kwargs)
     return loaded
+
+
+def check_model_path(spec: str) -> None:
+    """Raise ``FileNotFoundError`` when ``spec`` is written as a path (starting with ``/``,
+    ``.`` or ``~``, or with more than one ``/``) that does not exist; hub ids (``name``,
+    ``org/name``) pass.
+
+    Example:
+        >>> check_model_path("HuggingFaceTB/SmolLM2-135M-Instruct")
+        >>> check_model_path("/nonexistent/model")
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: model path /nonexistent/model does not exist (or give a hub id)
+    """
+    looks_like_path = spec.startswith(("/", ".", "~")) or spec.count("/") > 1
+    if looks_like_path and not Path(spec).expanduser().exists():
+        raise FileNotFoundError(f"model path {spec} does not exist (or give a hub id)")
 
 
 def build_prover(config: EnvConfig, lm: LanguageModel, template: ChatTemplate) -> MetaProver | None:

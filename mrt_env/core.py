@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from gymnasium.error import ResetNeeded
 
+from mrt_env.budget import fit_episode
 from mrt_env.config import Components, EnvConfig
 from mrt_env.lm.base import Completion, SamplingParams
 from mrt_env.problems import Problem
@@ -150,6 +151,7 @@ class StepCore:
             raise ResetNeeded("The trajectory has ended (terminated or truncated); call reset()")
         if not isinstance(action, str):
             raise TypeError(f"action must be a str (the episode text), got {type(action).__name__}")
+        _check_encodable(action)
         episode, total, cut = self._fit_episode(state, action)
         thinking = state.thinking + episode
         end = self.components.template.end_think
@@ -178,38 +180,19 @@ class StepCore:
         )
 
     def _fit_episode(self, state: TrajectoryState, episode: str) -> tuple[str, int, bool]:
-        """Cut ``episode`` at the token budget and the observation size; return the count."""
-        lm, cut = self.components.lm, False
-        total = lm.count_tokens(state.thinking + episode)
-        if total > self.config.token_budget:
-            episode, cut = self._cut_to_budget(state, episode), True
-            total = lm.count_tokens(state.thinking + episode)
+        """Cut ``episode`` at the observation size and the token budget; return the count
+        (near-linear in the episode, see :mod:`mrt_env.budget`)."""
         room = self.config.max_observation_chars - len(state.prompt) - len(state.thinking)
-        if len(episode) > room:
-            episode, cut = episode[: max(room, 0)], True
-            total = lm.count_tokens(state.thinking + episode)
-        return episode, total, cut
-
-    def _cut_to_budget(self, state: TrajectoryState, episode: str) -> str:
-        """The longest start of ``episode`` whose tokens fit the budget.
-
-        A binary search over character offsets (so the kept text is exactly what the policy
-        wrote, even where decoding would not round-trip), seeded by decoding the first
-        allowed tokens.
-        """
-        lm, budget = self.components.lm, self.config.token_budget
-
-        def fits(cut: int) -> bool:
-            return lm.count_tokens(state.thinking + episode[:cut]) <= budget
-
-        guess = len(lm.decode(lm.encode(episode)[: max(budget - state.total_tokens, 0)]))
-        low, high = 0, len(episode)  # invariant: fits(low), not fits(high)
-        if 0 < guess < high:
-            low, high = (guess, high) if fits(guess) else (low, guess)
-        while high - low > 1:
-            middle = (low + high) // 2
-            low, high = (middle, high) if fits(middle) else (low, middle)
-        return episode[:low]
+        too_long = len(episode) > room
+        episode = episode[: max(room, 0)] if too_long else episode
+        episode, total, cut = fit_episode(
+            self.components.lm,
+            state.thinking,
+            state.total_tokens,
+            episode,
+            self.config.token_budget,
+        )
+        return episode, total, cut or too_long
 
     def finish_steps(
         self,
@@ -386,6 +369,18 @@ class StepCore:
             return None
         seed = int(rng.integers(SEED_BOUND))
         return ProverRequest(problem.id, prompt, problem.answer, prefix, seed=seed)
+
+
+def _check_encodable(action: str) -> None:
+    """Raise ``ValueError`` naming the position of a lone surrogate (not valid Unicode text;
+    tokenizers cannot encode it)."""
+    try:
+        action.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValueError(
+            f"action is not valid Unicode text: a lone surrogate {action[error.start]!r} at "
+            f"character {error.start} (decode bytes with errors='replace' first)"
+        ) from None
 
 
 def _gold(state: TrajectoryState) -> str:

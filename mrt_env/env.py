@@ -13,6 +13,7 @@ from mrt_env.lm.base import LanguageModel
 from mrt_env.problems import Problem
 from mrt_env.spaces import UnicodeText
 from mrt_env.trajectory import TrajectoryState
+from mrt_env.vector import fork_safe_threads
 
 
 class MRTMathEnv(gym.Env[str, str]):
@@ -99,6 +100,7 @@ class MRTMathEnv(gym.Env[str, str]):
             raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
         self.config = EnvConfig.from_kwargs(config, **kwargs)
         self.render_mode = render_mode
+        fork_safe_threads()  # an AsyncVectorEnv worker forked after torch started threads
         self.core = StepCore(self.config, components or build_components(self.config))
         size = self.config.max_observation_chars
         self.observation_space = UnicodeText(size)

@@ -1,12 +1,23 @@
-"""Text spaces for language environments: any Unicode string up to a maximum length."""
+"""Text spaces for language environments: any Unicode string up to a maximum length.
+
+:class:`UnicodeText` also works in Gymnasium's shared memory (``AsyncVectorEnv``'s default):
+a string is stored as its length and its code points.
+"""
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import string
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, overload
 
 import numpy as np
 from gymnasium.spaces import Text
+from gymnasium.vector.utils import (
+    create_shared_memory,
+    read_from_shared_memory,
+    write_to_shared_memory,
+)
 
 SAMPLE_CHARSET: str = string.ascii_letters + string.digits + " .,;:+-=()\n" + "αβγπ√∑≤≥é中"
 """Characters :meth:`UnicodeText.sample` draws from (ASCII, some math and non-Latin symbols)."""
@@ -111,3 +122,67 @@ class FinalEpisode(str):
     """
 
     __slots__ = ()
+
+
+# ---------------------------------------------------------------- shared memory
+# Gymnasium's AsyncVectorEnv(shared_memory=True) stores Text observations as charset indices,
+# which fails for characters outside the charset (any Unicode here). A UnicodeText
+# observation is stored instead as its length followed by its code points (int32), so any
+# string of up to ``max_length`` characters round-trips exactly.
+
+
+@create_shared_memory.register(UnicodeText)
+def _create_unicode_shared_memory(space: UnicodeText, n: int = 1, ctx: Any = mp) -> Any:
+    return ctx.Array(np.dtype(np.int32).char, n * (space.max_length + 1))
+
+
+def _rows(space: UnicodeText, shared_memory: Any, n: int) -> np.ndarray:
+    data = np.frombuffer(shared_memory.get_obj(), dtype=np.int32)
+    return data[: n * (space.max_length + 1)].reshape(n, space.max_length + 1)
+
+
+class SharedTexts(Sequence[str]):
+    """A live view of ``n`` strings in shared memory (what ``AsyncVectorEnv`` keeps as its
+    observations); ``copy.deepcopy`` (the vector env's default ``copy=True``) returns a
+    tuple of the current strings."""
+
+    def __init__(self, space: UnicodeText, shared_memory: Any, n: int) -> None:
+        self._space, self._memory, self._n = space, shared_memory, n
+
+    def __len__(self) -> int:
+        return self._n
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[str, ...]: ...
+    def __getitem__(self, index: int | slice) -> str | tuple[str, ...]:
+        if isinstance(index, slice):
+            return tuple(self)[index]
+        row = _rows(self._space, self._memory, self._n)[index]
+        return row[1 : 1 + int(row[0])].tobytes().decode("utf-32-le", "surrogatepass")
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> tuple[str, ...]:
+        return tuple(self)
+
+    def __repr__(self) -> str:
+        return f"SharedTexts({tuple(self)!r})"
+
+
+@read_from_shared_memory.register(UnicodeText)
+def _read_unicode_from_shared_memory(
+    space: UnicodeText, shared_memory: Any, n: int = 1
+) -> SharedTexts:
+    return SharedTexts(space, shared_memory, n)
+
+
+@write_to_shared_memory.register(UnicodeText)
+def _write_unicode_to_shared_memory(
+    space: UnicodeText, index: int, value: str, shared_memory: Any
+) -> None:
+    if not space.contains(value):
+        raise ValueError(f"observation of {len(value)} characters is not in {space}")
+    row = _rows(space, shared_memory, index + 1)[index]
+    codes = np.frombuffer(value.encode("utf-32-le", "surrogatepass"), dtype=np.int32)
+    row[0] = len(codes)
+    row[1 : 1 + len(codes)] = codes

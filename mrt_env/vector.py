@@ -5,10 +5,19 @@
 vector step prepares every sub-environment's step, makes *one* ``prover.estimate`` call (and
 one forced-answer ``generate`` call) for all of them, then finishes each step. The step logic
 is :class:`mrt_env.core.StepCore`, the same as the single environment's.
+
+``gym.make_vec("MRTMath-v0", num_envs=N, vectorization_mode="async")`` runs ``N`` single
+environments in worker processes instead (Gymnasium's ``AsyncVectorEnv``, each worker with its
+own models): observations travel through shared memory (see :mod:`mrt_env.spaces`), and
+workers forked after torch started its threads run torch single-threaded
+(:func:`fork_safe_threads`); ``vector_kwargs={"context": "spawn"}`` or ``"forkserver"`` work
+too (they need the usual ``if __name__ == "__main__":`` guard in scripts).
 """
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from collections.abc import Sequence
 from typing import Any, cast
@@ -23,6 +32,23 @@ from mrt_env.config import Components, EnvConfig, build_components
 from mrt_env.core import StepCore
 from mrt_env.spaces import UnicodeText
 from mrt_env.trajectory import Pending, PendingReset, PendingStep, TrajectoryState
+
+_IMPORT_PID = os.getpid()
+
+
+def fork_safe_threads() -> bool:
+    """In a process forked from one that had imported torch, limit torch to one thread.
+
+    GNU OpenMP (torch's CPU thread pool) is not fork-safe: a forked child whose parent had
+    started the pool deadlocks at its first parallel operation. ``AsyncVectorEnv`` forks
+    its workers on Linux by default, so every ``MRTMathEnv`` calls this before it builds
+    models. Returns whether the limit was applied (``False`` in the importing process).
+    """
+    torch = sys.modules.get("torch")
+    if os.getpid() == _IMPORT_PID or torch is None:
+        return False
+    torch.set_num_threads(1)
+    return True
 
 
 class MRTMathVectorEnv(VectorEnv):

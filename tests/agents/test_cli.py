@@ -113,6 +113,8 @@ def _command(out: Path, steps: int) -> list[str]:
         "--out",
         str(out),
         "--no-tensorboard",
+        "--checkpoint-interval",
+        "1",
     ]
 
 

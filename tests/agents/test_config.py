@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
 import pytest
@@ -35,10 +37,12 @@ def test_unknown_algorithm() -> None:
         make_algorithm("ppo")
 
 
-def test_logger_rejects_bare_keys_and_skips_non_finite(tmp_path: Path) -> None:
+def test_logger_rejects_bare_keys_and_records_non_finite(tmp_path: Path) -> None:
     logger = ScalarLogger(tmp_path, tensorboard=False)
     with pytest.raises(ValueError, match="namespaced"):
         logger.log({"loss": 1.0}, step=0)
     logger.log({"losses/policy": float("nan"), "env/j": 0.5}, step=1)
     logger.close()
-    assert (tmp_path / "metrics.jsonl").read_text().strip() == '{"env/j": 0.5, "step": 1}'
+    line = (tmp_path / "metrics.jsonl").read_text().strip()
+    assert line == '{"env/j": 0.5, "losses/policy": NaN, "step": 1}'
+    assert math.isnan(json.loads(line)["losses/policy"])
