@@ -30,7 +30,7 @@ _UNIT_WORDS = (
 _TRAILING_UNIT = re.compile(
     rf"(?:{_TEXT_BLOCK}|\b(?:{_UNIT_WORDS})\b)(?:\s*\^\s*(?:\{{\s*\d\s*\}}|\d))?\s*$"
 )
-#: At most this many trailing unit words are removed (``5 square cm`` needs two).
+#: At most this many trailing unit texts are removed (``5\\text{ m}^2\\text{ s}`` needs two).
 _MAX_UNIT_WORDS = 4
 _UNIT_SEPARATORS = ("\\ ", "\\,", "\\;", "\\!")
 _LEADING_ZEROS = re.compile(r"-?0\d+", re.ASCII)
