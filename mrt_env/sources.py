@@ -69,7 +69,7 @@ def gold_answer_error(answer: str | float) -> str | None:
     if len(text) > VerifierConfig.max_gold_chars:
         return f"is longer than {VerifierConfig.max_gold_chars} characters"
     if _NOT_A_NUMBER.fullmatch(text.strip()):
-        return "is not a number ('nan')"
+        return "is not a number"
     if _has_bad_characters(text):
         return "holds a NUL or lone-surrogate character"
     if not _braces_balance(text):
@@ -227,9 +227,7 @@ def load_jsonl(path: str | Path, fields: FieldNames = FieldNames()) -> ListSourc
             where = f"{path}:{number}"
             record = _parse_line(raw, where)
             if record is not _BLANK:
-                problems.append(
-                    problem_from_record(record, where, f"{path.stem}-{number}", fields)
-                )
+                problems.append(problem_from_record(record, where, f"{path.stem}-{number}", fields))
     _check_unique_ids(problems, str(path))
     return ListSource(tuple(problems), name=str(path))
 

@@ -112,9 +112,13 @@ class VerifierConfig:
             raise ValueError(f"timeout_s must be a positive finite number, got {self.timeout_s}")
         if self.workers is not None and self.workers < 1:
             raise ValueError(f"workers must be at least 1, got {self.workers}")
-        at_least_one = ("max_answer_chars", "max_answer_depth", "max_candidates")
-        at_least_one += ("max_response_chars", "max_gold_chars")
-        for name in at_least_one:
+        for name in (
+            "max_answer_chars",
+            "max_answer_depth",
+            "max_candidates",
+            "max_response_chars",
+            "max_gold_chars",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         for name in ("cache_size", "cache_bytes"):

@@ -189,10 +189,10 @@ def test_no_zombies_or_extra_workers_after_timeouts() -> None:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_lifecycle_summary() -> None:
     """Many timeouts, then repeated parent kills, with the counts printed for the record."""
-    live, zombies, graded, left = zombies_and_orphans_after_timeouts(100)
+    live, zombies, graded, left = zombies_and_orphans_after_timeouts(40)
     kills = [orphans_after_killing_parent(sig) for sig in (signal.SIGKILL, signal.SIGTERM) * 3]
     print(
-        f"\nafter 100 timeouts: {live} live workers, {zombies} zombies, grading works: {graded}, "
+        f"\nafter 40 timeouts: {live} live workers, {zombies} zombies, grading works: {graded}, "
         f"{left} processes left after close"
         f"\n{len(kills)} parent kills (SIGKILL/SIGTERM mid-grade): "
         f"{sum(n for n, _ in kills)} workers outlived the parent by {ORPHAN_BOUND_S:.0f} s; "
