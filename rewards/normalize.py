@@ -3,7 +3,8 @@
 Only surface forms are rewritten, never values: LaTeX thousands separators (``10{,}000``,
 ``1\\,000``, a plain ``1,234,567``), degree signs, percent signs, multiple-choice wrappers
 (``\\text{(A)}`` → ``A``), a leading ``\\$``, trailing unit text (``5\\text{ cm}``, ``12 inches``),
-``\\dfrac``/``\\tfrac`` and leading zeros (AIME's ``025``). Everything else is math-verify's job.
+``\\dfrac``/``\\tfrac``, leading zeros (AIME's ``025``) and runs of whitespace (one space, as TeX
+reads them). Everything else is math-verify's job. Every function here is linear in its input.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ _MAX_UNIT_WORDS = 4
 _UNIT_SEPARATORS = ("\\ ", "\\,", "\\;", "\\!")
 _LEADING_ZEROS = re.compile(r"-?0\d+", re.ASCII)
 _WRAPPERS = ("$", "\\(", "\\)", "\\[", "\\]")
+_WHITESPACE = re.compile(r"\s+")
 _LIST_WORDS = re.compile(
     r"\\text\s*\{\s*(?:or|and)\s*\}|\bor\b|\\lor(?![A-Za-z])|\\vee(?![A-Za-z])"
 )
@@ -43,7 +45,8 @@ _CLOSERS = ")]}"
 
 
 def _strip_wrappers(answer: str) -> str:
-    text = answer.strip().replace("\\$", "")  # a dollar sign, not a math delimiter
+    text = _WHITESPACE.sub(" ", answer.strip())  # TeX reads a run of spaces as one
+    text = text.replace("\\$", "")  # a dollar sign, not a math delimiter
     for wrapper in _WRAPPERS:
         text = text.replace(wrapper, "")
     text = text.replace("\\displaystyle", "").replace("\\dfrac", "\\frac")

@@ -78,8 +78,9 @@ class VerifierConfig:
         max_answer_chars: Longer answers are ``wrong`` (``answer_too_long``) without parsing.
         max_answer_depth: Answers nested deeper than this (braces, brackets and parentheses)
             are ``wrong`` (``answer_too_deep``) without parsing: math-verify needs longer than
-            the default timeout for ``\\frac`` nested 16 deep (161 characters), while the
-            1,517 gold answers in ``../shared/data`` nest at most 4 deep.
+            the default timeout for ``\\frac`` nested 16 deep (161 characters) and seconds for
+            12 nested parentheses, while the gold answers in ``../shared/data`` nest at most 4
+            deep (``tests/rewards/test_verification.py`` checks this).
         max_candidates: More distinct boxed answers than this are ``wrong`` (``hedged``) at once.
         max_response_chars: An answer region (the text after the last ``</think>``, or the whole
             response without think tags) longer than this is ``no_answer``
@@ -98,7 +99,7 @@ class VerifierConfig:
     timeout_s: float = 5.0
     workers: int | None = None
     max_answer_chars: int = 1000
-    max_answer_depth: int = 12
+    max_answer_depth: int = 8
     max_candidates: int = 4
     max_response_chars: int = 1_000_000
     max_gold_chars: int = 100_000

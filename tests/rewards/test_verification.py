@@ -15,6 +15,8 @@ import pytest
 
 import rewards
 from rewards import Verification, Verifier, VerifierConfig, verify
+from rewards.normalize import normalize_answer
+from rewards.verification import nesting_depth
 
 DATA_DIR = Path(__file__).resolve().parents[3] / "shared" / "data"
 TIMEOUT_S = 1.0
@@ -196,7 +198,7 @@ def test_result_cache_is_capped_in_bytes() -> None:
     [
         ("</think>" + "\\boxed{1}" * 200, "1", {"max_response_chars": 1000}, "response_too_long"),
         (respond("1"), "1" * 101, {"max_gold_chars": 100}, "gold_too_long"),
-        (respond("(" * 13 + "x" + ")" * 13), "x", {}, "answer_too_deep"),
+        (respond("(" * 9 + "x" + ")" * 9), "x", {}, "answer_too_deep"),
         (respond("x" * 1001), "x", {}, "answer_too_long"),
     ],
 )
@@ -320,6 +322,12 @@ def test_gold_answers_verify_against_themselves_subset(gold_rows: list[tuple[str
     agreement, exceptions = _agreement(subset)
     print(f"agreement on a seeded subset of 60 gold answers: {agreement:.2%}; {exceptions}")
     assert agreement >= 0.995, exceptions
+
+
+def test_gold_answers_nest_well_within_the_depth_cap(gold_rows: list[tuple[str, str]]) -> None:
+    depths = [nesting_depth(normalize_answer(gold)) for _, gold in gold_rows]
+    print(f"deepest nesting of {len(depths)} gold answers: {max(depths)}")
+    assert max(depths) * 2 <= VerifierConfig().max_answer_depth
 
 
 @pytest.mark.slow
