@@ -26,24 +26,20 @@ import math
 import os
 import re
 import signal
-import sys
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from rewards._cache import _MISSING, _ResultCache, _Task
 from rewards.extraction import answer_region, boxed_answers, pattern_answers
 from rewards.normalize import is_hedged_list, normalize_answer
 from rewards.pool import TIMED_OUT, WorkerPool
 
 Status = Literal["correct", "wrong", "no_answer", "timeout", "unparsable_gold"]
 STATUSES: tuple[Status, ...] = ("correct", "wrong", "no_answer", "timeout", "unparsable_gold")
-_Task = tuple[str, tuple[str, ...]]
-_MISSING = object()
 _INTEGER = re.compile(r"-?[0-9]+")  # ASCII digits only: ``５`` is math-verify's to judge
-_ENTRY_OVERHEAD_BYTES = 256
 
 
 @dataclass(frozen=True)
@@ -91,6 +87,9 @@ class VerifierConfig:
             process, so they must not backtrack catastrophically.
         cache_size: Entries in the result cache (0 disables it).
         cache_bytes: Approximate bytes of the result cache (answers, gold answers, overhead).
+        cache_timeouts: Also cache timeouts, so an identical task that overran once is answered
+            ``timeout`` at once instead of costing another ``timeout_s`` (off by default: a
+            timeout can be due to load rather than to the task).
         in_process: Grade in the calling process instead of worker processes. The time bound
             then holds only in the main thread (SIGALRM); elsewhere only ``max_answer_chars``
             guards against slow answers. Meant for debugging and benchmarking.
@@ -106,6 +105,7 @@ class VerifierConfig:
     extra_patterns: tuple[str, ...] = ()
     cache_size: int = 65536
     cache_bytes: int = 64 * 2**20
+    cache_timeouts: bool = False
     in_process: bool = False
 
     def __post_init__(self) -> None:
@@ -125,49 +125,6 @@ class VerifierConfig:
         for name in ("cache_size", "cache_bytes"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be 0 (no cache) or more, got {getattr(self, name)}")
-
-
-def _task_bytes(task: _Task) -> int:
-    """Approximate memory held by a cached task (its strings plus container overhead)."""
-    gold, candidates = task
-    return _ENTRY_OVERHEAD_BYTES + sys.getsizeof(gold) + sum(map(sys.getsizeof, candidates))
-
-
-class _ResultCache:
-    """A thread-safe LRU map from a grading task to its grades, bounded in entries and bytes."""
-
-    def __init__(self, size: int, max_bytes: int) -> None:
-        self.size = size
-        self.max_bytes = max_bytes
-        self.bytes = 0
-        self._items: OrderedDict[_Task, Any] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: _Task) -> Any:
-        """The cached grades of ``key``, or :data:`_MISSING`."""
-        with self._lock:
-            if key not in self._items:
-                return _MISSING
-            self._items.move_to_end(key)
-            return self._items[key]
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-            self.bytes = 0
-
-    def put(self, key: _Task, value: Any) -> None:
-        cost = _task_bytes(key)
-        if self.size < 1 or cost > self.max_bytes:
-            return
-        with self._lock:
-            if key not in self._items:
-                self.bytes += cost
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.size or self.bytes > self.max_bytes:
-                old, _ = self._items.popitem(last=False)
-                self.bytes -= _task_bytes(old)
 
 
 class Verifier:
@@ -203,8 +160,9 @@ class Verifier:
         todo = [task for task, cached in grades.items() if cached is _MISSING]
         for task, result in zip(todo, self._grade(todo), strict=True):
             grades[task] = result
-            if result is not TIMED_OUT and not isinstance(result, str):
-                self._cache.put(task, result)  # timeouts may be load-dependent: not cached
+            cacheable = self.config.cache_timeouts if result is TIMED_OUT else _is_grade(result)
+            if cacheable:
+                self._cache.put(task, result)  # grading errors are never cached
         return [
             item if isinstance(item, Verification) else _verdict(grades[item[0]], item[1])
             for item in prepared
@@ -311,6 +269,11 @@ def nesting_depth(text: str) -> int:
         elif char in "}])":
             depth = max(depth - 1, 0)
     return deepest
+
+
+def _is_grade(result: Any) -> bool:
+    """Whether a worker's result is a grade (not a timeout or an error name)."""
+    return not isinstance(result, str)
 
 
 def _verdict(grades: Any, answer: str) -> Verification:

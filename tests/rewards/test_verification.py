@@ -372,3 +372,15 @@ def test_unicode_digits_go_to_math_verify(verifier: Verifier) -> None:
         in_process = rewards.verification._integer_grades("5", (digit,))
         assert in_process is None
         assert verifier.verify(respond(digit), "5").status == "wrong"
+
+
+def test_timeouts_are_cached_when_asked() -> None:
+    remembering = Verifier(VerifierConfig(workers=1, timeout_s=0.5, cache_timeouts=True))
+    try:
+        tower = respond("7^{7^{7^{7}}}")
+        assert remembering.verify(tower, "5").status == "timeout"
+        start = time.monotonic()
+        assert remembering.verify(tower, "5").status == "timeout"
+        assert time.monotonic() - start < 0.1  # answered from the cache, no worker involved
+    finally:
+        remembering.close()
