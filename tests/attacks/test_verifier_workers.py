@@ -24,12 +24,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 PARENT_SCRIPT = textwrap.dedent(
     """
     import rewards
-    verifier = rewards.Verifier(rewards.VerifierConfig(workers=2, timeout_s=600))
-    verifier.verify_many([("</think>\\\\boxed{\\\\frac{4}{2}}", "2"),
-                          ("</think>\\\\boxed{\\\\frac{6}{2}}", "3")])
+    verifier = rewards.Verifier(rewards.VerifierConfig(workers=1, timeout_s=600))
+    verifier.verify("</think>\\\\boxed{\\\\frac{4}{2}}", "2")
     print(*[worker.process.pid for worker in verifier._pool._live], flush=True)
-    verifier.verify_many([("</think>\\\\boxed{9^{9^{9^{9}}}}", "2"),
-                          ("</think>\\\\boxed{2^{2^{2^{2^{2^{2}}}}}}", "2")])
+    verifier.verify("</think>\\\\boxed{9^{9^{9^{9}}}}", "2")
     """
 )
 
@@ -77,7 +75,7 @@ def _start_parent(cwd: Path | None = None) -> tuple[subprocess.Popen[str], list[
     )
     assert parent.stdout is not None
     pids = [int(pid) for pid in parent.stdout.readline().split()]
-    assert len(pids) == 2, "the parent did not report its workers"
+    assert len(pids) == 1, "the parent did not report its worker"
     return parent, pids
 
 
@@ -85,7 +83,7 @@ def orphans_after_killing_parent(sig: signal.Signals) -> tuple[int, float]:
     """Kill a parent mid-grade; return how many workers still run after the bound, and when the
     last one went."""
     parent, pids = _start_parent()
-    time.sleep(1.0)  # both workers are now deep in a power tower
+    time.sleep(1.0)  # the worker is now deep in a power tower
     assert all(_running(pid) for pid in pids)
     parent.send_signal(sig)
     parent.wait(timeout=30)
