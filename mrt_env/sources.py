@@ -13,16 +13,92 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mrt_env.problems import Problem, ProblemSource
+from rewards.normalize import normalize_answer
+from rewards.verification import VerifierConfig
+
+#: Integer literals longer than this cannot be read as JSON numbers (Python's int-str limit);
+#: write such answers as JSON strings.
+MAX_INTEGER_DIGITS = 4000
+_NOT_A_NUMBER = re.compile(r"[+-]?nan", re.IGNORECASE)
+_BAD_CHARACTERS = re.compile("[\x00\ud800-\udfff]")  # NUL, lone surrogates (not encodable)
 
 
 class ProblemSourceError(ValueError):
     """A problem source is malformed (bad JSON, a missing field, no problems at all)."""
+
+
+def _parse_int(literal: str) -> int:
+    if len(literal.lstrip("-")) > MAX_INTEGER_DIGITS:
+        raise ProblemSourceError(
+            f"an integer literal with {len(literal.lstrip('-'))} digits (more than "
+            f"{MAX_INTEGER_DIGITS}); write it as a JSON string"
+        )
+    return int(literal)
+
+
+def _reject_constant(name: str) -> float:
+    raise ProblemSourceError(f"{name} is not valid JSON (write numbers finite, or as text)")
+
+
+def gold_answer_error(answer: str | float) -> str | None:
+    """Why ``answer`` cannot be a gold answer, or ``None`` when it can.
+
+    Rejected: non-finite numbers and ``nan`` text, empty text, unbalanced braces, NUL and
+    lone-surrogate characters, text that normalises to nothing, and text longer than
+    ``VerifierConfig.max_gold_chars``. (Whether math-verify can parse it is decided when grading.)
+
+    Example:
+        >>> gold_answer_error(float("nan")), gold_answer_error("\\frac{1}{2")
+        ('is not a finite number', 'has unbalanced braces')
+        >>> gold_answer_error("\\frac{1}{2}") is None
+        True
+    """
+    if isinstance(answer, float) and not math.isfinite(answer):
+        return "is not a finite number"
+    text = str(answer)
+    if not text.strip():
+        return "is empty"
+    if len(text) > VerifierConfig.max_gold_chars:
+        return f"is longer than {VerifierConfig.max_gold_chars} characters"
+    if _NOT_A_NUMBER.fullmatch(text.strip()):
+        return "is not a number"
+    if _has_bad_characters(text):
+        return "holds a NUL or lone-surrogate character"
+    if not _braces_balance(text):
+        return "has unbalanced braces"
+    if not normalize_answer(text):
+        return "has no answer left after normalisation"
+    return None
+
+
+def _has_bad_characters(text: str) -> bool:
+    """Whether ``text`` holds NUL or a lone surrogate (JSON ``"\\ud800"``; not encodable)."""
+    return _BAD_CHARACTERS.search(text) is not None
+
+
+def _braces_balance(text: str) -> bool:
+    depth = 0
+    escaped = False
+    for char in text:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth < 0:
+                return False
+    return depth == 0
 
 
 @dataclass(frozen=True)
@@ -96,13 +172,18 @@ def problem_from_record(
     problem, answer = record[fields.problem_key], record[fields.answer_key]
     if not isinstance(problem, str) or not problem.strip():
         raise ProblemSourceError(f"{where}: field {fields.problem_key!r} must be non-empty text")
+    if _has_bad_characters(problem):
+        raise ProblemSourceError(
+            f"{where}: field {fields.problem_key!r} holds a NUL or lone-surrogate character"
+        )
     if isinstance(answer, bool) or not isinstance(answer, str | int | float):
         raise ProblemSourceError(
             f"{where}: field {fields.answer_key!r} must be text or a number, "
             f"got {type(answer).__name__}"
         )
-    if not str(answer).strip():
-        raise ProblemSourceError(f"{where}: field {fields.answer_key!r} is empty")
+    reason = gold_answer_error(answer)
+    if reason is not None:
+        raise ProblemSourceError(f"{where}: field {fields.answer_key!r} {reason}: {answer!r:.80}")
     taken = {fields.problem_key, fields.answer_key, fields.id_key}
     metadata = {k: v for k, v in record.items() if k not in taken}
     return Problem(
@@ -133,24 +214,45 @@ def load_jsonl(path: str | Path, fields: FieldNames = FieldNames()) -> ListSourc
 
     Raises:
         FileNotFoundError: The file does not exist.
-        ProblemSourceError: A line is not a JSON object with the fields, or there is no problem.
+        ProblemSourceError: A line is not UTF-8, not a JSON object with the fields (``NaN`` and
+            integer literals over :data:`MAX_INTEGER_DIGITS` digits included), holds a gold
+            answer that :func:`gold_answer_error` rejects, or there is no problem.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"problem file not found: {path}")
     problems = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
             where = f"{path}:{number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ProblemSourceError(f"{where}: invalid JSON ({error.msg})") from None
-            problems.append(problem_from_record(record, where, f"{path.stem}-{number}", fields))
+            record = _parse_line(raw, where)
+            if record is not _BLANK:
+                problems.append(problem_from_record(record, where, f"{path.stem}-{number}", fields))
     _check_unique_ids(problems, str(path))
     return ListSource(tuple(problems), name=str(path))
+
+
+_BLANK = object()
+
+
+def _parse_line(raw: bytes, where: str) -> Any:
+    """One JSONL line as a JSON value (:data:`_BLANK` for a blank line), or a located error."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ProblemSourceError(
+            f"{where}: not UTF-8 (byte {raw[error.start]:#04x} at column {error.start + 1})"
+        ) from None
+    if not line.strip():
+        return _BLANK
+    try:
+        return json.loads(line, parse_int=_parse_int, parse_constant=_reject_constant)
+    except ProblemSourceError as error:
+        raise ProblemSourceError(f"{where}: {error}") from None
+    except json.JSONDecodeError as error:
+        raise ProblemSourceError(f"{where}: invalid JSON ({error.msg})") from None
+    except (ValueError, RecursionError) as error:
+        raise ProblemSourceError(f"{where}: invalid JSON ({error})") from None
 
 
 def from_list(

@@ -62,6 +62,12 @@ def grade(gold: str, candidates: tuple[str, ...]) -> Grades:
 
 @lru_cache(maxsize=1)
 def warm_up() -> None:
-    """Import math-verify and sympy and run one comparison (once), so real tasks are fast."""
+    """Import math-verify and sympy and run comparisons (once), so real tasks are fast.
+
+    The first symbolic comparison in a process costs over a second (sympy loads and caches
+    lazily); done here, before the worker reports ready, it never eats into a task's timeout.
+    """
     silence_math_verify()
     grade("1", ("1",))
+    grade("x^2+2x+1", ("(x+1)^2", "\\frac{\\sqrt{8}}{2}"))
+    grade("[1,2)", ("(1, 2)", "\\{2, 1\\}"))

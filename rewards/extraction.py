@@ -7,10 +7,15 @@ Rules (pure string processing, linear in the response length, never raises):
   tag is graded as a whole. Text inside the thinking (or in the prompt, which is not part of the
   response) therefore never counts.
 * Answers are the contents of ``\\boxed{...}`` / ``\\fbox{...}`` (balanced braces, escaped ``\\{``
-  and ``\\}`` are not structural) and of ``\\boxed x`` (one token). Unclosed boxes and empty boxes
-  are ignored.
+  and ``\\}`` are not structural) and of ``\\boxed x`` / ``\\boxed5`` (one token). Unclosed boxes
+  and empty boxes are ignored.
 * When the answer region has no box, optional extra regular expressions (first group = answer) are
-  tried, e.g. :data:`FINAL_ANSWER_PATTERN`; the last match wins.
+  tried line by line, e.g. :data:`FINAL_ANSWER_PATTERN`; the last match wins. They run in the
+  calling process: a pattern must not backtrack catastrophically (the shipped one is linear;
+  ``tests/attacks`` checks it), and lines longer than :data:`MAX_PATTERN_LINE_CHARS` are skipped.
+
+Every function here is linear in the length of its input; callers bound that length
+(:class:`rewards.VerifierConfig` ``max_response_chars``).
 """
 
 from __future__ import annotations
@@ -21,11 +26,16 @@ from collections.abc import Sequence
 THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
 
-#: An extra pattern for responses that state ``Final answer: ...`` instead of boxing it.
-FINAL_ANSWER_PATTERN = r"(?i)final answer\s*(?:is)?\s*:?\s*\$?([^\n$]+?)\$?\s*\.?\s*$"
+#: An extra pattern for responses that state ``Final answer: ...`` instead of boxing it: the rest of
+#: the line after ``final answer [is][:]`` (math delimiters and a final period are removed later, by
+#: normalisation). Every quantifier is followed by a token it cannot match, so it is linear.
+FINAL_ANSWER_PATTERN = r"(?i)final answer(?:\s+is)?(?:\s*:)?[ \t]*([^\n]*)"
+#: Lines longer than this are not searched with extra patterns (a user pattern may backtrack).
+MAX_PATTERN_LINE_CHARS = 2000
 
 _BOX_COMMAND = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
-_TOKEN_AFTER_SPACE = re.compile(r"\s+([^\s$]+)")
+_SPACE = re.compile(r"\s*")
+_TOKEN = re.compile(r"[^\s$]+")
 
 
 def answer_region(response: str) -> str | None:
@@ -71,8 +81,8 @@ def boxed_answers(text: str) -> list[str]:
     Empty and unclosed boxes are skipped; contents are stripped of surrounding whitespace.
 
     Example:
-        >>> boxed_answers(r"\\boxed{\\frac{1}{2}} and \\boxed 7 and \\boxed{}")
-        ['\\\\frac{1}{2}', '7']
+        >>> boxed_answers(r"\\boxed{\\frac{1}{2}} and \\boxed 7 and \\boxed{} and \\boxed5")
+        ['\\\\frac{1}{2}', '7', '5']
     """
     answers: list[str] = []
     position = 0
@@ -80,26 +90,34 @@ def boxed_answers(text: str) -> list[str]:
         match = _BOX_COMMAND.search(text, position)
         if match is None:
             return answers
-        start = match.end()
-        stripped = len(text) - len(text[start:].lstrip())
-        if stripped < len(text) and text[stripped] == "{":
-            end = _matching_brace(text, stripped)
+        start = _SPACE.match(text, match.end()).end()  # type: ignore[union-attr]
+        if start < len(text) and text[start] == "{":
+            end = _matching_brace(text, start)
             if end < 0:
                 return answers  # an unclosed box swallows the rest of the text
-            content = text[stripped + 1 : end].strip()
+            content = text[start + 1 : end].strip()
             position = end + 1
         else:
-            token = _TOKEN_AFTER_SPACE.match(text, start)
-            content = token.group(1) if token else ""
+            token = _TOKEN.match(text, start)
+            content = token.group(0) if token else ""
             position = token.end() if token else start
         if content:
             answers.append(content)
 
 
 def pattern_answers(text: str, patterns: Sequence[str]) -> list[str]:
-    """Answers matched by ``patterns`` (first group, or the whole match) line by line, in order."""
+    """Answers matched by ``patterns`` (first group, or the whole match) line by line, in order.
+
+    Lines longer than :data:`MAX_PATTERN_LINE_CHARS` are skipped.
+
+    Example:
+        >>> pattern_answers("So the final answer is $12$.", [FINAL_ANSWER_PATTERN])
+        ['$12$.']
+    """
     answers: list[str] = []
     for line in text.splitlines():
+        if len(line) > MAX_PATTERN_LINE_CHARS:
+            continue
         for pattern in patterns:
             for match in re.finditer(pattern, line):
                 content = (match.group(1) if match.groups() else match.group(0)).strip()

@@ -129,7 +129,8 @@ class ProgressBonus:
 @dataclass(frozen=True)
 class FormatReward:
     """``reward`` at a terminal step whose response ends thinking and has exactly one distinct
-    boxed answer; 0.0 otherwise (and before the terminal step).
+    boxed answer; 0.0 otherwise (and before the terminal step, and when the answer region is
+    longer than the verifier's default ``max_response_chars``).
 
     Attributes:
         reward: Value of a well-formed final answer.
@@ -151,8 +152,14 @@ class FormatReward:
         region = answer_region(ctx.response)
         if region is None or "</think>" not in ctx.response:
             return 0.0
-        distinct = {normalize_answer(answer) for answer in boxed_answers(region)}
-        return self.reward if len(distinct) == 1 else 0.0
+        if len(region) > VerifierConfig.max_response_chars:
+            return 0.0
+        distinct: set[str] = set()
+        for answer in dict.fromkeys(boxed_answers(region)):
+            distinct.add(normalize_answer(answer))
+            if len(distinct) > 1:
+                return 0.0
+        return self.reward if distinct else 0.0
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 Only surface forms are rewritten, never values: LaTeX thousands separators (``10{,}000``,
 ``1\\,000``, a plain ``1,234,567``), degree signs, percent signs, multiple-choice wrappers
 (``\\text{(A)}`` → ``A``), a leading ``\\$``, trailing unit text (``5\\text{ cm}``, ``12 inches``),
-``\\dfrac``/``\\tfrac`` and leading zeros (AIME's ``025``). Everything else is math-verify's job.
+``\\dfrac``/``\\tfrac``, leading zeros (AIME's ``025``) and runs of whitespace (one space, as TeX
+reads them). Everything else is math-verify's job. Every function here is linear in its input.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ import re
 
 _THOUSANDS_BRACED = re.compile(r"(?<=\d)(?:\{,\}|\\,|\\!|\\ )(?=\d{3}(?!\d))")
 _THOUSANDS_PLAIN = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
-_DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°|\\degree(?![A-Za-z])")
-_PERCENT = re.compile(r"\s*\\?%\s*$")
+_DEGREES = re.compile(r"\^\s*(?:\{\s*)?\\circ(?:\s*\})?|°|\\degree(?![A-Za-z])")
 _CHOICE = re.compile(
     r"(?:\\(?:text|textbf|mathrm|mathbf)\s*\{\s*)?\(?\s*([A-E])\s*\)?(?:\s*\})?",
 )
+#: Longer answers are never multiple-choice letters (the letter pattern is not tried on them).
+_MAX_CHOICE_CHARS = 64
 _TEXT_BLOCK = r"\\(?:text|mbox|mathrm|textrm|textnormal|operatorname)\s*\{[^{}]*\}"
 _UNIT_WORDS = (
     "units?|cm|mm|km|meters?|metres?|centimeters?|kilometers?|inch(?:es)?|feet|foot|ft|"
@@ -24,11 +26,17 @@ _UNIT_WORDS = (
     "days?|weeks?|years?|dollars?|cents?|degrees?|square|sq|cubic|liters?|litres?|mph|"
     "people|students|ways|points?"
 )
-_TRAILING_UNITS = re.compile(
-    rf"(?:\s|\\[ ,;!])*(?:{_TEXT_BLOCK}|\b(?:{_UNIT_WORDS})\b)(?:\s*\^\s*\{{?\d\}}?)?\s*$"
+# Each pattern starts with a token that is not optional, and leading/trailing whitespace is
+# stripped in code, so a search costs time linear in the text (no quadratic retries over spaces).
+_TRAILING_UNIT = re.compile(
+    rf"(?:{_TEXT_BLOCK}|\b(?:{_UNIT_WORDS})\b)(?:\s*\^\s*(?:\{{\s*\d\s*\}}|\d))?\s*$"
 )
-_LEADING_ZEROS = re.compile(r"-?0+\d+")
+#: At most this many trailing unit texts are removed (``5\\text{ m}^2\\text{ s}`` needs two).
+_MAX_UNIT_WORDS = 4
+_UNIT_SEPARATORS = ("\\ ", "\\,", "\\;", "\\!")
+_LEADING_ZEROS = re.compile(r"-?0\d+", re.ASCII)
 _WRAPPERS = ("$", "\\(", "\\)", "\\[", "\\]")
+_WHITESPACE = re.compile(r"\s+")
 _LIST_WORDS = re.compile(
     r"\\text\s*\{\s*(?:or|and)\s*\}|\bor\b|\\lor(?![A-Za-z])|\\vee(?![A-Za-z])"
 )
@@ -37,7 +45,8 @@ _CLOSERS = ")]}"
 
 
 def _strip_wrappers(answer: str) -> str:
-    text = answer.strip().replace("\\$", "")  # a dollar sign, not a math delimiter
+    text = _WHITESPACE.sub(" ", answer.strip())  # TeX reads a run of spaces as one
+    text = text.replace("\\$", "")  # a dollar sign, not a math delimiter
     for wrapper in _WRAPPERS:
         text = text.replace(wrapper, "")
     text = text.replace("\\displaystyle", "").replace("\\dfrac", "\\frac")
@@ -46,37 +55,65 @@ def _strip_wrappers(answer: str) -> str:
 
 
 def _strip_outer_braces(text: str) -> str:
-    """``{76^\\circ}`` → ``76^\\circ``: drop braces that enclose the whole answer."""
-    while text.startswith("{") and _closing_brace(text) == len(text) - 1:
-        text = text[1:-1].strip()
-    return text
+    """``{76^\\circ}`` → ``76^\\circ``: drop braces that enclose the whole answer (linear time)."""
+    closing = _closing_braces(text)
+    start, end = 0, len(text) - 1
+    while start < end and text[start] == "{" and closing.get(start) == end:
+        start, end = start + 1, end - 1
+        while start <= end and text[start].isspace():
+            start += 1
+        while end >= start and text[end].isspace():
+            end -= 1
+    return text[start : end + 1]
 
 
-def _closing_brace(text: str) -> int:
-    """Index of the ``}`` matching the ``{`` at index 0 (escaped braces skipped), or -1."""
-    depth = 0
+def _closing_braces(text: str) -> dict[int, int]:
+    """Index of each ``{`` → index of its ``}`` (escaped braces skipped), in one pass."""
+    pairs: dict[int, int] = {}
+    opened: list[int] = []
     i = 0
     while i < len(text):
-        if text[i] == "\\":
+        char = text[i]
+        if char == "\\":
             i += 2
             continue
-        depth += {"{": 1, "}": -1}.get(text[i], 0)
-        if depth == 0:
-            return i
+        if char == "{":
+            opened.append(i)
+        elif char == "}" and opened:
+            pairs[opened.pop()] = i
         i += 1
-    return -1
+    return pairs
+
+
+def _strip_percent(text: str) -> str:
+    """``17.5\\%`` → ``17.5``."""
+    text = text.rstrip()
+    if text.endswith("%"):
+        text = text[:-1]
+        text = text[:-1] if text.endswith("\\") else text
+    return text.rstrip()
+
+
+def _strip_unit_separators(text: str) -> str:
+    """Drop trailing whitespace and TeX spacing commands (``\\ ``, ``\\,``, ``\\;``, ``\\!``)."""
+    while True:
+        text = text.rstrip()
+        if not text.endswith(_UNIT_SEPARATORS):
+            return text
+        text = text[:-2]
 
 
 def _strip_trailing_units(text: str) -> str:
     """Drop unit text after a value (``5\\text{ cm}^2`` → ``5``); keep text-only answers."""
-    while True:
-        match = _TRAILING_UNITS.search(text)
-        if match is None or match.start() == 0:
+    for _ in range(_MAX_UNIT_WORDS):
+        match = _TRAILING_UNIT.search(text)
+        if match is None:
             return text
-        head = text[: match.start()].rstrip()
-        if not re.search(r"[\d})]$", head):
+        head = _strip_unit_separators(text[: match.start()])
+        if not head or head[-1] not in "0123456789})":
             return text
         text = head
+    return text
 
 
 def normalize_answer(answer: str) -> str:
@@ -90,11 +127,11 @@ def normalize_answer(answer: str) -> str:
     text = _strip_wrappers(answer)
     text = _THOUSANDS_BRACED.sub("", text)
     text = _DEGREES.sub("", text)
-    text = _PERCENT.sub("", text)
+    text = _strip_percent(text)
     text = _strip_outer_braces(_strip_trailing_units(text).strip())
     if _THOUSANDS_PLAIN.fullmatch(text):
         text = text.replace(",", "")
-    choice = _CHOICE.fullmatch(text)
+    choice = _CHOICE.fullmatch(text) if len(text) <= _MAX_CHOICE_CHARS else None
     if choice is not None and ("(" in text or "\\" in text):
         text = choice.group(1)
     if _LEADING_ZEROS.fullmatch(text):

@@ -2,11 +2,16 @@
 
 ``concurrent.futures.ProcessPoolExecutor`` cannot kill a hung worker, and
 ``multiprocessing.Process`` cannot be started from a daemonic process (a ``multiprocessing.Pool``
-worker). Workers here are plain interpreters started with :mod:`subprocess`
-(``python -m rewards._worker``), which works from any thread of any process, never re-imports the
+worker). Workers here are plain interpreters started with :mod:`subprocess` (see
+:mod:`rewards._worker`), which works from any thread of any process, never re-imports the
 caller's ``__main__`` and never forks a multi-threaded parent. Each worker serves one task at a
 time over its own pair of pipes; a task that overruns is answered :data:`TIMED_OUT` and its
 worker is killed and replaced at once (the replacement warms up in the background).
+
+Workers run in isolated mode with the parent's import path minus the working directory, and die
+with their parent (a parent-death signal on Linux, a pipe watchdog everywhere). They are started
+from one long-lived thread per process, because Linux sends the parent-death signal when the
+*thread* that started a process exits.
 
 POSIX only (workers inherit their pipes through ``pass_fds``).
 
@@ -17,7 +22,9 @@ a ready worker. Waiting for a free worker (all busy with other callers' tasks) i
 from __future__ import annotations
 
 import atexit
+import json
 import os
+import queue
 import subprocess
 import sys
 import threading
@@ -25,6 +32,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Sequence
+from concurrent.futures import Future
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
@@ -33,6 +41,76 @@ from typing import Any
 TIMED_OUT = "timed_out"
 _STARTUP_TIMEOUT_S = 120.0
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
+_BOOTSTRAP = (
+    "import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
+    "from rewards._worker import main; main(sys.argv[2:])"
+)
+
+
+def worker_sys_path() -> list[str]:
+    """The import path of a worker: this package's root, then the caller's absolute path entries
+    except the working directory (a ``sympy.py`` lying there must never be imported).
+
+    Example:
+        >>> os.getcwd() in worker_sys_path()[1:]
+        False
+    """
+    cwd = os.getcwd()
+    entries = [_PACKAGE_ROOT]
+    for entry in sys.path:
+        if entry and os.path.isabs(entry) and entry != cwd and entry not in entries:
+            entries.append(entry)
+    return entries
+
+
+class _Spawner:
+    """Starts processes from one long-lived daemon thread of this process.
+
+    Linux delivers ``PR_SET_PDEATHSIG`` when the thread that started a process exits, so a worker
+    started from a caller's short-lived thread (a ``ThreadPoolExecutor``) would die with it.
+    """
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self._requests: queue.SimpleQueue[tuple[list[str], dict[str, Any], Future[Any]]]
+        self._requests = queue.SimpleQueue()
+        thread = threading.Thread(target=self._serve, name="rewards-worker-spawner", daemon=True)
+        thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            argv, options, future = self._requests.get()
+            try:
+                future.set_result(subprocess.Popen(argv, **options))
+            except BaseException as error:  # handed to the caller
+                future.set_exception(error)
+
+    def popen(self, argv: list[str], **options: Any) -> subprocess.Popen[bytes]:
+        """``subprocess.Popen(argv, **options)``, run on the spawner thread."""
+        future: Future[subprocess.Popen[bytes]] = Future()
+        self._requests.put((argv, options, future))
+        return future.result()
+
+
+_spawner: _Spawner | None = None
+_spawner_lock = threading.Lock()
+
+
+def _spawn(argv: list[str], **options: Any) -> subprocess.Popen[bytes]:
+    global _spawner
+    with _spawner_lock:
+        if _spawner is None or _spawner.pid != os.getpid():
+            _spawner = _Spawner()
+        spawner = _spawner
+    return spawner.popen(argv, **options)
+
+
+def _forget_spawner_after_fork() -> None:
+    global _spawner, _spawner_lock
+    _spawner, _spawner_lock = None, threading.Lock()  # threads (and held locks) stay behind
+
+
+os.register_at_fork(after_in_child=_forget_spawner_after_fork)
 
 
 class _Worker:
@@ -41,15 +119,14 @@ class _Worker:
     def __init__(self) -> None:
         task_read, task_write = os.pipe()
         result_read, result_write = os.pipe()
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
+        argv = [sys.executable, "-I", "-c", _BOOTSTRAP, json.dumps(worker_sys_path())]
+        argv += [str(task_read), str(result_write), str(os.getpid())]
         try:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "rewards._worker", str(task_read), str(result_write)],
+            self.process = _spawn(
+                argv,
                 pass_fds=(task_read, result_write),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
-                env=env,
                 close_fds=True,
             )
         finally:

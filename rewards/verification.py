@@ -4,9 +4,15 @@
 (see :mod:`rewards.normalize`) and asks math-verify whether it is equivalent to the gold answer,
 inside killable worker processes (see :mod:`rewards.pool`), so every call has a hard wall-clock
 bound and is safe from any thread and any process (including daemonic ``multiprocessing.Pool``
-workers). Results are cached (LRU); each worker parses each gold answer once. When the gold
-answer and every candidate are integer literals, the values are compared in this process
-(math-verify decides such pairs the same way), so integer answers need no worker.
+workers). Results are cached (LRU, bounded in entries and bytes); each worker parses each gold
+answer once. When the gold answer and every candidate are integer literals (ASCII digits, any
+length), the values are compared in this process (math-verify decides such pairs the same way),
+so integer answers need no worker.
+
+Work in the calling process is linear in the input and bounded: answer regions longer than
+``max_response_chars`` and gold answers longer than ``max_gold_chars`` are rejected unscanned;
+longer or more deeply nested answers than ``max_answer_chars`` / ``max_answer_depth`` are
+``wrong`` without parsing.
 
 Anti-hedging: when the answer region holds several boxed answers that are not all equivalent to
 the gold answer (some right, some wrong), or one box lists candidates (``3 \\text{ or } 5``,
@@ -16,25 +22,24 @@ the gold answer (some right, some wrong), or one box lists candidates (``3 \\tex
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import signal
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from rewards.extraction import final_answers
+from rewards._cache import _MISSING, _ResultCache, _Task
+from rewards.extraction import answer_region, boxed_answers, pattern_answers
 from rewards.normalize import is_hedged_list, normalize_answer
 from rewards.pool import TIMED_OUT, WorkerPool
 
 Status = Literal["correct", "wrong", "no_answer", "timeout", "unparsable_gold"]
 STATUSES: tuple[Status, ...] = ("correct", "wrong", "no_answer", "timeout", "unparsable_gold")
-_Task = tuple[str, tuple[str, ...]]
-_MISSING = object()
-_INTEGER = re.compile(r"-?\d+")
+_INTEGER = re.compile(r"-?[0-9]+")  # ASCII digits only: ``５`` is math-verify's to judge
 
 
 @dataclass(frozen=True)
@@ -45,7 +50,8 @@ class Verification:
         status: One of ``correct``, ``wrong``, ``no_answer``, ``timeout``, ``unparsable_gold``.
         answer: The final answer as extracted (the last candidate), or ``None`` when there is none.
         detail: Why, when the status alone does not say: ``hedged``, ``answer_too_long``,
-            ``unfinished_thinking``, ``no_boxed_answer``, ``grading_error:<Exception>``.
+            ``answer_too_deep``, ``unfinished_thinking``, ``no_boxed_answer``,
+            ``response_too_long``, ``gold_too_long``, ``grading_error:<Exception>``.
     """
 
     status: Status
@@ -63,13 +69,27 @@ class VerifierConfig:
     """How responses are verified (hashable: one shared verifier per distinct config).
 
     Attributes:
-        timeout_s: Hard wall-clock bound on grading one response, in seconds.
+        timeout_s: Hard wall-clock bound on grading one response, in seconds (finite).
         workers: Worker processes; ``None`` means ``min(2, os.cpu_count())``.
         max_answer_chars: Longer answers are ``wrong`` (``answer_too_long``) without parsing.
+        max_answer_depth: Answers nested deeper than this (braces, brackets and parentheses)
+            are ``wrong`` (``answer_too_deep``) without parsing: math-verify needs longer than
+            the default timeout for ``\\frac`` nested 16 deep (161 characters) and seconds for
+            12 nested parentheses, while the gold answers in ``../shared/data`` nest at most 4
+            deep (``tests/rewards/test_verification.py`` checks this).
         max_candidates: More distinct boxed answers than this are ``wrong`` (``hedged``) at once.
+        max_response_chars: An answer region (the text after the last ``</think>``, or the whole
+            response without think tags) longer than this is ``no_answer``
+            (``response_too_long``) without being scanned. Thinking text is never scanned.
+        max_gold_chars: A longer gold answer is ``unparsable_gold`` (``gold_too_long``).
         extra_patterns: Regular expressions (first group = answer) tried when no box is found,
-            e.g. ``(rewards.extraction.FINAL_ANSWER_PATTERN,)``.
-        cache_size: Entries in the result cache.
+            e.g. ``(rewards.extraction.FINAL_ANSWER_PATTERN,)``. They run in the calling
+            process, so they must not backtrack catastrophically.
+        cache_size: Entries in the result cache (0 disables it).
+        cache_bytes: Approximate bytes of the result cache (answers, gold answers, overhead).
+        cache_timeouts: Also cache timeouts, so an identical task that overran once is answered
+            ``timeout`` at once instead of costing another ``timeout_s`` (off by default: a
+            timeout can be due to load rather than to the task).
         in_process: Grade in the calling process instead of worker processes. The time bound
             then holds only in the main thread (SIGALRM); elsewhere only ``max_answer_chars``
             guards against slow answers. Meant for debugging and benchmarking.
@@ -78,46 +98,33 @@ class VerifierConfig:
     timeout_s: float = 5.0
     workers: int | None = None
     max_answer_chars: int = 1000
+    max_answer_depth: int = 8
     max_candidates: int = 4
+    max_response_chars: int = 1_000_000
+    max_gold_chars: int = 100_000
     extra_patterns: tuple[str, ...] = ()
     cache_size: int = 65536
+    cache_bytes: int = 64 * 2**20
+    cache_timeouts: bool = False
     in_process: bool = False
 
     def __post_init__(self) -> None:
-        if self.timeout_s <= 0:
-            raise ValueError(f"timeout_s must be positive, got {self.timeout_s}")
+        if not (math.isfinite(self.timeout_s) and self.timeout_s > 0):
+            raise ValueError(f"timeout_s must be a positive finite number, got {self.timeout_s}")
         if self.workers is not None and self.workers < 1:
             raise ValueError(f"workers must be at least 1, got {self.workers}")
-        if self.max_answer_chars < 1 or self.max_candidates < 1:
-            raise ValueError("max_answer_chars and max_candidates must be at least 1")
-
-
-class _ResultCache:
-    """A thread-safe LRU map from a grading task to its grades."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._items: OrderedDict[_Task, Any] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: _Task) -> Any:
-        """The cached grades of ``key``, or :data:`_MISSING`."""
-        with self._lock:
-            if key not in self._items:
-                return _MISSING
-            self._items.move_to_end(key)
-            return self._items[key]
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-
-    def put(self, key: _Task, value: Any) -> None:
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
+        for name in (
+            "max_answer_chars",
+            "max_answer_depth",
+            "max_candidates",
+            "max_response_chars",
+            "max_gold_chars",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("cache_size", "cache_bytes"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be 0 (no cache) or more, got {getattr(self, name)}")
 
 
 class Verifier:
@@ -135,7 +142,7 @@ class Verifier:
 
     def __init__(self, config: VerifierConfig | None = None) -> None:
         self.config = config or VerifierConfig()
-        self._cache = _ResultCache(self.config.cache_size)
+        self._cache = _ResultCache(self.config.cache_size, self.config.cache_bytes)
         self._pool: WorkerPool | None = None
         self._pool_lock = threading.Lock()
 
@@ -153,8 +160,9 @@ class Verifier:
         todo = [task for task, cached in grades.items() if cached is _MISSING]
         for task, result in zip(todo, self._grade(todo), strict=True):
             grades[task] = result
-            if result is not TIMED_OUT and not isinstance(result, str):
-                self._cache.put(task, result)  # timeouts may be load-dependent: not cached
+            cacheable = self.config.cache_timeouts if result is TIMED_OUT else _is_grade(result)
+            if cacheable:
+                self._cache.put(task, result)  # grading errors are never cached
         return [
             item if isinstance(item, Verification) else _verdict(grades[item[0]], item[1])
             for item in prepared
@@ -162,26 +170,38 @@ class Verifier:
 
     def _prepare(self, response: str, gold: str) -> Verification | tuple[_Task, str]:
         """Extract and normalise; return a final verdict when no grading is needed."""
-        candidates = final_answers(response, self.config.extra_patterns)
-        if candidates is None:
+        config = self.config
+        region = answer_region(response)
+        if region is None:
             return Verification("no_answer", detail="unfinished_thinking")
+        if len(region) > config.max_response_chars:
+            return Verification("no_answer", detail="response_too_long")
+        candidates = boxed_answers(region)
+        if not candidates and config.extra_patterns:
+            candidates = pattern_answers(region, config.extra_patterns)
         if not candidates:
             return Verification("no_answer", detail="no_boxed_answer")
         answer = candidates[-1]
+        if len(gold) > config.max_gold_chars:
+            return Verification("unparsable_gold", answer=answer, detail="gold_too_long")
         gold_normal = normalize_answer(gold)
         if not gold_normal:
             return Verification("unparsable_gold", answer=answer)
-        if any(len(candidate) > self.config.max_answer_chars for candidate in candidates):
+        if any(len(candidate) > config.max_answer_chars for candidate in candidates):
             return Verification("wrong", answer=answer, detail="answer_too_long")
-        distinct = tuple(dict.fromkeys(normalize_answer(c) for c in candidates))
-        if len(distinct) > self.config.max_candidates:
-            return Verification("wrong", answer=answer, detail="hedged")
+        distinct: dict[str, None] = {}
+        for candidate in dict.fromkeys(candidates):  # equal strings are normalised once
+            distinct[normalize_answer(candidate)] = None
+            if len(distinct) > config.max_candidates:
+                return Verification("wrong", answer=answer, detail="hedged")
         if any(is_hedged_list(candidate, gold_normal) for candidate in distinct):
             return Verification("wrong", answer=answer, detail="hedged")
-        integer_grades = _integer_grades(gold_normal, distinct)
+        integer_grades = _integer_grades(gold_normal, tuple(distinct))
         if integer_grades is not None:
             return _verdict(integer_grades, answer)
-        return (gold_normal, distinct), answer
+        if any(nesting_depth(candidate) > config.max_answer_depth for candidate in distinct):
+            return Verification("wrong", answer=answer, detail="answer_too_deep")
+        return (gold_normal, tuple(distinct)), answer
 
     def _grade(self, tasks: Sequence[_Task]) -> list[Any]:
         if not tasks:
@@ -213,7 +233,8 @@ def _integer_grades(gold: str, candidates: Sequence[str]) -> tuple[bool, ...] | 
     """Grades without math-verify when gold and every candidate are integer literals.
 
     Two integer literals are equivalent exactly when their values are equal, which is what
-    math-verify decides for them too; anything else (``None``) goes to math-verify.
+    math-verify decides for them too; anything else (``None``) goes to math-verify. Values are
+    compared as canonical digit strings, so any length works in linear time.
 
     Example:
         >>> _integer_grades("918", ("918",)), _integer_grades("918", ("0918", "7"))
@@ -223,7 +244,36 @@ def _integer_grades(gold: str, candidates: Sequence[str]) -> tuple[bool, ...] | 
     """
     if not _INTEGER.fullmatch(gold) or not all(_INTEGER.fullmatch(c) for c in candidates):
         return None
-    return tuple(int(c) == int(gold) for c in candidates)
+    value = _canonical_integer(gold)
+    return tuple(_canonical_integer(candidate) == value for candidate in candidates)
+
+
+def _canonical_integer(literal: str) -> str:
+    """``"-007"`` → ``"-7"``, ``"-0"`` → ``"0"``: equal values, equal strings."""
+    digits = literal.lstrip("-").lstrip("0") or "0"
+    return "-" + digits if literal.startswith("-") and digits != "0" else digits
+
+
+def nesting_depth(text: str) -> int:
+    """The deepest nesting of ``{}``, ``[]`` and ``()`` in ``text`` (one linear pass).
+
+    Example:
+        >>> nesting_depth("\\frac{1}{(2+x)^{2}}")
+        2
+    """
+    depth = deepest = 0
+    for char in text:
+        if char in "{[(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "}])":
+            depth = max(depth - 1, 0)
+    return deepest
+
+
+def _is_grade(result: Any) -> bool:
+    """Whether a worker's result is a grade (not a timeout or an error name)."""
+    return not isinstance(result, str)
 
 
 def _verdict(grades: Any, answer: str) -> Verification:

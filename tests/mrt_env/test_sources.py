@@ -16,6 +16,7 @@ from mrt_env.sources import (
     ProblemSourceError,
     from_hf,
     from_list,
+    gold_answer_error,
     load_jsonl,
     resolve_source,
 )
@@ -150,3 +151,20 @@ def test_resolve_source_tinymath_splits() -> None:
 def test_resolve_source_rejects_bad_specs(spec: Any, error: type, message: str) -> None:
     with pytest.raises(error, match=message):
         resolve_source(spec)
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        (float("nan"), "is not a finite number"),
+        (float("-inf"), "is not a finite number"),
+        ("NaN", "is not a number"),
+        ("\\frac{1}{2", "has unbalanced braces"),
+        ("\\{1, 2\\}", None),  # escaped braces are not structural
+        ("$ $", "has no answer left after normalisation"),
+        ("7" * 5000, None),  # a long integer as text is fine
+        (0.5, None),
+    ],
+)
+def test_gold_answer_error(answer: str | float, reason: str | None) -> None:
+    assert gold_answer_error(answer) == reason

@@ -34,6 +34,8 @@ EXTRACTION_CASES = [
     ("</think>\\boxedx{3}", []),
     # surrounding whitespace inside the box is stripped
     ("</think>\\boxed{  12 }", ["12"]),
+    # \boxed with a one-token argument and no space, as TeX allows
+    ("</think>\\boxed5 and \\boxed-3.", ["5", "-3."]),
 ]
 
 
@@ -49,6 +51,12 @@ def test_extra_patterns_only_when_no_box() -> None:
     assert final_answers(text + " \\boxed{13}", [FINAL_ANSWER_PATTERN]) == ["13"]
     # a pattern inside the thinking does not count either
     assert final_answers("<think>Final answer: 3</think>", [FINAL_ANSWER_PATTERN]) == []
+
+
+def test_final_answer_pattern_takes_the_rest_of_the_line() -> None:
+    text = "</think>So the final answer is $\\frac{1}{2}$.\nFINAL ANSWER: 7"
+    assert final_answers(text, [FINAL_ANSWER_PATTERN]) == ["$\\frac{1}{2}$.", "7"]
+    assert normalize_answer("$\\frac{1}{2}$.") == "\\frac{1}{2}"  # delimiters go in normalisation
 
 
 def test_answer_region() -> None:
@@ -78,6 +86,11 @@ NORMALIZATION_CASES = [
     ("{76^\\circ}", "76"),  # redundant outer braces
     ("{76}^\\circ", "76"),  # braces left alone once the degree sign is gone
     ("{1}+{2}", "{1}+{2}"),  # braces that are not one outer group stay
+    ("{{ {7} }}", "7"),  # nested outer braces, whitespace between them
+    ("5\\text{ m}^2\\text{ s}", "5"),  # two unit texts
+    ("5\\,\\text{cm}", "5"),  # a TeX thin space before the unit
+    ("0000", "0"),  # all zeros
+    ("-007", "-7"),  # a negative number with leading zeros
 ]
 
 

@@ -15,6 +15,8 @@ import pytest
 
 import rewards
 from rewards import Verification, Verifier, VerifierConfig, verify
+from rewards.normalize import normalize_answer
+from rewards.verification import nesting_depth
 
 DATA_DIR = Path(__file__).resolve().parents[3] / "shared" / "data"
 TIMEOUT_S = 1.0
@@ -155,10 +157,68 @@ def test_results_are_cached_without_workers() -> None:
     cached.close()
 
 
-@pytest.mark.parametrize("bad", [{"timeout_s": 0.0}, {"workers": 0}, {"max_candidates": 0}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"timeout_s": 0.0},
+        {"timeout_s": float("nan")},
+        {"timeout_s": float("inf")},
+        {"workers": 0},
+        {"max_candidates": 0},
+        {"max_answer_depth": 0},
+        {"max_response_chars": 0},
+        {"max_gold_chars": 0},
+        {"cache_size": -1},
+        {"cache_bytes": -1},
+    ],
+)
 def test_config_rejects_bad_values(bad: dict[str, float]) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=next(iter(bad))):
         VerifierConfig(**bad)  # type: ignore[arg-type]
+
+
+def test_result_cache_is_capped_in_bytes() -> None:
+    cache = rewards.verification._ResultCache(size=100, max_bytes=4096)
+    for i in range(8):
+        cache.put((f"{i}" * 1000, ("1",)), (True,))  # each entry costs over 1 KB
+    assert 0 < len(cache._items) <= 3 and cache.bytes <= 4096
+    assert cache.get(("7" * 1000, ("1",))) == (True,)  # the newest entries stay
+    cache.put(("x" * 10_000, ("1",)), (True,))  # larger than the whole cache: not stored
+    assert cache.get(("x" * 10_000, ("1",))) is rewards.verification._MISSING
+    without = Verifier(VerifierConfig(workers=1, cache_size=0))
+    try:
+        assert without.verify(respond("0.5"), "\\frac{1}{2}").correct
+        assert not without._cache._items
+    finally:
+        without.close()
+
+
+@pytest.mark.parametrize(
+    ("response", "gold", "config", "detail"),
+    [
+        ("</think>" + "\\boxed{1}" * 200, "1", {"max_response_chars": 1000}, "response_too_long"),
+        (respond("1"), "1" * 101, {"max_gold_chars": 100}, "gold_too_long"),
+        (respond("(" * 9 + "x" + ")" * 9), "x", {}, "answer_too_deep"),
+        (respond("x" * 1001), "x", {}, "answer_too_long"),
+    ],
+)
+def test_documented_caps(response: str, gold: str, config: dict[str, int], detail: str) -> None:
+    capped = Verifier(VerifierConfig(workers=1, **config))  # type: ignore[arg-type]
+    try:
+        result = capped.verify(response, gold)
+        assert result.detail == detail
+        assert not result.correct
+        assert capped._pool is None  # decided without a worker
+    finally:
+        capped.close()
+
+
+def test_thinking_is_never_scanned_so_it_may_exceed_the_cap() -> None:
+    capped = Verifier(VerifierConfig(workers=1, max_response_chars=1000))
+    try:
+        assert capped.verify("<think>" + "a" * 100_000 + "</think>\\boxed{3}", "3").correct
+    finally:
+        capped.close()
 
 
 # --- adversarial inputs -----------------------------------------------------------------------
@@ -264,6 +324,12 @@ def test_gold_answers_verify_against_themselves_subset(gold_rows: list[tuple[str
     assert agreement >= 0.995, exceptions
 
 
+def test_gold_answers_nest_well_within_the_depth_cap(gold_rows: list[tuple[str, str]]) -> None:
+    depths = [nesting_depth(normalize_answer(gold)) for _, gold in gold_rows]
+    print(f"deepest nesting of {len(depths)} gold answers: {max(depths)}")
+    assert max(depths) * 2 <= VerifierConfig().max_answer_depth
+
+
 @pytest.mark.slow
 def test_gold_answers_verify_against_themselves_all(gold_rows: list[tuple[str, str]]) -> None:
     agreement, exceptions = _agreement(gold_rows)
@@ -285,3 +351,36 @@ def test_integer_answers_are_graded_without_workers() -> None:
         assert integers._pool is not None
     finally:
         integers.close()
+
+
+def test_integer_shortcut_handles_any_length() -> None:
+    long_integers = Verifier(VerifierConfig(workers=1, max_answer_chars=20_000))
+    try:
+        gold = "9" * 5000  # over Python's 4,300-digit int-str conversion limit
+        assert long_integers.verify(respond("0" + gold), gold).correct
+        assert long_integers.verify(respond("7"), gold).status == "wrong"
+        assert long_integers.verify(respond("-" + gold), gold).status == "wrong"
+        assert long_integers.verify(respond("-0"), "0").correct
+        assert long_integers._pool is None
+    finally:
+        long_integers.close()
+
+
+def test_unicode_digits_go_to_math_verify(verifier: Verifier) -> None:
+    # the integer shortcut reads ASCII digits only, so both paths give math-verify's verdict
+    for digit in ("５", "٥"):
+        in_process = rewards.verification._integer_grades("5", (digit,))
+        assert in_process is None
+        assert verifier.verify(respond(digit), "5").status == "wrong"
+
+
+def test_timeouts_are_cached_when_asked() -> None:
+    remembering = Verifier(VerifierConfig(workers=1, timeout_s=0.5, cache_timeouts=True))
+    try:
+        tower = respond("7^{7^{7^{7}}}")
+        assert remembering.verify(tower, "5").status == "timeout"
+        start = time.monotonic()
+        assert remembering.verify(tower, "5").status == "timeout"
+        assert time.monotonic() - start < 0.1  # answered from the cache, no worker involved
+    finally:
+        remembering.close()
