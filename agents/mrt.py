@@ -35,7 +35,7 @@ def episode_bonuses(trajectory: Trajectory, mode: CreditMode) -> list[float]:
     """The per-episode progress term (before ``alpha``) of each episode.
 
     ``"progress"``: ``J(c_{j+1}) - J(c_j)``; ``"progress_to_go"``: ``J_final - J(c_j)`` where
-    ``J_final`` is J after the last episode (the outcome when the policy ended thinking). An
+    ``J_final`` is J after the last episode (the env's ``final_j``: μ's estimate by default). An
     episode whose J values are unknown gets 0 (the progress reward abstains).
 
     Example:
