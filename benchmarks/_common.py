@@ -437,6 +437,12 @@ def _answer_key(verification: Any) -> str | None:
     return f"{normalize_answer(verification.answer)}|{int(verification.correct)}"
 
 
+def budget_label(budget: int, extrapolated: dict[int, int]) -> str:
+    """``"256"``, or ``"768 (w=8)"`` for an extrapolated budget."""
+    forced = {b: w for w, b in extrapolated.items()}
+    return f"{budget} (w={forced[budget]})" if budget in forced else str(budget)
+
+
 def regret_markdown(
     summary: dict[str, Any],
     comparisons: dict[str, Any],
@@ -444,7 +450,8 @@ def regret_markdown(
     extrapolated: dict[int, int],
     notes: list[str],
 ) -> str:
-    """results.md of regret.py: one row per policy, then pairwise comparisons and notes."""
+    """results.md of regret.py: one row per policy, pairwise comparisons at every budget
+    (P(lower regret), token efficiency of the mean J curves), maj@k efficiency, notes."""
     extra = extrapolated
     head = ["policy", "pass@1", "tokens"]
     head += [f"regret@{b}" for b in budgets] + [f"regret@{b} (w={w})" for w, b in extra.items()]
@@ -454,19 +461,44 @@ def regret_markdown(
         cells += [fmt_ci(s["normalized_regret"][str(b)]) for b in budgets]
         cells += [fmt_ci(s["normalized_regret_extrapolated"][str(b)]) for b in extra.values()]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        "| comparison | P(lower regret) at the largest budget | token efficiency |",
-        "|---|---|---|",
-    ]
-    last = str(max(budgets)) if budgets else None
-    for pair, by_budget in comparisons["probability_lower_regret"].items():
-        a, b = pair.split("<")
-        eff = comparisons["token_efficiency"].get(f"{a}_vs_{b}")
-        p = fmt_ci(by_budget[last], 2) if last else "n/a"
-        lines.append(f"| {a} vs {b} | {p} | {'n/a' if eff is None else f'{eff:.2f}x'} |")
+    keys = [*budgets, *extra.values()]
+    labels = [budget_label(b, extra) for b in keys]
+    for title, table, fmt in (
+        ("P(lower regret) at budget", "probability_lower_regret", lambda v: fmt_ci(v, 2)),
+        ("token efficiency of the mean J curve at budget", "token_efficiency_j", _fmt_ratio),
+    ):
+        lines += ["", f"| {title} | " + " | ".join(labels) + " |", "|---" * (len(keys) + 1) + "|"]
+        for pair, by_budget in comparisons[table].items():
+            a, b = pair.split("<") if "<" in pair else pair.split("_vs_")
+            cells = [fmt(by_budget[str(k)]) for k in keys]
+            lines.append(f"| {a} vs {b} | " + " | ".join(cells) + " |")
+    lines += ["", "| comparison | token efficiency (maj@k, k = 1..S) |", "|---|---|"]
+    for pair, eff in comparisons["token_efficiency"].items():
+        a, b = pair.split("_vs_")
+        lines.append(f"| {a} vs {b} | {_fmt_ratio(eff)} |")
     lines += ["", *[f"- {note}" for note in notes]]
     return "\n".join(lines) + "\n"
+
+
+def _fmt_ratio(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}x"
+
+
+def j_token_efficiency(
+    a: list[dict[str, Any]], b: list[dict[str, Any]], budget: float, w: int = 0, points: int = 257
+) -> float | None:
+    """How many times fewer tokens ``a``'s mean J curve needs to reach the mean J that ``b``'s
+    reaches by ``budget`` (``mrt_env.regret.token_efficiency`` on the curves up to the budget;
+    ``w`` > 0: the traces forced ``w`` more times). ``None`` when undefined (``a`` never gets
+    there within the budget, or ``b``'s J stays 0)."""
+    from mrt_env.regret import token_efficiency
+
+    grid = np.linspace(0.0, float(budget), points)
+    j_a, j_b = mean_j_on_grid(a, grid, w), mean_j_on_grid(b, grid, w)
+    if j_b[-1] <= 0:
+        return None
+    value = token_efficiency((grid, j_a), (grid, j_b))
+    return None if np.isnan(value) else float(value)
 
 
 def summarize_records(
@@ -509,12 +541,18 @@ def compare_records(
     budgets: Sequence[int],
     extrapolated: dict[int, int],
 ) -> dict[str, Any]:
-    """Pairwise, over the problems both policies have: the probability of lower regret at
-    every budget (``"a<b"``), and token efficiency from the maj@k curves of ``summary``."""
+    """Pairwise, over the problems both policies have, at every budget (the extrapolated ones
+    included, keyed by the budget): the probability of lower regret (``"a<b"``) and the token
+    efficiency of the mean J curves (``"a_vs_b"``, :func:`j_token_efficiency`); and the token
+    efficiency of the maj@k curves of ``summary`` (``"token_efficiency"``)."""
     from mrt_env.regret import token_efficiency
 
     keyed = [(str(b), b, 0) for b in budgets] + [(str(b), b, w) for w, b in extrapolated.items()]
-    out: dict[str, Any] = {"probability_lower_regret": {}, "token_efficiency": {}}
+    out: dict[str, Any] = {
+        "probability_lower_regret": {},
+        "token_efficiency_j": {},
+        "token_efficiency": {},
+    }
     for a, b in itertools.permutations(policies, 2):
         common = common_problems(policies[a], policies[b])
         out["probability_lower_regret"][f"{a}<{b}"] = {
@@ -522,6 +560,9 @@ def compare_records(
                 regret_per_problem(common[0], budget, w), regret_per_problem(common[1], budget, w)
             )
             for key, budget, w in keyed
+        }
+        out["token_efficiency_j"][f"{a}_vs_{b}"] = {
+            key: j_token_efficiency(common[0], common[1], budget, w) for key, budget, w in keyed
         }
         maj_a, maj_b = summary[a]["maj@k"], summary[b]["maj@k"]
         value = token_efficiency(

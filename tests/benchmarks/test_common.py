@@ -164,6 +164,38 @@ def test_summary_comparison_and_markdown() -> None:
     assert comparisons["probability_lower_regret"]["a<b"]["20"]["mean"] == 0.5  # all ties
     text = common.regret_markdown(summary, comparisons, [20], {2: 84}, ["a note"])
     assert "regret@84 (w=2)" in text and "| a vs b | 0.50" in text and "- a note" in text
+    assert "| P(lower regret) at budget | 20 | 84 (w=2) |" in text
+
+
+def test_probability_of_lower_regret_on_different_records_is_hand_computed() -> None:
+    wrong_q1 = _record("q1", ["3", "3"], [False, False])
+    extra = _record("q3", ["5", "5"], [True, True])  # only policy a has q3: not compared
+    policies = {"a": [*RECORDS, extra], "b": [wrong_q1, RECORDS[1]]}
+    summary = {
+        name: common.summarize_records(records, [20], {2: 84}, samples=2, episode_budget=3)
+        for name, records in policies.items()
+    }
+    comparisons = common.compare_records(policies, summary, [20], {2: 84})
+    # regret at 20 (see test_figures_over_records): a = [0.5, 0.75], b = [0.75, 0.75] on q1, q2
+    # -> a wins q1, ties q2: (1 + 0.5) / 2; b: (0 + 0.5) / 2
+    lower = comparisons["probability_lower_regret"]
+    assert lower["a<b"]["20"]["mean"] == pytest.approx(0.75)
+    assert lower["b<a"]["20"]["mean"] == pytest.approx(0.25)
+    assert lower["a<b"]["20"]["n"] == 2
+    assert lower["a<b"]["84"]["mean"] == pytest.approx(0.5)  # equal forced curves: ties
+    # b's mean J at 20 is 0 (both wrong): no J level to reach, the efficiency is undefined
+    assert comparisons["token_efficiency_j"]["a_vs_b"]["20"] is None
+    text = common.regret_markdown(summary, comparisons, [20], {2: 84}, [])
+    assert "| P(lower regret) at budget | 20 | 84 (w=2) |" in text
+    assert "| a vs b | 0.75 [" in text
+
+
+def test_j_token_efficiency_is_the_ratio_of_tokens_to_the_same_mean_j() -> None:
+    fast = [{"problem_id": "q", "samples": [{"curve": [[10, 1.0]]}]}]
+    slow = [{"problem_id": "q", "samples": [{"curve": [[40, 1.0]]}]}]
+    # J rises linearly from 0 to 1 over 10 (fast) or 40 (slow) tokens; slow reaches 1 at 40
+    assert common.j_token_efficiency(fast, slow, budget=40) == pytest.approx(4.0)
+    assert common.j_token_efficiency(slow, fast, budget=40) == pytest.approx(0.25)
 
 
 def test_traces_round_trip(tmp_path: Path) -> None:
