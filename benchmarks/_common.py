@@ -1,7 +1,8 @@
 """Helpers shared by the benchmark scripts (never imported by the library).
 
 * :func:`parse_args`: a dataclass of arguments (a docstring under each field) → argparse CLI.
-* :func:`bootstrap_ci`, :func:`probability_of_improvement`: 95% bootstrap statistics.
+* :func:`bootstrap_ci`, :func:`probability_of_improvement`: re-exported from
+  :mod:`mrt_env.stats` (the project's one bootstrap helper).
 * :func:`run_environment`: package versions and platform, recorded with every result.
 * :func:`build_segmenter`, :func:`replay_env`, :func:`policy_fingerprint`: segmenters, the
   MRTMath-v0 env that replays responses, and checkpoint fingerprints.
@@ -35,7 +36,11 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from mrt_env.stats import bootstrap_ci, probability_of_improvement
+
 T = TypeVar("T")
+
+__all__ = ["bootstrap_ci", "probability_of_improvement"]  # re-exported for the scripts
 
 PACKAGES = ("mrt-gym", "torch", "transformers", "gymnasium", "stable-baselines3", "numpy", "scipy")
 
@@ -131,52 +136,6 @@ def run_environment() -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             versions[name] = None
     return {"python": sys.version.split()[0], "platform": platform.platform(), **versions}
-
-
-def bootstrap_ci(
-    values: Sequence[float] | np.ndarray, seed: int = 0, resamples: int = 2000
-) -> dict[str, float]:
-    """Mean and 95% percentile-bootstrap CI (``scipy.stats.bootstrap``) of ``values``.
-
-    With fewer than two distinct values the interval collapses to the mean.
-    """
-    from scipy import stats
-
-    data = np.asarray(values, dtype=np.float64)
-    if data.size == 0:
-        return {"mean": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "n": 0}
-    mean = float(data.mean())
-    if data.size < 2 or np.ptp(data) == 0:
-        return {"mean": mean, "ci_low": mean, "ci_high": mean, "n": int(data.size)}
-    result = stats.bootstrap(
-        (data,),
-        np.mean,
-        confidence_level=0.95,
-        n_resamples=resamples,
-        method="percentile",
-        rng=np.random.default_rng(seed),
-    )
-    low, high = result.confidence_interval
-    return {"mean": mean, "ci_low": float(low), "ci_high": float(high), "n": int(data.size)}
-
-
-def probability_of_improvement(
-    lower_is_better_a: Sequence[float] | np.ndarray,
-    lower_is_better_b: Sequence[float] | np.ndarray,
-    seed: int = 0,
-    resamples: int = 2000,
-) -> dict[str, float]:
-    """P(a < b) with a bootstrap CI, for paired per-problem values (lower is better).
-
-    The point estimate is rliable's probability of improvement on paired scores:
-    the mean over problems of ``1[a < b] + 0.5 * 1[a == b]``; the CI resamples problems.
-    """
-    a = np.asarray(lower_is_better_a, dtype=np.float64)
-    b = np.asarray(lower_is_better_b, dtype=np.float64)
-    if a.shape != b.shape:
-        raise ValueError(f"paired values need equal shapes, got {a.shape} and {b.shape}")
-    wins = (a < b).astype(np.float64) + 0.5 * (a == b)
-    return bootstrap_ci(wins, seed=seed, resamples=resamples)
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from mrt_env import stats
 from tests.benchmarks.scripts import load_script
 
 common = load_script("_common")
@@ -48,21 +49,9 @@ def test_parse_args_help_shows_field_docs(capsys: pytest.CaptureFixture[str]) ->
     assert "how many" in capsys.readouterr().out
 
 
-def test_bootstrap_ci_brackets_the_mean() -> None:
-    values = np.random.default_rng(0).normal(0.3, 0.1, size=200)
-    stat = common.bootstrap_ci(values)
-    assert stat["ci_low"] < stat["mean"] < stat["ci_high"]
-    assert stat["mean"] == pytest.approx(values.mean())
-    assert stat["ci_high"] - stat["ci_low"] < 0.05  # ≈ 4 standard errors of 0.007
-    assert common.bootstrap_ci([0.5, 0.5])["ci_low"] == 0.5  # constant data: no spread
-
-
-def test_probability_of_improvement_counts_paired_wins_and_ties() -> None:
-    a, b = [0.1, 0.2, 0.5, 0.9], [0.3, 0.2, 0.4, 1.0]
-    # wins at 0, 3; tie at 1 (counts 1/2); loss at 2 -> (1 + 0.5 + 0 + 1) / 4
-    assert common.probability_of_improvement(a, b)["mean"] == pytest.approx(0.625)
-    with pytest.raises(ValueError, match="paired"):
-        common.probability_of_improvement([0.1], [0.1, 0.2])
+def test_statistics_are_the_librarys() -> None:
+    assert common.bootstrap_ci is stats.bootstrap_ci
+    assert common.probability_of_improvement is stats.probability_of_improvement
 
 
 def test_settings_hash_is_stable_and_sensitive() -> None:
