@@ -67,9 +67,7 @@ def main(args: Args) -> dict[str, Any]:
         guess = share(sum(map(opens_with_guess, responses)), len(responses))
         redo = share(sum(map(has_recomputation, responses)), len(responses))
         results[name] = {"quick_guess": guess, "recomputation": redo}
-        cells = [
-            f"{s['share']:.1%} [{s['ci_low']:.1%}, {s['ci_high']:.1%}]" for s in (guess, redo)
-        ]
+        cells = [f"{s['share']:.1%} [{s['ci_low']:.1%}, {s['ci_high']:.1%}]" for s in (guess, redo)]
         print(f"{name:<10}{len(responses):>10}  {cells[0]:<28}{cells[1]:<28}")
     if args.out:
         write_json(Path(args.out), results)

@@ -42,7 +42,8 @@ class MRTMathEnv(gym.Env[str, str]):
     ## Termination/Truncation
     ``terminated`` when the episode ends thinking: the response (all episodes) is verified with
     ``rewards.verify`` (the outcome), and J(final) is μ's K-sample estimate from the natural end
-    of thinking (``final_j="prover"``, PAPER.md) or that outcome (``final_j="outcome"``). ``truncated`` when the response reaches
+    of thinking (``final_j="prover"``, PAPER.md) or that outcome (``final_j="outcome"``).
+    ``truncated`` when the response reaches
     ``token_budget`` tokens (an overrunning episode is cut at the budget, by tokens),
     ``max_episodes`` steps or ``max_observation_chars`` characters; the outcome is that of one
     forced answer sampled from the model (``truncation_outcome="forced_answer"``, the paper's

@@ -78,7 +78,12 @@ def bootstrap_ci(
         rng=np.random.default_rng(seed),
     )
     low, high = result.confidence_interval
-    return {"mean": float(data.mean()), "ci_low": float(low), "ci_high": float(high), "n": data.size}
+    return {
+        "mean": float(data.mean()),
+        "ci_low": float(low),
+        "ci_high": float(high),
+        "n": data.size,
+    }
 
 
 def seed_ci(values: Sequence[float] | np.ndarray, confidence: float = 0.95) -> Stat:

@@ -81,8 +81,8 @@ class SampledMetaProver:
 
     For each request, the input is ``template.render_meta(prompt, prefix)``: the prefix
     followed by the termination suffix that closes the thinking or, for a prefix that has
-    already ended thinking, the natural end (the prefix up to ``end_think``, no suffix). K answers are sampled with
-    the request's seed and each is verified as the response
+    already ended thinking, the natural end (the prefix up to ``end_think``, no suffix). K
+    answers are sampled with the request's seed and each is verified as the response
     ``render_meta(prompt, prefix)[len(prompt):] + answer`` against the gold answer. J is the
     fraction verified correct, with a 95% Wilson interval.
 

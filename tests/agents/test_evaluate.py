@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from agents.evaluate import app, summarize
-from mrt_env.stats import bootstrap_ci
 from agents.types import EpisodeRecord, Trajectory
+from mrt_env.stats import bootstrap_ci
 
 
 def _trajectory(
