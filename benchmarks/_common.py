@@ -184,19 +184,27 @@ def fmt_ci(stat: dict[str, float], digits: int = 3) -> str:
 
 # ---------------------------------------------------------------- segmenters and checkpoints
 def build_segmenter(spec: str) -> Any:
-    """A segmenter from ``marker[:MIN_PARAGRAPHS]``, ``preset:NAME`` or ``paragraph``."""
+    """A segmenter from ``marker[:MIN_PARAGRAPHS]``, ``preset:NAME`` or ``paragraph``, each
+    optionally followed by ``+blank_lines`` (``paragraph_rule="blank_lines"``; the default
+    is the official ``text.split("\\n\\n")``)."""
     from mrt_env import segmenters
 
+    spec, _, rule = spec.partition("+")
+    if rule not in ("", *segmenters.PARAGRAPH_RULES):
+        raise ValueError(f"unknown paragraph rule {rule!r}; use +blank_lines or +official")
     kind, _, value = spec.partition(":")
+    segmenter: Any
     if kind == "marker":
-        return segmenters.MarkerSegmenter(min_paragraphs=int(value or 3))
-    if kind == "preset":
-        return segmenters.MarkerSegmenter.preset(value)
-    if kind == "paragraph":
-        return segmenters.ParagraphSegmenter()
-    if kind == "tokens":
+        segmenter = segmenters.MarkerSegmenter(min_paragraphs=int(value or 3))
+    elif kind == "preset":
+        segmenter = segmenters.MarkerSegmenter.preset(value)
+    elif kind == "paragraph":
+        segmenter = segmenters.ParagraphSegmenter()
+    elif kind == "tokens":
         raise ValueError("tokens:N needs the policy's tokenizer; use marker or paragraph here")
-    raise ValueError(f"unknown segmenter {spec!r}; use marker[:MIN], preset:NAME or paragraph")
+    else:
+        raise ValueError(f"unknown segmenter {spec!r}; use marker[:MIN], preset:NAME or paragraph")
+    return dataclasses.replace(segmenter, paragraph_rule=rule) if rule else segmenter
 
 
 def replay_env(

@@ -74,9 +74,20 @@ def test_build_segmenter(spec: str, kind: str, min_paragraphs: int | None) -> No
         assert segmenter.min_paragraphs == min_paragraphs
 
 
+def test_build_segmenter_paragraph_rule() -> None:
+    assert common.build_segmenter("marker:1").paragraph_rule == "official"
+    blank = common.build_segmenter("marker:1+blank_lines")
+    assert (blank.paragraph_rule, blank.min_paragraphs) == ("blank_lines", 1)
+    assert common.build_segmenter("paragraph+blank_lines").paragraph_rule == "blank_lines"
+
+
 @pytest.mark.parametrize(
     ("spec", "message"),
-    [("tokens:8", "tokenizer"), ("words", "unknown segmenter")],  # needs an LM; a typo
+    [
+        ("tokens:8", "tokenizer"),  # needs an LM
+        ("words", "unknown segmenter"),  # a typo
+        ("marker+lines", "paragraph rule"),  # an unknown paragraph rule
+    ],
 )
 def test_build_segmenter_rejects_specs(spec: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
