@@ -31,6 +31,7 @@ from agents.rollout import RolloutCollector, RolloutRequest
 from agents.types import Trajectory
 from mrt_env.config import EnvConfig, build_components
 from mrt_env.problems import Problem
+from mrt_env.stats import bootstrap_ci
 
 
 @dataclass(frozen=True)
@@ -103,32 +104,8 @@ def paired_difference(
         0.25
     """
     difference = np.asarray(per_problem, float) - np.asarray(baseline, float)
-    low, high = bootstrap_ci(difference, seed)
-    return {"mean": float(difference.mean()), "ci_low": low, "ci_high": high}
-
-
-def bootstrap_ci(per_problem: Sequence[float] | np.ndarray, seed: int = 0) -> tuple[float, float]:
-    """95% percentile-bootstrap CI of the mean over problems (scipy, 2,000 resamples).
-
-    Example:
-        >>> low, high = bootstrap_ci([0.0, 1.0] * 20)
-        >>> 0.3 < low < 0.5 < high < 0.7
-        True
-    """
-    from scipy.stats import bootstrap
-
-    values = np.asarray(per_problem, dtype=float)
-    if values.size < 2 or np.all(values == values[0]):
-        return float(values.mean()), float(values.mean())
-    result = bootstrap(
-        (values,),
-        np.mean,
-        confidence_level=0.95,
-        n_resamples=2000,
-        method="percentile",
-        rng=np.random.default_rng(seed),
-    )
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+    stat = bootstrap_ci(difference, seed)
+    return {"mean": float(difference.mean()), "ci_low": stat["ci_low"], "ci_high": stat["ci_high"]}
 
 
 def sample_responses(
@@ -180,7 +157,8 @@ def summarize(
     from mrt_env.regret import normalized_regret
 
     per_problem = np.array([np.mean([t.outcome for t in group]) for group in grouped])
-    low, high = bootstrap_ci(per_problem)
+    stat = bootstrap_ci(per_problem)
+    low, high = stat["ci_low"], stat["ci_high"]
     regret = {}
     for budget in budgets:
         traces = [[(np.array(t.j_curve[0]), np.array(t.j_curve[1])) for t in g] for g in grouped]

@@ -45,9 +45,9 @@ def episode_bonus_values(j_pairs: Sequence[JPair], mode: CreditMode) -> list[flo
     """The per-episode progress term (before ``alpha``) from each episode's J pair.
 
     ``"progress"``: ``J(c_{j+1}) - J(c_j)``; ``"progress_to_go"``: ``J_final - J(c_j)`` where
-    ``J_final`` is J after the last episode. An episode whose J values are unknown gets 0 (the
-    progress reward abstains). This pure function is the one definition both training engines
-    (``agents`` and :mod:`agents.trl`) use.
+    ``J_final`` is J after the last episode (the env's ``final_j``: μ's estimate by default). An
+    episode whose J values are unknown gets 0 (the progress reward abstains). This pure function
+    is the one definition both training engines (``agents`` and :mod:`agents.trl`) use.
 
     Example:
         >>> episode_bonus_values([(0.25, 0.5), (0.5, 1.0)], "progress_to_go")

@@ -1,16 +1,16 @@
 """Helpers shared by the benchmark scripts (never imported by the library).
 
 * :func:`parse_args`: a dataclass of arguments (a docstring under each field) → argparse CLI.
-* :func:`bootstrap_ci`, :func:`probability_of_improvement`: 95% bootstrap statistics.
+* :func:`bootstrap_ci`, :func:`probability_of_improvement`: re-exported from
+  :mod:`mrt_env.stats` (the project's one bootstrap helper).
 * :func:`run_environment`: package versions and platform, recorded with every result.
 * :func:`build_segmenter`, :func:`replay_env`, :func:`policy_fingerprint`: segmenters, the
   MRTMath-v0 env that replays responses, and checkpoint fingerprints.
 * :func:`read_cache`, :func:`append_cache`: finished results of a resumable run (JSONL).
 * :func:`write_traces`, :func:`read_traces`: sampled responses (input of analyze_traces.py).
-* :func:`curves`, :func:`regret_per_problem`, :func:`maj_curve`, :func:`mean_j_on_grid`,
-  :func:`common_problems`, :func:`summarize_records`, :func:`compare_records`,
-  :func:`regret_markdown`: figures over the per-problem records of ``regret.py``
-  (:func:`build_records` makes them).
+* :func:`build_records`, :func:`regret_markdown`: the per-problem records of ``regret.py`` and
+  its results.md; the figures over them (:func:`summarize_records`, :func:`compare_records`,
+  ...) are re-exported from :mod:`mrt_env.regret_tables`.
 * :class:`Line`, :func:`save_line_plot`: a PNG of lines with optional CI bands.
 """
 
@@ -35,7 +35,32 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from mrt_env.regret_tables import (
+    common_problems,
+    compare_records,
+    curves,
+    j_token_efficiency,
+    maj_curve,
+    mean_j_on_grid,
+    regret_per_problem,
+    summarize_records,
+)
+from mrt_env.stats import bootstrap_ci, probability_of_improvement
+
 T = TypeVar("T")
+
+__all__ = [  # re-exported for the scripts from the library
+    "bootstrap_ci",
+    "common_problems",
+    "compare_records",
+    "curves",
+    "j_token_efficiency",
+    "maj_curve",
+    "mean_j_on_grid",
+    "probability_of_improvement",
+    "regret_per_problem",
+    "summarize_records",
+]
 
 PACKAGES = ("mrt-gym", "torch", "transformers", "gymnasium", "stable-baselines3", "numpy", "scipy")
 
@@ -131,52 +156,6 @@ def run_environment() -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             versions[name] = None
     return {"python": sys.version.split()[0], "platform": platform.platform(), **versions}
-
-
-def bootstrap_ci(
-    values: Sequence[float] | np.ndarray, seed: int = 0, resamples: int = 2000
-) -> dict[str, float]:
-    """Mean and 95% percentile-bootstrap CI (``scipy.stats.bootstrap``) of ``values``.
-
-    With fewer than two distinct values the interval collapses to the mean.
-    """
-    from scipy import stats
-
-    data = np.asarray(values, dtype=np.float64)
-    if data.size == 0:
-        return {"mean": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "n": 0}
-    mean = float(data.mean())
-    if data.size < 2 or np.ptp(data) == 0:
-        return {"mean": mean, "ci_low": mean, "ci_high": mean, "n": int(data.size)}
-    result = stats.bootstrap(
-        (data,),
-        np.mean,
-        confidence_level=0.95,
-        n_resamples=resamples,
-        method="percentile",
-        rng=np.random.default_rng(seed),
-    )
-    low, high = result.confidence_interval
-    return {"mean": mean, "ci_low": float(low), "ci_high": float(high), "n": int(data.size)}
-
-
-def probability_of_improvement(
-    lower_is_better_a: Sequence[float] | np.ndarray,
-    lower_is_better_b: Sequence[float] | np.ndarray,
-    seed: int = 0,
-    resamples: int = 2000,
-) -> dict[str, float]:
-    """P(a < b) with a bootstrap CI, for paired per-problem values (lower is better).
-
-    The point estimate is rliable's probability of improvement on paired scores:
-    the mean over problems of ``1[a < b] + 0.5 * 1[a == b]``; the CI resamples problems.
-    """
-    a = np.asarray(lower_is_better_a, dtype=np.float64)
-    b = np.asarray(lower_is_better_b, dtype=np.float64)
-    if a.shape != b.shape:
-        raise ValueError(f"paired values need equal shapes, got {a.shape} and {b.shape}")
-    wins = (a < b).astype(np.float64) + 0.5 * (a == b)
-    return bootstrap_ci(wins, seed=seed, resamples=resamples)
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -318,64 +297,6 @@ def read_traces(path: Path, limit: int = 0) -> list[dict[str, Any]]:
 
 
 # ---------------------------------------------------------------- figures over regret records
-# A record is one (policy, problem) of regret.py: {"problem_id", "samples": [{"curve":
-# [[tokens, J], ...], "answer", "correct", "tokens", "forced": {"w": {"curve", ...}}}]}.
-def curves(records: list[dict[str, Any]], w: int = 0) -> list[list[tuple[np.ndarray, np.ndarray]]]:
-    """Per problem, per sample ``(tokens, J)`` arrays (``w`` > 0: forced traces only)."""
-    out = []
-    for record in records:
-        traces = []
-        for sample in record["samples"]:
-            curve = sample["curve"] if w == 0 else sample["forced"].get(str(w), {}).get("curve")
-            if curve:
-                points = np.asarray(curve, dtype=float).reshape(-1, 2)
-                traces.append((points[:, 0], points[:, 1]))
-        if traces:
-            out.append(traces)
-    return out
-
-
-def regret_per_problem(records: list[dict[str, Any]], budget: float, w: int = 0) -> np.ndarray:
-    """Normalized regret of each problem (1 − mean area of its traces) at ``budget``."""
-    from mrt_env.regret import normalized_area_per_problem
-
-    return 1.0 - normalized_area_per_problem(curves(records, w), budget)
-
-
-def maj_curve(records: list[dict[str, Any]], samples: int) -> dict[str, list[float]]:
-    """maj@k for k = 1..S (per-problem means) against the mean total tokens of k responses."""
-    from mrt_env.regret import maj_at_k
-
-    accuracy, tokens = [], []
-    for k in range(1, samples + 1):
-        per_problem = [
-            maj_at_k([s["answer"] for s in r["samples"]], [s["correct"] for s in r["samples"]], k)
-            for r in records
-        ]
-        accuracy.append(float(np.mean(per_problem)))
-        tokens.append(float(k * np.mean([s["tokens"] for r in records for s in r["samples"]])))
-    return {"k": list(range(1, samples + 1)), "tokens": tokens, "accuracy": accuracy}
-
-
-def mean_j_on_grid(records: list[dict[str, Any]], grid: np.ndarray, w: int = 0) -> np.ndarray:
-    """Mean over traces of J at each grid token count (0 before the first read, flat after);
-    ``w`` > 0: the traces forced to think ``w`` more times."""
-    values = []
-    for problem in curves(records, w):
-        for tokens, j in problem:
-            x, y = np.concatenate([[0.0], tokens]), np.concatenate([[0.0], j])
-            values.append(np.interp(grid, x, y, right=y[-1]))
-    return np.mean(values, axis=0) if values else np.zeros_like(grid)
-
-
-def common_problems(
-    a: list[dict[str, Any]], b: list[dict[str, Any]]
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The records of ``a`` and of ``b`` whose problems both have (paired comparisons)."""
-    ids = {r["problem_id"] for r in a} & {r["problem_id"] for r in b}
-    return [r for r in a if r["problem_id"] in ids], [r for r in b if r["problem_id"] in ids]
-
-
 def build_records(
     lm: Any,
     problems: list[Any],
@@ -428,6 +349,12 @@ def _answer_key(verification: Any) -> str | None:
     return f"{normalize_answer(verification.answer)}|{int(verification.correct)}"
 
 
+def budget_label(budget: int, extrapolated: dict[int, int]) -> str:
+    """``"256"``, or ``"768 (w=8)"`` for an extrapolated budget."""
+    forced = {b: w for w, b in extrapolated.items()}
+    return f"{budget} (w={forced[budget]})" if budget in forced else str(budget)
+
+
 def regret_markdown(
     summary: dict[str, Any],
     comparisons: dict[str, Any],
@@ -435,7 +362,8 @@ def regret_markdown(
     extrapolated: dict[int, int],
     notes: list[str],
 ) -> str:
-    """results.md of regret.py: one row per policy, then pairwise comparisons and notes."""
+    """results.md of regret.py: one row per policy, pairwise comparisons at every budget
+    (P(lower regret), token efficiency of the mean J curves), maj@k efficiency, notes."""
     extra = extrapolated
     head = ["policy", "pass@1", "tokens"]
     head += [f"regret@{b}" for b in budgets] + [f"regret@{b} (w={w})" for w, b in extra.items()]
@@ -445,81 +373,27 @@ def regret_markdown(
         cells += [fmt_ci(s["normalized_regret"][str(b)]) for b in budgets]
         cells += [fmt_ci(s["normalized_regret_extrapolated"][str(b)]) for b in extra.values()]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        "| comparison | P(lower regret) at the largest budget | token efficiency |",
-        "|---|---|---|",
-    ]
-    last = str(max(budgets)) if budgets else None
-    for pair, by_budget in comparisons["probability_lower_regret"].items():
-        a, b = pair.split("<")
-        eff = comparisons["token_efficiency"].get(f"{a}_vs_{b}")
-        p = fmt_ci(by_budget[last], 2) if last else "n/a"
-        lines.append(f"| {a} vs {b} | {p} | {'n/a' if eff is None else f'{eff:.2f}x'} |")
+    keys = [*budgets, *extra.values()]
+    labels = [budget_label(b, extra) for b in keys]
+    for title, table, fmt in (
+        ("P(lower regret) at budget", "probability_lower_regret", lambda v: fmt_ci(v, 2)),
+        ("token efficiency of the mean J curve at budget", "token_efficiency_j", _fmt_ratio),
+    ):
+        lines += ["", f"| {title} | " + " | ".join(labels) + " |", "|---" * (len(keys) + 1) + "|"]
+        for pair, by_budget in comparisons[table].items():
+            a, b = pair.split("<") if "<" in pair else pair.split("_vs_")
+            cells = [fmt(by_budget[str(k)]) for k in keys]
+            lines.append(f"| {a} vs {b} | " + " | ".join(cells) + " |")
+    lines += ["", "| comparison | token efficiency (maj@k, k = 1..S) |", "|---|---|"]
+    for pair, eff in comparisons["token_efficiency"].items():
+        a, b = pair.split("_vs_")
+        lines.append(f"| {a} vs {b} | {_fmt_ratio(eff)} |")
     lines += ["", *[f"- {note}" for note in notes]]
     return "\n".join(lines) + "\n"
 
 
-def summarize_records(
-    records: list[dict[str, Any]],
-    budgets: Sequence[int],
-    extrapolated: dict[int, int],
-    samples: int,
-    episode_budget: int,
-) -> dict[str, Any]:
-    """Every figure of one policy (CIs over problems): pass@1, mean tokens and episodes,
-    normalized regret at ``budgets`` and at the ``extrapolated`` budgets (``w -> budget``,
-    from traces forced ``w`` more times), maj@k for k = 1..``samples``, and cumulative
-    regret over ``episode_budget`` episodes."""
-    from mrt_env.regret import pass_at_k, regret_over_episode_budget
-
-    correct = [[s["correct"] for s in r["samples"]] for r in records]
-    pass1 = [pass_at_k(len(c), sum(c), 1) for c in correct]
-    regret = {str(b): bootstrap_ci(regret_per_problem(records, b)) for b in budgets}
-    forced = {
-        str(b): bootstrap_ci(regret_per_problem(records, b, w)) for w, b in extrapolated.items()
-    }
-    j_curves = [[s["j"] for s in r["samples"] if s["j"]] for r in records]
-    episode_regret = regret_over_episode_budget([c for c in j_curves if c], episode_budget)
-    return {
-        "pass@1": bootstrap_ci(pass1),
-        "mean_tokens": bootstrap_ci(
-            [np.mean([s["tokens"] for s in r["samples"]]) for r in records]
-        ),
-        "mean_episodes": float(np.mean([s["episodes"] for r in records for s in r["samples"]])),
-        "normalized_regret": regret,
-        "normalized_regret_extrapolated": forced,
-        "maj@k": maj_curve(records, samples),
-        "regret_over_episodes": episode_regret.tolist(),
-    }
-
-
-def compare_records(
-    policies: dict[str, list[dict[str, Any]]],
-    summary: dict[str, dict[str, Any]],
-    budgets: Sequence[int],
-    extrapolated: dict[int, int],
-) -> dict[str, Any]:
-    """Pairwise, over the problems both policies have: the probability of lower regret at
-    every budget (``"a<b"``), and token efficiency from the maj@k curves of ``summary``."""
-    from mrt_env.regret import token_efficiency
-
-    keyed = [(str(b), b, 0) for b in budgets] + [(str(b), b, w) for w, b in extrapolated.items()]
-    out: dict[str, Any] = {"probability_lower_regret": {}, "token_efficiency": {}}
-    for a, b in itertools.permutations(policies, 2):
-        common = common_problems(policies[a], policies[b])
-        out["probability_lower_regret"][f"{a}<{b}"] = {
-            key: probability_of_improvement(
-                regret_per_problem(common[0], budget, w), regret_per_problem(common[1], budget, w)
-            )
-            for key, budget, w in keyed
-        }
-        maj_a, maj_b = summary[a]["maj@k"], summary[b]["maj@k"]
-        value = token_efficiency(
-            (maj_a["tokens"], maj_a["accuracy"]), (maj_b["tokens"], maj_b["accuracy"])
-        )
-        out["token_efficiency"][f"{a}_vs_{b}"] = None if np.isnan(value) else value
-    return out
+def _fmt_ratio(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}x"
 
 
 # ---------------------------------------------------------------- plots

@@ -11,8 +11,11 @@ sampled after the termination suffix, verified with ``rewards.verify_many``.
 * prover (by depth): the environment's order, one call per episode index over all problems;
   the model's prefix KV cache then reuses the previous prefix of each problem.
 
-Printed: wall time of each, the speed-up (baseline / prover), and prefill tokens processed
-over the minimum (every distinct input's tokens once). Targets at K = 8: speed-up >= 3x,
+Each round runs the three methods once, in an order rotated every round (``--repeats``
+rounds); printed: the work of each side (forced answers sampled, equal on every side), the
+median wall time of each method, the per-round speed-up (baseline / prover) as its median
+with its min and max, and prefill tokens processed over the minimum (every distinct input's
+tokens once). Targets at K = 8: speed-up >= 3x,
 prefill <= 1.1x the minimum. Then the share of ``env.step`` time spent outside model calls in
 MRTMath-v0 driven with the same prefixes (target <= 5%).
 
@@ -66,8 +69,8 @@ class Args:
     """sampling temperature of the forced answers"""
     threads: int = 1
     """torch CPU threads (0: torch's default)"""
-    repeats: int = 3
-    """timed repetitions of each method (the median is reported)"""
+    repeats: int = 5
+    """timed rounds; each round runs every method once, in a rotated order"""
     env_check: bool = True
     """also measure the share of env.step time outside model calls"""
     seed: int = 0
@@ -171,6 +174,7 @@ def run_baseline(
         "seconds": time.perf_counter() - start,
         "generate_seconds": generated - start,
         "prefill_tokens": prefill,
+        "answers": len(pairs),
         "mean_j": float(np.mean(j)),
     }
 
@@ -197,6 +201,7 @@ def run_prover(
         "prefill_tokens": lm.stats.prefill_tokens,
         "prefill_padded_tokens": lm.stats.prefill_padded_tokens,
         "forward_calls": lm.stats.forward_calls,
+        "answers": prover.stats.generated_answers,
         "mean_j": float(np.mean([e.j for e in estimates])),
     }
 
@@ -215,8 +220,31 @@ def trie_size(sequences: list[list[int]]) -> int:
     return nodes
 
 
-def median_run(fn: Any, repeats: int) -> dict[str, Any]:
-    runs = [fn() for _ in range(repeats)]
+def alternating_runs(methods: dict[str, Any], repeats: int) -> dict[str, list[dict[str, Any]]]:
+    """Run every method once per round, rotating the order each round (so a slow phase of
+    a shared machine does not always hit the same method); ``name -> runs`` in round order."""
+    names = list(methods)
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    for round_index in range(repeats):
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            runs[name].append(methods[name]())
+    return runs
+
+
+def ratio_stats(baseline: list[dict[str, Any]], runs: list[dict[str, Any]], key: str) -> dict:
+    """Per-round ratios ``baseline[key] / run[key]``: median, min, max and every value."""
+    ratios = [b[key] / r[key] for b, r in zip(baseline, runs, strict=True)]
+    return {
+        "median": float(np.median(ratios)),
+        "min": float(min(ratios)),
+        "max": float(max(ratios)),
+        "ratios": ratios,
+    }
+
+
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run of median wall time."""
     return sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
 
 
@@ -248,6 +276,14 @@ def env_overhead(
     return {**timings, "overhead_share": env.core.overhead_share()}
 
 
+KEYS = ("seconds", "generate_seconds")
+"""End to end (verification included) and sampling only."""
+
+
+def _spread(stat: dict[str, Any]) -> str:
+    return f"{stat['median']:.2f}x [{stat['min']:.2f}, {stat['max']:.2f}]"
+
+
 def main() -> None:
     args = parse_args(Args)
     if args.threads > 0:
@@ -264,36 +300,42 @@ def main() -> None:
     run_prover(lm, template, [requests[:2]], args)  # warm-up
     run_baseline(lm, template, requests[:1], args)
 
-    baseline = median_run(lambda: run_baseline(lm, template, requests, args), args.repeats)
-    one_call = median_run(lambda: run_prover(lm, template, [requests], args), args.repeats)
-    by_depth = median_run(lambda: run_prover(lm, template, depths, args), args.repeats)
+    methods = {
+        "baseline": lambda: run_baseline(lm, template, requests, args),
+        "prover_one_call": lambda: run_prover(lm, template, [requests], args),
+        "prover_by_depth": lambda: run_prover(lm, template, depths, args),
+    }
+    runs = alternating_runs(methods, args.repeats)
+    speedups = {
+        name: {key: ratio_stats(runs["baseline"], runs[name], key) for key in KEYS}
+        for name in ("prover_one_call", "prover_by_depth")
+    }
+    by_depth = median_run(runs["prover_by_depth"])
     results: dict[str, Any] = {
         "args": asdict(args),
         "model": lm.name,
         "num_prefixes": len(requests),
         "minimum_prefill_tokens": minimum,
         "trie_prefill_tokens": trie,
-        "baseline": baseline,
-        "prover_one_call": one_call,
-        "prover_by_depth": by_depth,
+        "runs": runs,
+        "speedup": speedups,
         "environment": run_environment(),
     }
+    answers = {name: [r["answers"] for r in runs[name]] for name in methods}
     print(f"model {lm.name} on {args.device}; N = {len(requests)} prefixes x K = {args.k}")
-    print("seconds: end to end (verification included) and sampling only")
-    header = ("method", "seconds", "speed-up", "sampling", "speed-up", "prefill", "/ minimum")
-    print("{:<22}{:>9}{:>10}{:>10}{:>10}{:>10}{:>11}".format(*header))
-    rows = (
-        ("generate per prefix", baseline),
-        ("prover, one call", one_call),
-        ("prover, by depth", by_depth),
-    )
-    for name, run in rows:
-        print(
-            f"{name:<22}{run['seconds']:>9.3f}{baseline['seconds'] / run['seconds']:>9.1f}x"
-            f"{run['generate_seconds']:>10.3f}"
-            f"{baseline['generate_seconds'] / run['generate_seconds']:>9.1f}x"
-            f"{run['prefill_tokens']:>10}{run['prefill_tokens'] / minimum:>10.2f}x"
-        )
+    equal = len({n for counts in answers.values() for n in counts}) == 1
+    print(f"work: forced answers per run {answers} ({'equal' if equal else 'NOT equal'})")
+    print(f"{args.repeats} rounds, methods in rotated order; speed-up = baseline / method per "
+          "round: median [min, max]")  # fmt: skip
+    header = ("method", "seconds", "end-to-end speed-up", "sampling speed-up", "prefill")
+    print("{:<22}{:>9}  {:<24}{:<24}{:>9}".format(*header))
+    rows = (("generate per prefix", "baseline"), ("prover, one call", "prover_one_call"),
+            ("prover, by depth", "prover_by_depth"))  # fmt: skip
+    for label, name in rows:
+        run = median_run(runs[name])
+        cells = [_spread(speedups[name][k]) if name in speedups else "1.0x" for k in KEYS]
+        prefill = f"{run['prefill_tokens']} = {run['prefill_tokens'] / minimum:.2f}x minimum"
+        print(f"{label:<22}{run['seconds']:>9.3f}  {cells[0]:<24}{cells[1]:<24}{prefill:>9}")
     print(
         f"minimum prefill (each distinct input once): {minimum} tokens; with shared prefixes "
         f"counted once: {trie} (prover by depth: {by_depth['prefill_tokens'] / trie:.2f}x)"

@@ -13,7 +13,10 @@ Then report, with 95% bootstrap CIs over problems:
 * pass@1, maj@k for k = 1..S against total tokens, token efficiency of each policy against
   each other (how many times fewer tokens it needs to reach the other's maj@S accuracy);
 * cumulative regret over episode budgets;
-* the probability that one policy's regret is lower than another's (paired over problems).
+* at every budget, the extrapolated ones included (each labelled with its budget): the
+  probability that one policy's regret is lower than another's (paired over problems), and
+  the token efficiency of the mean J curves (how many times fewer tokens one policy needs to
+  reach the mean J the other reaches by that budget).
 
 Everything lands in ``runs/regret/<name>/``: ``results.json`` (every figure and setting),
 ``results.md``, ``regret.png``, ``accuracy_tokens.png``, ``j_tokens.png``, ``traces.jsonl``

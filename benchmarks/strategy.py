@@ -4,8 +4,10 @@ Trains stable-baselines3 PPO on the numeric strategy twin with two rewards — o
 (alpha = 0) and outcome + alpha * progress — over several seeds, then evaluates every policy
 at the training token budget H and at 2H (extrapolation: the observation keeps the training
 token scale). Reports the cumulative regret (area between J* = 1 and the J-vs-tokens curve, in
-tokens) and the normalized regret (that area / budget, as in ``mrt_env.regret``) with 95%
-bootstrap CIs, plus two fixed reference strategies. Writes ``results.json``, ``results.md``
+tokens) and the normalized regret (that area / budget, as in ``mrt_env.regret``) with 95% CIs
+across training seeds (Student t over the per-seed means, not pooled trajectories), the
+difference between the rewards paired by seed, plus two fixed reference strategies (CIs over
+their evaluation trajectories). Writes ``results.json``, ``results.md``
 and ``regret.png`` into ``runs/strategy/<name>/``.
 
 Usage:
@@ -25,14 +27,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from _common import (
-    bootstrap_ci,
-    fmt_ci,
-    parse_args,
-    probability_of_improvement,
-    run_environment,
-    write_json,
-)
+from _common import fmt_ci, parse_args, run_environment, write_json
+
+from mrt_env.stats import bootstrap_ci, seed_ci
 
 
 @dataclass
@@ -167,17 +164,25 @@ def fixed_policy(name: str) -> Any:
 
 
 def summarise(per_seed: list[dict[str, Any]], budget: int) -> dict[str, Any]:
-    """Regret at ``budget`` and outcome figures, pooled over seeds (CIs over trajectories)."""
-    regret = [[area_regret(c, budget) for c in r["curves"]] for r in per_seed]
-    pooled = np.concatenate(regret)
+    """Regret at ``budget`` and outcome figures. With several training seeds the CI is across
+    seeds (Student t over the per-seed means: each seed is one independent run); a fixed
+    strategy (one run) gets a bootstrap CI over its evaluation trajectories."""
+    regret = [np.array([area_regret(c, budget) for c in r["curves"]]) for r in per_seed]
+    per_run = {
+        "normalized_regret": regret,
+        "cumulative_regret_tokens": [r * budget for r in regret],
+        "accuracy": [np.asarray(r["outcome"], float) for r in per_seed],
+        "mean_tokens": [np.asarray(r["tokens"], float) for r in per_seed],
+        "mean_episodes": [np.asarray(r["episodes"], float) for r in per_seed],
+    }
+    if len(per_seed) > 1:
+        stats = {k: seed_ci([v.mean() for v in values]) for k, values in per_run.items()}
+    else:
+        stats = {k: bootstrap_ci(values[0]) for k, values in per_run.items()}
     return {
-        "normalized_regret": bootstrap_ci(pooled),
-        "cumulative_regret_tokens": bootstrap_ci(pooled * budget),
-        "accuracy": bootstrap_ci(np.concatenate([r["outcome"] for r in per_seed])),
-        "mean_tokens": bootstrap_ci(np.concatenate([r["tokens"] for r in per_seed])),
-        "mean_episodes": bootstrap_ci(np.concatenate([r["episodes"] for r in per_seed])),
+        **stats,
+        "ci_over": "training seeds" if len(per_seed) > 1 else "evaluation trajectories",
         "per_seed_normalized_regret": [float(np.mean(r)) for r in regret],
-        "_per_trajectory": pooled,
     }
 
 
@@ -263,32 +268,36 @@ def main(args: Args) -> dict[str, Any]:
         name: {str(b): summarise(by_budget[h if b <= h else h2], b) for b in [*inside, *beyond]}
         for name, by_budget in raw.items()
     }
-    improvement = {
-        str(b): probability_of_improvement(
-            results["ppo/outcome+progress"][str(b)].pop("_per_trajectory"),
-            results["ppo/outcome"][str(b)].pop("_per_trajectory"),
+    difference = {  # paired by training seed: the same seed trains both rewards
+        str(b): seed_ci(
+            np.subtract(
+                results["ppo/outcome+progress"][str(b)]["per_seed_normalized_regret"],
+                results["ppo/outcome"][str(b)]["per_seed_normalized_regret"],
+            )
         )
         for b in (h, h2)
     }
-    for by_budget in results.values():
-        for stats in by_budget.values():
-            stats.pop("_per_trajectory", None)
     plot(results, inside, beyond, run / "regret.png")
     elapsed = time.perf_counter() - start
     output = {
         "args": asdict(args),
         "budgets": {"train": h, "eval": [h, h2], "read": [*inside, *beyond]},
         "results": results,
-        "probability_progress_beats_outcome": improvement,
+        "regret_difference_progress_minus_outcome": difference,
         "wall_time_s": elapsed,
         "environment": run_environment(),
-        "notes": "CIs: 95% percentile bootstrap over evaluation trajectories pooled over seeds; "
-        "regret at budgets <= H is read from rollouts at budget H, past H from rollouts at "
-        f"{args.extrapolation_factor}H (observation token scale kept at H). Probability of "
-        "improvement: P(regret with progress < regret outcome-only), paired by evaluation seed.",
+        "notes": "CIs of PPO: 95% Student-t across training seeds (one mean per seed); of the "
+        "fixed strategies: 95% percentile bootstrap over evaluation trajectories. Regret at "
+        "budgets <= H is read from rollouts at budget H, past H from rollouts at "
+        f"{args.extrapolation_factor}H (observation token scale kept at H). Regret difference: "
+        "outcome+progress minus outcome-only, paired by training seed, t CI across seeds.",
     }
     write_json(run / "results.json", output)
-    (run / "results.md").write_text(markdown(results, [h, h2], h))
+    lines = [
+        f"normalized regret, outcome+progress - outcome (paired by seed) at {b}: {fmt_ci(d)}"
+        for b, d in difference.items()
+    ]
+    (run / "results.md").write_text(markdown(results, [h, h2], h) + "\n" + "\n".join(lines) + "\n")
     print((run / "results.md").read_text())
     print(f"wrote {run}/results.json, results.md, regret.png in {elapsed:.0f} s")
     return output

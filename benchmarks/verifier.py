@@ -1,23 +1,30 @@
-"""Benchmark: the project's verifier (`rewards.Verifier`) against raw in-process math-verify.
+"""Benchmark: the project's verifier (`rewards.Verifier`) against raw math-verify.
 
 Inputs: every MATH-500 gold answer embedded in a response (`</think> ... \\boxed{gold}`), plus an
 equivalent variant (decimal <-> fraction, `\\dfrac`, ...) and a non-equivalent variant of each.
-Both verifiers see the same (response, gold) pairs, with caches cold:
+Two comparisons, each labelled for what it measures:
 
-* raw:      `math_verify.verify(parse(gold), parse(response))` in this process, one at a time
-            (math-verify's own SIGALRM timeout, main thread only; each gold parsed once).
-* verifier: `Verifier.verify_many(pairs)` (all workers busy, hard timeout per response) for
-            throughput, and `Verifier.verify` one call at a time for latency.
+(a) The worker pool against in-process math-verify on identical work: the same tasks
+    (normalised gold, normalised extracted answer), one per distinct gold answer (its variant
+    drawn with the seed), so no task repeats and no gold parse is reused; no integer shortcut
+    and no result cache on either side. Both sides run `rewards._grading.grade`, the function
+    the workers run: in process one task at a time on one core (no timeout), and through
+    `rewards.pool.WorkerPool.run_many` with the hard timeout, first with 1 worker (the cost of
+    the timeout guarantee; target >= 70% of the in-process throughput), then with `--workers`.
+(b) End to end: `Verifier.verify_many(pairs)` with everything it does to avoid work (integer
+    pairs compared without math-verify, duplicate tasks graded once per call, only the
+    extracted answer parsed), against raw `math_verify.verify(parse(gold), parse(response))`
+    on whole responses in this process (each gold parsed once, math-verify's own SIGALRM
+    timeout). This is what a caller gains, not the pool's speed.
 
-Then a few adversarial answers (a power tower, a huge factorial) show the worst-case latency.
+Then single `Verifier.verify` latencies and a few adversarial answers (a power tower, a huge
+factorial) show the worst case under the timeout.
 
 Run:  .venv/bin/python benchmarks/verifier.py --data ../shared/data/math500.jsonl
 """
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import json
 import logging
 import re
@@ -27,17 +34,23 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+from _common import parse_args
 from tqdm import tqdm
 
 from rewards import Verifier, VerifierConfig
 from rewards.extraction import final_answers
 from rewards.normalize import normalize_answer
 
+Task = tuple[str, tuple[str, ...]]
+"""``(normalised gold, normalised candidates)``: what a grading worker receives."""
+
 
 @dataclass(frozen=True)
 class Args:
+    """The verifier's worker pool and verify_many against raw math-verify."""
+
     data: str = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "math500.jsonl")
-    """JSONL file with an `answer` field per row (MATH-500)."""
+    """JSONL file with an `answer` field per row (MATH-500)"""
     workers: int = 2
     """worker processes of the project's verifier"""
     timeout_s: float = 5.0
@@ -45,16 +58,15 @@ class Args:
     max_items: int = 0
     """use only the first N gold answers (0: all)"""
     seed: int = 0
-    """seed of the shuffle of the inputs"""
+    """seed of the shuffle of the inputs and of the variant of each task in (a)"""
+    adversarial: bool = True
+    """also time the adversarial answers (each may take up to the timeout)"""
 
 
-def parse_args() -> Args:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    for f in dataclasses.fields(Args):
-        parser.add_argument(
-            f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default
-        )
-    return Args(**vars(parser.parse_args()))
+def read_golds(args: Args) -> list[str]:
+    lines = Path(args.data).read_text().splitlines()
+    golds = [json.loads(line)["answer"] for line in lines if line.strip()]
+    return golds[: args.max_items] if args.max_items else golds
 
 
 def equivalent_variant(gold: str) -> str:
@@ -118,6 +130,63 @@ def run_raw(pairs: list[tuple[str, str]]) -> tuple[list[bool], list[float], floa
     return results, latencies, time.perf_counter() - start
 
 
+def identical_tasks(args: Args) -> list[Task]:
+    """(a)'s tasks: one per distinct normalised gold, its answer the extracted and normalised
+    final answer of a response with the gold, an equivalent or a wrong variant (seeded)."""
+    rng = np.random.default_rng(args.seed)
+    tasks: dict[str, tuple[str, ...]] = {}
+    for gold in read_golds(args):
+        variant = (gold, equivalent_variant(gold), wrong_variant(gold))[int(rng.integers(3))]
+        gold_normal = normalize_answer(gold)
+        answers = final_answers(respond(variant)) or []
+        if gold_normal and answers and gold_normal not in tasks:
+            tasks[gold_normal] = (normalize_answer(answers[-1]),)
+    return list(tasks.items())
+
+
+def run_in_process(tasks: list[Task]) -> tuple[list[object], float]:
+    """`rewards._grading.grade` on every task, one at a time in this process."""
+    from rewards._grading import grade, warm_up
+
+    warm_up()  # imports outside the timing, as a worker does before it reports "ready"
+    start = time.perf_counter()
+    results: list[object] = [grade(*task) for task in tqdm(tasks, desc="in-process", leave=False)]
+    return results, time.perf_counter() - start
+
+
+def run_pool(tasks: list[Task], workers: int, timeout_s: float) -> tuple[list[object], float]:
+    """The same tasks through a started `WorkerPool` (hard timeout per task)."""
+    from rewards.pool import WorkerPool
+
+    pool = WorkerPool(workers)
+    pool.run_many([("1", ("1",))] * workers, timeout_s)  # start and warm every worker
+    start = time.perf_counter()
+    results = pool.run_many(tasks, timeout_s)
+    wall = time.perf_counter() - start
+    pool.close()
+    return results, wall
+
+
+def identical_work(args: Args) -> None:
+    """(a): the pool against in-process math-verify on identical tasks."""
+    from rewards.pool import TIMED_OUT
+
+    tasks = identical_tasks(args)
+    print(f"(a) identical work: {len(tasks)} distinct tasks (one per distinct gold), no shortcuts")
+    local, local_wall = run_in_process(tasks)
+    local_rate = summarize("(a) in-process grade, 1 core", [], local_wall, len(local))
+    for workers in dict.fromkeys((1, args.workers)):
+        pooled, wall = run_pool(tasks, workers, args.timeout_s)
+        rate = summarize(f"(a) worker pool, {workers} worker(s)", [], wall, len(pooled))
+        same = np.mean([a == b for a, b in zip(local, pooled, strict=True)])
+        timeouts = sum(r == TIMED_OUT for r in pooled)
+        print(f"(a) work: {len(local)} tasks in process, {len(pooled)} tasks in the pool")
+        print(
+            f"(a) pool ({workers} worker(s)) / in-process throughput: {rate / local_rate:.2f}x; "
+            f"results equal on {same:.1%}; timeouts: {timeouts}"
+        )
+
+
 def fresh_verifier(args: Args) -> Verifier:
     config = VerifierConfig(timeout_s=args.timeout_s, workers=args.workers, cache_size=0)
     verifier = Verifier(config)
@@ -126,38 +195,48 @@ def fresh_verifier(args: Args) -> Verifier:
     return verifier
 
 
-def main() -> None:
-    args = parse_args()
+def end_to_end(args: Args) -> None:
+    """(b): verify_many with its shortcuts against raw math-verify on whole responses."""
     pairs = build_inputs(args)
-    print(f"{len(pairs)} (response, gold) pairs from {args.data}; workers={args.workers}")
+    print(f"(b) end to end: {len(pairs)} (response, gold) pairs from {args.data}")
     integer = re.compile(r"-?\d+")
     integers = sum(
         bool(integer.fullmatch(normalize_answer(gold)))
         and all(integer.fullmatch(normalize_answer(a)) for a in final_answers(response) or ["x"])
         for response, gold in pairs
     )
-    print(f"{integers} pairs are integer literals on both sides (graded without math-verify)")
-
+    print(f"(b) {integers} pairs are integer literals on both sides (graded without math-verify)")
     raw_results, raw_latencies, raw_wall = run_raw(pairs)
-    raw_throughput = summarize("raw math-verify (1 proc)", raw_latencies, raw_wall, len(pairs))
-
+    raw_rate = summarize("(b) raw math-verify, 1 proc", raw_latencies, raw_wall, len(raw_results))
     verifier = fresh_verifier(args)
     start = time.perf_counter()
     batch = verifier.verify_many(pairs)
     batch_wall = time.perf_counter() - start
     verifier.close()
-    ours_throughput = summarize("verifier.verify_many", [], batch_wall, len(pairs))
+    rate = summarize("(b) verifier.verify_many", [], batch_wall, len(batch))
+    print(f"(b) work: {len(raw_results)} pairs raw, {len(batch)} pairs verify_many")
+    print(f"(b) verify_many (shortcuts, {args.workers} workers) / raw math-verify: "
+          f"{rate / raw_rate:.2f}x")  # fmt: skip
+    agree = np.mean([r.correct == raw for r, raw in zip(batch, raw_results, strict=True)])
+    for (_, gold), ours, raw in zip(pairs, batch, raw_results, strict=True):
+        if ours.correct != raw:
+            print(f"differs: gold {gold!r:<28} answer {ours.answer!r:<30} {ours.status}, raw {raw}")
+    timeouts = sum(r.status == "timeout" for r in batch)
+    print(f"(b) verdicts equal to raw math-verify: {agree:.2%}; timeouts: {timeouts}")
 
+
+def latencies(args: Args) -> None:
+    """Single `verify` calls one at a time, then the adversarial answers."""
+    pairs = build_inputs(args)
     verifier = fresh_verifier(args)
-    latencies = []
+    seconds = []
     start = time.perf_counter()
     for response, gold in tqdm(pairs, desc="verifier.verify", leave=False):
         t0 = time.perf_counter()
         verifier.verify(response, gold)
-        latencies.append(time.perf_counter() - t0)
-    summarize("verifier.verify (1 call)", latencies, time.perf_counter() - start, len(pairs))
-
-    adversarial = ["9^{9^{9^9}}", "2^{2^{2^{2^{2^{2}}}}}", "100000!"]
+        seconds.append(time.perf_counter() - t0)
+    summarize("verifier.verify (1 call)", seconds, time.perf_counter() - start, len(pairs))
+    adversarial = ["9^{9^{9^9}}", "2^{2^{2^{2^{2^{2}}}}}", "100000!"] if args.adversarial else []
     worst = []
     for answer in adversarial:
         t0 = time.perf_counter()
@@ -165,16 +244,15 @@ def main() -> None:
         worst.append(time.perf_counter() - t0)
         print(f"adversarial {answer!r:<26} {status:<8} {worst[-1]:.2f} s")
     verifier.close()
+    if worst:
+        print(f"worst-case latency (adversarial): {max(worst):.2f} s, timeout {args.timeout_s} s")
 
-    agree = np.mean([r.correct == raw for r, raw in zip(batch, raw_results, strict=True)])
-    timeouts = sum(r.status == "timeout" for r in batch)
-    for (_, gold), ours, raw in zip(pairs, batch, raw_results, strict=True):
-        if ours.correct != raw:
-            print(f"differs: gold {gold!r:<28} answer {ours.answer!r:<30} {ours.status}, raw {raw}")
-    print(f"throughput ratio (verifier.verify_many / raw): {ours_throughput / raw_throughput:.2f}")
-    print(f"worst-case latency (adversarial): {max(worst):.2f} s, timeout {args.timeout_s} s")
-    print(f"verdicts equal to raw math-verify: {agree:.2%}; timeouts: {timeouts}")
+
+def main(args: Args) -> None:
+    identical_work(args)
+    end_to_end(args)
+    latencies(args)
 
 
 if __name__ == "__main__":
-    main()
+    main(parse_args(Args))

@@ -32,6 +32,8 @@ from mrt_env.templates import AnswerCaps, ChatTemplate, get_template
 
 TruncationOutcome = Literal["forced_answer", "expected"]
 TRUNCATION_OUTCOMES: tuple[str, ...] = ("forced_answer", "expected")
+FinalJ = Literal["prover", "outcome"]
+FINAL_J: tuple[str, ...] = ("prover", "outcome")
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,14 @@ class EnvConfig:
     (``HFLanguageModel.from_pretrained``), e.g. ``{"prefix_cache_size": 256,
     "max_decode_rows": 64, "dtype": "bfloat16"}``."""
 
+    final_j: FinalJ = "prover"
+    """J after the last episode of a trajectory that ended thinking: ``"prover"`` is μ's
+    K-sample estimate from the natural end of thinking (PAPER.md; the prefix up to
+    ``end_think``, no termination suffix); ``"outcome"`` is the policy's own verified 0/1
+    answer. The J curve, progress and regret use it (``info["j_source"]`` says which); the
+    outcome reward always grades the policy's own answer. Without a meta-prover the outcome
+    is used."""
+
     segmenter: Any = None
     """Segmenter whose ``boundaries`` are the policy's stop strings (``None``: the official
     ``MarkerSegmenter``; with the ``tiny`` template ``MarkerSegmenter(min_paragraphs=1)``, since
@@ -135,6 +145,8 @@ class EnvConfig:
                 f"truncation_outcome must be one of {TRUNCATION_OUTCOMES}, "
                 f"got {self.truncation_outcome!r}"
             )
+        if self.final_j not in FINAL_J:
+            raise ValueError(f"final_j must be one of {FINAL_J}, got {self.final_j!r}")
         if self.truncation_outcome == "expected" and self.prover == "none":
             raise ValueError("truncation_outcome='expected' needs a meta-prover (prover='none')")
         if isinstance(self.prover, str) and self.prover != "none":

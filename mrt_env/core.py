@@ -161,7 +161,7 @@ class StepCore:
         at_cap = state.episode_index + 1 >= self.config.max_episodes
         truncated = not terminated and (cut or total >= self.config.token_budget or at_cap)
         request = None
-        if not terminated:
+        if not terminated or self.config.final_j == "prover":  # natural end when terminated
             request = self._prover_request(state.problem, state.prompt, thinking, rng)
         forced = None
         if truncated and self.config.truncation_outcome == "forced_answer":
@@ -254,7 +254,10 @@ class StepCore:
             outcome = float(result.estimate.j)  # truncation_outcome="expected"
         else:
             outcome = None
-        j_after = outcome if pending.terminated else _j(result.estimate)
+        final_j = self.config.final_j if result.estimate is not None else "outcome"
+        from_outcome = pending.terminated and final_j == "outcome"
+        j_after = outcome if from_outcome else _j(result.estimate)
+        j_source = "outcome" if from_outcome else ("prover" if j_after is not None else None)
         answer_tokens = 0.0 if pending.terminated else _answer_tokens(result.estimate)
         return StepContext(
             problem=state.problem.problem,
@@ -275,6 +278,7 @@ class StepCore:
                 "expected_outcome": outcome if verification is None else None,
                 "answer_tokens": answer_tokens,
                 "episode_cut": pending.cut,
+                "j_source": j_source,
             },
         )
 
@@ -309,6 +313,7 @@ class StepCore:
             "outcome": context.metadata["outcome"],
             "verification": None if verification is None else verification.status,
             "reward_terms": dict(terms.terms),
+            "j_source": context.metadata["j_source"],
             "regret": state.regret if j_before is not None else None,
             "curve": list(state.curve),
         }

@@ -44,7 +44,9 @@ class MRTMathEnv(gym.Env[str, str]):
 
     ## Termination/Truncation
     ``terminated`` when the episode ends thinking, or is a ``FinalEpisode``: the response (all
-    episodes, as it stands) is verified with ``rewards.verify`` and J(final) is that outcome.
+    episodes, as it stands) is verified with ``rewards.verify`` (the outcome), and J(final) is
+    μ's K-sample estimate from the natural end of thinking (``final_j="prover"``, PAPER.md) or
+    that outcome (``final_j="outcome"``).
     ``truncated`` when the response reaches ``token_budget`` tokens (an overrunning episode
     is cut at the budget, by tokens), ``max_episodes`` steps or ``max_observation_chars``
     characters; the outcome is that of one forced answer sampled from ``truncation_lm``
@@ -58,10 +60,11 @@ class MRTMathEnv(gym.Env[str, str]):
     ``reset``: ``problem_id``, ``j`` (J of the empty thinking, ``None`` without μ), ``j_ci``,
     ``curve``. ``step``: ``problem_id``, ``episode_index``, ``episode_tokens``,
     ``total_tokens``, ``episode_cut``, ``j_before``, ``j_after``, ``progress``, ``outcome``,
-    ``verification``, ``reward_terms``, ``regret`` (cumulative, Δ_k = Σ_{j<k} (J* − J(c_j))
+    ``verification``, ``reward_terms``, ``j_source`` (``"prover"`` or ``"outcome"``: what
+    ``j_after`` is; ``None`` without μ), ``regret`` (cumulative, Δ_k = Σ_{j<k} (J* − J(c_j))
     over the contexts before each episode) and ``curve`` (``(tokens, J)`` points as in the
     paper's regret plots: tokens = prompt + thinking + the forced answer's mean tokens, made
-    non-decreasing; the last point of a terminated trajectory is (prompt + response, outcome)).
+    non-decreasing; the last point of a terminated trajectory is (prompt + response, J(final))).
     Tokens are counted with the model's tokenizer: ``episode_tokens`` is
     ``count(prefix + episode) - count(prefix)``. μ's sampling seeds are drawn from
     ``self.np_random``, so a seeded reset makes the whole trajectory reproducible.
@@ -83,8 +86,8 @@ class MRTMathEnv(gym.Env[str, str]):
         ...                  lm=ScriptedLM(["2}"]), prover=TableMetaProver({}, default=0.5))
         >>> obs, info = env.reset(seed=0)
         >>> obs, reward, terminated, truncated, info = env.step("1+1=2.\n</think>\n\\boxed{2}")
-        >>> terminated, info["outcome"], info["progress"]
-        (True, 1.0, 0.5)
+        >>> terminated, info["outcome"], info["j_after"], info["j_source"]
+        (True, 1.0, 0.5, 'prover')
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 1}  # noqa: RUF012

@@ -54,7 +54,8 @@ class Trajectory:
         episode_tokens: Tokens of each episode.
         total_tokens: Response tokens after each episode.
         j: J before the first episode, then after each episode (``None`` without μ);
-            J(final) is the outcome when the response ended thinking.
+            J(final) of a response that ended thinking is the env's ``final_j`` (μ's estimate
+            from the natural end by default, or the outcome).
         progress: Progress of each episode (``None`` without μ).
         rewards: Reward of each step.
         regret: Cumulative regret after each episode (``None`` without μ).

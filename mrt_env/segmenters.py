@@ -18,10 +18,11 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 DEFAULT_MARKERS: tuple[str, ...] = (
     "Wait",
@@ -36,12 +37,20 @@ DEFAULT_MARKERS: tuple[str, ...] = (
 PARAGRAPH_SEPARATOR = "\n\n"
 """The canonical blank-line separator; boundaries are this string followed by a marker."""
 
-_SEPARATOR_RE = re.compile(r"\r?\n(?:[ \t]*\r?\n)+")
-"""A blank-line separator: a line break followed by one or more empty (or blank) lines.
+ParagraphRule = Literal["official", "blank_lines"]
+"""How a text is cut into paragraphs: ``"official"`` is the official analysis code's
+``text.split("\\n\\n")`` (every ``"\\n\\n"``, left to right, is one separator, so three
+newlines leave a paragraph starting with ``"\\n"`` and ``"\\r\\n\\r\\n"`` or a whitespace-only
+line separate nothing); ``"blank_lines"`` treats any run of blank lines (CRLF and
+whitespace-only lines included) as one separator."""
 
-``"\\n\\n"``, ``"\\r\\n\\r\\n"`` and runs of several blank lines are each one separator. On text
-that only uses ``"\\n\\n"`` this is exactly ``text.split("\\n\\n")`` of the official code.
-"""
+PARAGRAPH_RULES: tuple[str, ...] = ("official", "blank_lines")
+
+_SEPARATOR_RES: dict[str, re.Pattern[str]] = {
+    "official": re.compile(re.escape(PARAGRAPH_SEPARATOR)),
+    "blank_lines": re.compile(r"\r?\n(?:[ \t]*\r?\n)+"),
+}
+"""The separator of each :data:`ParagraphRule`."""
 
 SEGMENTER_PRESETS: dict[str, tuple[int, int]] = {
     "aime2024": (45, 3),
@@ -92,11 +101,13 @@ def thinking_part(response: str, end_think: str = "</think>") -> tuple[str, str]
     return response[:cut], response[cut:]
 
 
-def split_paragraphs(text: str) -> list[str]:
+def split_paragraphs(text: str, rule: ParagraphRule = "official") -> list[str]:
     """Split ``text`` into paragraph pieces, each (after the first) led by its separator.
 
     Args:
         text: Any text.
+        rule: ``"official"`` (``text.split("\\n\\n")``) or ``"blank_lines"`` (see
+            :data:`ParagraphRule`).
 
     Returns:
         Pieces whose concatenation is ``text``. Piece 0 is the first paragraph (possibly
@@ -104,19 +115,23 @@ def split_paragraphs(text: str) -> list[str]:
         paragraph ``i`` followed by that paragraph. ``[]`` for an empty text.
 
     Example:
-        >>> split_paragraphs("a\\n\\nb\\r\\n\\r\\nc")
+        >>> split_paragraphs("a\\n\\nb\\n\\n\\nc")
+        ['a', '\\n\\nb', '\\n\\n\\nc']
+        >>> split_paragraphs("a\\n\\nb\\r\\n\\r\\nc", rule="blank_lines")
         ['a', '\\n\\nb', '\\r\\n\\r\\nc']
     """
+    if rule not in _SEPARATOR_RES:
+        raise ValueError(f"unknown paragraph rule {rule!r}; choose from {PARAGRAPH_RULES}")
     if not text:
         return []
-    starts = [0] + [match.start() for match in _SEPARATOR_RE.finditer(text)]
+    starts = [0] + [match.start() for match in _SEPARATOR_RES[rule].finditer(text)]
     ends = [*starts[1:], len(text)]
     return [text[start:end] for start, end in zip(starts, ends, strict=True)]
 
 
-def _paragraph_body(piece: str) -> str:
+def _paragraph_body(piece: str, rule: ParagraphRule) -> str:
     """The paragraph text of a piece, without its leading separator."""
-    match = _SEPARATOR_RE.match(piece)
+    match = _SEPARATOR_RES[rule].match(piece)
     return piece[match.end() :] if match else piece
 
 
@@ -124,6 +139,11 @@ def _group(episodes: Sequence[str], group_size: int) -> list[str]:
     """Concatenate consecutive episodes in groups of ``group_size``; drop empty results."""
     grouped = ["".join(episodes[i : i + group_size]) for i in range(0, len(episodes), group_size)]
     return [episode for episode in grouped if episode]
+
+
+def _check_rule(rule: str) -> None:
+    if rule not in PARAGRAPH_RULES:
+        raise ValueError(f"paragraph_rule must be one of {PARAGRAPH_RULES}, got {rule!r}")
 
 
 def _check_positive(name: str, value: int | None, allow_none: bool = False) -> None:
@@ -152,15 +172,18 @@ class MarkerSegmenter:
     4. Consecutive episodes are merged in groups of ``group_size`` (the last group may be
        shorter).
 
-    With ``min_paragraphs=3`` and text separated by ``"\\n\\n"`` this reproduces the official
-    analysis code except that episodes keep their separators (lossless). ``min_paragraphs=1``
-    splits at every marker paragraph (useful for short traces of small models).
+    With ``min_paragraphs=3`` and ``paragraph_rule="official"`` (the defaults) this reproduces
+    the official analysis code except that episodes keep their separators (lossless).
+    ``min_paragraphs=1`` splits at every marker paragraph (useful for short traces of small
+    models); ``paragraph_rule="blank_lines"`` also splits at CRLF, whitespace-only and
+    multiple blank lines.
 
     Attributes:
         max_steps: Maximum number of accepted boundaries; ``None`` for no cap.
         group_size: Number of consecutive episodes merged into one.
         markers: Paragraph openings that start a new episode.
         min_paragraphs: Minimum paragraphs between boundaries (3 in the official rules).
+        paragraph_rule: How paragraphs are cut (:data:`ParagraphRule`).
 
     Example:
         >>> text = "A\\n\\nB\\n\\nWait, C\\n\\nD\\n\\nWait, E"
@@ -174,11 +197,13 @@ class MarkerSegmenter:
     group_size: int = 1
     markers: tuple[str, ...] = DEFAULT_MARKERS
     min_paragraphs: int = 3
+    paragraph_rule: ParagraphRule = "official"
 
     def __post_init__(self) -> None:
         _check_positive("max_steps", self.max_steps, allow_none=True)
         _check_positive("group_size", self.group_size)
         _check_positive("min_paragraphs", self.min_paragraphs)
+        _check_rule(self.paragraph_rule)
         if isinstance(self.markers, str) or not self.markers:
             raise ValueError(f"markers must be a non-empty tuple of strings, got {self.markers!r}")
         if any(not isinstance(m, str) or not m for m in self.markers):
@@ -209,14 +234,14 @@ class MarkerSegmenter:
 
     def split(self, text: str) -> list[str]:
         """Split a thinking text into episodes (lossless, no empty episodes)."""
-        pieces = split_paragraphs(text)
+        pieces = split_paragraphs(text, self.paragraph_rule)
         starts = [0]
         for index in range(1, len(pieces)):
             if self.max_steps is not None and len(starts) - 1 >= self.max_steps:
                 break
             if index - starts[-1] < self.min_paragraphs:
                 continue
-            if _paragraph_body(pieces[index]).startswith(self.markers):
+            if _paragraph_body(pieces[index], self.paragraph_rule).startswith(self.markers):
                 starts.append(index)
         ends = [*starts[1:], len(pieces)]
         episodes = ["".join(pieces[start:end]) for start, end in zip(starts, ends, strict=True)]
@@ -229,6 +254,7 @@ class ParagraphSegmenter:
 
     Attributes:
         group_size: Number of consecutive paragraphs merged into one episode.
+        paragraph_rule: How paragraphs are cut (:data:`ParagraphRule`).
 
     Example:
         >>> ParagraphSegmenter().split("a\\n\\nb\\n\\nc")
@@ -238,9 +264,11 @@ class ParagraphSegmenter:
     """
 
     group_size: int = 1
+    paragraph_rule: ParagraphRule = "official"
 
     def __post_init__(self) -> None:
         _check_positive("group_size", self.group_size)
+        _check_rule(self.paragraph_rule)
 
     @property
     def boundaries(self) -> tuple[str, ...]:
@@ -249,7 +277,7 @@ class ParagraphSegmenter:
 
     def split(self, text: str) -> list[str]:
         """Split a thinking text into paragraph episodes (lossless, no empty episodes)."""
-        return _group(split_paragraphs(text), self.group_size)
+        return _group(split_paragraphs(text, self.paragraph_rule), self.group_size)
 
 
 @dataclass(frozen=True)
@@ -340,24 +368,34 @@ def segmenter_from_spec(spec: str | None, template_name: str = "") -> Any:
 
     Specs: ``marker[:MIN_PARAGRAPHS]`` (:class:`MarkerSegmenter`, 3 by default),
     ``preset:NAME`` (:meth:`MarkerSegmenter.preset`) or ``paragraph``
-    (:class:`ParagraphSegmenter`). ``None`` or ``""`` gives the env's default for the template:
-    ``marker:1`` for ``tiny`` (one paragraph per episode), the official ``marker`` otherwise.
+    (:class:`ParagraphSegmenter`), each optionally followed by ``+blank_lines`` (the
+    ``paragraph_rule``; the default is the official ``text.split("\\n\\n")``). ``None`` or ``""``
+    gives the env's default for the template: ``marker:1`` for ``tiny`` (one paragraph per
+    episode), the official ``marker`` otherwise.
 
     Example:
         >>> segmenter_from_spec("marker:1").min_paragraphs
         1
         >>> segmenter_from_spec(None, "r1-distill").min_paragraphs
         3
+        >>> segmenter_from_spec("marker+blank_lines").paragraph_rule
+        'blank_lines'
     """
     if not spec:
         spec = "marker:1" if template_name == "tiny" else "marker"
+    spec, _, rule = spec.partition("+")
+    if rule not in ("", *PARAGRAPH_RULES):
+        raise ValueError(f"unknown paragraph rule {rule!r}; use +blank_lines or +official")
     kind, _, value = spec.partition(":")
+    segmenter: Any
     if kind == "marker":
-        return MarkerSegmenter(min_paragraphs=int(value or 3))
-    if kind == "preset":
-        return MarkerSegmenter.preset(value)
-    if kind == "paragraph":
-        return ParagraphSegmenter()
-    if kind == "tokens":
+        segmenter = MarkerSegmenter(min_paragraphs=int(value or 3))
+    elif kind == "preset":
+        segmenter = MarkerSegmenter.preset(value)
+    elif kind == "paragraph":
+        segmenter = ParagraphSegmenter()
+    elif kind == "tokens":
         raise ValueError("tokens:N needs the policy's tokenizer; build TokenChunkSegmenter")
-    raise ValueError(f"unknown segmenter {spec!r}; use marker[:MIN], preset:NAME or paragraph")
+    else:
+        raise ValueError(f"unknown segmenter {spec!r}; use marker[:MIN], preset:NAME or paragraph")
+    return dataclasses.replace(segmenter, paragraph_rule=rule) if rule else segmenter

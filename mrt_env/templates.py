@@ -86,6 +86,24 @@ class ChatTemplate:
             return prompt + body + self.separator + self.termination
         return prompt + self.termination
 
+    def render_meta(self, prompt: str, prefix: str) -> str:
+        """The meta-prover's input for ``prefix``.
+
+        A prefix that has ended thinking (it contains ``end_think``) gets the *natural* end:
+        the prompt and the prefix up to and including the first ``end_think``, with no
+        termination suffix (PAPER.md: J after the full trace). Any other prefix gets
+        :meth:`render_forced`.
+
+        Example:
+            >>> t = TEMPLATES["tiny"]
+            >>> t.render_meta("P\\n", "x = 2.\\n</think>\\n\\\\boxed{2}")
+            'P\\nx = 2.\\n</think>'
+        """
+        cut = prefix.find(self.end_think)
+        if cut < 0:
+            return self.render_forced(prompt, prefix)
+        return prompt + prefix[: cut + len(self.end_think)]
+
 
 @dataclass(frozen=True)
 class AnswerCaps:

@@ -95,10 +95,11 @@ class ProverStats:
 class SampledMetaProver:
     """Estimate J by forcing the model to answer from each thinking prefix, K times.
 
-    For each request, the input is ``template.render_forced(prompt, prefix)`` (the prefix
-    followed by the termination suffix that closes the thinking). K answers are sampled with
-    the request's seed and each is verified as the response
-    ``render_forced(prompt, prefix)[len(prompt):] + answer`` against the gold answer. J is the
+    For each request, the input is ``template.render_meta(prompt, prefix)``: the prefix
+    followed by the termination suffix that closes the thinking or, for a prefix that has
+    already ended thinking, the natural end (the prefix up to ``end_think``, no suffix). K
+    answers are sampled with the request's seed and each is verified as the response
+    ``render_meta(prompt, prefix)[len(prompt):] + answer`` against the gold answer. J is the
     fraction verified correct, with a 95% Wilson interval.
 
     One ``estimate`` call makes at most one ``generate`` call: identical requests of the call
@@ -192,7 +193,7 @@ class SampledMetaProver:
 
     def _sample(self, requests: list[ProverRequest]) -> list[JEstimate]:
         """Sample and verify K answers for each (distinct) request."""
-        rendered = [self.template.render_forced(r.prompt, r.prefix) for r in requests]
+        rendered = [self.template.render_meta(r.prompt, r.prefix) for r in requests]
         start = time.perf_counter()
         outputs = self.lm.generate(rendered, self.params, seeds=[r.seed for r in requests])
         middle = time.perf_counter()

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from agents.evaluate import app, bootstrap_ci, summarize
+from agents.evaluate import app, summarize
 from agents.types import EpisodeRecord, Trajectory
+from mrt_env.stats import bootstrap_ci
 
 
 def _trajectory(
@@ -24,10 +25,11 @@ def _trajectory(
 
 def test_bootstrap_ci_brackets_the_mean_and_is_seeded() -> None:
     values = np.array([0, 1, 1, 0, 1, 1, 1, 0, 1, 1] * 4, dtype=float)
-    low, high = bootstrap_ci(values, seed=3)
-    assert low < values.mean() < high
-    assert (low, high) == bootstrap_ci(values, seed=3)
-    assert bootstrap_ci([1.0, 1.0, 1.0]) == (1.0, 1.0)  # no spread: a point interval
+    stat = bootstrap_ci(values, seed=3)
+    assert stat["ci_low"] < values.mean() < stat["ci_high"]
+    assert stat == bootstrap_ci(values, seed=3)
+    constant = bootstrap_ci([1.0, 1.0, 1.0])  # no spread: a point interval
+    assert (constant["ci_low"], constant["ci_high"]) == (1.0, 1.0)
 
 
 def test_summarize_hand_computed() -> None:

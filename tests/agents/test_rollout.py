@@ -20,9 +20,12 @@ PROBLEMS = [Problem("a", "1+1?", "2"), Problem("b", "0+2?", "2")]
 
 
 def _script(prompt: str, sample: int) -> str:
-    """Forced answers are right once the thinking said "Wait"; the policy writes TRACE."""
+    """Forced answers (after the termination suffix or the natural end of thinking) are right
+    once the thinking said "Wait"; the policy writes TRACE."""
     if prompt.endswith("\\boxed{"):
         return "2}" if "Wait" in prompt else "3}"
+    if prompt.endswith("</think>"):
+        return "\n\\boxed{2}" if "Wait" in prompt else "\n\\boxed{3}"
     return TRACE
 
 
@@ -54,7 +57,8 @@ def test_groups_share_their_problem_and_record_spans_j_and_outcome(
         spans = [(e.token_start, e.token_end) for e in trajectory.episodes]
         assert spans[0][0] == 0 and spans[-1][1] == len(trajectory.response_ids)
         assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
-        # J(c_0) = 0 (no "Wait" yet), after episode 1 still 0, then 1; the final J is the outcome
+        # J(c_0) = 0 (no "Wait" yet), after episode 1 still 0, then 1; the final J is μ's
+        # estimate from the natural end of thinking
         assert trajectory.j_values == [0.0, 0.0, 1.0, 1.0]
         assert [e.progress for e in trajectory.episodes] == [0.0, 1.0, 0.0]
         assert trajectory.outcome == 1.0 and trajectory.terminated

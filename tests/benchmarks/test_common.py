@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from mrt_env import stats
 from tests.benchmarks.scripts import load_script
 
 common = load_script("_common")
@@ -48,21 +49,9 @@ def test_parse_args_help_shows_field_docs(capsys: pytest.CaptureFixture[str]) ->
     assert "how many" in capsys.readouterr().out
 
 
-def test_bootstrap_ci_brackets_the_mean() -> None:
-    values = np.random.default_rng(0).normal(0.3, 0.1, size=200)
-    stat = common.bootstrap_ci(values)
-    assert stat["ci_low"] < stat["mean"] < stat["ci_high"]
-    assert stat["mean"] == pytest.approx(values.mean())
-    assert stat["ci_high"] - stat["ci_low"] < 0.05  # ≈ 4 standard errors of 0.007
-    assert common.bootstrap_ci([0.5, 0.5])["ci_low"] == 0.5  # constant data: no spread
-
-
-def test_probability_of_improvement_counts_paired_wins_and_ties() -> None:
-    a, b = [0.1, 0.2, 0.5, 0.9], [0.3, 0.2, 0.4, 1.0]
-    # wins at 0, 3; tie at 1 (counts 1/2); loss at 2 -> (1 + 0.5 + 0 + 1) / 4
-    assert common.probability_of_improvement(a, b)["mean"] == pytest.approx(0.625)
-    with pytest.raises(ValueError, match="paired"):
-        common.probability_of_improvement([0.1], [0.1, 0.2])
+def test_statistics_are_the_librarys() -> None:
+    assert common.bootstrap_ci is stats.bootstrap_ci
+    assert common.probability_of_improvement is stats.probability_of_improvement
 
 
 def test_settings_hash_is_stable_and_sensitive() -> None:
@@ -85,9 +74,20 @@ def test_build_segmenter(spec: str, kind: str, min_paragraphs: int | None) -> No
         assert segmenter.min_paragraphs == min_paragraphs
 
 
+def test_build_segmenter_paragraph_rule() -> None:
+    assert common.build_segmenter("marker:1").paragraph_rule == "official"
+    blank = common.build_segmenter("marker:1+blank_lines")
+    assert (blank.paragraph_rule, blank.min_paragraphs) == ("blank_lines", 1)
+    assert common.build_segmenter("paragraph+blank_lines").paragraph_rule == "blank_lines"
+
+
 @pytest.mark.parametrize(
     ("spec", "message"),
-    [("tokens:8", "tokenizer"), ("words", "unknown segmenter")],  # needs an LM; a typo
+    [
+        ("tokens:8", "tokenizer"),  # needs an LM
+        ("words", "unknown segmenter"),  # a typo
+        ("marker+lines", "paragraph rule"),  # an unknown paragraph rule
+    ],
 )
 def test_build_segmenter_rejects_specs(spec: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
@@ -164,6 +164,38 @@ def test_summary_comparison_and_markdown() -> None:
     assert comparisons["probability_lower_regret"]["a<b"]["20"]["mean"] == 0.5  # all ties
     text = common.regret_markdown(summary, comparisons, [20], {2: 84}, ["a note"])
     assert "regret@84 (w=2)" in text and "| a vs b | 0.50" in text and "- a note" in text
+    assert "| P(lower regret) at budget | 20 | 84 (w=2) |" in text
+
+
+def test_probability_of_lower_regret_on_different_records_is_hand_computed() -> None:
+    wrong_q1 = _record("q1", ["3", "3"], [False, False])
+    extra = _record("q3", ["5", "5"], [True, True])  # only policy a has q3: not compared
+    policies = {"a": [*RECORDS, extra], "b": [wrong_q1, RECORDS[1]]}
+    summary = {
+        name: common.summarize_records(records, [20], {2: 84}, samples=2, episode_budget=3)
+        for name, records in policies.items()
+    }
+    comparisons = common.compare_records(policies, summary, [20], {2: 84})
+    # regret at 20 (see test_figures_over_records): a = [0.5, 0.75], b = [0.75, 0.75] on q1, q2
+    # -> a wins q1, ties q2: (1 + 0.5) / 2; b: (0 + 0.5) / 2
+    lower = comparisons["probability_lower_regret"]
+    assert lower["a<b"]["20"]["mean"] == pytest.approx(0.75)
+    assert lower["b<a"]["20"]["mean"] == pytest.approx(0.25)
+    assert lower["a<b"]["20"]["n"] == 2
+    assert lower["a<b"]["84"]["mean"] == pytest.approx(0.5)  # equal forced curves: ties
+    # b's mean J at 20 is 0 (both wrong): no J level to reach, the efficiency is undefined
+    assert comparisons["token_efficiency_j"]["a_vs_b"]["20"] is None
+    text = common.regret_markdown(summary, comparisons, [20], {2: 84}, [])
+    assert "| P(lower regret) at budget | 20 | 84 (w=2) |" in text
+    assert "| a vs b | 0.75 [" in text
+
+
+def test_j_token_efficiency_is_the_ratio_of_tokens_to_the_same_mean_j() -> None:
+    fast = [{"problem_id": "q", "samples": [{"curve": [[10, 1.0]]}]}]
+    slow = [{"problem_id": "q", "samples": [{"curve": [[40, 1.0]]}]}]
+    # J rises linearly from 0 to 1 over 10 (fast) or 40 (slow) tokens; slow reaches 1 at 40
+    assert common.j_token_efficiency(fast, slow, budget=40) == pytest.approx(4.0)
+    assert common.j_token_efficiency(slow, fast, budget=40) == pytest.approx(0.25)
 
 
 def test_traces_round_trip(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from tests.benchmarks.scripts import load_script, run_script
 
 strategy = load_script("strategy")
 
-TINY = ["--seeds", "1", "--total-timesteps", "256", "--n-steps", "128", "--eval-trajectories", "8"]
+TINY = ["--seeds", "2", "--total-timesteps", "256", "--n-steps", "128", "--eval-trajectories", "8"]
 
 
 def _check(results: dict) -> None:
@@ -28,12 +28,31 @@ def _check(results: dict) -> None:
         assert set(by_budget) == {str(b) for b in results["budgets"]["read"]}
         for budget, stats in by_budget.items():
             regret = stats["normalized_regret"]
-            assert 0.0 <= regret["ci_low"] <= regret["mean"] <= regret["ci_high"] <= 1.0
+            assert regret["ci_low"] <= regret["mean"] <= regret["ci_high"]
+            assert 0.0 <= regret["mean"] <= 1.0
             cumulative = stats["cumulative_regret_tokens"]["mean"]
             assert cumulative == pytest.approx(regret["mean"] * int(budget))
             assert 0.0 <= stats["accuracy"]["mean"] <= 1.0
-    for stat in results["probability_progress_beats_outcome"].values():
-        assert 0.0 <= stat["mean"] <= 1.0
+    for name, by_budget in results["results"].items():
+        seeds = name.startswith("ppo/")
+        for stats in by_budget.values():
+            assert stats["ci_over"] == ("training seeds" if seeds else "evaluation trajectories")
+            assert len(stats["per_seed_normalized_regret"]) == (2 if seeds else 1)
+            per_seed = stats["per_seed_normalized_regret"]
+            if seeds:  # the CI is across the seeds' means, not pooled trajectories
+                assert stats["normalized_regret"]["mean"] == pytest.approx(sum(per_seed) / 2)
+                assert stats["normalized_regret"]["n"] == 2
+    for budget, stat in results["regret_difference_progress_minus_outcome"].items():
+        ppo = results["results"]
+        expected = [
+            a - b
+            for a, b in zip(
+                ppo["ppo/outcome+progress"][budget]["per_seed_normalized_regret"],
+                ppo["ppo/outcome"][budget]["per_seed_normalized_regret"],
+                strict=True,
+            )
+        ]
+        assert stat["mean"] == pytest.approx(sum(expected) / 2) and stat["n"] == 2
 
 
 def test_strategy_script_in_process(tmp_path: Path) -> None:
@@ -41,7 +60,7 @@ def test_strategy_script_in_process(tmp_path: Path) -> None:
     results = strategy.main(strategy.parse_args(strategy.Args, argv))
     _check(results)
     assert (tmp_path / "t" / "regret.png").stat().st_size > 0
-    assert json.loads((tmp_path / "t" / "results.json").read_text())["args"]["seeds"] == 1
+    assert json.loads((tmp_path / "t" / "results.json").read_text())["args"]["seeds"] == 2
 
 
 @pytest.mark.slow

@@ -29,6 +29,7 @@ STEP_INFO_KEYS = {
     "outcome",
     "verification",
     "reward_terms",
+    "j_source",
     "regret",
     "curve",
 }
@@ -161,10 +162,30 @@ def test_ending_thinking_with_the_right_answer_terminates_with_outcome_1() -> No
     _, reward, terminated, truncated, info = env.step(" Done.\n</think>\nSo \\boxed{2}.")
     assert (terminated, truncated) == (True, False)
     assert (info["outcome"], info["verification"]) == (1.0, "correct")
-    assert info["j_after"] == 1.0  # J(final) is the outcome
+    assert info["reward_terms"]["outcome"] == 1.0  # the policy's own verified answer
+    assert (info["j_after"], info["j_source"]) == (0.25, "prover")  # μ's J(final): one "="
+    assert info["progress"] == 0.0
+    assert reward == pytest.approx(1.0)
+    assert info["curve"][-1][1] == 0.25
+
+
+def test_final_j_reads_the_natural_end_of_thinking() -> None:
+    prover = SpyProver()
+    env, prompt, _ = started(index=0, prover=prover)
+    env.step(" Done.\n</think>\nSo \\boxed{2}.")
+    [request] = prover.calls[-1]
+    assert request.prefix == " Done.\n</think>\nSo \\boxed{2}."
+    template = env.core.components.template
+    assert template.render_meta(prompt, request.prefix) == prompt + " Done.\n</think>"
+
+
+def test_final_j_outcome_keeps_the_policys_0_1_answer_as_j() -> None:
+    env, _, _ = started(index=0, final_j="outcome")
+    env.step("1+1=2.")
+    _, reward, terminated, _, info = env.step(" Done.\n</think>\nSo \\boxed{2}.")
+    assert terminated and (info["j_after"], info["j_source"]) == (1.0, "outcome")
     assert info["progress"] == 0.75
     assert reward == pytest.approx(1.0 + 0.75)
-    assert info["curve"][-1][1] == 1.0
 
 
 @pytest.mark.parametrize(

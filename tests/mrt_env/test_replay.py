@@ -51,15 +51,17 @@ def test_replay_reports_the_trajectory() -> None:
     assert len(trajectory.episodes) == 3 and "".join(trajectory.episodes) == RESPONSE
     assert trajectory.total_tokens[-1] == len(RESPONSE)  # char tokens
     assert trajectory.episode_tokens == tuple(len(e) for e in trajectory.episodes)
-    # J = 0.25 per "=" in the thinking so far, then the outcome
-    assert trajectory.j == (0.0, 0.25, 0.5, 1.0)
-    assert trajectory.progress == (0.25, 0.25, 0.5)
+    # J = 0.25 per "=" in the thinking so far, also at the natural end (μ's J(final))
+    assert trajectory.j == (0.0, 0.25, 0.5, 0.5)
+    assert trajectory.progress == (0.25, 0.25, 0.0)
     assert trajectory.regret == (1.0, 1.75, 2.25)
     assert (trajectory.outcome, trajectory.verification) == (1.0, "correct")
     assert (trajectory.terminated, trajectory.truncated) == (True, False)
-    assert trajectory.rewards == (0.25, 0.25, 1.5)
+    assert trajectory.rewards == (0.25, 0.25, 1.0)
     tokens, j = trajectory.curve_arrays()
-    assert j.tolist() == [0.0, 0.25, 0.5, 1.0]
+    assert j.tolist() == [0.0, 0.25, 0.5, 0.5]
+    outcome_j = replay(make_env(final_j="outcome"), RESPONSE, problem=0, seed=0)
+    assert outcome_j.j == (0.0, 0.25, 0.5, 1.0) and outcome_j.rewards == (0.25, 0.25, 1.5)
     assert np.all(np.diff(tokens) > 0)
 
 
@@ -104,10 +106,9 @@ def test_replay_many_matches_replay_and_batches_prover_calls() -> None:
     responses = [RESPONSE, "a=\n\nWait, b</think>\\boxed{12}", "no end"]
     problems = [0, 1, 2]
     many = replay_many(env, responses, problems, seed=3)
-    # one call for the resets, then one per round of episodes; a response's last episode
-    # ends it (the response is finished) and needs no J, so rounds shrink: "no end" is one
-    # final episode, response 1 ends in round 2 and response 0 in round 3 (no call at all)
-    assert [len(batch) for batch in prover.calls] == [3, 2, 1]
+    # one call for the resets, then one per round of episodes (an episode that ends
+    # thinking needs μ's J of the natural end too)
+    assert [len(batch) for batch in prover.calls] == [3, 3, 2, 1]
     singles = [replay(make_env(), r, p, seed=3) for r, p in zip(responses, problems, strict=True)]
     assert [t.j for t in many] == [t.j for t in singles]
     assert many[1].outcome == 1.0

@@ -146,8 +146,33 @@ SEPARATOR_CASES = [
 
 
 @pytest.mark.parametrize(("text", "expected"), SEPARATOR_CASES)
-def test_marker_segmenter_separators(text: str, expected: list[str]) -> None:
+def test_marker_segmenter_blank_line_separators(text: str, expected: list[str]) -> None:
+    assert MarkerSegmenter(paragraph_rule="blank_lines").split(text) == expected
+
+
+# (text, expected episodes) of the official rule, text.split("\n\n"), on the same texts
+OFFICIAL_SEPARATOR_CASES = [
+    # "\r\n\r\n" contains no "\n\n": one paragraph, no split
+    ("a\r\n\r\nb\r\n\r\nc\r\n\r\nWait d", ["a\r\n\r\nb\r\n\r\nc\r\n\r\nWait d"]),
+    # "\n\n\nWait" leaves the paragraph "\nWait d", which does not start with a marker
+    ("a\n\n\n\nb\n\nc\n\n\nWait d", ["a\n\n\n\nb\n\nc\n\n\nWait d"]),
+    # an empty paragraph ("\n\n\n\n") counts towards min_paragraphs
+    ("a\n\n\n\nb\n\nWait d", ["a\n\n\n\nb", "\n\nWait d"]),
+    # a whitespace-only line is a paragraph's text, not a separator
+    ("a\n  \nb\n\nc\n\nd\n\t\nWait e", ["a\n  \nb\n\nc\n\nd\n\t\nWait e"]),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), OFFICIAL_SEPARATOR_CASES)
+def test_marker_segmenter_official_separators(text: str, expected: list[str]) -> None:
     assert MarkerSegmenter().split(text) == expected
+
+
+def test_unknown_paragraph_rule_is_rejected() -> None:
+    with pytest.raises(ValueError, match="paragraph_rule"):
+        MarkerSegmenter(paragraph_rule="lines")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="paragraph rule"):
+        split_paragraphs("a", rule="lines")  # type: ignore[arg-type]
 
 
 # (text, expected episodes) at the edges
@@ -318,7 +343,9 @@ all_segmenters = st.sampled_from(
         MarkerSegmenter(),
         MarkerSegmenter(max_steps=2, group_size=2),
         MarkerSegmenter(min_paragraphs=1, group_size=3),
+        MarkerSegmenter(min_paragraphs=1, paragraph_rule="blank_lines"),
         ParagraphSegmenter(),
+        ParagraphSegmenter(paragraph_rule="blank_lines"),
         ParagraphSegmenter(group_size=2),
         TokenChunkSegmenter(3, count_words),
         TokenChunkSegmenter(2, len),
@@ -344,9 +371,21 @@ def test_marker_episodes_after_the_first_start_with_a_boundary_paragraph(
 ) -> None:
     text = "".join(pieces)
     for episode in MarkerSegmenter(min_paragraphs=1).split(text)[1:]:
+        assert episode.startswith("\n\n") and episode[2:].startswith(DEFAULT_MARKERS)
+    blank_lines = MarkerSegmenter(min_paragraphs=1, paragraph_rule="blank_lines")
+    for episode in blank_lines.split(text)[1:]:
         separator = re.match(r"\r?\n(?:[ \t]*\r?\n)+", episode)
         assert separator is not None
         assert episode[separator.end() :].startswith(DEFAULT_MARKERS)
+
+
+@settings(max_examples=100, deadline=None, derandomize=True, database=None)
+@given(pieces=text_pieces)
+def test_official_paragraphs_are_text_split_on_a_blank_line(pieces: list[str]) -> None:
+    text = "".join(pieces) or "x"
+    paragraphs = split_paragraphs(text)
+    bodies = [paragraphs[0], *(p.removeprefix("\n\n") for p in paragraphs[1:])]
+    assert bodies == text.split("\n\n")
 
 
 def test_docstring_examples_run() -> None:
@@ -356,6 +395,8 @@ def test_docstring_examples_run() -> None:
 
 
 def test_split_paragraphs_keeps_separators_with_the_following_paragraph() -> None:
-    assert split_paragraphs("a\n\nb\r\n\r\n\r\nc") == ["a", "\n\nb", "\r\n\r\n\r\nc"]
+    blank_lines = split_paragraphs("a\n\nb\r\n\r\n\r\nc", rule="blank_lines")
+    assert blank_lines == ["a", "\n\nb", "\r\n\r\n\r\nc"]
+    assert split_paragraphs("a\n\nb\r\n\r\n\r\nc") == ["a", "\n\nb\r\n\r\n\r\nc"]
     assert split_paragraphs("\n\na") == ["", "\n\na"]
     assert split_paragraphs("") == []

@@ -20,8 +20,9 @@ from mrt_env.sources import (
     load_jsonl,
     resolve_source,
 )
+from tests.shared_data import DATA_DIR, require_shared_data
 
-MATH500 = Path(__file__).resolve().parents[3] / "shared" / "data" / "math500.jsonl"
+MATH500 = DATA_DIR / "math500.jsonl"
 
 
 def write_lines(path: Path, lines: list[str]) -> Path:
@@ -92,9 +93,8 @@ def test_missing_file() -> None:
         load_jsonl("nope.jsonl")
 
 
-@pytest.mark.skipif(not MATH500.is_file(), reason="shared MATH-500 file not present")
 def test_math500_loads() -> None:
-    source = load_jsonl(MATH500)
+    source = load_jsonl(require_shared_data(MATH500))
     assert len(source) == 500
     assert all(p.problem and p.answer for p in source.problems)
 

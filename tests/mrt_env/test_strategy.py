@@ -15,7 +15,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 import mrt_env  # noqa: F401 - registers the ids
 from mrt_env.lm.scripted import ScriptedLM
 from mrt_env.strategy import ATTEMPT, RECHECK, STOP, MRTStrategyEnv, StrategyConfig
-from mrt_env.strategy_dynamics import (
+from mrt_env.strategy.dynamics import (
     DEFAULT_RECORDING,
     ParametricDynamics,
     RecordedDynamics,
@@ -24,7 +24,7 @@ from mrt_env.strategy_dynamics import (
     Recording,
     TwinState,
 )
-from mrt_env.strategy_record import RecordSettings, classify_episode, record
+from mrt_env.strategy.record import RecordSettings, classify_episode, record
 from rewards.context import StepContext
 from rewards.modules import LengthPenalty, OutcomeReward, ProgressBonus
 
@@ -217,7 +217,7 @@ def test_recorded_dynamics_resample_recorded_transitions(tmp_path: Path) -> None
 
 
 def test_recording_errors_name_the_file(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="strategy_record"):
+    with pytest.raises(FileNotFoundError, match=r"strategy\.record"):
         Recording.load(tmp_path / "missing.json")
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"format_version": 1, "trajectories": []}))
@@ -226,7 +226,7 @@ def test_recording_errors_name_the_file(tmp_path: Path) -> None:
 
 
 def test_shipped_recording_is_the_default_and_drives_the_env() -> None:
-    assert DEFAULT_RECORDING.is_file(), "regenerate it: python -m mrt_env.strategy_record"
+    assert DEFAULT_RECORDING.is_file(), "regenerate it: python -m mrt_env.strategy.record"
     assert Recording.load(DEFAULT_RECORDING).settings["model"] == "tiny"
     env = MRTStrategyEnv()
     assert isinstance(env.dynamics, RecordedDynamics)

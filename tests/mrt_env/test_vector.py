@@ -47,7 +47,7 @@ def test_one_call_also_when_some_sub_envs_autoreset() -> None:
     envs.reset(seed=0)
     _, _, terminated, _, _ = envs.step(["</think>\\boxed{1}", "x", "y"])
     assert terminated.tolist() == [True, False, False]
-    assert len(prover.calls[-1]) == 2  # a terminated episode needs no J
+    assert len(prover.calls[-1]) == 3  # J of the natural end of the terminated one, too
     observations, rewards, terminated, truncated, infos = envs.step(["ignored", "x", "y"])
     assert len(prover.calls) == 3 and len(prover.calls[-1]) == 3  # reset J + two steps
     assert observations[0].endswith("<think>\n")  # sub-env 0 was reset (next-step mode)

@@ -8,7 +8,6 @@ import pickle
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,8 +16,8 @@ import rewards
 from rewards import Verification, Verifier, VerifierConfig, verify
 from rewards.normalize import normalize_answer
 from rewards.verification import nesting_depth
+from tests.shared_data import DATA_DIR, require_shared_data
 
-DATA_DIR = Path(__file__).resolve().parents[3] / "shared" / "data"
 TIMEOUT_S = 1.0
 
 
@@ -311,8 +310,7 @@ def _agreement(rows: list[tuple[str, str]]) -> tuple[float, list[tuple[str, str,
 
 @pytest.fixture(scope="module")
 def gold_rows() -> list[tuple[str, str]]:
-    if not DATA_DIR.is_dir():
-        pytest.skip(f"shared benchmark data not found at {DATA_DIR}")
+    require_shared_data(DATA_DIR)
     return _gold_answers()
 
 

@@ -4,7 +4,7 @@ The text env's observations and actions are strings, which SB3 cannot learn from
 what matters for test-time-compute strategy — how J and the token count move with each kind of
 episode — and drops the text: the agent chooses *what kind* of episode comes next (or to stop
 and answer) and sees a few statistics of the J curve so far. J dynamics come from a
-:mod:`mrt_env.strategy_dynamics` model (parametric, or resampled from J curves recorded on the
+:mod:`mrt_env.strategy.dynamics` model (parametric, or resampled from J curves recorded on the
 real env with the tiny LM). Rewards are computed by the same :mod:`rewards` modules as the text
 env (outcome + α·progress − token cost), from a :class:`rewards.StepContext` per step.
 
@@ -28,7 +28,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from mrt_env.strategy_dynamics import (
+from mrt_env.strategy.dynamics import (
     DEFAULT_RECORDING,
     EpisodeKind,
     ParametricDynamics,

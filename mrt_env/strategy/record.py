@@ -9,7 +9,7 @@ first episode and for episodes opening with a new-attempt marker (``"Alternative
 
 Command (regenerates the shipped file)::
 
-    python -m mrt_env.strategy_record --out mrt_env/assets/strategy/tiny-lm-base.json
+    python -m mrt_env.strategy.record --out mrt_env/assets/strategy/tiny-lm-base.json
 
 Example:
     >>> classify_episode("\\n\\nAlternatively, 2+2: 4.", index=1)
@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from mrt_env.problems import Problem
-from mrt_env.strategy_dynamics import (
+from mrt_env.strategy.dynamics import (
     DEFAULT_RECORDING,
     EpisodeKind,
     RecordedEpisode,
@@ -167,7 +167,7 @@ def record(settings: RecordSettings, lm: Any | None = None, progress: bool = Tru
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Command-line entry point (``python -m mrt_env.strategy_record --help``)."""
+    """Command-line entry point (``python -m mrt_env.strategy.record --help``)."""
     import json
 
     defaults = RecordSettings()

@@ -7,7 +7,7 @@ costs and what the meta-prover's success probability J is afterwards. Two models
 
 * :class:`ParametricDynamics`: a small documented latent-state model (the default).
 * :class:`RecordedDynamics`: resamples transitions ``(J before, kind) -> (tokens, J after)``
-  recorded from the real env on the tiny LM (``python -m mrt_env.strategy_record``).
+  recorded from the real env on the tiny LM (``python -m mrt_env.strategy.record``).
 
 Both are immutable; the per-trajectory state travels in a :class:`TwinState` and all
 randomness comes from the ``numpy.random.Generator`` passed in.
@@ -35,7 +35,7 @@ import numpy as np
 EpisodeKind = Literal["attempt", "recheck"]
 EPISODE_KINDS: tuple[EpisodeKind, ...] = ("attempt", "recheck")
 
-DEFAULT_RECORDING = Path(__file__).parent / "assets" / "strategy" / "tiny-lm-base.json"
+DEFAULT_RECORDING = Path(__file__).parents[1] / "assets" / "strategy" / "tiny-lm-base.json"
 """The shipped recording of J curves (tiny LM, held-out TinyMath)."""
 
 RECORDING_FORMAT_VERSION = 1
@@ -221,12 +221,12 @@ class Recording:
 
     @classmethod
     def load(cls, path: str | Path) -> Recording:
-        """Read a recording written by ``python -m mrt_env.strategy_record``."""
+        """Read a recording written by ``python -m mrt_env.strategy.record``."""
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(
                 f"no J-curve recording at {path}; record one with "
-                "`python -m mrt_env.strategy_record --out PATH` or use dynamics='parametric'"
+                "`python -m mrt_env.strategy.record --out PATH` or use dynamics='parametric'"
             )
         data = json.loads(path.read_text())
         if data.get("format_version") != RECORDING_FORMAT_VERSION:

@@ -1,0 +1,52 @@
+"""Smoke tests of prover.py and verifier.py: finite ratios, equal work on both sides."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+from tests.benchmarks.scripts import run_script
+
+RATIO = re.compile(r"(\d+\.\d+)x")
+
+
+def ratios(line: str) -> list[float]:
+    return [float(value) for value in RATIO.findall(line)]
+
+
+def test_prover_script_prints_finite_ratios_over_equal_work() -> None:
+    args = ("--num-problems", "2", "--episodes", "1", "--k", "2", "--repeats", "2")
+    out = run_script("prover", *args, "--max-answer-tokens", "4", "--env-check", "false").stdout
+    [work] = [line for line in out.splitlines() if line.startswith("work:")]
+    counts = [int(n) for n in re.findall(r"\d+", work.split("{", 1)[1])]
+    assert len(counts) == 6 and len(set(counts)) == 1 and "(equal)" in work  # 3 methods x 2
+    rows = [line for line in out.splitlines() if line.startswith("prover, ")]
+    assert len(rows) == 2
+    for row in rows:
+        # seconds, end-to-end median [min, max], sampling median [min, max], prefill / minimum
+        values = [float(v) for v in re.findall(r"\d+\.\d+", row)]
+        assert len(values) == 8 and all(math.isfinite(v) and v > 0 for v in values)
+        assert values[2] <= values[1] <= values[3] and values[5] <= values[4] <= values[6]
+
+
+def test_verifier_script_prints_finite_ratios_over_equal_work(tmp_path: Path) -> None:
+    golds = ["2", "\\frac{1}{2}", "3\\sqrt{2}", "0.5", "x^2+1", "2"]
+    data = tmp_path / "golds.jsonl"
+    data.write_text("".join(json.dumps({"answer": g}) + "\n" for g in golds))
+    out = run_script(
+        "verifier", "--data", str(data), "--workers", "1", "--adversarial", "false"
+    ).stdout
+    lines = out.splitlines()
+    # (a): 5 distinct golds -> 5 tasks on both sides, no duplicates
+    work_a = [line for line in lines if line.startswith("(a) work:")]
+    assert work_a and all(re.findall(r"\d+", line) == ["5", "5"] for line in work_a)
+    ratio_a = [line for line in lines if line.startswith("(a) pool (")]
+    assert ratio_a and all(math.isfinite(ratios(line)[0]) for line in ratio_a)
+    assert all("timeouts: 0" in line for line in ratio_a)
+    # (b): 6 golds x 3 variants on both sides
+    [work_b] = [line for line in lines if line.startswith("(b) work:")]
+    assert re.findall(r"\d+", work_b) == ["18", "18"]
+    [ratio_b] = [line for line in lines if line.startswith("(b) verify_many (")]
+    assert math.isfinite(ratios(ratio_b)[0])
