@@ -105,7 +105,10 @@ def main(
     problems: Annotated[
         str, typer.Option(help="tinymath:train | JSONL path | hf:NAME:SPLIT")
     ] = "tinymath:train",
-    template: Annotated[str, typer.Option(help="tiny | r1-distill | plain")] = "tiny",
+    template: Annotated[
+        str | None,
+        typer.Option(help="tiny | r1-distill | plain | chat (default: tiny LM: tiny, else chat)"),
+    ] = None,
     problems_per_step: Annotated[int, typer.Option(help="problems per step")] = 4,
     group_size: Annotated[int, typer.Option(help="trajectories per problem (G)")] = 4,
     lr: Annotated[float, typer.Option(help="AdamW learning rate")] = 1e-4,
@@ -161,7 +164,7 @@ def main(
     settings = {
         "model": model,
         "problems": problems,
-        "template": template,
+        "template": session.collector.components.template.name,
         "algo_config": vars(getattr(algorithm, "config", {})),
     }
     result = train(

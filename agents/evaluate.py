@@ -26,6 +26,7 @@ from agents.rollout import RolloutCollector, RolloutRequest
 from agents.types import Trajectory
 from mrt_env.config import EnvConfig, build_components
 from mrt_env.problems import Problem
+from mrt_env.templates import ChatTemplate
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,8 @@ class EvalSettings:
         token_budget: The env's token budget per response.
         max_episodes: The env's episode cap.
         prover_samples: K of the meta-prover (used only with regret budgets).
-        template: Chat/termination template preset.
+        template: Chat/termination template (``None``: ``"tiny"`` for the tiny LM, the
+            tokenizer's chat template for other models).
         seed: Seed of sampling (the same for every variant: common random numbers).
         policy: Sampling settings (temperature ...).
     """
@@ -46,7 +48,7 @@ class EvalSettings:
     token_budget: int = 384
     max_episodes: int = 8
     prover_samples: int = 4
-    template: str = "tiny"
+    template: str | ChatTemplate | None = None
     seed: int = 1234
     policy: PolicyConfig = field(default_factory=PolicyConfig)
 

@@ -20,6 +20,7 @@ from agents.types import Trajectory
 from agents.update import Learner
 from mrt_env.config import EnvConfig, build_components
 from mrt_env.problems import Problem, ProblemSource
+from mrt_env.templates import ChatTemplate, resolve_template
 
 
 def load_language_model(model: str, device: str, seed: int = 0) -> Any:
@@ -134,7 +135,7 @@ def build_session(
     model: str,
     train_problems: ProblemSource,
     *,
-    template: str = "tiny",
+    template: str | ChatTemplate | None = None,
     with_prover: bool = True,
 ) -> TrainSession:
     """Load models and wire the policy, learner and env for training.
@@ -143,7 +144,9 @@ def build_session(
         config: Training settings.
         model: See :func:`load_language_model`.
         train_problems: Training problems.
-        template: Chat/termination template preset of the env.
+        template: Chat/termination template of the env (``None``: ``"tiny"`` for the tiny
+            LM, the tokenizer's chat template for other models; see
+            ``mrt_env.templates.resolve_template``).
         with_prover: Give the env a meta-prover (J after every episode); outcome-only
             training runs without one.
     """
@@ -156,6 +159,7 @@ def build_session(
     if config.kl_coef > 0:
         reference = load_language_model(model, config.device, config.seed).model.eval()
         reference.requires_grad_(False)
+    template = resolve_template(template, prover_lm)
     prover = _meta_prover(prover_lm, template, config) if with_prover else "none"
     env_config = EnvConfig(
         problems=train_problems,
@@ -183,7 +187,7 @@ def build_session(
     return TrainSession(config, lm, policy, learner, collector, train_problems)
 
 
-def _meta_prover(lm: Any, template: str, config: TrainConfig) -> Any:
+def _meta_prover(lm: Any, template: ChatTemplate, config: TrainConfig) -> Any:
     """A ``SampledMetaProver`` (K forced answers per J) on the frozen copy ``lm``."""
     from mrt_env.prover.sampled import SampledMetaProver
 

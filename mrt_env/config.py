@@ -27,7 +27,7 @@ from mrt_env.lm.base import LanguageModel
 from mrt_env.problems import Problem, ProblemSource
 from mrt_env.prover.base import MetaProver
 from mrt_env.sources import FieldNames, resolve_source
-from mrt_env.templates import ChatTemplate, get_template
+from mrt_env.templates import ChatTemplate, check_template_spec, resolve_template
 
 TruncationOutcome = Literal["forced_answer", "expected"]
 TRUNCATION_OUTCOMES: tuple[str, ...] = ("forced_answer", "expected")
@@ -53,9 +53,11 @@ class EnvConfig:
     """The meta-prover μ: ``None`` builds a ``SampledMetaProver`` on ``lm``; an instance is
     used as is; ``"none"`` disables μ (no J, progress, regret or curve)."""
 
-    template: str | ChatTemplate = "tiny"
-    """Chat/termination template: a preset name (``"tiny"``, ``"r1-distill"``, ``"plain"``)
-    or a ``ChatTemplate``."""
+    template: str | ChatTemplate | None = None
+    """Chat/termination template: a preset name (``"tiny"``, ``"r1-distill"``, ``"plain"``,
+    ``"chat"`` for the model's own tokenizer chat template) or a ``ChatTemplate``. ``None``:
+    ``"tiny"`` for the tiny LM (and LMs without a tokenizer), ``"chat"`` with a logged notice
+    for a model whose tokenizer has a chat template (see ``mrt_env.templates``)."""
 
     k: int = 8
     """Forced answers sampled per J estimate (K)."""
@@ -134,7 +136,7 @@ class EnvConfig:
             raise TypeError(f"seed must be an int or None, got {self.seed!r}")
         if self.device is not None and not isinstance(self.device, str):
             raise TypeError(f"device must be a str such as 'cpu' or 'cuda', got {self.device!r}")
-        get_template(self.template)  # raises KeyError with the known names
+        check_template_spec(self.template)  # raises KeyError with the known names
         self._check_rewards()
         _check_segmenter(self.segmenter)
 
@@ -264,8 +266,8 @@ def default_segmenter(template: ChatTemplate) -> Any:
 def build_components(config: EnvConfig) -> Components:
     """Build (and thereby validate) everything the environment needs from ``config``."""
     source = resolve_source(config.problems, config.problem_fields)  # fail fast, before models
-    template = get_template(config.template)
     lm = build_lm(config.lm, config.device)
+    template = resolve_template(config.template, lm)
     return Components(
         source=source,
         lm=lm,

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from mrt_env.lm.base import LanguageModel, SamplingParams
 from mrt_env.prover.base import JEstimate, ProverRequest
-from mrt_env.templates import ChatTemplate, get_template
+from mrt_env.templates import ChatTemplate, resolve_template
 
 CacheKey = tuple[str, str, str]
 """``(problem_id, prompt, prefix)``: what a J estimate is cached by."""
@@ -95,7 +95,8 @@ class SampledMetaProver:
 
     Args:
         lm: The language model that answers.
-        template: Chat template (preset name or instance) whose termination suffix is used.
+        template: Chat template (preset name, ``"chat"`` for the model's own, or instance)
+            whose termination suffix is used.
         k: Forced answers per estimate (K).
         max_answer_tokens: Token cap of one forced answer.
         temperature: Sampling temperature of the answers (0 = greedy, so all K agree).
@@ -133,7 +134,7 @@ class SampledMetaProver:
         if cache_size < 0:
             raise ValueError(f"cache_size must be >= 0, got {cache_size}")
         self.lm = lm
-        self.template = get_template(template)
+        self.template = resolve_template(template, lm)
         self.k = k
         self.params = SamplingParams(
             max_new_tokens=max_answer_tokens, temperature=temperature, top_p=top_p, stop=stop, n=k
