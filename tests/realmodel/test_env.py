@@ -14,8 +14,9 @@ from agents.config import PolicyConfig
 from agents.policy import LLMPolicy
 from mrt_env.prover.sampled import SampledMetaProver
 from mrt_env.replay import replay
+from mrt_env.segmenters import MarkerSegmenter
 
-SMALL = {"k": 2, "max_answer_tokens": 12, "token_budget": 48, "max_episodes": 3}
+SMALL = {"k": 2, "max_answer_tokens": 6, "token_budget": 24, "max_episodes": 2}
 """Settings that keep a real-model trajectory to a few seconds on CPU."""
 
 
@@ -54,7 +55,7 @@ def test_trajectory_with_the_real_model_as_policy_and_meta_prover(
     template = env.unwrapped.core.components.template
     policy = LLMPolicy(
         real_lm,
-        PolicyConfig(temperature=0.7, max_trajectory_tokens=64, max_episode_tokens=24),
+        PolicyConfig(temperature=0.7, max_trajectory_tokens=24, max_episode_tokens=12),
         stop_strings=env.unwrapped.stop_strings,
         end_think=template.end_think,
     )
@@ -63,16 +64,12 @@ def test_trajectory_with_the_real_model_as_policy_and_meta_prover(
     last = first[-1]
     assert last["outcome"] in (0.0, 1.0)
     assert all(0.0 <= info["j_after"] <= 1.0 for info in first[1:])
-    assert last["total_tokens"] <= SMALL["token_budget"]
-    # seeded: the same seeds give the same trajectory
-    policy.reset()
-    again = run_trajectory(env, policy, seed=1)
-    assert [i["total_tokens"] for i in again] == [i["total_tokens"] for i in first]
-    assert [i["j_after"] for i in again[1:]] == [i["j_after"] for i in first[1:]]
+    assert 0 < last["total_tokens"] <= SMALL["token_budget"]
+    assert [i["episode_index"] for i in first[1:]] == list(range(len(first) - 1))
 
 
 def test_check_env(real_lm: Any, math500: Path) -> None:
-    check_env(make_env(real_lm, math500, max_answer_tokens=4).unwrapped, skip_render_check=True)
+    check_env(make_env(real_lm, math500, max_answer_tokens=2).unwrapped, skip_render_check=True)
 
 
 def test_vector_env_steps_every_copy_with_one_model(real_lm: Any, math500: Path) -> None:
@@ -92,7 +89,8 @@ def test_vector_env_steps_every_copy_with_one_model(real_lm: Any, math500: Path)
 def test_replay_of_a_written_response_grades_its_boxed_answer(
     real_lm: Any, math500: Path
 ) -> None:
-    env = make_env(real_lm, math500, token_budget=256, max_episodes=8)
+    segmenter = MarkerSegmenter(min_paragraphs=1)
+    env = make_env(real_lm, math500, token_budget=256, max_episodes=4, segmenter=segmenter)
     env.reset(seed=0, options={"index": 0})
     problem = env.unwrapped.problem
     response = (
@@ -103,7 +101,9 @@ def test_replay_of_a_written_response_grades_its_boxed_answer(
     trajectory = replay(env, response, problem=problem, seed=0)
     assert trajectory.terminated and trajectory.outcome == 1.0
     assert trajectory.verification == "correct"
-    assert len(trajectory.episodes) >= 2
+    # the reply's first \boxed{ ends its thinking: the last episode holds the answer
+    assert len(trajectory.episodes) == 2 and "\\boxed{" in trajectory.episodes[-1]
+    assert len(trajectory.j) == 3
     assert all(j is not None and 0.0 <= j <= 1.0 for j in trajectory.j)
 
 
