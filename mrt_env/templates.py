@@ -188,8 +188,7 @@ THINKING_TERMINATION = (
 then the end of thinking and an opened ``\\boxed{``, so a short answer cap reaches the answer."""
 
 DIRECT_TERMINATION = (
-    "Time is up. I should stop here and state my final answer.\n\n"
-    "The final answer is \\boxed{"
+    "Time is up. I should stop here and state my final answer.\n\nThe final answer is \\boxed{"
 )
 """Termination of the ``"chat"`` preset for models without think tags: it asks for the boxed
 answer directly (there is no thinking to close)."""
@@ -247,6 +246,7 @@ def chat_template(
             f"prompts; use one of the presets {', '.join(TEMPLATES)} (e.g. 'plain' for a base "
             "model) or pass a ChatTemplate"
         )
+
     def render(problem: str) -> str:
         messages = [{"role": "system", "content": system}] if system else []
         messages.append({"role": "user", "content": f"{problem}\n{instruction}"})

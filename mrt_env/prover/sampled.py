@@ -117,7 +117,7 @@ class SampledMetaProver:
     def __init__(
         self,
         lm: LanguageModel,
-        template: str | ChatTemplate = "tiny",
+        template: str | ChatTemplate | None = "tiny",
         *,
         k: int = 8,
         max_answer_tokens: int = 32,

@@ -71,13 +71,14 @@ def test_forced_input_is_the_assistant_message_continued() -> None:
     forced = template.render_forced(prompt, prefix)
     messages = [
         {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": "1+1?\n" + "Please reason step by step, and put your "
-         "final answer within \\boxed{}."},
+        {
+            "role": "user",
+            "content": "1+1?\n" + "Please reason step by step, and put your "
+            "final answer within \\boxed{}.",
+        },
         {"role": "assistant", "content": "1 plus 1 is 2.\n\n" + template.termination},
     ]
-    continued = tokenizer.apply_chat_template(
-        messages, tokenize=False, continue_final_message=True
-    )
+    continued = tokenizer.apply_chat_template(messages, tokenize=False, continue_final_message=True)
     assert forced == continued
 
 

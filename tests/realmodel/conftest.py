@@ -46,6 +46,18 @@ def math500() -> Path:
     return MATH500
 
 
+@pytest.fixture(scope="session")
+def short_math500(math500: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The 4 shortest MATH-500 problems (training on CPU spends its time on prompt tokens)."""
+    import json
+
+    records = [json.loads(line) for line in math500.read_text().splitlines() if line.strip()]
+    shortest = sorted(records, key=lambda r: (len(r["problem"]), r["id"]))[:4]
+    path = tmp_path_factory.mktemp("math500") / "short.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in shortest))
+    return path
+
+
 @pytest.fixture(scope="session", params=["in-process"])
 def lm_spec(request: pytest.FixtureRequest, smollm2_path: Path) -> str:
     """The real model as an ``lm`` spec string (the in-process transformers backend)."""

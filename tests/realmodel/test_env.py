@@ -79,16 +79,14 @@ def test_vector_env_steps_every_copy_with_one_model(real_lm: Any, math500: Path)
     observations, info = envs.reset(seed=3)
     assert len(observations) == 2 and all(o.endswith("assistant\n") for o in observations)
     episodes = ["Let me think about the problem step by step.", "First, read the problem."]
-    observations, rewards, terminated, truncated, info = envs.step(episodes)
+    observations, rewards, terminated, _, info = envs.step(episodes)
     assert all(o.endswith(e) for o, e in zip(observations, episodes, strict=True))
     assert rewards.shape == (2,) and not terminated.any()
     assert ((info["j_after"] >= 0) & (info["j_after"] <= 1)).all()
     envs.close()
 
 
-def test_replay_of_a_written_response_grades_its_boxed_answer(
-    real_lm: Any, math500: Path
-) -> None:
+def test_replay_of_a_written_response_grades_its_boxed_answer(real_lm: Any, math500: Path) -> None:
     segmenter = MarkerSegmenter(min_paragraphs=1)
     env = make_env(real_lm, math500, token_budget=256, max_episodes=4, segmenter=segmenter)
     env.reset(seed=0, options={"index": 0})
