@@ -61,6 +61,20 @@ def _first_token_at_or_after(offsets: Sequence[int], char: int, start: int) -> i
     return len(offsets) - 1
 
 
+def _token_boundary_before(offsets: Sequence[int], char: int, start: int) -> int:
+    """The token index at which an episode ending before character ``char`` ends.
+
+    That is the token holding ``char`` (or the first token at or after it). A BPE token that
+    merges the text before a boundary with the boundary's start (``" \\n"`` before
+    ``"\\n\\nWait"``) goes to the next episode, so an episode never holds part of the boundary
+    and the next one starts with all of it; only a first token of the episode stays in it.
+    """
+    after = _first_token_at_or_after(offsets, char, start)
+    if offsets[after] > char and after - 1 > start:
+        return after - 1
+    return after
+
+
 def _next_boundary(text: str, stops: Sequence[str], begin: int, limit: int) -> int | None:
     """Earliest start ``>= begin`` (and ``< limit``) of any stop string, or ``None``."""
     found = [text.find(stop, begin, limit + len(stop)) for stop in stops if stop]
@@ -106,11 +120,12 @@ def split_continuation(
     while start < len(ids):
         cap_end = min(start + config.max_episode_tokens, len(ids))
         begin = offsets[start]
-        boundary = _next_boundary(text, stops, begin + 1, thinking_end)
+        # a boundary that starts inside the episode's first token is the one that opened it
+        boundary = _next_boundary(text, stops, max(begin + 1, offsets[start + 1]), thinking_end)
         end: int
         reason: EpisodeEnd
-        if boundary is not None and _first_token_at_or_after(offsets, boundary, start) <= cap_end:
-            end, reason = _first_token_at_or_after(offsets, boundary, start), "boundary"
+        if boundary is not None and _token_boundary_before(offsets, boundary, start) <= cap_end:
+            end, reason = _token_boundary_before(offsets, boundary, start), "boundary"
         elif think_at >= 0 and offsets[cap_end] > think_at:
             marker_end = _first_token_at_or_after(offsets, think_at + len(end_think), start)
             end, reason = min(len(ids), marker_end + config.max_answer_tokens), "end_think"
