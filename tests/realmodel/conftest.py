@@ -1,6 +1,7 @@
 """The real-model tier: SmolLM2-135M-Instruct (Llama architecture, BPE, ChatML) on CPU.
 
-Every test here is marked ``realmodel`` (deselected by default; ``make test-real`` runs them).
+Every test module here sets ``pytestmark = pytest.mark.realmodel`` (deselected by default;
+``make test-real`` runs them).
 ``smollm2_path`` is the converted model folder (see ``tests/realmodel/smollm2.py``);
 ``lm_spec`` is how tests name the model to ``gym.make(lm=...)`` and the command lines, and
 ``real_lm`` the loaded model, one per spec and session. Add a backend by adding a parameter
@@ -19,14 +20,6 @@ from tests.realmodel.smollm2 import FETCH_COMMAND, smollm2_folder
 
 MATH500 = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "math500.jsonl"
 """MATH-500 as JSONL (``../shared/data/math500.jsonl`` from the repository root)."""
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Everything under tests/realmodel is in the ``realmodel`` tier."""
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(str(item.fspath)).parents:
-            item.add_marker(pytest.mark.realmodel)
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.benchmarks.scripts import run_script
+
+pytestmark = pytest.mark.realmodel
 
 
 def test_regret_then_trace_analysis_on_the_real_model(

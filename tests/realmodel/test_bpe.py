@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from agents.config import PolicyConfig
 from agents.policy import split_continuation
 from mrt_env.lm.base import Completion, SamplingParams
 from mrt_env.lm.hf import HFLanguageModel
 from mrt_env.lm.sampling import SampleState, check_stops
 from mrt_env.templates import resolve_template
+
+pytestmark = pytest.mark.realmodel
 
 MERGED = "Thus x = 2. \n\nWait, no. Then x = 3."
 """Text whose boundary ``"\\n\\nWait"`` starts inside the BPE token ``" \\n"``."""

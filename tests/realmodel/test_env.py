@@ -16,6 +16,8 @@ from mrt_env.prover.sampled import SampledMetaProver
 from mrt_env.replay import replay
 from mrt_env.segmenters import MarkerSegmenter
 
+pytestmark = pytest.mark.realmodel
+
 SMALL = {"k": 2, "max_answer_tokens": 6, "token_budget": 24, "max_episodes": 2}
 """Settings that keep a real-model trajectory to a few seconds on CPU."""
 

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from mrt_env.templates import DIRECT_TERMINATION, MATH_INSTRUCTION, resolve_template
+
+pytestmark = pytest.mark.realmodel
 
 
 def _messages(problem: str) -> list[dict[str, str]]:

@@ -16,6 +16,8 @@ from typer.testing import CliRunner
 
 from agents.cli import app
 
+pytestmark = pytest.mark.realmodel
+
 
 def _options(model: str, math500: Path, algo: str, out: Path) -> list[str]:
     return [
