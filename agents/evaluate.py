@@ -32,6 +32,7 @@ from agents.types import Trajectory
 from mrt_env.config import EnvConfig, build_components
 from mrt_env.problems import Problem
 from mrt_env.stats import bootstrap_ci
+from mrt_env.templates import ChatTemplate
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,8 @@ class EvalSettings:
         token_budget: The env's token budget per response.
         max_episodes: The env's episode cap (``None``: no cap below the token budget).
         prover_samples: K of the meta-prover (used only with regret budgets).
-        template: Chat/termination template preset.
+        template: Chat/termination template (``None``: ``"tiny"`` for the tiny LM, the
+            tokenizer's chat template for other models).
         seed: Seed of sampling (the same for every variant: common random numbers).
         policy: Sampling settings (temperature, answer and safety caps ...).
         forced_answer_tokens: Cap of μ's and truncation forced answers (``None``: the
@@ -56,7 +58,7 @@ class EvalSettings:
     token_budget: int = 384
     max_episodes: int | None = None
     prover_samples: int = 4
-    template: str = "tiny"
+    template: str | ChatTemplate | None = None
     seed: int = 1234
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     forced_answer_tokens: int | None = None
@@ -129,7 +131,7 @@ def sample_responses(
         token_budget=settings.token_budget,
         max_episodes=settings.max_episodes or settings.token_budget,
         max_answer_tokens=settings.forced_answer_tokens,
-        segmenter=segmenter_from_spec(settings.segmenter, settings.template),
+        segmenter=segmenter_from_spec(settings.segmenter) if settings.segmenter else None,
         truncation_lm=lm,
     )
     components = build_components(env_config)
@@ -226,7 +228,10 @@ def main(
         str, typer.Option(help="tinymath:heldout | JSONL path | hf:NAME:SPLIT (first --n)")
     ] = "tinymath:heldout",
     n: Annotated[int, typer.Option(help="problems evaluated")] = 200,
-    template: Annotated[str, typer.Option(help="tiny | r1-distill | plain | ...")] = "tiny",
+    template: Annotated[
+        str | None,
+        typer.Option(help="tiny | r1-distill | plain | chat (default: tiny LM: tiny, else chat)"),
+    ] = None,
     device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
     samples: Annotated[int, typer.Option(help="samples per problem")] = 1,
     temperature: Annotated[float, typer.Option(help="sampling temperature")] = 0.8,

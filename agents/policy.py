@@ -67,14 +67,28 @@ def _first_token_at_or_after(offsets: Sequence[int], char: int, start: int) -> i
     return len(offsets) - 1
 
 
+def _token_boundary_before(offsets: Sequence[int], char: int, start: int) -> int:
+    """The token index at which an episode ending before character ``char`` ends.
+
+    That is the token holding ``char`` (or the first token at or after it). A BPE token that
+    merges the text before a boundary with the boundary's start (``" \\n"`` before
+    ``"\\n\\nWait"``) goes to the next episode, so an episode never holds part of the boundary
+    and the next one starts with all of it; only a first token of the episode stays in it.
+    """
+    after = _first_token_at_or_after(offsets, char, start)
+    if offsets[after] > char and after - 1 > start:
+        return after - 1
+    return after
+
+
 def _segment_starts(segmenter: Any, thinking: str, offsets: Sequence[int]) -> list[int]:
-    """Token indices where the segmenter's episodes after the first begin (moved forward to
-    the next token start, so a token that straddles a boundary stays in the earlier episode)."""
+    """Token indices where the segmenter's episodes after the first begin (see
+    :func:`_token_boundary_before` for a token that straddles a boundary)."""
     starts: list[int] = []
     char = 0
     for piece in list(segmenter.split(thinking))[:-1]:
         char += len(piece)
-        token = _first_token_at_or_after(offsets, char, starts[-1] if starts else 0)
+        token = _token_boundary_before(offsets, char, starts[-1] if starts else 0)
         if token < len(offsets) - 1 and (not starts or token > starts[-1]):
             starts.append(token)
     return starts

@@ -22,6 +22,7 @@ from agents.types import Trajectory
 from agents.update import Learner
 from mrt_env.config import EnvConfig, build_components
 from mrt_env.problems import Problem, ProblemSource
+from mrt_env.templates import ChatTemplate, resolve_template
 
 
 def load_language_model(model: str, device: str, seed: int = 0, **options: Any) -> Any:
@@ -147,7 +148,7 @@ def build_session(
     model: str,
     train_problems: ProblemSource,
     *,
-    template: str = "tiny",
+    template: str | ChatTemplate | None = None,
     with_prover: bool = True,
     segmenter: Any = None,
     lm_options: dict[str, Any] | None = None,
@@ -162,7 +163,9 @@ def build_session(
         config: Training settings.
         model: See :func:`load_language_model`.
         train_problems: Training problems.
-        template: Chat/termination template preset of the env.
+        template: Chat/termination template of the env (``None``: ``"tiny"`` for the tiny
+            LM, the tokenizer's chat template for other models; see
+            ``mrt_env.templates.resolve_template``).
         with_prover: Give the env a meta-prover (J after every episode); outcome-only
             training runs without one.
         segmenter: The env's segmenter (``None``: the template's default).
@@ -176,6 +179,7 @@ def build_session(
         reference = load_language_model(model, config.device, config.seed, **options)
         reference = reference.model.eval()
         reference.requires_grad_(False)
+    template = resolve_template(template, prover_lm)
     prover = _meta_prover(prover_lm, template, config) if with_prover else "none"
     env_config = EnvConfig(
         problems=train_problems,
@@ -216,7 +220,7 @@ def _prover_lm(lm: Any, model: str, config: TrainConfig, options: dict[str, Any]
     return frozen
 
 
-def _meta_prover(lm: Any, template: str, config: TrainConfig) -> Any:
+def _meta_prover(lm: Any, template: ChatTemplate, config: TrainConfig) -> Any:
     """A ``SampledMetaProver`` (K forced answers per J) on the frozen copy ``lm``."""
     from mrt_env.prover.sampled import SampledMetaProver
 

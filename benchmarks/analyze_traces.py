@@ -59,8 +59,9 @@ class Args:
     model: str = "tiny"
     """meta-prover model and tokenizer: tiny, tiny:VARIANT, a local path, a hub id,
     openai:URL (a completions server) or vllm:PATH"""
-    template: str = "tiny"
-    """chat/termination template preset: tiny, r1-distill, plain"""
+    template: str | None = None
+    """chat/termination template preset: tiny, r1-distill, plain, chat (default: tiny for the
+    tiny LM, the tokenizer's chat template for other models)"""
     segmenter: str = "marker:1"
     """marker[:MIN_PARAGRAPHS], preset:NAME (aime2024, regret-comparison) or paragraph"""
     k: int = 4

@@ -42,7 +42,7 @@ from _common import parse_args, run_environment, write_json
 import rewards
 from mrt_env.lm.hf import HFLanguageModel
 from mrt_env.prover import ProverRequest, SampledMetaProver
-from mrt_env.templates import ChatTemplate, get_template
+from mrt_env.templates import ChatTemplate, resolve_template
 
 
 @dataclass(frozen=True)
@@ -51,8 +51,9 @@ class Args:
 
     model: str = "random"
     """`random` (tiny random Llama), `tiny` (mrt_env.tinymath.load_tiny_lm) or a model path"""
-    template: str = "tiny"
-    """chat template preset (termination suffix of the forced answers)"""
+    template: str | None = None
+    """chat template preset (termination suffix of the forced answers; default: tiny for the
+    tiny models, the tokenizer's chat template for other models)"""
     device: str = "cpu"
     """`cpu` or `cuda`"""
     num_problems: int = 8
@@ -290,7 +291,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)  # the baseline's generate() samples from the global RNG
     lm = load_lm(args)
-    template = get_template(args.template)
+    template = resolve_template(args.template, lm)
     problems = synthetic_problems(args)
     depths = make_requests(problems, template, args.seed)
     requests = [r for depth in depths for r in depth]

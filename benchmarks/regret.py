@@ -98,8 +98,9 @@ class Args:
     """HF backend: prefix-cache entries (default: the backend's)"""
     max_decode_rows: int | None = None
     """HF backend: rows per decode call (default: all)"""
-    template: str = "tiny"
-    """chat/termination template preset: tiny, r1-distill, plain"""
+    template: str | None = None
+    """chat/termination template preset: tiny, r1-distill, plain, chat (default: tiny for the
+    tiny LM, the tokenizer's chat template for other models)"""
     segmenter: str = "marker:1"
     """marker[:MIN_PARAGRAPHS], preset:NAME (aime2024, regret-comparison) or paragraph"""
     token_budget: int = 256
@@ -210,14 +211,14 @@ def forced_responses(
 def forcing_context_limit(lm: Any, args: Args) -> int | None:
     """Context tokens budget forcing may fill: the model's context less the meta-prover's
     forced answer (termination + answer); ``None`` when the limit is unknown."""
-    from mrt_env.templates import get_template
+    from mrt_env.templates import resolve_template
 
     limit = args.max_context_tokens or getattr(
         getattr(getattr(lm, "model", None), "config", None), "max_position_embeddings", 0
     )
     if not limit:
         return None
-    template = get_template(args.template)
+    template = resolve_template(args.template, lm)
     answer = template.answer_caps(forced=args.max_answer_tokens).forced
     return int(limit - lm.count_tokens(template.termination) - answer - 4)
 
@@ -226,7 +227,7 @@ def build_prover(lm: Any, args: Args) -> Any:
     """A sampled meta-prover on ``lm`` with the configured K, temperature and answer cap."""
     from mrt_env.config import EnvConfig
     from mrt_env.config import build_prover as build_env_prover
-    from mrt_env.templates import get_template
+    from mrt_env.templates import resolve_template
 
     config = EnvConfig(
         lm=lm,
@@ -235,7 +236,7 @@ def build_prover(lm: Any, args: Args) -> Any:
         max_answer_tokens=args.max_answer_tokens,
         prover_temperature=args.prover_temperature,
     )
-    return build_env_prover(config, lm, get_template(args.template))
+    return build_env_prover(config, lm, resolve_template(args.template, lm))
 
 
 def process_chunk(
@@ -244,9 +245,9 @@ def process_chunk(
     """Sample, replay and grade the responses of a chunk of problems; one record each."""
     import rewards
     from mrt_env.replay import replay_many
-    from mrt_env.templates import get_template
+    from mrt_env.templates import resolve_template
 
-    template = get_template(args.template)
+    template = resolve_template(args.template, lm)
     extensions = max(args.extensions, default=0)
     jobs = [(p, s) for p in range(len(problems)) for s in range(args.samples)]
     prompts = [template.render_prompt(problems[p].problem) for p, _ in jobs]

@@ -62,8 +62,9 @@ class Args:
     """`tiny` (shipped TinyMath LM), `random-tiny` (test double) or a model path / hub id"""
     device: str = "cpu"
     """`cpu` or `cuda`"""
-    template: str = "tiny"
-    """chat template preset"""
+    template: str | None = None
+    """chat template preset (default: tiny for the tiny models, the tokenizer's chat template
+    for other models)"""
     problems_per_step: int = 8
     """problems per step (the shipped checkpoints' training setting)"""
     group_size: int = 4

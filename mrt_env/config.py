@@ -28,7 +28,7 @@ from mrt_env.lm.base import LanguageModel
 from mrt_env.problems import Problem, ProblemSource
 from mrt_env.prover.base import MetaProver
 from mrt_env.sources import FieldNames, resolve_source
-from mrt_env.templates import AnswerCaps, ChatTemplate, get_template
+from mrt_env.templates import AnswerCaps, ChatTemplate, check_template_spec, resolve_template
 
 TruncationOutcome = Literal["forced_answer", "expected"]
 TRUNCATION_OUTCOMES: tuple[str, ...] = ("forced_answer", "expected")
@@ -56,9 +56,11 @@ class EnvConfig:
     """The meta-prover μ: ``None`` builds a ``SampledMetaProver`` on ``lm``; an instance is
     used as is; ``"none"`` disables μ (no J, progress, regret or curve)."""
 
-    template: str | ChatTemplate = "tiny"
-    """Chat/termination template: a preset name (``"tiny"``, ``"r1-distill"``, ``"plain"``)
-    or a ``ChatTemplate``."""
+    template: str | ChatTemplate | None = None
+    """Chat/termination template: a preset name (``"tiny"``, ``"r1-distill"``, ``"plain"``,
+    ``"chat"`` for the model's own tokenizer chat template) or a ``ChatTemplate``. ``None``:
+    ``"tiny"`` for the tiny LM (and LMs without a tokenizer), ``"chat"`` with a logged notice
+    for a model whose tokenizer has a chat template (see ``mrt_env.templates``)."""
 
     k: int = 8
     """Forced answers sampled per J estimate (K)."""
@@ -169,7 +171,7 @@ class EnvConfig:
             raise TypeError(f"seed must be an int or None, got {self.seed!r}")
         if self.device is not None and not isinstance(self.device, str):
             raise TypeError(f"device must be a str such as 'cpu' or 'cuda', got {self.device!r}")
-        get_template(self.template)  # raises KeyError with the known names
+        check_template_spec(self.template)  # raises KeyError with the known names
         self._check_rewards()
         _check_segmenter(self.segmenter)
 
@@ -191,16 +193,6 @@ class EnvConfig:
                 f"got {self.reward_weights!r}"
             )
         object.__setattr__(self, "reward_weights", tuple(float(w) for w in weights))
-
-    @property
-    def answer_caps(self) -> AnswerCaps:
-        """The template's answer caps with ``max_answer_tokens`` as the forced cap.
-
-        Example:
-            >>> EnvConfig(template="r1-distill").answer_caps.forced
-            512
-        """
-        return get_template(self.template).answer_caps(forced=self.max_answer_tokens)
 
     @classmethod
     def from_kwargs(cls, config: EnvConfig | None = None, **kwargs: Any) -> EnvConfig:
@@ -247,6 +239,8 @@ class Components:
         segmenter: The episode segmenter.
         reward: The composed reward (a ``rewards.WeightedSum``).
         truncation_lm: The model that answers for a truncated trajectory (``None``: ``lm``).
+        answer_caps: The template's answer caps, ``max_answer_tokens`` as the forced cap
+            (``None``: the template's own).
     """
 
     source: ProblemSource
@@ -256,6 +250,11 @@ class Components:
     segmenter: Any
     reward: Any
     truncation_lm: LanguageModel | None = None
+    answer_caps: AnswerCaps = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.answer_caps is None:  # the template's own caps
+            object.__setattr__(self, "answer_caps", self.template.answer_caps())
 
 
 def build_lm(
@@ -322,7 +321,7 @@ def build_prover(config: EnvConfig, lm: LanguageModel, template: ChatTemplate) -
         lm,
         template=template,
         k=config.k,
-        max_answer_tokens=config.answer_caps.forced,
+        max_answer_tokens=template.answer_caps(forced=config.max_answer_tokens).forced,
         temperature=config.prover_temperature,
     )
     return prover
@@ -346,8 +345,8 @@ def default_segmenter(template: ChatTemplate) -> Any:
 def build_components(config: EnvConfig) -> Components:
     """Build (and thereby validate) everything the environment needs from ``config``."""
     source = resolve_source(config.problems, config.problem_fields)  # fail fast, before models
-    template = get_template(config.template)
     lm = build_lm(config.lm, config.device, config.lm_options)
+    template = resolve_template(config.template, lm)
     truncation_lm = config.truncation_lm
     if truncation_lm is not None:
         truncation_lm = build_lm(truncation_lm, config.device, config.lm_options)
@@ -359,4 +358,5 @@ def build_components(config: EnvConfig) -> Components:
         segmenter=config.segmenter if config.segmenter is not None else default_segmenter(template),
         reward=build_reward(config),
         truncation_lm=truncation_lm,
+        answer_caps=template.answer_caps(forced=config.max_answer_tokens),
     )

@@ -358,7 +358,7 @@ class StepCore:
 
     def _generate_forced(self, forced: Sequence[tuple[str, int]]) -> list[Completion]:
         params = SamplingParams(
-            max_new_tokens=self.config.answer_caps.forced,
+            max_new_tokens=self.components.answer_caps.forced,
             temperature=self.config.prover_temperature,
         )
         lm = self.components.truncation_lm or self.components.lm

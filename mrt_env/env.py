@@ -50,7 +50,7 @@ class MRTMathEnv(gym.Env[str, str]):
     ``truncated`` when the response reaches ``token_budget`` tokens (an overrunning episode
     is cut at the budget, by tokens), ``max_episodes`` steps or ``max_observation_chars``
     characters; the outcome is that of one forced answer sampled from ``truncation_lm``
-    (default: ``lm``; capped at ``EnvConfig.answer_caps.forced`` tokens;
+    (default: ``lm``; capped at ``Components.answer_caps.forced`` tokens;
     ``truncation_outcome="forced_answer"``, the paper's
     evaluation at a budget) or J of the final prefix (``"expected"``). Never both.
     Stepping after the trajectory ended, or before the first reset, raises

@@ -3,11 +3,23 @@
 A :class:`ChatTemplate` renders the prompt the policy continues (it ends where the thinking
 starts) and the meta-prover's forced-termination input (prompt + thinking prefix + the
 termination suffix, which closes the thinking so that the model states an answer).
+
+Presets: ``"tiny"`` (the shipped TinyMath LM), ``"r1-distill"`` (R1's own chat format, written
+out), ``"plain"`` (any base model) and ``"chat"``, which renders the prompt with the model's
+own tokenizer chat template (:func:`chat_template`) and therefore needs the model:
+:func:`resolve_template` builds it. Leaving the template unset (``None``) picks ``"tiny"`` for
+the tiny LM and its test doubles and ``"chat"`` for a model whose tokenizer has a chat template.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from typing import Any
+
+logger = logging.getLogger(__name__)
+_NOTICED: set[str] = set()
+"""Models whose automatic choice of the ``"chat"`` preset was already announced."""
 
 BOXED_ANSWER_TOKENS = 32
 """Answer cap after a termination suffix that already opens ``\\boxed{``: the answer itself."""
@@ -172,12 +184,194 @@ TEMPLATES: dict[str, ChatTemplate] = {
 }
 
 
+CHAT = "chat"
+"""The preset rendered with the model's own tokenizer chat template (see :func:`chat_template`)."""
+
+PRESETS: tuple[str, ...] = (*TEMPLATES, CHAT)
+"""Every preset name accepted by :func:`resolve_template`."""
+
+
 def get_template(name_or_template: str | ChatTemplate) -> ChatTemplate:
-    """Look up a preset by name (or pass a :class:`ChatTemplate` through)."""
+    """Look up a fixed preset by name (or pass a :class:`ChatTemplate` through).
+
+    ``"chat"`` depends on a tokenizer: build it with :func:`resolve_template`.
+    """
     if isinstance(name_or_template, ChatTemplate):
         return name_or_template
+    if name_or_template == CHAT:
+        raise ValueError(
+            "template 'chat' renders the model's own chat template and needs its tokenizer: "
+            "use mrt_env.templates.resolve_template('chat', lm)"
+        )
     try:
         return TEMPLATES[name_or_template]
-    except KeyError:
-        known = ", ".join(sorted(TEMPLATES))
+    except (KeyError, TypeError):
+        known = ", ".join(PRESETS)
         raise KeyError(f"unknown template {name_or_template!r}; known: {known}") from None
+
+
+def check_template_spec(spec: str | ChatTemplate | None) -> None:
+    """Raise ``KeyError`` naming the presets unless ``spec`` is a preset, a template or ``None``."""
+    if spec is None or isinstance(spec, ChatTemplate) or spec == CHAT:
+        return
+    get_template(spec)
+
+
+def resolve_template(spec: str | ChatTemplate | None, lm: Any) -> ChatTemplate:
+    """The template of ``spec`` for the language model ``lm``.
+
+    Args:
+        spec: A :class:`ChatTemplate`, a preset name (``"chat"`` builds one from
+            ``lm.tokenizer``) or ``None``: ``"tiny"`` for the tiny LM and models without a
+            tokenizer (test doubles), ``"chat"`` (with a logged notice) for a model whose
+            tokenizer has a chat template, and an error naming the presets otherwise.
+        lm: The language model that counts tokens and backs the meta-prover.
+
+    Example:
+        >>> from mrt_env.lm.scripted import ScriptedLM
+        >>> resolve_template(None, ScriptedLM(["2}"])).name
+        'tiny'
+    """
+    if spec is not None and spec != CHAT:
+        return get_template(spec)
+    tokenizer = getattr(lm, "tokenizer", None)
+    name = str(getattr(lm, "name", type(lm).__name__))
+    if spec == CHAT:
+        if tokenizer is None:
+            raise ValueError(
+                f"template='chat' needs a model with a Hugging Face tokenizer; {name!r} has "
+                f"none: pass one of {', '.join(TEMPLATES)}"
+            )
+        return chat_template(tokenizer, model_name=name)
+    if tokenizer is None or _is_tiny(name):
+        return TEMPLATES["tiny"]
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError(
+            f"model {name!r} has no chat template and no template was given: pass "
+            f"template='plain' (any base model) or one of {', '.join(TEMPLATES)}"
+        )
+    if name not in _NOTICED:
+        _NOTICED.add(name)
+        logger.warning(
+            "mrt_env: no template given for model %r: using its tokenizer's chat template "
+            "(template='chat'); pass template=... to choose another",
+            name,
+        )
+    return chat_template(tokenizer, model_name=name)
+
+
+def _is_tiny(name: str) -> bool:
+    """The shipped tiny LMs (loaded from ``mrt_env/assets/tiny-lm*``) and the tiny test doubles."""
+    return name.startswith("tiny") or "mrt_env/assets/tiny-lm" in name.replace("\\", "/")
+
+
+MATH_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
+"""The user-turn instruction of the ``"chat"`` preset (DeepSeek-R1's evaluation prompt)."""
+
+THINKING_TERMINATION = (
+    "Time is up.\n\n"
+    "Given the time I've spent and the approaches I've tried, I should stop thinking and "
+    "formulate a final answer based on what I already have.\n"
+    "</think>\n\n"
+    "The final answer is \\boxed{"
+)
+"""Termination of the ``"chat"`` preset for thinking models: PAPER.md's "Time is up" text,
+then the end of thinking and an opened ``\\boxed{``, so a short answer cap reaches the answer."""
+
+DIRECT_TERMINATION = (
+    "Time is up. I should stop here and state my final answer.\n\nThe final answer is \\boxed{"
+)
+"""Termination of the ``"chat"`` preset for models without think tags: it asks for the boxed
+answer directly (there is no thinking to close)."""
+
+_PROBLEM = "mrtGymProblemSlot"
+_PROBE = "Find $x$ if {x} + 1 = 2."
+_THINK_OPEN, _THINK_CLOSE = "<think>", "</think>"
+
+
+def chat_template(
+    tokenizer: Any,
+    *,
+    model_name: str | None = None,
+    system: str | None = None,
+    instruction: str = MATH_INSTRUCTION,
+) -> ChatTemplate:
+    r"""The ``"chat"`` preset: prompts rendered with the tokenizer's own chat template.
+
+    The user turn is ``problem + "\n" + instruction`` (after an optional system turn), rendered
+    with ``apply_chat_template(..., add_generation_prompt=True)``, so the prompt ends where the
+    assistant's reply starts. The meta-prover's forced input continues that reply verbatim:
+    prompt + thinking prefix + termination suffix, i.e. what
+    ``apply_chat_template(..., continue_final_message=True)`` renders for an assistant message
+    holding the prefix and the suffix.
+
+    Three kinds of model are told apart:
+
+    * thinking models whose template opens ``<think>`` (R1 distills): the prompt ends after it;
+    * thinking models whose vocabulary has ``<think>``/``</think>`` but whose template does not
+      open it (Qwen3): ``<think>\n`` is appended, as the model would write it itself;
+    * instruct models without think tags (SmolLM2, Llama): the whole reply is the "thinking",
+      its first ``\boxed{`` ends it (``end_think``, so the episode that states the boxed answer
+      is the last one and holds the answer), and the termination suffix asks for the boxed
+      answer directly. A reply that ends (EOS) without a boxed answer is graded as it stands.
+
+    A BOS token that the tokenizer adds to plain text (``add_special_tokens=True``) but the
+    chat template leaves out is written into the prompt, because the models' token counting
+    and sampling encode text without special tokens.
+
+    Args:
+        tokenizer: A Hugging Face tokenizer with a ``chat_template``.
+        model_name: Named in errors (defaults to the tokenizer's ``name_or_path``).
+        system: Optional system message.
+        instruction: Appended to the problem in the user turn.
+
+    Raises:
+        ValueError: The tokenizer has no chat template (the message names the model and the
+            presets that work without one), or the template does not print the user's text
+            verbatim.
+    """
+    name = model_name or str(getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__)
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError(
+            f"model {name!r} has no chat template, so template='chat' cannot render its "
+            f"prompts; use one of the presets {', '.join(TEMPLATES)} (e.g. 'plain' for a base "
+            "model) or pass a ChatTemplate"
+        )
+
+    def render(problem: str) -> str:
+        messages = [{"role": "system", "content": system}] if system else []
+        messages.append({"role": "user", "content": f"{problem}\n{instruction}"})
+        return str(
+            tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        )
+
+    rendered = render(_PROBLEM)
+    escaped = rendered.replace("{", "{{").replace("}", "}}").replace(_PROBLEM, "{problem}")
+    if rendered.count(_PROBLEM) != 1 or escaped.format(problem=_PROBE) != render(_PROBE):
+        raise ValueError(
+            f"the chat template of {name!r} does not print the user's message verbatim; "
+            f"pass a ChatTemplate or one of {', '.join(TEMPLATES)}"
+        )
+    rendered = _with_bos(tokenizer, rendered)
+    thinking = rendered.rstrip().endswith(_THINK_OPEN)
+    if not thinking and _has_think_tokens(tokenizer):
+        rendered, thinking = rendered + _THINK_OPEN + "\n", True
+    escaped = rendered.replace("{", "{{").replace("}", "}}").replace(_PROBLEM, "{problem}")
+    if thinking:
+        return ChatTemplate(CHAT, escaped, _THINK_CLOSE, THINKING_TERMINATION)
+    return ChatTemplate(CHAT, escaped, "\\boxed{", DIRECT_TERMINATION)
+
+
+def _with_bos(tokenizer: Any, rendered: str) -> str:
+    """``rendered`` with the BOS text in front when the tokenizer adds BOS but the template not."""
+    bos, bos_id = getattr(tokenizer, "bos_token", None), getattr(tokenizer, "bos_token_id", None)
+    if not bos or bos_id is None or rendered.startswith(bos):
+        return rendered
+    ids = tokenizer("x", add_special_tokens=True)["input_ids"]
+    return bos + rendered if ids and ids[0] == bos_id else rendered
+
+
+def _has_think_tokens(tokenizer: Any) -> bool:
+    """Whether ``<think>`` and ``</think>`` are single tokens (a thinking model's vocabulary)."""
+    vocab = tokenizer.get_vocab()
+    return _THINK_OPEN in vocab and _THINK_CLOSE in vocab

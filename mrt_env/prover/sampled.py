@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from mrt_env.lm.base import LanguageModel, SamplingParams
 from mrt_env.prover.base import JEstimate, ProverRequest
-from mrt_env.templates import ChatTemplate, get_template
+from mrt_env.templates import ChatTemplate, resolve_template
 
 CacheKey = tuple[str, str, str]
 """``(problem_id, prompt, prefix)``: what a J estimate is cached by."""
@@ -112,7 +112,8 @@ class SampledMetaProver:
 
     Args:
         lm: The language model that answers.
-        template: Chat template (preset name or instance) whose termination suffix is used.
+        template: Chat template (preset name, ``"chat"`` for the model's own, or instance)
+            whose termination suffix is used.
         k: Forced answers per estimate (K).
         max_answer_tokens: Token cap of one forced answer (``None``: the template's, see
             :meth:`~mrt_env.templates.ChatTemplate.answer_caps`).
@@ -134,7 +135,7 @@ class SampledMetaProver:
     def __init__(
         self,
         lm: LanguageModel,
-        template: str | ChatTemplate = "tiny",
+        template: str | ChatTemplate | None = "tiny",
         *,
         k: int = 8,
         max_answer_tokens: int | None = None,
@@ -151,7 +152,7 @@ class SampledMetaProver:
         if cache_size < 0:
             raise ValueError(f"cache_size must be >= 0, got {cache_size}")
         self.lm = lm
-        self.template = get_template(template)
+        self.template = resolve_template(template, lm)
         max_answer_tokens = self.template.answer_caps(forced=max_answer_tokens).forced
         self.k = k
         self.params = SamplingParams(

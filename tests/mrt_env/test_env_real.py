@@ -115,7 +115,9 @@ def test_lm_given_as_a_local_path(tmp_path: Any) -> None:
 
     tiny_random_model(seed=1).save_pretrained(tmp_path)
     char_tokenizer().save_pretrained(tmp_path)
-    env = MRTMathEnv(**real_kwargs(str(tmp_path), device="cpu"))
+    with pytest.raises(ValueError, match="has no chat template"):  # a base model: say which
+        MRTMathEnv(**real_kwargs(str(tmp_path), device="cpu"))
+    env = MRTMathEnv(**real_kwargs(str(tmp_path), device="cpu", template="plain"))
     observation, info = env.reset(seed=0)
     assert env.core.components.lm.count_tokens(observation) == len(observation)
     assert 0.0 <= info["j"] <= 1.0
@@ -147,6 +149,7 @@ def test_default_env_is_tinymath_with_the_tiny_lm() -> None:
     _, info = env.reset(seed=0)
     assert info["problem_id"].startswith("tinymath-")
     assert 0.0 <= info["j"] <= 1.0
-    assert env.unwrapped.core.config.template == "tiny"
+    assert env.unwrapped.core.config.template is None  # resolved for the tiny LM:
+    assert env.unwrapped.core.components.template.name == "tiny"
     _, _, terminated, _, info = env.step(env.unwrapped.stop_strings[0] + " no.")
     assert not terminated and info["episode_index"] == 0
