@@ -143,7 +143,13 @@ def test_training_shares_the_segmenter_and_grades_truncation_with_the_policy() -
     from mrt_env.tinymath import TinyMathSource
 
     segmenter = MarkerSegmenter(min_paragraphs=2)
-    config = TrainConfig(problems_per_step=1, group_size=1, token_budget=16, prover_samples=1)
+    config = TrainConfig(
+        problems_per_step=1,
+        group_size=1,
+        token_budget=16,
+        prover_samples=1,
+        prover_policy="frozen",
+    )
     problems = TinyMathSource(split="train", size=5, seed=0)
     session = build_session(config, "random-tiny", problems, segmenter=segmenter)
     components = session.collector.components

@@ -9,7 +9,7 @@ from typing import Any
 import gymnasium as gym
 import pytest
 
-from mrt_env.config import EnvConfig
+from mrt_env.config import EnvConfig, build_components
 from mrt_env.env import MRTMathEnv
 from mrt_env.sources import ProblemSourceError
 from tests.mrt_env.env_doubles import env_kwargs
@@ -60,8 +60,11 @@ def test_invalid_fields_are_rejected(field: str, value: Any, error: type, messag
 def test_answer_caps_come_from_the_template(
     template: str, override: int | None, caps: tuple[int, int]
 ) -> None:
-    config = EnvConfig(template=template, max_answer_tokens=override)
-    assert (config.answer_caps.natural, config.answer_caps.forced) == caps
+    from mrt_env.lm.scripted import ScriptedLM
+
+    config = EnvConfig(lm=ScriptedLM(["4}"]), template=template, max_answer_tokens=override)
+    answer_caps = build_components(config).answer_caps
+    assert (answer_caps.natural, answer_caps.forced) == caps
 
 
 def test_the_env_and_its_meta_prover_share_the_forced_answer_cap() -> None:
@@ -69,7 +72,7 @@ def test_the_env_and_its_meta_prover_share_the_forced_answer_cap() -> None:
 
     env = MRTMathEnv(lm=ScriptedLM(["4}"]), template="r1-distill")
     prover = env.core.components.prover
-    assert prover.params.max_new_tokens == env.config.answer_caps.forced == 512
+    assert prover.params.max_new_tokens == env.core.components.answer_caps.forced == 512
 
 
 def test_a_truncated_trajectory_is_graded_on_the_truncation_lm() -> None:

@@ -121,7 +121,8 @@ def test_replay_many_in_small_batches() -> None:
     env = make_env(prover=prover)
     result = replay_many(env, ["a", "b", "c"], [0, 1, 2], batch_size=2)
     assert len(result) == 3
-    assert [len(batch) for batch in prover.calls] == [2, 1]  # one final episode each: resets only
+    # per batch: the resets, then μ's J of each response's natural end (one final episode each)
+    assert [len(batch) for batch in prover.calls] == [2, 2, 1, 1]
 
 
 @pytest.mark.parametrize(
