@@ -36,7 +36,7 @@ class TRLRunOptions:
         out: Run folder (TRL checkpoints ``checkpoint-N``, logs, final model in ``model``).
         model: ``tiny``, ``tiny:VARIANT``, ``random-tiny``, a local path or hub id.
         problems: A problem source or spec (``tinymath:train``: the seeded training split).
-        template: The env's chat template.
+        template: The env's chat template (``None``: ``tiny`` for the tiny LM, else ``chat``).
         use_vllm: Roll out with vLLM (``vllm_mode`` ``colocate`` or ``server``); needs a GPU.
         vllm_mode: ``colocate`` or ``server``.
         extra: Further ``trl.GRPOConfig`` fields (e.g. ``{"deepspeed": ...}``).
@@ -45,7 +45,7 @@ class TRLRunOptions:
     out: Path
     model: str = "tiny"
     problems: Any = "tinymath:train"
-    template: str = "tiny"
+    template: str | None = None
     use_vllm: bool = False
     vllm_mode: str = "colocate"
     extra: tuple[tuple[str, Any], ...] = ()
@@ -98,8 +98,11 @@ def build_trainer(
         if isinstance(options.problems, str)
         else (options.problems)
     )
-    dataset = problems_dataset(source, template=options.template)
+    from mrt_env.templates import resolve_template
+
     lm = load_language_model(options.model, "cpu", train.seed)
+    template = resolve_template(options.template, lm)
+    dataset = problems_dataset(source, template=template)
     normalize = bool(getattr(algo_config, "normalize_std", True))
     args = grpo_args(options, train, normalize, tensorboard)
     common = {
@@ -114,7 +117,7 @@ def build_trainer(
 
         settings = MRTSettings(
             credit=algo_config,
-            template=options.template,
+            template=template,
             prover_samples=train.prover_samples,
             max_answer_tokens=ANSWER_TOKENS,
         )

@@ -46,7 +46,7 @@ from agents.trl.prover import PolicyProver, VLLMEngineLM
 from mrt_env.config import default_segmenter
 from mrt_env.lm.hf import HFLanguageModel
 from mrt_env.prover.base import ProverRequest
-from mrt_env.templates import get_template
+from mrt_env.templates import ChatTemplate, get_template
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ class MRTSettings:
     """
 
     credit: MRTConfig = field(default_factory=MRTConfig)
-    template: str = "tiny"
+    template: str | ChatTemplate = "tiny"
     segmenter: Any = None
     prover_samples: int = 4
     max_answer_tokens: int = 32
