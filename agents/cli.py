@@ -123,6 +123,13 @@ def main(
     max_episodes: Annotated[int, typer.Option(help="env episode cap")] = 8,
     prover_samples: Annotated[int, typer.Option(help="K forced answers per J")] = 4,
     micro_batch_size: Annotated[int, typer.Option(help="trajectories per backward")] = 16,
+    loss_chunk_tokens: Annotated[
+        int, typer.Option(help="positions per chunk of loss logits (0 = whole sequence)")
+    ] = 1024,
+    gradient_checkpointing: Annotated[
+        bool | None,
+        typer.Option(help="recompute activations in backward (default: on for cuda)"),
+    ] = None,
     eval_interval: Annotated[int, typer.Option(help="held-out eval every N steps (0 = off)")] = 0,
     eval_problems: Annotated[int, typer.Option(help="held-out problems per eval")] = 32,
     checkpoint_interval: Annotated[int, typer.Option(help="checkpoint every N steps")] = 1,
@@ -137,6 +144,7 @@ def main(
 ) -> None:
     """Train (or resume) a run; see the module docs."""
     options = dict(locals())
+    options["loss_chunk_tokens"] = loss_chunk_tokens or None
     import torch
 
     if threads > 0:
