@@ -25,10 +25,11 @@ from agents.types import Trajectory
 def enable_checkpointing(model: torch.nn.Module) -> None:
     """Recompute ``model``'s decoder-layer activations in the backward pass (transformers)."""
     kwargs = {"use_reentrant": False}
-    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.x
-        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
-    elif hasattr(model, "gradient_checkpointing_enable"):
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    enable: Any = getattr(model, "activation_checkpointing_enable", None)  # transformers >= 5.x
+    if enable is not None:
+        enable(activation_checkpointing_kwargs=kwargs)
+    elif (enable := getattr(model, "gradient_checkpointing_enable", None)) is not None:
+        enable(gradient_checkpointing_kwargs=kwargs)
     else:
         raise ValueError(
             f"gradient checkpointing is on but {type(model).__name__} cannot enable it "

@@ -15,6 +15,10 @@ import torch
 
 from mrt_env.lm.base import FinishReason, find_stop
 
+SAMPLING_BYTES_PER_VOCAB_ENTRY = 40
+"""Bytes per row and vocabulary entry that :func:`sample_tokens` holds at once (float32
+logits, log-probabilities, probabilities and sorted probabilities, a float64 CDF, int64 order)."""
+
 
 def sample_seed(seed: int, sample_index: int) -> int:
     """The generator seed of sample ``sample_index`` of a prompt seeded with ``seed``."""
