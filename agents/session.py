@@ -22,29 +22,54 @@ from mrt_env.config import EnvConfig, build_components
 from mrt_env.problems import Problem, ProblemSource
 
 
-def load_language_model(model: str, device: str, seed: int = 0) -> Any:
+def load_language_model(
+    model: str, device: str, seed: int = 0, *, trainable: bool = False, **options: Any
+) -> Any:
     """An ``HFLanguageModel`` for ``model``.
 
     Args:
         model: ``"tiny"`` (the shipped TinyMath base model), ``"tiny:VARIANT"`` (``grpo``,
             ``mrt``), ``"random-tiny"`` (the tiny random test double; for tests) or a local
             path / hub id (loaded without downloads unless cached).
-        device: ``"cpu"`` or ``"cuda"``. Weights are float32 (bf16 autocast on CUDA).
+        device: ``"cpu"`` or ``"cuda"``. On CUDA weights are bfloat16 (sampling, μ and the
+            frozen reference); on CPU float32.
         seed: Seed of the random test double.
+        trainable: The weights are trained: float32 master weights on every device; on CUDA
+            the model samples under bfloat16 autocast (``compute_dtype``).
+        **options: ``HFLanguageModel`` options (e.g. ``max_decode_rows``,
+            ``prefix_cache_max_bytes``).
     """
+    dtype, compute = model_dtypes(device, trainable)
+    if compute is not None:
+        options.setdefault("compute_dtype", compute)
     if model == "random-tiny":
         from mrt_env.lm.testing import tiny_random_lm
 
-        lm = tiny_random_lm(seed)
-        lm.model.to(device)
+        lm = tiny_random_lm(seed, **options)
+        lm.model.to(device, dtype)
         return lm
     if model == "tiny" or model.startswith("tiny:"):
         from mrt_env.tinymath import load_tiny_lm
 
-        return load_tiny_lm(model.partition(":")[2] or "base", device=device, dtype=torch.float32)
+        variant = model.partition(":")[2] or "base"
+        return load_tiny_lm(variant, device=device, dtype=dtype, **options)
     from mrt_env.lm.hf import HFLanguageModel
 
-    return HFLanguageModel.from_pretrained(model, device=device, dtype=torch.float32)
+    return HFLanguageModel.from_pretrained(model, device=device, dtype=dtype, **options)
+
+
+def model_dtypes(device: str, trainable: bool) -> tuple[torch.dtype, torch.dtype | None]:
+    """``(weight dtype, sampling compute dtype or None)`` of a model on ``device``.
+
+    Example:
+        >>> model_dtypes("cuda", trainable=True)
+        (torch.float32, torch.bfloat16)
+        >>> model_dtypes("cuda", trainable=False), model_dtypes("cpu", trainable=True)
+        ((torch.bfloat16, None), (torch.float32, None))
+    """
+    if not device.startswith("cuda"):
+        return torch.float32, None
+    return (torch.float32, torch.bfloat16) if trainable else (torch.bfloat16, None)
 
 
 @dataclass
@@ -74,8 +99,8 @@ class TrainSession:
         return [self.train_problems[int(i)] for i in rng.choice(size, size=count, replace=False)]
 
     def collect(self, requests: Sequence[RolloutRequest], seed: int) -> list[Trajectory]:
-        """Rollouts with the current weights (the backend's own dtype: float32 master weights;
-        the loss forward runs under bf16 autocast on CUDA)."""
+        """Rollouts with the current weights (float32 master weights; on CUDA sampling and the
+        loss forward run under bf16 autocast)."""
         with torch.no_grad():
             return self.collector.collect(requests, seed)
 
@@ -147,11 +172,9 @@ def build_session(
         with_prover: Give the env a meta-prover (J after every episode); outcome-only
             training runs without one.
     """
-    lm = load_language_model(model, config.device, config.seed)
+    lm = load_language_model(model, config.device, config.seed, trainable=True)
     prover_lm = load_language_model(model, config.device, config.seed)
     prover_lm.model.eval().requires_grad_(False)
-    if config.device == "cuda":
-        prover_lm.model.to(torch.bfloat16)
     reference = None
     if config.kl_coef > 0:
         reference = load_language_model(model, config.device, config.seed).model.eval()
