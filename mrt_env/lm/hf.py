@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import inspect
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -32,47 +31,13 @@ from mrt_env.lm.kv import (
 from mrt_env.lm.planning import decode_rows_for_memory, plan_buckets, plan_waves
 from mrt_env.lm.sampling import (
     SAMPLING_BYTES_PER_VOCAB_ENTRY,
+    GenerationStats,
     SampleState,
     check_stops,
     draw_uniforms,
     sample_seed,
     sample_tokens,
 )
-
-
-@dataclass
-class GenerationStats:
-    """Work counters of an :class:`HFLanguageModel` (cumulative; call :meth:`reset`).
-
-    Attributes:
-        prefill_tokens: Prompt tokens run through the model (excluding padding and reused
-            cached prefixes).
-        prefill_padded_tokens: Prompt positions run through the model, padding included.
-        reused_prefix_tokens: Prompt tokens whose keys/values came from the prefix cache.
-        prefix_cache_hits: Distinct prompts that reused a cached prefix.
-        prefill_calls: Forward passes spent on prefill.
-        decode_steps: Forward passes spent on decoding (one per new token for the batch).
-        forward_calls: All forward passes.
-        generated_tokens: Tokens sampled, over all samples.
-    """
-
-    prefill_tokens: int = 0
-    prefill_padded_tokens: int = 0
-    reused_prefix_tokens: int = 0
-    prefix_cache_hits: int = 0
-    prefill_calls: int = 0
-    decode_steps: int = 0
-    forward_calls: int = 0
-    generated_tokens: int = 0
-
-    def reset(self) -> None:
-        """Set every counter to zero."""
-        for name in asdict(self):
-            setattr(self, name, 0)
-
-    def as_dict(self) -> dict[str, int]:
-        """The counters as a plain dict."""
-        return asdict(self)
 
 
 class HFLanguageModel:
