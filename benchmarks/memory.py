@@ -60,6 +60,8 @@ class Args:
     """chat/termination template of μ"""
     contexts: tuple[int, ...] = (128, 256, 512)
     """context lengths (tokens) to measure at"""
+    kinds: tuple[str, ...] = ("mu", "rollout", "train")
+    """what to measure: mu, rollout, train"""
     rows: int = 8
     """prefixes per μ call and rows per rollout call"""
     k: int = 4
@@ -340,13 +342,16 @@ def print_estimate() -> list[dict[str, Any]]:
 
 def main() -> None:
     args = parse_args(Args)
+    unknown = set(args.kinds) - {"mu", "rollout", "train"}
+    if unknown:
+        raise SystemExit(f"--kinds: unknown {sorted(unknown)}; choose from mu, rollout, train")
     results: dict[str, Any] = {"args": asdict(args), "environment": run_environment()}
     if not args.estimate_only:
         context = multiprocessing.get_context("spawn")
         rows = []
         with ProcessPoolExecutor(1, mp_context=context, max_tasks_per_child=1) as pool:
             for length in args.contexts:
-                for kind in ("mu", "rollout", "train"):
+                for kind in args.kinds:
                     row = pool.submit(measure, args, kind, length).result()
                     rows.append(row)
                     print(
