@@ -139,12 +139,15 @@ def token_logprobs(
         raise ValueError(f"chunk_tokens must be >= 1 or None, got {chunk_tokens}")
     head = _plain_output_layer(model)
     if chunk_tokens is None or head is None:
-        logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1]
+        out = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+        logits = out.logits[:, :-1]
         return torch.nn.functional.pad(
             _picked_logprobs(logits, input_ids[:, 1:], temperature), (1, 0)
         )
     decoder = model.get_decoder()  # type: ignore[operator]
-    hidden = decoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    hidden = decoder(
+        input_ids=input_ids, attention_mask=attention_mask, use_cache=False
+    ).last_hidden_state
     hidden, targets = hidden[:, :-1], input_ids[:, 1:]
     pieces = []
     for start in range(0, hidden.shape[1], chunk_tokens):
