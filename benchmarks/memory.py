@@ -17,7 +17,9 @@ counted). On CPU, the growth of the process's resident set: the Linux peak-RSS c
 (``VmHWM``) is reset through ``/proc/self/clear_refs`` after the model is loaded and read after
 the operation, minus the RSS before it. RSS counts every page the process touched (torch's
 tensors, the allocator's free lists, Python objects), so it is an upper bound of what torch
-needed; each measurement runs in a fresh process so earlier ones leave nothing behind.
+needed; each measurement runs in a fresh process so earlier ones leave nothing behind, and the
+weights (memory-mapped by safetensors) are read once before the measurement so that their
+pages are not counted.
 (``tracemalloc`` does not see torch's allocations, so it is not used.)
 
 Part 2 prints the documented estimate for DeepSeek-R1-Distill-Qwen-1.5B at 16k tokens: the
@@ -145,6 +147,9 @@ def measure(args: Args, kind: str, context: int) -> dict[str, Any]:
     rng = np.random.default_rng(args.seed)
     lm = load_language_model(args.model, args.device, args.seed, trainable=kind == "train")
     params_count = sum(p.numel() for p in lm.model.parameters())
+    with torch.no_grad():  # touch memory-mapped weights now, so their pages are not counted
+        for parameter in lm.model.parameters():
+            parameter.sum()
     prompt = lm.decode(random_ids(lm, 16, rng))
     start = time.perf_counter()
     if kind == "mu":
