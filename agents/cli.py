@@ -226,6 +226,13 @@ def main(
     prefix_cache_size: Annotated[int | None, typer.Option(help="HF prefix-cache entries")] = None,
     max_decode_rows: Annotated[int | None, typer.Option(help="HF rows per decode call")] = None,
     micro_batch_size: Annotated[int, typer.Option(help="trajectories per backward")] = 16,
+    loss_chunk_tokens: Annotated[
+        int, typer.Option(help="positions per chunk of loss logits (0 = whole sequence)")
+    ] = 1024,
+    gradient_checkpointing: Annotated[
+        bool | None,
+        typer.Option(help="recompute activations in backward (default: on for cuda)"),
+    ] = None,
     eval_interval: Annotated[int, typer.Option(help="held-out eval every N steps (0 = off)")] = 0,
     eval_problems: Annotated[int, typer.Option(help="held-out problems per eval")] = 32,
     eval_source: Annotated[
@@ -266,6 +273,7 @@ def main(
 ) -> None:
     """Train (or resume) a run; see the module docs."""
     options = dict(locals())
+    options["loss_chunk_tokens"] = loss_chunk_tokens or None
     import torch
 
     if threads > 0:

@@ -276,7 +276,7 @@ def main(
         forced_answer_tokens=forced_answer_tokens,
         segmenter=segmenter,
     )
-    options = {
+    options: dict[str, Any] = {
         name: value
         for name, value in (
             ("prefix_cache_size", prefix_cache_size),

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch.utils.checkpoint import checkpoint
 
 from agents.types import Trajectory
 
@@ -111,18 +112,87 @@ def token_logprobs(
     input_ids: torch.Tensor,
     attention_mask: torch.Tensor,
     temperature: float = 1.0,
+    chunk_tokens: int | None = None,
 ) -> torch.Tensor:
     """``[B, L]`` log-probability of each token given the ones before it (0 at position 0).
 
     Logits are divided by ``temperature`` (the sampling distribution) when it is positive.
+
+    With ``chunk_tokens``, full-vocabulary logits are never materialised for the whole
+    sequence: the decoder's hidden states go through the output layer ``chunk_tokens``
+    positions at a time, and each chunk's logits are recomputed in the backward pass instead of
+    being kept (activation checkpointing of the output layer), so the logits held at once are
+    ``B x chunk_tokens x vocab``. The result and its gradients equal the unchunked ones to float
+    tolerance. Models whose output layer is not a plain projection of the decoder's last hidden
+    state (logit soft-capping or scaling) use the unchunked path.
+
+    Example:
+        >>> from mrt_env.lm.testing import tiny_random_model
+        >>> model = tiny_random_model(seed=0)
+        >>> ids = torch.tensor([[5, 6, 7, 8, 9]])
+        >>> full = token_logprobs(model, ids, torch.ones_like(ids))
+        >>> chunked = token_logprobs(model, ids, torch.ones_like(ids), chunk_tokens=2)
+        >>> bool(torch.allclose(full, chunked, atol=1e-5))
+        True
     """
-    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1].float()
+    if chunk_tokens is not None and chunk_tokens < 1:
+        raise ValueError(f"chunk_tokens must be >= 1 or None, got {chunk_tokens}")
+    head = _plain_output_layer(model)
+    if chunk_tokens is None or head is None:
+        out = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+        logits = out.logits[:, :-1]
+        return torch.nn.functional.pad(
+            _picked_logprobs(logits, input_ids[:, 1:], temperature), (1, 0)
+        )
+    decoder = model.get_decoder()  # type: ignore[operator]
+    hidden = decoder(
+        input_ids=input_ids, attention_mask=attention_mask, use_cache=False
+    ).last_hidden_state
+    hidden, targets = hidden[:, :-1], input_ids[:, 1:]
+    pieces = []
+    for start in range(0, hidden.shape[1], chunk_tokens):
+        stop = start + chunk_tokens
+        pieces.append(
+            checkpoint(
+                _head_logprobs,
+                head,
+                hidden[:, start:stop],
+                targets[:, start:stop],
+                temperature,
+                use_reentrant=False,
+            )
+        )
+    logprobs = torch.cat(pieces, dim=1) if pieces else hidden.new_zeros(hidden.shape[:2])
+    return torch.nn.functional.pad(logprobs, (1, 0))
+
+
+def _plain_output_layer(model: torch.nn.Module) -> torch.nn.Module | None:
+    """The output projection when logits are exactly ``head(decoder(...).last_hidden_state)``."""
+    config = getattr(model, "config", None)
+    if getattr(config, "final_logit_softcapping", None) or getattr(config, "logit_scale", None):
+        return None
+    get_decoder = getattr(model, "get_decoder", None)
+    get_head = getattr(model, "get_output_embeddings", None)
+    if get_decoder is None or get_head is None:
+        return None
+    head = get_head()
+    return head if isinstance(head, torch.nn.Linear) else None
+
+
+def _head_logprobs(
+    head: torch.nn.Module, hidden: torch.Tensor, targets: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    return _picked_logprobs(head(hidden), targets, temperature)
+
+
+def _picked_logprobs(
+    logits: torch.Tensor, targets: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    logits = logits.float()
     if temperature > 0:
         logits = logits / temperature
-    targets = input_ids[:, 1:]
     picked = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    logprobs = picked - torch.logsumexp(logits, dim=-1)
-    return torch.nn.functional.pad(logprobs, (1, 0))
+    return picked - torch.logsumexp(logits, dim=-1)
 
 
 def clipped_policy_loss(

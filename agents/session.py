@@ -25,7 +25,9 @@ from mrt_env.problems import Problem, ProblemSource
 from mrt_env.templates import ChatTemplate, resolve_template
 
 
-def load_language_model(model: str, device: str, seed: int = 0, **options: Any) -> Any:
+def load_language_model(
+    model: str, device: str, seed: int = 0, *, trainable: bool = False, **options: Any
+) -> Any:
     """An ``HFLanguageModel`` for ``model``.
 
     Args:
@@ -33,31 +35,52 @@ def load_language_model(model: str, device: str, seed: int = 0, **options: Any) 
             ``mrt``), ``"random-tiny"`` (the tiny random test double; for tests),
             ``"openai:URL[#MODEL]"`` / ``"vllm:PATH_OR_ID"`` (see ``mrt_env.config.build_lm``) or
             a local path / hub id (downloaded by ``from_pretrained`` when the network is there).
-        device: ``"cpu"`` or ``"cuda"``. Weights are float32 (bf16 autocast on CUDA).
+        device: ``"cpu"`` or ``"cuda"``. On CUDA weights are bfloat16 (sampling, μ and the
+            frozen reference); on CPU float32.
         seed: Seed of the random test double.
-        **options: Backend options for ``HFLanguageModel`` (``prefix_cache_size``,
-            ``max_decode_rows``, ...); not used by the random test double.
+        trainable: The weights are trained: float32 master weights on every device; on CUDA
+            the model samples under bfloat16 autocast (``compute_dtype``).
+        **options: ``HFLanguageModel`` options (e.g. ``max_decode_rows``,
+            ``prefix_cache_max_bytes``, ``prefix_cache_size``); not used by the random test
+            double.
     """
     if model.startswith(("openai:", "vllm:")):  # a completions server or in-process vLLM
         from mrt_env.config import build_lm
 
         return build_lm(model, None)
+    dtype, compute = model_dtypes(device, trainable)
+    if compute is not None:
+        options.setdefault("compute_dtype", compute)
     if model == "random-tiny":
         from mrt_env.lm.testing import tiny_random_lm
 
-        lm = tiny_random_lm(seed)
-        lm.model.to(device)
+        lm = tiny_random_lm(seed, **options)
+        lm.model.to(device, dtype)
         return lm
     if model == "tiny" or model.startswith("tiny:"):
         from mrt_env.tinymath import load_tiny_lm
 
         variant = model.partition(":")[2] or "base"
-        return load_tiny_lm(variant, device=device, dtype=torch.float32, **options)
+        return load_tiny_lm(variant, device=device, dtype=dtype, **options)
     from mrt_env.config import check_model_path
     from mrt_env.lm.hf import HFLanguageModel
 
     check_model_path(model)
-    return HFLanguageModel.from_pretrained(model, device=device, dtype=torch.float32, **options)
+    return HFLanguageModel.from_pretrained(model, device=device, dtype=dtype, **options)
+
+
+def model_dtypes(device: str, trainable: bool) -> tuple[torch.dtype, torch.dtype | None]:
+    """``(weight dtype, sampling compute dtype or None)`` of a model on ``device``.
+
+    Example:
+        >>> model_dtypes("cuda", trainable=True)
+        (torch.float32, torch.bfloat16)
+        >>> model_dtypes("cuda", trainable=False), model_dtypes("cpu", trainable=True)
+        ((torch.bfloat16, None), (torch.float32, None))
+    """
+    if not device.startswith("cuda"):
+        return torch.float32, None
+    return (torch.float32, torch.bfloat16) if trainable else (torch.bfloat16, None)
 
 
 @dataclass
@@ -87,8 +110,8 @@ class TrainSession:
         return [self.train_problems[int(i)] for i in rng.choice(size, size=count, replace=False)]
 
     def collect(self, requests: Sequence[RolloutRequest], seed: int) -> list[Trajectory]:
-        """Rollouts with the current weights (the backend's own dtype: float32 master weights;
-        the loss forward runs under bf16 autocast on CUDA)."""
+        """Rollouts with the current weights (float32 master weights; on CUDA sampling and the
+        loss forward run under bf16 autocast)."""
         with torch.no_grad():
             return self.collector.collect(requests, seed)
 
@@ -172,7 +195,7 @@ def build_session(
         lm_options: Backend options of every loaded model (see :func:`load_language_model`).
     """
     options = dict(lm_options or {})
-    lm = load_language_model(model, config.device, config.seed, **options)
+    lm = load_language_model(model, config.device, config.seed, trainable=True, **options)
     prover_lm = _prover_lm(lm, model, config, options)
     reference = None
     if config.kl_coef > 0:
@@ -213,10 +236,8 @@ def _prover_lm(lm: Any, model: str, config: TrainConfig, options: dict[str, Any]
     """
     if config.prover_policy == "current":
         return lm
-    frozen = load_language_model(model, config.device, config.seed, **options)
+    frozen = load_language_model(model, config.device, config.seed, **options)  # bf16 on CUDA
     frozen.model.eval().requires_grad_(False)
-    if config.device == "cuda":
-        frozen.model.to(torch.bfloat16)
     return frozen
 
 

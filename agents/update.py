@@ -22,6 +22,21 @@ from agents.losses import (
 from agents.types import Trajectory
 
 
+def enable_checkpointing(model: torch.nn.Module) -> None:
+    """Recompute ``model``'s decoder-layer activations in the backward pass (transformers)."""
+    kwargs = {"use_reentrant": False}
+    enable: Any = getattr(model, "activation_checkpointing_enable", None)  # transformers >= 5.x
+    if enable is not None:
+        enable(activation_checkpointing_kwargs=kwargs)
+    elif (enable := getattr(model, "gradient_checkpointing_enable", None)) is not None:
+        enable(gradient_checkpointing_kwargs=kwargs)
+    else:
+        raise ValueError(
+            f"gradient checkpointing is on but {type(model).__name__} cannot enable it "
+            "(not a transformers model); set gradient_checkpointing=False"
+        )
+
+
 @dataclass
 class Learner:
     """The trained model with its optimizer and (optional) frozen reference.
@@ -39,6 +54,10 @@ class Learner:
     reference: torch.nn.Module | None
     config: TrainConfig
     pad_id: int = 0
+
+    def __post_init__(self) -> None:
+        if self.config.use_gradient_checkpointing:
+            enable_checkpointing(self.model)
 
     @property
     def device(self) -> torch.device:
@@ -67,7 +86,11 @@ class Learner:
     def _logprobs(self, model: torch.nn.Module, micro: TokenBatch) -> torch.Tensor:
         with self.autocast():
             return token_logprobs(
-                model, micro.input_ids, micro.attention_mask, self.config.policy.temperature
+                model,
+                micro.input_ids,
+                micro.attention_mask,
+                self.config.policy.temperature,
+                chunk_tokens=self.config.loss_chunk_tokens,
             )
 
     def _optimizer_step(self) -> float:

@@ -3,15 +3,16 @@
 :class:`HFLanguageModel` prefills each distinct prompt once (bucketed by length, reusing cached
 prefixes of earlier prompts), expands each prompt's cache ``n`` times, and decodes every sample
 of every prompt together, one forward pass per new token. It runs unchanged on CPU (float32)
-and CUDA (bfloat16).
+and CUDA (bfloat16). Memory grows with what is used: each row's keys/values grow in chunks as
+it decodes, finished rows are dropped, and the rows decoded together are bounded by free memory.
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -22,52 +23,22 @@ from mrt_env.lm.kv import (
     KVBatch,
     PrefixKVCache,
     PrefixMatch,
+    default_prefix_cache_bytes,
+    free_memory_bytes,
+    kv_bytes_per_token,
     make_cache,
     stack_prefixes,
 )
-from mrt_env.lm.planning import plan_buckets, plan_waves
+from mrt_env.lm.planning import decode_rows_for_memory, plan_buckets, plan_waves
 from mrt_env.lm.sampling import (
+    SAMPLING_BYTES_PER_VOCAB_ENTRY,
+    GenerationStats,
     SampleState,
     check_stops,
     draw_uniforms,
     sample_seed,
     sample_tokens,
 )
-
-
-@dataclass
-class GenerationStats:
-    """Work counters of an :class:`HFLanguageModel` (cumulative; call :meth:`reset`).
-
-    Attributes:
-        prefill_tokens: Prompt tokens run through the model (excluding padding and reused
-            cached prefixes).
-        prefill_padded_tokens: Prompt positions run through the model, padding included.
-        reused_prefix_tokens: Prompt tokens whose keys/values came from the prefix cache.
-        prefix_cache_hits: Distinct prompts that reused a cached prefix.
-        prefill_calls: Forward passes spent on prefill.
-        decode_steps: Forward passes spent on decoding (one per new token for the batch).
-        forward_calls: All forward passes.
-        generated_tokens: Tokens sampled, over all samples.
-    """
-
-    prefill_tokens: int = 0
-    prefill_padded_tokens: int = 0
-    reused_prefix_tokens: int = 0
-    prefix_cache_hits: int = 0
-    prefill_calls: int = 0
-    decode_steps: int = 0
-    forward_calls: int = 0
-    generated_tokens: int = 0
-
-    def reset(self) -> None:
-        """Set every counter to zero."""
-        for name in asdict(self):
-            setattr(self, name, 0)
-
-    def as_dict(self) -> dict[str, int]:
-        """The counters as a plain dict."""
-        return asdict(self)
 
 
 class HFLanguageModel:
@@ -88,7 +59,11 @@ class HFLanguageModel:
         name: Display name (defaults to the model's ``name_or_path``).
         add_special_tokens: Whether ``encode`` adds the tokenizer's special tokens.
         prefix_cache_size: Prompts whose keys/values are kept for reuse (0 disables reuse).
-        prefix_cache_max_tokens: Cap on tokens held by the prefix cache.
+        prefix_cache_max_tokens: Cap on tokens held by the prefix cache (``None``: none).
+        prefix_cache_max_bytes: Cap on the bytes of keys/values held by the prefix cache.
+            ``None``: 2 GiB on CPU; on CUDA 20% of the device's memory (28 GB on a 141 GB GPU:
+            ~1M tokens of DeepSeek-R1-Distill-Qwen-1.5B in bfloat16, so 64 trajectories of
+            16k tokens keep their prefixes).
         max_prefill_tokens: Cap on positions (padding included) of one prefill forward pass.
         padding_tolerance: A prefill bucket grows while its padded size stays within
             ``1 + padding_tolerance`` times its real tokens (or within ``padding_slack``
@@ -98,8 +73,18 @@ class HFLanguageModel:
             0 on CPU).
         min_shared_tokens: A prompt waits for a shorter prompt of the same call to be
             prefilled and cached when it would reuse at least this many more tokens that way.
-        max_decode_rows: Most samples decoded together (``None``: all of a call's samples in
-            one batch); bounds the memory of the expanded KV cache. Results do not depend on it.
+        max_decode_rows: Most samples decoded together. ``None``: as many as fit
+            ``decode_memory_fraction`` of the free memory when each row's keys/values grow to
+            the longest prompt + ``max_new_tokens`` (CUDA: ``torch.cuda.mem_get_info``; CPU: the
+            available RAM). Results do not depend on it.
+        decode_memory_fraction: Share of free memory the automatic ``max_decode_rows`` plans
+            to fill.
+        kv_growth_tokens: Decoding reserves keys/values for this many new positions and grows
+            a full cache by as many (``None``: reserve ``max_new_tokens`` for every row up front).
+            Results do not depend on it.
+        compute_dtype: Run forward passes under ``torch.autocast`` in this dtype (e.g.
+            bfloat16 sampling from float32 master weights that are being trained; the weight
+            casts are made once per ``generate`` call). ``None``: the weights' own dtype.
         seed: Seed of the generator that draws prompt seeds when ``generate`` gets none.
 
     Example:
@@ -118,13 +103,17 @@ class HFLanguageModel:
         *,
         name: str | None = None,
         add_special_tokens: bool = False,
-        prefix_cache_size: int = 64,
-        prefix_cache_max_tokens: int = 131_072,
+        prefix_cache_size: int = 256,
+        prefix_cache_max_tokens: int | None = None,
+        prefix_cache_max_bytes: int | None = None,
         max_prefill_tokens: int = 16_384,
         padding_tolerance: float | None = None,
         padding_slack: int | None = None,
         min_shared_tokens: int = 32,
         max_decode_rows: int | None = None,
+        decode_memory_fraction: float = 0.5,
+        kv_growth_tokens: int | None = 256,
+        compute_dtype: torch.dtype | None = None,
         seed: int = 0,
     ) -> None:
         self.model = model
@@ -136,13 +125,28 @@ class HFLanguageModel:
         self.padding_tolerance = (
             (0.25 if on_cuda else 0.0) if padding_tolerance is None else padding_tolerance
         )
-        if max_decode_rows is not None and max_decode_rows < 1:
-            raise ValueError(f"max_decode_rows must be >= 1, got {max_decode_rows}")
+        for option, value in (
+            ("max_decode_rows", max_decode_rows),
+            ("kv_growth_tokens", kv_growth_tokens),
+        ):
+            if value is not None and value < 1:
+                raise ValueError(f"{option} must be >= 1 or None, got {value}")
+        if not 0 < decode_memory_fraction <= 1:
+            raise ValueError(
+                f"decode_memory_fraction must be in (0, 1], got {decode_memory_fraction}"
+            )
         self.max_decode_rows = max_decode_rows
+        self.decode_memory_fraction = decode_memory_fraction
+        self.kv_growth_tokens = kv_growth_tokens
+        self.compute_dtype = compute_dtype
         self.min_shared_tokens = min_shared_tokens
         self.padding_slack = (256 if on_cuda else 0) if padding_slack is None else padding_slack
         self.stats = GenerationStats()
-        self.prefix_cache = PrefixKVCache(prefix_cache_size, prefix_cache_max_tokens)
+        if prefix_cache_max_bytes is None:
+            prefix_cache_max_bytes = default_prefix_cache_bytes(self.device)
+        self.prefix_cache = PrefixKVCache(
+            prefix_cache_size, prefix_cache_max_tokens, prefix_cache_max_bytes
+        )
         self._rng = np.random.default_rng(seed)
         self.eos_token_ids = self._find_eos_ids()
         self._pad_id = next(
@@ -263,7 +267,7 @@ class HFLanguageModel:
             return []
         if params.max_new_tokens == 0:
             return [[Completion("", (), (), "length") for _ in range(params.n)] for _ in prompts]
-        with torch.inference_mode():
+        with torch.inference_mode(), self._autocast():
             ids = [self._prompt_ids(p) for p in prompts]
             distinct = list(dict.fromkeys(tuple(i) for i in ids))
             where = {key: index for index, key in enumerate(distinct)}
@@ -271,11 +275,13 @@ class HFLanguageModel:
             sources = [located[where[tuple(i)]] for i in ids]
             row_seeds = [sample_seed(s, j) for s in seeds for j in range(params.n)]
             uniforms = draw_uniforms(row_seeds, params.max_new_tokens)
-            chunk = max(1, (self.max_decode_rows or len(ids) * params.n) // params.n)
+            rows_per_call = self.decode_rows(max(len(i) for i in ids), params.max_new_tokens)
+            chunk = max(1, rows_per_call // params.n)
+            reserve = min(params.max_new_tokens, self.kv_growth_tokens or params.max_new_tokens)
             samples = []
             for start in range(0, len(ids), chunk):
                 group = sources[start : start + chunk]
-                batch = KVBatch.expand(parts, group, params.n, params.max_new_tokens)
+                batch = KVBatch.expand(parts, group, params.n, reserve, self.kv_growth_tokens)
                 first = torch.stack([logits[p][r] for p, r in group])
                 rows = slice(start * params.n, (start + len(group)) * params.n)
                 samples += self._decode(
@@ -283,6 +289,27 @@ class HFLanguageModel:
                 )
         completions = self._completions(samples)
         return [completions[i * params.n : (i + 1) * params.n] for i in range(len(prompts))]
+
+    def decode_rows(self, prompt_tokens: int, max_new_tokens: int) -> int:
+        """Samples decoded together for prompts of up to ``prompt_tokens`` tokens.
+
+        ``max_decode_rows`` when set; otherwise as many rows as fit ``decode_memory_fraction``
+        of the free memory, each with keys/values for ``prompt_tokens + max_new_tokens``
+        positions and its sampling buffers over the vocabulary.
+        """
+        if self.max_decode_rows is not None:
+            return self.max_decode_rows
+        dtype = self.compute_dtype or next(self.model.parameters()).dtype
+        per_row = (prompt_tokens + max_new_tokens) * kv_bytes_per_token(self.model.config, dtype)
+        per_row += SAMPLING_BYTES_PER_VOCAB_ENTRY * int(self.model.config.vocab_size)
+        free = free_memory_bytes(self.device)
+        return decode_rows_for_memory(free, per_row, self.decode_memory_fraction)
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        dtype = self.compute_dtype
+        if dtype is None or dtype == next(self.model.parameters()).dtype:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=dtype)
 
     def _resolve_seeds(self, prompts: Sequence[str], seeds: Sequence[int] | None) -> list[int]:
         if isinstance(prompts, str):
@@ -397,7 +424,9 @@ class HFLanguageModel:
                 break
             if len(keep) <= len(live) // 2:
                 index = torch.tensor(keep, device=logits.device)
-                batch = batch.select(index, reserve=params.max_new_tokens - step)
+                remaining = params.max_new_tokens - step
+                reserve = min(remaining, self.kv_growth_tokens or remaining)
+                batch = batch.select(index, reserve, self.kv_growth_tokens)
                 tokens = tokens[index]
                 live = [live[b] for b in keep]
             batch, logits = self._step(batch, tokens)

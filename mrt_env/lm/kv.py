@@ -33,12 +33,13 @@ def cache_layers(cache: object) -> LayerKV:
     return list(zip(cache.key_cache, cache.value_cache, strict=True))  # type: ignore[attr-defined]
 
 
-def make_cache(layers: LayerKV | None, reserve: int = 0) -> object:
+def make_cache(layers: LayerKV | None, reserve: int = 0, growth: int | None = None) -> object:
     """A ``DynamicCache`` holding ``layers`` (an empty one when ``layers`` is None).
 
     With ``reserve > 0`` (and a transformers version whose caches are lists of layers), each
     layer preallocates room for ``reserve`` more positions, so decoding writes in place instead
-    of concatenating the whole cache at every step.
+    of concatenating the whole cache at every step. When the room is used up, a layer grows by
+    ``growth`` positions (``None``: doubles).
     """
     if not layers:
         from transformers import DynamicCache
@@ -49,7 +50,7 @@ def make_cache(layers: LayerKV | None, reserve: int = 0) -> object:
         buffers = [
             (with_room(k, length + reserve), with_room(v, length + reserve)) for k, v in layers
         ]
-        return cache_from_buffers(buffers, length)
+        return cache_from_buffers(buffers, length, growth)
     return _plain_cache(layers)
 
 
@@ -61,10 +62,11 @@ def _plain_cache(layers: LayerKV) -> object:
     return DynamicCache(layers)
 
 
-def cache_from_buffers(buffers: LayerKV, length: int) -> object:
+def cache_from_buffers(buffers: LayerKV, length: int, growth: int | None = None) -> object:
     """A cache whose layers hold the first ``length`` positions of preallocated ``buffers``.
 
-    Positions past ``length`` are free room for decoding (written before they are read).
+    Positions past ``length`` are free room for decoding (written before they are read); a
+    full layer grows by ``growth`` positions (``None``: doubles).
     """
     layer_class = _preallocated_layer_class()
     if layer_class is None:
@@ -72,7 +74,7 @@ def cache_from_buffers(buffers: LayerKV, length: int) -> object:
     from transformers import DynamicCache
 
     cache = DynamicCache()
-    cache.layers = [layer_class(k, v, length) for k, v in buffers]
+    cache.layers = [layer_class(k, v, length, growth) for k, v in buffers]
     return cache
 
 
@@ -96,11 +98,17 @@ def _preallocated_layer_class() -> type | None:
         return None
 
     class PreallocatedLayer(DynamicLayer):  # type: ignore[misc, valid-type]
-        """Keys/values in buffers with spare room; ``keys``/``values`` are views of the prefix."""
+        """Keys/values in buffers with spare room; ``keys``/``values`` are views of the prefix.
 
-        def __init__(self, keys: torch.Tensor, values: torch.Tensor, length: int) -> None:
+        A full buffer grows by ``growth`` positions (``None``: doubles).
+        """
+
+        def __init__(
+            self, keys: torch.Tensor, values: torch.Tensor, length: int, growth: int | None = None
+        ) -> None:
             super().__init__()
             self._keys, self._values, self._length = keys, values, length
+            self._growth = growth
             self.device, self.is_initialized = keys.device, True
             self._expose()
 
@@ -115,7 +123,8 @@ def _preallocated_layer_class() -> type | None:
         ) -> tuple[torch.Tensor, torch.Tensor]:
             end = self._length + key_states.shape[-2]
             if end > self._keys.shape[-2]:
-                capacity = max(end, 2 * self._keys.shape[-2])
+                step = self._growth or self._keys.shape[-2]
+                capacity = max(end, self._keys.shape[-2] + step)
                 keys, values = self._expose()
                 self._keys, self._values = with_room(keys, capacity), with_room(values, capacity)
             self._keys[..., self._length : end, :] = key_states
@@ -149,13 +158,15 @@ class KVBatch:
     mask: torch.Tensor
     next_position: torch.Tensor
 
-    def select(self, index: torch.Tensor, reserve: int = 0) -> KVBatch:
+    def select(self, index: torch.Tensor, reserve: int = 0, growth: int | None = None) -> KVBatch:
         """The rows ``index`` (repeats allowed: this is how n samples share one prefill).
 
-        ``reserve`` preallocates room for that many decoding steps (see :func:`make_cache`).
+        ``reserve`` preallocates room for that many decoding steps, ``growth`` is how much a
+        full cache grows by (see :func:`make_cache`).
         """
         layers = [(k.index_select(0, index), v.index_select(0, index)) for k, v in self._layers()]
-        return KVBatch(make_cache(layers, reserve), self.mask[index], self.next_position[index])
+        cache = make_cache(layers, reserve, growth)
+        return KVBatch(cache, self.mask[index], self.next_position[index])
 
     def row(self, index: int) -> LayerKV:
         """Keys/values of row ``index`` at its real positions only, as a batch of one."""
@@ -172,7 +183,11 @@ class KVBatch:
 
     @staticmethod
     def expand(
-        parts: Sequence[KVBatch], sources: Sequence[tuple[int, int]], n: int, reserve: int
+        parts: Sequence[KVBatch],
+        sources: Sequence[tuple[int, int]],
+        n: int,
+        reserve: int,
+        growth: int | None = None,
     ) -> KVBatch:
         """A decoding batch of ``n`` consecutive copies of each source row, room reserved.
 
@@ -181,6 +196,7 @@ class KVBatch:
             sources: ``(part index, row)`` of each output prompt.
             n: Copies (samples) per source row.
             reserve: Decoding steps to preallocate.
+            growth: Positions a full cache grows by (``None``: doubles).
 
         Each part's rows are copied once, straight into the final buffers.
         """
@@ -203,7 +219,7 @@ class KVBatch:
         masks = [F.pad(parts[p].mask[r], (length - parts[p].mask.shape[1], 0)) for p, r in sources]
         positions = [parts[p].next_position[r] for p, r in sources]
         return KVBatch(
-            cache_from_buffers(buffers, length),
+            cache_from_buffers(buffers, length, growth),
             torch.stack(masks).repeat_interleave(n, dim=0),
             torch.stack(positions).repeat_interleave(n, dim=0),
         )
@@ -223,14 +239,28 @@ class PrefixKVCache:
     ``lookup(ids)`` returns the longest common token prefix between ``ids`` and any entry
     (capped at ``len(ids) - 1`` so at least one token is always run to obtain logits) with the
     keys/values of that prefix. Entries are evicted least-recently-used first when there are
-    more than ``max_entries`` of them or more than ``max_tokens`` cached tokens in total.
+    more than ``max_entries`` of them, more than ``max_tokens`` cached tokens or more than
+    ``max_bytes`` bytes of keys/values in total (``None``: no such cap). A sequence larger
+    than a cap on its own is not stored.
+
+    Example:
+        >>> cache = PrefixKVCache(max_entries=8, max_tokens=None, max_bytes=2 * 4 * 4 * 3)
+        >>> kv = torch.zeros(1, 1, 3, 4)
+        >>> cache.store([1, 2, 3], [(kv, kv)])
+        >>> cache.lookup([1, 2, 9]).length, cache.bytes
+        (2, 96)
     """
 
-    def __init__(self, max_entries: int, max_tokens: int) -> None:
+    def __init__(
+        self, max_entries: int, max_tokens: int | None = None, max_bytes: int | None = None
+    ) -> None:
         self.max_entries = max_entries
         self.max_tokens = max_tokens
-        self._entries: OrderedDict[tuple[int, ...], tuple[np.ndarray, LayerKV]] = OrderedDict()
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[tuple[int, ...], tuple[np.ndarray, LayerKV, int]] = OrderedDict()
         self._tokens = 0
+        self.bytes = 0
+        """Bytes of keys/values held now."""
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -238,7 +268,7 @@ class PrefixKVCache:
     def clear(self) -> None:
         """Drop every entry."""
         self._entries.clear()
-        self._tokens = 0
+        self._tokens = self.bytes = 0
 
     def lookup(self, ids: Sequence[int]) -> PrefixMatch:
         """The longest reusable prefix of ``ids`` (length 0 when nothing matches)."""
@@ -260,7 +290,7 @@ class PrefixKVCache:
             return None, 0
         query = np.asarray(ids, dtype=np.int64)
         best_key, best_length = None, 0
-        for key, (array, _) in self._entries.items():
+        for key, (array, _, _) in self._entries.items():
             common = common_prefix_length(array, query, limit=len(query) - 1)
             if common > best_length:
                 best_key, best_length = key, common
@@ -268,17 +298,85 @@ class PrefixKVCache:
 
     def store(self, ids: Sequence[int], layers: LayerKV) -> None:
         """Remember the keys/values ``layers`` (a batch of one) of the sequence ``ids``."""
-        if self.max_entries <= 0 or len(ids) > self.max_tokens:
+        size = layers_bytes(layers)
+        too_big = (self.max_tokens is not None and len(ids) > self.max_tokens) or (
+            self.max_bytes is not None and size > self.max_bytes
+        )
+        if self.max_entries <= 0 or too_big:
             return
         key = tuple(ids)
         if key in self._entries:
             self._entries.move_to_end(key)
             return
-        self._entries[key] = (np.asarray(ids, dtype=np.int64), layers)
+        self._entries[key] = (np.asarray(ids, dtype=np.int64), layers, size)
         self._tokens += len(key)
-        while len(self._entries) > self.max_entries or self._tokens > self.max_tokens:
-            old_key, _ = self._entries.popitem(last=False)
+        self.bytes += size
+        while self._over_capacity():
+            old_key, (_, _, old_size) = self._entries.popitem(last=False)
             self._tokens -= len(old_key)
+            self.bytes -= old_size
+
+    def _over_capacity(self) -> bool:
+        return (
+            len(self._entries) > self.max_entries
+            or (self.max_tokens is not None and self._tokens > self.max_tokens)
+            or (self.max_bytes is not None and self.bytes > self.max_bytes)
+        )
+
+
+def layers_bytes(layers: LayerKV) -> int:
+    """Bytes of the key/value tensors of ``layers``."""
+    return sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in layers)
+
+
+CPU_FALLBACK_BYTES = 8 * 2**30
+"""Free memory assumed on a CPU whose available RAM cannot be read (non-Linux)."""
+
+
+def free_memory_bytes(device: torch.device) -> int:
+    """Free memory for new tensors on ``device``.
+
+    CUDA: ``torch.cuda.mem_get_info`` plus what torch's allocator holds but does not use. CPU:
+    ``MemAvailable`` of ``/proc/meminfo`` (:data:`CPU_FALLBACK_BYTES` where it cannot be read).
+    """
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        reserved = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        return int(free + reserved)
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return CPU_FALLBACK_BYTES
+
+
+def default_prefix_cache_bytes(device: torch.device) -> int:
+    """Default byte cap of a prefix cache: 2 GiB on CPU, 20% of a CUDA device's memory."""
+    if device.type == "cuda":
+        return int(0.2 * torch.cuda.get_device_properties(device).total_memory)
+    return 2 * 2**30
+
+
+def kv_bytes_per_token(config: Any, dtype: torch.dtype) -> int:
+    """Bytes of keys and values one token adds to the cache of a transformers model config.
+
+    ``2 (keys, values) x layers x kv heads x head dim x dtype size``.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> qwen = SimpleNamespace(num_hidden_layers=28, num_attention_heads=12,
+        ...     num_key_value_heads=2, hidden_size=1536)
+        >>> kv_bytes_per_token(qwen, torch.bfloat16)
+        28672
+    """
+    heads = getattr(config, "num_attention_heads", 1)
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    size = torch.empty((), dtype=dtype).element_size()
+    return 2 * int(config.num_hidden_layers) * int(kv_heads) * int(head_dim) * size
 
 
 def stack_prefixes(matches: Sequence[PrefixMatch], length: int) -> LayerKV | None:

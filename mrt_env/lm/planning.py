@@ -80,3 +80,15 @@ def plan_buckets(
         current.append(i)
         real += new_tokens[i]
     return [*buckets, current] if current else buckets
+
+
+def decode_rows_for_memory(free_bytes: int, bytes_per_row: int, fraction: float) -> int:
+    """Rows that fit ``fraction`` of ``free_bytes`` at ``bytes_per_row`` each (at least 1).
+
+    Example:
+        >>> decode_rows_for_memory(free_bytes=100 * 2**30, bytes_per_row=470 * 2**20, fraction=0.5)
+        108
+    """
+    if bytes_per_row <= 0:
+        raise ValueError(f"bytes_per_row must be > 0, got {bytes_per_row}")
+    return max(1, int(free_bytes * fraction) // bytes_per_row)

@@ -8,12 +8,16 @@ never on what else is in the batch.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
 
 from mrt_env.lm.base import FinishReason, find_stop
+
+SAMPLING_BYTES_PER_VOCAB_ENTRY = 40
+"""Bytes per row and vocabulary entry that :func:`sample_tokens` holds at once (float32
+logits, log-probabilities, probabilities and sorted probabilities, a float64 CDF, int64 order)."""
 
 
 def sample_seed(seed: int, sample_index: int) -> int:
@@ -118,3 +122,38 @@ def cut_at_stop(
         kept -= 1
     sample.tokens, sample.logprobs = sample.tokens[:kept], sample.logprobs[:kept]
     sample.text, sample.stop, sample.finish = text[:offset], stop, "stop"
+
+
+@dataclass
+class GenerationStats:
+    """Work counters of an :class:`HFLanguageModel` (cumulative; call :meth:`reset`).
+
+    Attributes:
+        prefill_tokens: Prompt tokens run through the model (excluding padding and reused
+            cached prefixes).
+        prefill_padded_tokens: Prompt positions run through the model, padding included.
+        reused_prefix_tokens: Prompt tokens whose keys/values came from the prefix cache.
+        prefix_cache_hits: Distinct prompts that reused a cached prefix.
+        prefill_calls: Forward passes spent on prefill.
+        decode_steps: Forward passes spent on decoding (one per new token for the batch).
+        forward_calls: All forward passes.
+        generated_tokens: Tokens sampled, over all samples.
+    """
+
+    prefill_tokens: int = 0
+    prefill_padded_tokens: int = 0
+    reused_prefix_tokens: int = 0
+    prefix_cache_hits: int = 0
+    prefill_calls: int = 0
+    decode_steps: int = 0
+    forward_calls: int = 0
+    generated_tokens: int = 0
+
+    def reset(self) -> None:
+        """Set every counter to zero."""
+        for name in asdict(self):
+            setattr(self, name, 0)
+
+    def as_dict(self) -> dict[str, int]:
+        """The counters as a plain dict."""
+        return asdict(self)

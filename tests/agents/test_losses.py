@@ -59,3 +59,88 @@ def test_token_batch_masks_prompt_padding_and_frozen_episodes() -> None:
     assert batch.advantages.tolist() == [[0, 0, 6, 7], [0, 0, 8, 0]]
     with pytest.raises(ValueError, match="advantages for"):
         build_token_batch([short], [np.array([1.0, 2.0])])
+
+
+def _padded_batch() -> tuple[torch.Tensor, torch.Tensor]:
+    ids = torch.tensor([[5, 6, 7, 8, 9, 10, 11], [12, 13, 14, 15, 0, 0, 0]])
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0, 0]])
+    return ids, mask
+
+
+@pytest.mark.parametrize("chunk_tokens", [1, 2, 4, 100])
+def test_chunked_loss_and_gradients_equal_the_full_loss(chunk_tokens: int) -> None:
+    from agents.losses import token_logprobs
+    from mrt_env.lm.testing import tiny_random_model
+
+    ids, mask = _padded_batch()
+    weights = torch.tensor([[0, 1.0, -2.0, 0.5, 1.0, 3.0, -1.0], [0, 2.0, 1.0, -1.0, 0, 0, 0]])
+    results = []
+    for chunk in (None, chunk_tokens):
+        model = tiny_random_model(seed=3)
+        logprobs = token_logprobs(model, ids, mask, temperature=0.7, chunk_tokens=chunk)
+        (logprobs * weights).sum().backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        results.append((logprobs.detach(), grads))
+    (full, full_grads), (chunked, chunked_grads) = results
+    assert full.shape == chunked.shape == ids.shape
+    assert torch.allclose(full, chunked, atol=1e-5)
+    assert full_grads.keys() == chunked_grads.keys() and len(full_grads) > 0
+    for name, grad in full_grads.items():
+        assert torch.allclose(grad, chunked_grads[name], atol=1e-5), name
+
+
+def test_chunked_loss_rejects_a_bad_chunk() -> None:
+    from agents.losses import token_logprobs
+    from mrt_env.lm.testing import tiny_random_model
+
+    ids, mask = _padded_batch()
+    with pytest.raises(ValueError, match="chunk_tokens"):
+        token_logprobs(tiny_random_model(seed=0), ids, mask, chunk_tokens=0)
+
+
+def _saved_bytes(model: torch.nn.Module) -> int:
+    """Bytes autograd keeps for the backward pass of one training-mode forward."""
+    from agents.losses import token_logprobs
+
+    saved = []
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        saved.append(tensor.numel() * tensor.element_size())
+        return tensor
+
+    ids = torch.arange(3, 60).unsqueeze(0)
+    model.train()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        token_logprobs(model, ids, torch.ones_like(ids))
+    model.eval()
+    return sum(saved)
+
+
+def test_gradient_checkpointing_and_loss_chunks_give_the_same_update() -> None:
+    from agents.config import TrainConfig
+    from agents.update import Learner
+    from mrt_env.lm.testing import tiny_random_model
+
+    trajectory = Trajectory("p", 0, "q", [5, 6, 7], [8, 9, 10, 11])
+    trajectory.episodes = [EpisodeRecord(0, 4, "abcd", 0.0, None, None, 4)]
+    updated = []
+    for checkpointing, chunk in ((False, None), (True, 2)):
+        model = tiny_random_model(seed=1)
+        config = TrainConfig(
+            gradient_checkpointing=checkpointing, loss_chunk_tokens=chunk, max_grad_norm=1e9
+        )
+        learner = Learner(model, torch.optim.SGD(model.parameters(), lr=1.0), None, config)
+        assert _saved_bytes(model) < _saved_bytes(tiny_random_model(seed=1)) or not checkpointing
+        learner.policy_gradient([trajectory], [np.array([1.0, -1.0, 2.0, 0.5])])
+        updated.append(dict(model.named_parameters()))
+    for name, value in updated[0].items():
+        assert torch.allclose(value, updated[1][name], atol=1e-5), name
+    assert not torch.equal(updated[0]["lm_head.weight"], tiny_random_model(seed=1).lm_head.weight)
+
+
+def test_gradient_checkpointing_defaults_to_the_device() -> None:
+    from agents.config import TrainConfig
+
+    assert TrainConfig(device="cuda").use_gradient_checkpointing
+    assert not TrainConfig().use_gradient_checkpointing
+    assert not TrainConfig(device="cuda", gradient_checkpointing=False).use_gradient_checkpointing

@@ -308,3 +308,76 @@ def test_preallocated_cache_grows_past_its_reserve() -> None:
         [keys, torch.tensor([0.0, 1.0, 2.0]).repeat_interleave(4).reshape(1, 1, 3, 4)], dim=2
     )
     assert torch.equal(k, expected) and torch.equal(v, -expected)
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_kv_growing_in_chunks_gives_the_samples_of_the_preallocating_path(
+    temperature: float,
+) -> None:
+    growing = fresh(prefix_cache_size=0, kv_growth_tokens=3)
+    preallocating = fresh(prefix_cache_size=0, kv_growth_tokens=None)
+    stop = ("A",) if temperature else ()  # greedy runs to the length cap, compared to generate
+    params = SamplingParams(max_new_tokens=40, temperature=temperature, n=3, stop=stop)
+    seeds = [4, 5, 6]
+    got = growing.generate(PROMPTS, params, seeds=seeds)
+    for a, b in zip(got, preallocating.generate(PROMPTS, params, seeds=seeds), strict=True):
+        assert_same_samples(a, b)
+    assert max(len(c.token_ids) for group in got for c in group) > 3  # the cache really grew
+    if temperature == 0.0:
+        for prompt, group in zip(PROMPTS, got, strict=True):
+            assert list(group[0].token_ids) == reference_greedy(growing, prompt, 40)
+
+
+def test_growing_cache_holds_only_the_chunks_it_needs() -> None:
+    from mrt_env.lm.kv import cache_layers, make_cache
+
+    keys = torch.zeros(2, 1, 3, 4)
+    cache = make_cache([(keys, keys)], reserve=2, growth=2)
+    layer = cache.layers[0]  # type: ignore[attr-defined]
+    assert layer._keys.shape[-2] == 5
+    for _ in range(3):
+        cache.update(torch.ones(2, 1, 1, 4), torch.ones(2, 1, 1, 4), 0)  # type: ignore[attr-defined]
+    assert layer._keys.shape[-2] == 7  # grew by one chunk of 2, not doubled to 10
+    assert cache_layers(cache)[0][0].shape[-2] == 6
+
+
+def test_decode_rows_are_bounded_by_free_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    import mrt_env.lm.hf as hf
+
+    lm = fresh()
+    per_token = 2 * 2 * 2 * 8 * 4  # keys+values x layers x kv heads x head dim x float32
+    per_row = (10 + 90) * per_token + 40 * lm.model.config.vocab_size
+    monkeypatch.setattr(hf, "free_memory_bytes", lambda device: 7 * per_row)
+    assert lm.decode_rows(10, 90) == 3  # half of the free memory
+    assert fresh(max_decode_rows=5).decode_rows(10, 90) == 5
+    params = SamplingParams(max_new_tokens=90, temperature=1.0, n=2)
+    out = lm.generate(PROMPTS, params, seeds=[0, 1, 2])  # decoded in three calls of 2 rows
+    monkeypatch.undo()
+    for a, b in zip(out, fresh().generate(PROMPTS, params, seeds=[0, 1, 2]), strict=True):
+        assert_same_samples(a, b)
+
+
+def test_prefix_cache_is_bounded_in_bytes() -> None:
+    from mrt_env.lm.kv import layers_bytes
+
+    lm = fresh(prefix_cache_max_bytes=3 * 30 * 256)  # ~three 30-token prompts of this model
+    prompts = [f"{i}" * 30 for i in range(6)]
+    lm.generate(prompts, SamplingParams(max_new_tokens=1), seeds=list(range(6)))
+    assert 0 < lm.prefix_cache.bytes <= 3 * 30 * 256
+    assert len(lm.prefix_cache) == 3  # the oldest were evicted
+    assert layers_bytes([(torch.zeros(1, 2, 30, 8), torch.zeros(1, 2, 30, 8))]) * 2 == 30 * 256
+    with pytest.raises(ValueError, match="kv_growth_tokens"):
+        fresh(kv_growth_tokens=0)
+
+
+def test_compute_dtype_samples_in_bfloat16_from_float32_weights() -> None:
+    lm = fresh(prefix_cache_size=0, compute_dtype=torch.bfloat16)
+    seen = []
+    hook = lm.model.lm_head.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    params = SamplingParams(max_new_tokens=12, temperature=0.0)
+    [[got]] = lm.generate([PROMPTS[0]], params, seeds=[0])
+    hook.remove()
+    assert set(seen) == {torch.bfloat16}
+    assert next(lm.model.parameters()).dtype == torch.float32
+    [[exact]] = fresh(prefix_cache_size=0).generate([PROMPTS[0]], params, seeds=[0])
+    assert got.logprobs == pytest.approx(exact.logprobs, abs=0.1)
