@@ -221,7 +221,7 @@ def test_a_final_episode_without_the_end_marker_terminates(
     episode: str, outcome: float, status: str
 ) -> None:
     """EOS without </think>: the response is graded as it stands, not padded with episodes."""
-    env, _, _ = started(index=0, max_episodes=50)
+    env, _, _ = started(index=0, max_episodes=50, final_j="outcome")
     assert env.step("Let me see.")[2:4] == (False, False)
     _, _, terminated, truncated, info = env.step(FinalEpisode(episode))
     assert (terminated, truncated) == (True, False)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import builtins
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -110,15 +110,7 @@ def test_from_list_error_names_the_index() -> None:
 
 
 def test_from_hf_without_datasets_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    real_import = builtins.__import__
-
-    def no_datasets(name: str, *args: Any, **kwargs: Any) -> Any:
-        if name == "datasets":
-            raise ImportError("No module named 'datasets'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_datasets)
-    monkeypatch.delitem(__import__("sys").modules, "datasets", raising=False)
+    monkeypatch.setitem(sys.modules, "datasets", None)  # a missing package: import fails
     with pytest.raises(ImportError, match=r"pip install 'mrt-gym\[datasets\]'"):
         from_hf("HuggingFaceH4/MATH-500", "test")
 

@@ -72,3 +72,22 @@ def real_lm(lm_spec: str) -> Iterator[Any]:
     clear = getattr(lm, "clear_prefix_cache", None)
     if clear is not None:
         clear()
+
+
+@pytest.fixture(scope="session")
+def smollm2_server(smollm2_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """``transformers serve`` on loopback serving SmolLM2 (session-wide; see ``tests.servers``)."""
+    from tests.servers import serve_model, serve_ready_copy
+
+    folder = serve_ready_copy(smollm2_path, tmp_path_factory.mktemp("served") / "smollm2")
+    with serve_model(folder) as server:
+        yield server
+
+
+@pytest.fixture(scope="session", params=["in-process", "server"])
+def engine_spec(request: pytest.FixtureRequest, smollm2_path: Path) -> str:
+    """SmolLM2 as an ``lm`` spec through each engine: the in-process transformers backend and
+    an OpenAI-compatible completions server (``openai:URL``, a real ``transformers serve``)."""
+    if request.param == "server":
+        return f"openai:{request.getfixturevalue('smollm2_server').base_url}"
+    return str(smollm2_path)

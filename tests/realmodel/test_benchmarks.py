@@ -13,8 +13,9 @@ pytestmark = pytest.mark.realmodel
 
 
 def test_regret_then_trace_analysis_on_the_real_model(
-    lm_spec: str, math500: Path, tmp_path: Path
+    engine_spec: str, math500: Path, tmp_path: Path
 ) -> None:
+    lm_spec = engine_spec
     runs = tmp_path / "runs"
     argv = [
         "--policies", f"smollm2={lm_spec}", "--problems", str(math500),

@@ -39,8 +39,8 @@ def run_trajectory(env: gym.Env, policy: LLMPolicy, seed: int) -> list[dict[str,
     raise AssertionError("the trajectory did not end within 10 steps")
 
 
-def test_gym_make_with_a_model_path_and_the_chat_template(lm_spec: str, math500: Path) -> None:
-    env = make_env(lm_spec, math500, prover="none")
+def test_gym_make_with_a_model_path_and_the_chat_template(engine_spec: str, math500: Path) -> None:
+    env = make_env(engine_spec, math500, prover="none")
     observation, info = env.reset(seed=0, options={"index": 0})
     assert observation.startswith("<|im_start|>system\n")
     assert observation.endswith("<|im_start|>assistant\n")
@@ -114,3 +114,18 @@ def test_fixed_presets_still_work_on_the_real_model(
     env = make_env(real_lm, math500, template=template, prover="none")
     observation, _ = env.reset(seed=0, options={"index": 0})
     assert observation.endswith("<think>\n")
+
+
+def test_meta_prover_through_each_engine_reads_j_after_every_episode(
+    engine_spec: str, math500: Path
+) -> None:
+    """μ = SmolLM2 (in-process or served): J after each written episode, then the outcome."""
+    env = make_env(engine_spec, math500, token_budget=256, max_episodes=4)
+    _, info = env.reset(seed=0, options={"index": 0})
+    assert info["j"] is not None and 0.0 <= info["j"] <= 1.0
+    for episode in ("Let me think about the problem.", "\n\nWait, let me check it again."):
+        _, _, terminated, truncated, info = env.step(episode)
+        assert not (terminated or truncated)
+        assert 0.0 <= info["j_after"] <= 1.0 and info["j_source"] == "prover"
+    _, _, terminated, _, info = env.step("\n\nSo the answer is \\boxed{10}.")
+    assert terminated and info["verification"] in ("correct", "wrong")
