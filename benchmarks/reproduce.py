@@ -1,0 +1,404 @@
+"""MRT vs GRPO across training seeds: train every method on N seeds, evaluate, aggregate.
+
+One command reproduces the README's MRT-vs-GRPO statement:
+
+1. **Train** outcome-only GRPO, MRT with the released recipe (``--credit released``) and MRT
+   with per-episode progress credit (``--credit progress``) on the shipped tiny LM, each on
+   every training seed, all with the same wall-clock budget (``--train-minutes``; or the same
+   number of optimizer steps with ``--train-minutes 0 --train-steps N``). Runs go out
+   ``--parallel`` at a time, each single-threaded; the steps every run reached are reported, so
+   a difference in compute is visible beside the figures.
+2. **Evaluate** the base model and every checkpoint with ``benchmarks/regret.py`` on the same
+   held-out problems with common random numbers (every policy samples problem ``p``'s response
+   ``s`` with the same seed): pass@1, tokens per response, normalized regret at every budget
+   (extrapolated budgets included) and token efficiency.
+3. **Aggregate across training seeds**: each method's mean with a 95% t-interval over seeds
+   (the seed is the unit of replication, not the problem); MRT − GRPO paired by seed and
+   problem with a two-level bootstrap (resample seeds, then problems); the paper's relative
+   gain (MRT − base) / (GRPO − base) per seed.
+
+Everything lands in ``runs/reproduce/<name>/``: ``train/<method>-s<seed>/`` (mrt-train run
+folders), ``eval/`` (regret.py's run folder), ``summary.json``, ``summary.md`` and
+``seeds.png`` / ``regret_seeds.png``. A killed run continues where it stopped when the same
+command is run again (mrt-train resumes its checkpoints, regret.py its cache).
+
+Usage:
+    python benchmarks/reproduce.py                          # 3 methods x 3 seeds x 3 minutes
+    python benchmarks/reproduce.py --seeds 0 1 2 3 4 --train-minutes 7
+    python benchmarks/reproduce.py --train-minutes 0 --train-steps 60   # equal steps instead
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import json
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from _common import (
+    Line,
+    fmt_ci,
+    parse_args,
+    read_cache,
+    regret_per_problem,
+    run_environment,
+    save_line_plot,
+    write_json,
+)
+
+
+@dataclass
+class Args:
+    """Train GRPO and MRT on several seeds, evaluate them, report means across seeds."""
+
+    methods: tuple[str, ...] = ("grpo", "mrt-released", "mrt-progress")
+    """methods to train: grpo, mrt-released, mrt-progress, mrt-progress_to_go"""
+    seeds: tuple[int, ...] = (0, 1, 2)
+    """training seeds (N >= 2 for an interval across seeds)"""
+    train_minutes: float = 3.0
+    """wall-clock minutes of every training run (0: no limit, use --train-steps)"""
+    train_steps: int = 100_000
+    """optimizer-step cap of every training run"""
+    parallel: int = 2
+    """training runs at once (each uses one CPU thread)"""
+    train_flags: str = ""
+    """extra mrt-train flags for every run (e.g. "--lr 5e-5")"""
+    num_problems: int = 60
+    """held-out problems of the evaluation"""
+    samples: int = 4
+    """responses per problem and policy"""
+    k: int = 4
+    """forced answers per J estimate"""
+    eval_seed: int = 0
+    """seed of the evaluation's samples (common random numbers across policies)"""
+    eval_flags: str = ""
+    """extra benchmarks/regret.py flags (e.g. "--budgets 64 128 256")"""
+    run_dir: str = "runs/reproduce"
+    """parent folder of run folders"""
+    name: str = "default"
+    """run folder name (rerun the same name to resume)"""
+
+
+METHOD_FLAGS = {
+    "grpo": ["--algo", "grpo"],
+    "mrt-released": ["--algo", "mrt", "--credit", "released"],
+    "mrt-progress": ["--algo", "mrt", "--credit", "progress"],
+    "mrt-progress_to_go": ["--algo", "mrt", "--credit", "progress_to_go"],
+}
+BASELINE = "grpo"
+
+
+def run_name(method: str, seed: int) -> str:
+    return f"{method}-s{seed}"
+
+
+# ---------------------------------------------------------------- 1. training
+def train_command(args: Args, method: str, seed: int, out: Path) -> list[str]:
+    """The mrt-train command line of one run."""
+    cli = Path(sys.executable).with_name("mrt-train")
+    command = [str(cli)] if cli.exists() else [sys.executable, "-m", "agents.cli"]
+    budget = ["--steps", str(args.train_steps)]
+    if args.train_minutes > 0:
+        budget += ["--minutes", str(args.train_minutes)]
+    flags = ["--model", "tiny", "--seed", str(seed), "--threads", "1", "--no-progress"]
+    return [
+        *command,
+        *METHOD_FLAGS[method],
+        *flags,
+        *budget,
+        *args.train_flags.split(),
+        "--out",
+        str(out),
+    ]
+
+
+def train_all(args: Args, run: Path) -> dict[str, dict[str, Any]]:
+    """Train every (method, seed) not finished yet, ``parallel`` at a time; their summaries."""
+    from tqdm import tqdm
+
+    jobs = [(m, s) for s in args.seeds for m in args.methods]
+    done = {run_name(m, s): read_done(run / "train" / run_name(m, s)) for m, s in jobs}
+    todo = [(m, s) for m, s in jobs if done[run_name(m, s)] is None]
+    bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="training runs")
+    running: list[tuple[str, Path, subprocess.Popen[bytes], Any]] = []
+    while todo or running:
+        while todo and len(running) < args.parallel:
+            method, seed = todo.pop(0)
+            out = run / "train" / run_name(method, seed)
+            out.mkdir(parents=True, exist_ok=True)
+            log = (out / "reproduce.log").open("ab")
+            command = train_command(args, method, seed, out)
+            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+            running.append((run_name(method, seed), out, process, log))
+        time.sleep(1.0)
+        for entry in list(running):
+            name, out, process, log = entry
+            if process.poll() is None:
+                continue
+            log.close()
+            running.remove(entry)
+            if process.returncode != 0:
+                tail = (out / "reproduce.log").read_text(errors="replace")[-2000:]
+                raise SystemExit(f"training {name} failed (exit {process.returncode}):\n{tail}")
+            done[name] = mark_done(out)
+            bar.update(1)
+    bar.close()
+    return {name: summary for name, summary in done.items() if summary is not None}
+
+
+def read_done(out: Path) -> dict[str, Any] | None:
+    """The summary of a finished run folder (``None`` while unfinished)."""
+    marker = out / "reproduce-done.json"
+    if not marker.exists() or not (out / "model" / "config.json").exists():
+        return None
+    return dict(json.loads(marker.read_text()))
+
+
+def mark_done(out: Path) -> dict[str, Any]:
+    """Record a finished run: its optimizer steps and training seconds (from metrics.jsonl)."""
+    steps, seconds = 0, float("nan")
+    metrics = out / "tb" / "metrics.jsonl"
+    if metrics.exists():
+        for line in metrics.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            steps = max(steps, int(row.get("step", 0)))
+            seconds = float(row.get("charts/elapsed_s", seconds))
+    summary = {"steps": steps, "train_seconds": seconds, "model": str(out / "model")}
+    write_json(out / "reproduce-done.json", summary)
+    return summary
+
+
+# ---------------------------------------------------------------- 2. evaluation
+def evaluate_all(args: Args, run: Path, models: dict[str, str]) -> Path:
+    """benchmarks/regret.py on base + every checkpoint (resumes from its cache)."""
+    policies = ["base", *(f"{name}={path}" for name, path in models.items())]
+    command = [
+        sys.executable,
+        str(Path(__file__).with_name("regret.py")),
+        "--policies",
+        *policies,
+        "--num-problems",
+        str(args.num_problems),
+        "--samples",
+        str(args.samples),
+        "--k",
+        str(args.k),
+        "--seed",
+        str(args.eval_seed),
+        "--run-dir",
+        str(run),
+        "--name",
+        "eval",
+        "--dump-traces",
+        "false",
+        *args.eval_flags.split(),
+    ]
+    subprocess.run(command, check=True)
+    return run / "eval"
+
+
+# ---------------------------------------------------------------- 3. statistics
+def seed_interval(values: list[float]) -> dict[str, float]:
+    """Mean over seeds with a 95% Student-t interval (``nan`` bounds with fewer than 2)."""
+    from scipy import stats
+
+    data = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
+    mean = float(data.mean()) if data.size else float("nan")
+    if data.size < 2:
+        return {"mean": mean, "ci_low": float("nan"), "ci_high": float("nan"), "n": int(data.size)}
+    half = float(stats.t.ppf(0.975, data.size - 1) * data.std(ddof=1) / np.sqrt(data.size))
+    return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "n": int(data.size)}
+
+
+def paired_seed_problem(diff: np.ndarray, seed: int = 0, resamples: int = 4000) -> dict[str, float]:
+    """Mean of ``diff[seed, problem]`` with a two-level bootstrap CI (seeds, then problems)."""
+    rng = np.random.default_rng(seed)
+    n_seeds, n_problems = diff.shape
+    means = np.empty(resamples)
+    for i in range(resamples):
+        rows = diff[rng.integers(0, n_seeds, n_seeds)]
+        means[i] = rows[:, rng.integers(0, n_problems, n_problems)].mean()
+    low, high = np.percentile(means, [2.5, 97.5])
+    return {"mean": float(diff.mean()), "ci_low": float(low), "ci_high": float(high)}
+
+
+def per_problem_metrics(records: list[dict[str, Any]], budgets: dict[str, int]) -> dict[str, Any]:
+    """Per-problem arrays of one policy: pass@1, tokens, regret at every budget."""
+    metrics: dict[str, Any] = {
+        "pass@1": np.array([np.mean([s["correct"] for s in r["samples"]]) for r in records]),
+        "tokens": np.array([np.mean([s["tokens"] for s in r["samples"]]) for r in records]),
+    }
+    for label, (budget, w) in budgets.items():
+        metrics[f"regret@{label}"] = regret_per_problem(records, budget, w)
+    return metrics
+
+
+def budget_labels(results: dict[str, Any]) -> dict[str, tuple[int, int]]:
+    """``label -> (budget, w)`` for every budget regret.py reported, extrapolated included."""
+    settings = results["settings"]
+    labels = {str(b): (int(b), 0) for b in settings["budgets"]}
+    for w, budget in settings.get("extrapolation_budgets", {}).items():
+        labels[f"{budget}(w={w})"] = (int(budget), int(w))
+    return labels
+
+
+def aggregate(args: Args, eval_dir: Path, trained: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Every figure across seeds, and MRT − GRPO paired by seed and problem."""
+    results = json.loads((eval_dir / "results.json").read_text())
+    cache = read_cache(eval_dir / "cache.jsonl")
+    labels = budget_labels(results)
+    problem_ids = sorted({pid for name, pid in cache if name == "base"})
+
+    def metrics_of(policy: str) -> dict[str, Any]:
+        records = [cache[(policy, pid)] for pid in problem_ids]
+        return per_problem_metrics(records, labels)
+
+    base = metrics_of("base")
+    per_run = {name: metrics_of(name) for name in trained}
+    efficiency = results["comparisons"]["token_efficiency"]
+    names = [*base.keys(), "token_efficiency_vs_grpo", "relative_gain"]
+    methods: dict[str, Any] = {"base": {m: float(np.mean(v)) for m, v in base.items()}}
+    for method in args.methods:
+        rows: dict[str, list[float]] = {name: [] for name in names}
+        for seed in args.seeds:
+            run, ref = run_name(method, seed), run_name(BASELINE, seed)
+            for metric, values in per_run[run].items():
+                rows[metric].append(float(np.mean(values)))
+            eff = efficiency.get(f"{run}_vs_{ref}") if method != BASELINE else None
+            rows["token_efficiency_vs_grpo"].append(np.nan if eff is None else float(eff))
+            gain = np.mean(per_run[ref]["pass@1"]) - np.mean(base["pass@1"])
+            mine = np.mean(per_run[run]["pass@1"]) - np.mean(base["pass@1"])
+            rows["relative_gain"].append(float(mine / gain) if gain > 0 else np.nan)
+        methods[method] = {
+            "per_seed": rows,
+            "across_seeds": {m: seed_interval(v) for m, v in rows.items()},
+            "steps": [trained[run_name(method, s)]["steps"] for s in args.seeds],
+        }
+    paired = {}
+    for method in args.methods:
+        if method == BASELINE:
+            continue
+        paired[method] = {
+            metric: paired_seed_problem(
+                np.stack(
+                    [
+                        per_run[run_name(method, s)][metric]
+                        - per_run[run_name(BASELINE, s)][metric]
+                        for s in args.seeds
+                    ]
+                )
+            )
+            for metric in base
+        }
+    return {
+        "methods": methods,
+        "minus_grpo": paired,
+        "budgets": list(labels),
+        "problems": len(problem_ids),
+    }
+
+
+# ---------------------------------------------------------------- report
+def markdown(summary: dict[str, Any], args: Args) -> str:
+    """Tables: figures across seeds, then MRT − GRPO paired by seed and problem."""
+    metrics = ["pass@1", "tokens", *(f"regret@{b}" for b in summary["budgets"])]
+    lines = [
+        f"## Across {len(args.seeds)} training seeds ({summary['problems']} problems x "
+        f"{args.samples} samples; mean [95% t-interval over seeds])",
+        "",
+        "| method | steps | " + " | ".join(metrics) + " | token eff. vs GRPO | relative gain |",
+        "|---" * (len(metrics) + 4) + "|",
+    ]
+    base = summary["methods"]["base"]
+    lines.append("| base | – | " + " | ".join(f"{base[m]:.3f}" for m in metrics) + " | – | – |")
+    for method in args.methods:
+        stats = summary["methods"][method]["across_seeds"]
+        steps = summary["methods"][method]["steps"]
+        cells = [fmt_ci(stats[m]) for m in [*metrics, "token_efficiency_vs_grpo", "relative_gain"]]
+        lines.append(f"| {method} | {'/'.join(map(str, steps))} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "## Minus GRPO, paired by seed and problem (mean [95% two-level bootstrap CI])",
+        "",
+        "| method | " + " | ".join(metrics) + " |",
+        "|---" * (len(metrics) + 1) + "|",
+    ]
+    for method, diffs in summary["minus_grpo"].items():
+        cells = [fmt_ci(diffs[m]) for m in metrics]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(summary: dict[str, Any], args: Args, run: Path) -> None:
+    """seeds.png (pass@1 and tokens per seed) and regret_seeds.png (regret vs budget)."""
+    budgets = [b for b in summary["budgets"] if "(" not in b]
+    lines: list[Line] = []
+    for i, method in enumerate(args.methods):
+        per_seed = summary["methods"][method]["per_seed"]
+        stats = summary["methods"][method]["across_seeds"]
+        xs = [int(b) for b in budgets]
+        for j, _ in enumerate(args.seeds):
+            ys = [per_seed[f"regret@{b}"][j] for b in budgets]
+            lines.append(Line(xs, ys, None, ":", f"C{i}"))
+        band = (
+            [stats[f"regret@{b}"]["ci_low"] for b in budgets],
+            [stats[f"regret@{b}"]["ci_high"] for b in budgets],
+        )
+        means = [stats[f"regret@{b}"]["mean"] for b in budgets]
+        lines.append(Line(xs, means, method, "o-", f"C{i}", band))
+    save_line_plot(
+        run / "regret_seeds.png",
+        lines,
+        "token budget C0 (dotted: single seeds; band: 95% t-interval over seeds)",
+        "normalized regret (lower is better)",
+    )
+    points = []
+    for i, method in enumerate(args.methods):
+        per_seed = summary["methods"][method]["per_seed"]
+        points.append(Line(per_seed["tokens"], per_seed["pass@1"], method, "o", f"C{i}"))
+    save_line_plot(run / "seeds.png", points, "tokens per response (one point per seed)", "pass@1")
+
+
+def main(args: Args) -> dict[str, Any]:
+    unknown = sorted(set(args.methods) - set(METHOD_FLAGS))
+    if unknown or BASELINE not in args.methods:
+        raise SystemExit(f"--methods must include {BASELINE!r} and be among {sorted(METHOD_FLAGS)}")
+    if len(args.seeds) < 2:
+        print("NOTE: one seed gives no interval across seeds; use --seeds with N >= 2")
+    start = time.perf_counter()
+    run = Path(args.run_dir) / args.name
+    run.mkdir(parents=True, exist_ok=True)
+    settings_path = run / "settings.json"
+    settings = asdict(args)
+    if settings_path.exists() and json.loads(settings_path.read_text()) != json.loads(
+        json.dumps(settings)
+    ):
+        raise SystemExit(f"{run} holds a run with other settings; pass another --name")
+    write_json(settings_path, settings)
+    trained = train_all(args, run)
+    eval_dir = evaluate_all(args, run, {name: s["model"] for name, s in trained.items()})
+    summary = aggregate(args, eval_dir, trained)
+    summary |= {"settings": settings, "environment": run_environment()}
+    summary["wall_time_s"] = time.perf_counter() - start
+    write_json(run / "summary.json", summary)
+    text = markdown(summary, args)
+    (run / "summary.md").write_text(text)
+    plot(summary, args, run)
+    print(text)
+    print(f"wrote {run}/: summary.json, summary.md, seeds.png, regret_seeds.png")
+    return summary
+
+
+if __name__ == "__main__":
+    main(parse_args(Args))
