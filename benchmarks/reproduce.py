@@ -210,15 +210,15 @@ def evaluate_all(args: Args, run: Path, models: dict[str, str]) -> Path:
 
 # ---------------------------------------------------------------- 3. statistics
 def seed_interval(values: list[float]) -> dict[str, float]:
-    """Mean over seeds with a 95% Student-t interval (``nan`` bounds with fewer than 2)."""
-    from scipy import stats
+    """Mean over seeds with a 95% Student-t interval (``mrt_env.stats.seed_ci``); seeds where
+    the figure is undefined (``nan``, e.g. a relative gain over a GRPO run that lost to the
+    base model) are left out and ``n`` says how many remain."""
+    from mrt_env.stats import seed_ci
 
-    data = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
-    mean = float(data.mean()) if data.size else float("nan")
-    if data.size < 2:
-        return {"mean": mean, "ci_low": float("nan"), "ci_high": float("nan"), "n": int(data.size)}
-    half = float(stats.t.ppf(0.975, data.size - 1) * data.std(ddof=1) / np.sqrt(data.size))
-    return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "n": int(data.size)}
+    data = [v for v in values if v is not None and np.isfinite(v)]
+    if not data:
+        return {"mean": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "n": 0}
+    return dict(seed_ci(data))
 
 
 def paired_seed_problem(diff: np.ndarray, seed: int = 0, resamples: int = 4000) -> dict[str, float]:
@@ -304,8 +304,23 @@ def aggregate(args: Args, eval_dir: Path, trained: dict[str, dict[str, Any]]) ->
     return {
         "methods": methods,
         "minus_grpo": paired,
+        "relative_gain_of_means": relative_gain_of_means(methods, args.methods),
         "budgets": list(labels),
         "problems": len(problem_ids),
+    }
+
+
+def relative_gain_of_means(methods: dict[str, Any], names: tuple[str, ...]) -> dict[str, float]:
+    """The paper's relative gain on seed means: (method − base) / (GRPO − base) of pass@1
+    (``nan`` when GRPO's mean does not beat the base model's)."""
+    base = methods["base"]["pass@1"]
+    grpo = methods[BASELINE]["across_seeds"]["pass@1"]["mean"] - base
+    return {
+        name: (methods[name]["across_seeds"]["pass@1"]["mean"] - base) / grpo
+        if grpo > 0
+        else float("nan")
+        for name in names
+        if name != BASELINE
     }
 
 
@@ -325,7 +340,11 @@ def markdown(summary: dict[str, Any], args: Args) -> str:
     for method in args.methods:
         stats = summary["methods"][method]["across_seeds"]
         steps = summary["methods"][method]["steps"]
-        cells = [fmt_ci(stats[m]) for m in [*metrics, "token_efficiency_vs_grpo", "relative_gain"]]
+        cells = [fmt_ci(stats[m]) for m in metrics]
+        for extra in ("token_efficiency_vs_grpo", "relative_gain"):
+            stat = stats[extra]
+            defined = method != BASELINE and stat["n"] > 0
+            cells.append(f"{fmt_ci(stat)} (n={stat['n']})" if defined else "–")
         lines.append(f"| {method} | {'/'.join(map(str, steps))} | " + " | ".join(cells) + " |")
     lines += [
         "",
@@ -337,6 +356,8 @@ def markdown(summary: dict[str, Any], args: Args) -> str:
     for method, diffs in summary["minus_grpo"].items():
         cells = [fmt_ci(diffs[m]) for m in metrics]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    gains = ", ".join(f"{m} {g:.2f}" for m, g in summary["relative_gain_of_means"].items())
+    lines += ["", f"Relative gain of the seed means, (method − base) / (GRPO − base): {gains}"]
     return "\n".join(lines) + "\n"
 
 

@@ -1,0 +1,60 @@
+"""benchmarks/reproduce.py: statistics across training seeds and a tiny end-to-end run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.benchmarks.scripts import load_script, run_script
+
+reproduce = load_script("reproduce")
+
+
+def test_seed_interval_is_a_student_t_interval_and_leaves_out_undefined_seeds() -> None:
+    stat = reproduce.seed_interval([0.50, 0.52, 0.54, float("nan")])
+    # mean 0.52, sd 0.02, t(0.975, 2) = 4.303: half-width 4.303 * 0.02 / sqrt(3) = 0.0497
+    assert stat["n"] == 3 and stat["mean"] == pytest.approx(0.52)
+    assert (stat["ci_low"], stat["ci_high"]) == pytest.approx((0.4703, 0.5697), abs=1e-4)
+    assert reproduce.seed_interval([float("nan")])["n"] == 0
+
+
+def test_paired_seed_problem_bootstrap_covers_the_mean_and_widens_with_seed_spread() -> None:
+    rng = np.random.default_rng(0)
+    same = np.full((3, 40), 0.1) + rng.normal(0, 0.01, (3, 40))
+    spread = same + np.array([[-0.2], [0.0], [0.2]])  # seeds disagree
+    tight, wide = (reproduce.paired_seed_problem(d, seed=1) for d in (same, spread))
+    assert tight["ci_low"] < tight["mean"] < tight["ci_high"]
+    assert tight["mean"] == pytest.approx(wide["mean"])
+    assert wide["ci_high"] - wide["ci_low"] > 5 * (tight["ci_high"] - tight["ci_low"])
+
+
+def test_relative_gain_of_means_is_undefined_when_grpo_does_not_beat_the_base() -> None:
+    def method(mean: float) -> dict[str, object]:
+        return {"across_seeds": {"pass@1": {"mean": mean}}}
+
+    methods = {"base": {"pass@1": 0.2}, "grpo": method(0.3), "mrt-progress": method(0.4)}
+    gain = reproduce.relative_gain_of_means(methods, ("grpo", "mrt-progress"))
+    assert gain == {"mrt-progress": pytest.approx(2.0)}
+    methods["grpo"] = method(0.1)
+    assert np.isnan(
+        reproduce.relative_gain_of_means(methods, ("grpo", "mrt-progress"))["mrt-progress"]
+    )
+
+
+@pytest.mark.slow
+def test_two_seeds_train_evaluate_and_aggregate(tmp_path: Path) -> None:
+    argv = [
+        "--seeds", "0", "1", "--methods", "grpo", "mrt-progress", "--train-minutes", "0",
+        "--train-steps", "1", "--num-problems", "3", "--samples", "2", "--k", "2",
+        "--eval-flags", "--budgets 64 128 --extensions 2 --chunk-problems 3",
+        "--run-dir", str(tmp_path), "--name", "smoke",
+    ]  # fmt: skip
+    run_script("reproduce", *argv, timeout=1200)
+    summary = json.loads((tmp_path / "smoke" / "summary.json").read_text())
+    assert summary["methods"]["grpo"]["steps"] == [1, 1]
+    assert set(summary["minus_grpo"]) == {"mrt-progress"}
+    assert summary["budgets"] == ["64", "128", "256(w=2)"]
+    assert (tmp_path / "smoke" / "regret_seeds.png").stat().st_size > 0
