@@ -234,17 +234,23 @@ def resolve_template(spec: str | ChatTemplate | None, lm: Any) -> ChatTemplate:
     """
     if spec is not None and spec != CHAT:
         return get_template(spec)
-    tokenizer = getattr(lm, "tokenizer", None)
+    loader = getattr(lm, "chat_tokenizer", None)  # a served model: its local tokenizer
+    tokenizer = loader() if callable(loader) else getattr(lm, "tokenizer", None)
     name = str(getattr(lm, "name", type(lm).__name__))
     if spec == CHAT:
         if tokenizer is None:
             raise ValueError(
                 f"template='chat' needs a model with a Hugging Face tokenizer; {name!r} has "
-                f"none: pass one of {', '.join(TEMPLATES)}"
+                f"none (a served model: pass tokenizer=PATH): pass one of {', '.join(TEMPLATES)}"
             )
         return chat_template(tokenizer, model_name=name)
-    if tokenizer is None or _is_tiny(name):
+    if _is_tiny(name) or (tokenizer is None and not callable(loader)):
         return TEMPLATES["tiny"]
+    if tokenizer is None:
+        raise ValueError(
+            f"served model {name!r} has no local tokenizer to read its chat template from: "
+            f"pass tokenizer=PATH to the backend or template= one of {', '.join(TEMPLATES)}"
+        )
     if not getattr(tokenizer, "chat_template", None):
         raise ValueError(
             f"model {name!r} has no chat template and no template was given: pass "
@@ -260,9 +266,15 @@ def resolve_template(spec: str | ChatTemplate | None, lm: Any) -> ChatTemplate:
     return chat_template(tokenizer, model_name=name)
 
 
+TINY_FOLDERS = ("tiny-lm", "tiny-lm-grpo", "tiny-lm-mrt")
+"""Folder names of the shipped tiny LMs (``mrt_env/assets``; also a served copy of one)."""
+
+
 def _is_tiny(name: str) -> bool:
-    """The shipped tiny LMs (loaded from ``mrt_env/assets/tiny-lm*``) and the tiny test doubles."""
-    return name.startswith("tiny") or "mrt_env/assets/tiny-lm" in name.replace("\\", "/")
+    """The shipped tiny LMs (their folders, or a copy served under the same folder name) and the
+    tiny test doubles."""
+    path = name.replace("\\", "/").rstrip("/")
+    return name.startswith("tiny") or path.rsplit("/", 1)[-1] in TINY_FOLDERS
 
 
 MATH_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."

@@ -217,6 +217,17 @@ class OpenAICompatibleLM:
             ) from error
 
     # ------------------------------------------------------------------ tokens
+    def chat_tokenizer(self) -> Any | None:
+        """A local Hugging Face tokenizer to render the model's chat template with
+        (``tokenizer=``, else the served model's name when it is a local folder or a cached hub
+        id), or ``None`` when there is none (``template="chat"`` then needs ``tokenizer=``)."""
+        if self.tokenizer is not None:
+            return self.tokenizer
+        try:
+            return load_tokenizer(self.model)
+        except (OSError, ValueError):
+            return None
+
     def _tokenizer(self) -> Any | None:
         """The local tokenizer, or ``None`` when the server's ``/tokenize`` is used.
 

@@ -16,12 +16,15 @@ from agents.policy import split_continuation
 from mrt_env.lm.base import Completion, SamplingParams
 from mrt_env.lm.hf import HFLanguageModel
 from mrt_env.lm.sampling import SampleState, check_stops
+from mrt_env.segmenters import MarkerSegmenter
 from mrt_env.templates import resolve_template
 
 pytestmark = pytest.mark.realmodel
 
 MERGED = "Thus x = 2. \n\nWait, no. Then x = 3."
 """Text whose boundary ``"\\n\\nWait"`` starts inside the BPE token ``" \\n"``."""
+SEGMENTER = MarkerSegmenter(min_paragraphs=1)
+"""A new episode at every ``"\\n\\nWait"`` paragraph (as the policy's env splits)."""
 
 
 def _pieces(lm: Any, text: str) -> list[str]:
@@ -35,12 +38,12 @@ def test_the_boundary_starts_inside_a_merged_token(real_lm: Any) -> None:
 def test_policy_episodes_never_hold_part_of_a_boundary(real_lm: Any) -> None:
     ids = tuple(real_lm.encode(MERGED))
     completion = Completion("", ids, (0.0,) * len(ids), "length")
-    episodes = split_continuation(real_lm, completion, ["\n\nWait"], "\\boxed{", PolicyConfig())
+    episodes = split_continuation(real_lm, completion, SEGMENTER, "\\boxed{", PolicyConfig())
     assert [e.text for e in episodes] == ["Thus x = 2.", " \n\nWait, no. Then x = 3."]
     assert [real_lm.decode(e.token_ids) for e in episodes] == [e.text for e in episodes]
     unmerged = tuple(real_lm.encode("Thus x = 2.\n\nWait, no."))
     completion = Completion("", unmerged, (0.0,) * len(unmerged), "length")
-    episodes = split_continuation(real_lm, completion, ["\n\nWait"], "\\boxed{", PolicyConfig())
+    episodes = split_continuation(real_lm, completion, SEGMENTER, "\\boxed{", PolicyConfig())
     assert [e.text for e in episodes] == ["Thus x = 2.", "\n\nWait, no."]
 
 

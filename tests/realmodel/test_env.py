@@ -54,12 +54,11 @@ def test_trajectory_with_the_real_model_as_policy_and_meta_prover(
     env = make_env(real_lm, math500)
     prover = env.unwrapped.core.components.prover
     assert isinstance(prover, SampledMetaProver) and prover.lm is real_lm
-    template = env.unwrapped.core.components.template
-    policy = LLMPolicy(
+    policy = LLMPolicy.for_env(
         real_lm,
         PolicyConfig(temperature=0.7, max_trajectory_tokens=24, max_episode_tokens=12),
-        stop_strings=env.unwrapped.stop_strings,
-        end_think=template.end_think,
+        env.unwrapped.core.components,
+        SMALL["token_budget"],
     )
     first = run_trajectory(env, policy, seed=1)
     assert first[0]["j"] is not None and 0.0 <= first[0]["j"] <= 1.0
