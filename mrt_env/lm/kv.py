@@ -254,6 +254,13 @@ class PrefixKVCache:
     def __init__(
         self, max_entries: int, max_tokens: int | None = None, max_bytes: int | None = None
     ) -> None:
+        for name, value in (("max_entries", max_entries), ("max_tokens", max_tokens)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise TypeError(f"prefix cache {name} must be an int, got {value!r}")
+            if value is not None and value < 0:
+                raise ValueError(f"prefix cache {name} must be >= 0, got {value}")
+        if max_bytes is not None and not 0 <= max_bytes < float("inf"):
+            raise ValueError(f"prefix cache max_bytes must be >= 0 and finite, got {max_bytes}")
         self.max_entries = max_entries
         self.max_tokens = max_tokens
         self.max_bytes = max_bytes

@@ -381,3 +381,12 @@ def test_compute_dtype_samples_in_bfloat16_from_float32_weights() -> None:
     assert next(lm.model.parameters()).dtype == torch.float32
     [[exact]] = fresh(prefix_cache_size=0).generate([PROMPTS[0]], params, seeds=[0])
     assert got.logprobs == pytest.approx(exact.logprobs, abs=0.1)
+
+
+def test_a_negative_prefix_cache_size_fails_when_the_env_is_built() -> None:
+    import gymnasium as gym
+
+    import mrt_env  # noqa: F401  (registers MRTMath-v0)
+
+    with pytest.raises(ValueError, match="max_entries must be >= 0, got -1"):
+        gym.make("MRTMath-v0", lm_options={"prefix_cache_size": -1})
