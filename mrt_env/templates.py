@@ -244,7 +244,11 @@ def resolve_template(spec: str | ChatTemplate | None, lm: Any) -> ChatTemplate:
                 f"none (a served model: pass tokenizer=PATH): pass one of {', '.join(TEMPLATES)}"
             )
         return chat_template(tokenizer, model_name=name)
-    if _is_tiny(name) or (tokenizer is None and not callable(loader)):
+    if (
+        _is_tiny(name)
+        or _is_tiny_tokenizer(tokenizer)
+        or (tokenizer is None and not callable(loader))
+    ):
         return TEMPLATES["tiny"]
     if tokenizer is None:
         raise ValueError(
@@ -268,6 +272,16 @@ def resolve_template(spec: str | ChatTemplate | None, lm: Any) -> ChatTemplate:
 
 TINY_FOLDERS = ("tiny-lm", "tiny-lm-grpo", "tiny-lm-mrt")
 """Folder names of the shipped tiny LMs (``mrt_env/assets``; also a served copy of one)."""
+
+
+def _is_tiny_tokenizer(tokenizer: Any) -> bool:
+    """The TinyMath character tokenizer (a fine-tuned tiny LM saved anywhere keeps it)."""
+    from mrt_env.tinymath.tokenizer import CHARACTERS, SPECIAL_TOKENS
+
+    get_vocab = getattr(tokenizer, "get_vocab", None)
+    if not callable(get_vocab):
+        return False
+    return set(get_vocab()) == {*SPECIAL_TOKENS, *CHARACTERS}
 
 
 def _is_tiny(name: str) -> bool:

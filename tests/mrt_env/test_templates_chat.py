@@ -9,6 +9,7 @@ open it, and an R1-style format whose generation prompt opens ``<think>``.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -174,3 +175,17 @@ def test_env_with_the_chat_template_runs_a_trajectory() -> None:
     assert observation.endswith("<|im_start|>assistant\n")
     _, _, terminated, _, info = env.step("1+1=2, so the answer is \\boxed{2}.")
     assert terminated and info["outcome"] == 1.0
+
+
+def test_a_tiny_lm_saved_to_another_folder_keeps_the_tiny_template(tmp_path: Path) -> None:
+    """A fine-tuned tiny checkpoint (``mrt-train`` exports it to ``OUT/model``) is recognised
+    by its TinyMath tokenizer, not by its folder name."""
+    from mrt_env.tinymath import load_tiny_lm
+
+    tiny = load_tiny_lm("base")
+    tiny.model.save_pretrained(tmp_path / "model")
+    tiny.tokenizer.save_pretrained(tmp_path / "model")
+    from mrt_env.lm.hf import HFLanguageModel
+
+    saved = HFLanguageModel.from_pretrained(str(tmp_path / "model"))
+    assert resolve_template(None, saved).name == "tiny"
