@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 FinishReason = Literal["stop", "eos", "length"]
 
@@ -62,6 +62,23 @@ def find_stop(text: str, stops: Sequence[str]) -> tuple[int, str] | None:
         ):
             best = (offset, stop)
     return best
+
+
+def resolve_seeds(prompts: Sequence[str], seeds: Sequence[int] | None, rng: Any) -> list[int]:
+    """One seed per prompt: ``seeds`` checked against ``prompts``, or drawn from ``rng`` (a
+    ``numpy.random.Generator``) when ``None``; every backend's ``generate`` starts with it.
+
+    Example:
+        >>> resolve_seeds(["a", "b"], [3, 4], rng=None)
+        [3, 4]
+    """
+    if isinstance(prompts, str):
+        raise TypeError("prompts must be a sequence of str, not a single str")
+    if seeds is None:
+        return [int(s) for s in rng.integers(0, 2**63 - 1, size=len(prompts))]
+    if len(seeds) != len(prompts):
+        raise ValueError(f"got {len(seeds)} seeds for {len(prompts)} prompts")
+    return [int(s) for s in seeds]
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mrt_env.lm.base import Completion, SamplingParams
+from mrt_env.lm.base import Completion, SamplingParams, resolve_seeds
 from mrt_env.lm.kv import (
     KVBatch,
     PrefixKVCache,
@@ -262,7 +262,7 @@ class HFLanguageModel:
         Sample ``j`` of prompt ``i`` draws its randomness from a generator seeded with
         ``(seeds[i], j)``. Without ``seeds``, prompt seeds come from this object's generator.
         """
-        seeds = self._resolve_seeds(prompts, seeds)
+        seeds = resolve_seeds(prompts, seeds, self._rng)
         if not prompts:
             return []
         if params.max_new_tokens == 0:
@@ -310,15 +310,6 @@ class HFLanguageModel:
         if dtype is None or dtype == next(self.model.parameters()).dtype:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=dtype)
-
-    def _resolve_seeds(self, prompts: Sequence[str], seeds: Sequence[int] | None) -> list[int]:
-        if isinstance(prompts, str):
-            raise TypeError("prompts must be a sequence of str, not a single str")
-        if seeds is None:
-            return [int(s) for s in self._rng.integers(0, 2**63 - 1, size=len(prompts))]
-        if len(seeds) != len(prompts):
-            raise ValueError(f"got {len(seeds)} seeds for {len(prompts)} prompts")
-        return [int(s) for s in seeds]
 
     def _prompt_ids(self, prompt: str) -> list[int]:
         ids = self.encode(prompt)

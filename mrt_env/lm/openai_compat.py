@@ -55,7 +55,7 @@ from typing import Any, Literal, TypeVar
 
 import numpy as np
 
-from mrt_env.lm.base import Completion, SamplingParams, find_stop
+from mrt_env.lm.base import Completion, SamplingParams, find_stop, resolve_seeds
 from mrt_env.lm.openai_server import (
     ServerSample,
     derive_seed,
@@ -282,7 +282,7 @@ class OpenAICompatibleLM:
         seeds: Sequence[int] | None = None,
     ) -> list[list[Completion]]:
         """``params.n`` completions per prompt (see the module docs for the guarantees)."""
-        seeds = self._resolve_seeds(prompts, seeds)
+        seeds = resolve_seeds(prompts, seeds, self._rng)
         if any(not p for p in prompts):
             raise ValueError(
                 "cannot generate from an empty prompt through a server (servers reject them)"
@@ -308,15 +308,6 @@ class OpenAICompatibleLM:
             [self._finish(s) for s in samples[i * params.n : (i + 1) * params.n]]
             for i in range(len(prompts))
         ]
-
-    def _resolve_seeds(self, prompts: Sequence[str], seeds: Sequence[int] | None) -> list[int]:
-        if isinstance(prompts, str):
-            raise TypeError("prompts must be a sequence of str, not a single str")
-        if seeds is None:
-            return [int(s) for s in self._rng.integers(0, 2**63 - 1, size=len(prompts))]
-        if len(seeds) != len(prompts):
-            raise ValueError(f"got {len(seeds)} seeds for {len(prompts)} prompts")
-        return [int(s) for s in seeds]
 
     def _with_n(self, prompt: str, params: SamplingParams, seed: int) -> list[ServerSample] | None:
         """All ``n`` samples from one request, or ``None`` when the server ignores ``n``."""

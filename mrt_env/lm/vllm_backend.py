@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from mrt_env.lm.base import Completion, FinishReason, SamplingParams, find_stop
+from mrt_env.lm.base import Completion, FinishReason, SamplingParams, find_stop, resolve_seeds
 from mrt_env.lm.openai_server import derive_seed
 
 __all__ = ["VLLMLanguageModel"]
@@ -126,12 +126,7 @@ class VLLMLanguageModel:
     ) -> list[list[Completion]]:
         """``params.n`` completions per prompt: one ``LLM.generate`` call (two when a sample
         must be resumed past a stop at offset 0)."""
-        if isinstance(prompts, str):
-            raise TypeError("prompts must be a sequence of str, not a single str")
-        if seeds is None:
-            seeds = [int(s) for s in self._rng.integers(0, 2**63 - 1, size=len(prompts))]
-        if len(seeds) != len(prompts):
-            raise ValueError(f"got {len(seeds)} seeds for {len(prompts)} prompts")
+        seeds = resolve_seeds(prompts, seeds, self._rng)
         if not prompts:
             return []
         if params.max_new_tokens == 0:
