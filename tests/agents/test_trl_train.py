@@ -153,3 +153,29 @@ def test_vllm_colocate_two_steps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     )
     assert result.exit_code == 0, result.output
     _check_run(tmp_path, ("loss", "mrt/progress", "mrt/j"))
+
+
+@pytest.mark.parametrize("credit", ["progress", "released"])
+def test_two_processes_under_torchrun_train_mrt_on_cpu(credit: str, tmp_path: Path) -> None:
+    """The TRL engine on 2 CPU processes (gloo): both ranks finish, rank 0 saves the model."""
+    import socket
+
+    with socket.socket() as probe:  # a free loopback port for the rendezvous
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    out = tmp_path / "run"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+        "--master_addr", "127.0.0.1", "--master_port", str(port),
+        "-m", "agents.cli", "--algo", "mrt", "--credit", credit, "--steps", "2",
+        *TINY, "--out", str(out),
+    ]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=600, env=env, check=False
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert output.count("mrt (trl): 2 steps") == 2  # one line per rank
+    assert (out / "model" / "model.safetensors").exists()
+    assert (out / "checkpoint-2").is_dir()
