@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
+from agents import options as opts
 from agents.config import GRPOConfig, MRTConfig, PolicyConfig, STaRConfig, TrainConfig
 
 app = typer.Typer(add_completion=False, help=__doc__, pretty_exceptions_enable=False)
@@ -185,10 +186,7 @@ def main(
     problems: Annotated[
         str, typer.Option(help="tinymath:train | JSONL path | hf:NAME:SPLIT")
     ] = "tinymath:train",
-    template: Annotated[
-        str | None,
-        typer.Option(help="tiny | r1-distill | plain | chat (default: tiny LM: tiny, else chat)"),
-    ] = None,
+    template: opts.Template = None,
     problems_per_step: Annotated[int, typer.Option(help="problems per step")] = 4,
     group_size: Annotated[int, typer.Option(help="trajectories per problem (G)")] = 4,
     lr: Annotated[float, typer.Option(help="AdamW learning rate")] = 1e-4,
@@ -207,24 +205,15 @@ def main(
     max_episodes: Annotated[
         int | None, typer.Option(help="env episode cap (default: none below the budget)")
     ] = None,
-    max_episode_tokens: Annotated[
-        int | None, typer.Option(help="per-episode safety cap (default: none; reported)")
-    ] = None,
-    max_answer_tokens: Annotated[
-        int | None, typer.Option(help="final-answer cap after </think> (default: template's)")
-    ] = None,
-    forced_answer_tokens: Annotated[
-        int | None, typer.Option(help="forced-answer cap of μ (default: template's)")
-    ] = None,
-    segmenter: Annotated[
-        str | None,
-        typer.Option(help="marker[:MIN] | preset:NAME | paragraph (default: template's)"),
-    ] = None,
+    max_episode_tokens: opts.MaxEpisodeTokens = None,
+    max_answer_tokens: opts.MaxAnswerTokens = None,
+    forced_answer_tokens: opts.ForcedAnswerTokens = None,
+    segmenter: opts.Segmenter = None,
     prover_samples: Annotated[
         int, typer.Option("--k", "--prover-samples", help="K forced answers per J")
     ] = 4,
-    prefix_cache_size: Annotated[int | None, typer.Option(help="HF prefix-cache entries")] = None,
-    max_decode_rows: Annotated[int | None, typer.Option(help="HF rows per decode call")] = None,
+    prefix_cache_size: opts.PrefixCacheSize = None,
+    max_decode_rows: opts.MaxDecodeRows = None,
     micro_batch_size: Annotated[int, typer.Option(help="trajectories per backward")] = 16,
     loss_chunk_tokens: Annotated[
         int, typer.Option(help="positions per chunk of loss logits (0 = whole sequence)")
@@ -303,14 +292,7 @@ def main(
     source = _problem_source(problems, train_size, seed)
     from mrt_env.segmenters import segmenter_from_spec
 
-    lm_options = {
-        name: value
-        for name, value in (
-            ("prefix_cache_size", prefix_cache_size),
-            ("max_decode_rows", max_decode_rows),
-        )
-        if value is not None
-    }
+    lm_options = opts.backend_options(prefix_cache_size, max_decode_rows)
     evaluator = None
     if eval_interval:
         held_out = _eval_problems(eval_source, problems, eval_problems)

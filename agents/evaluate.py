@@ -24,6 +24,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
+from agents import options as opts
 from agents.config import PolicyConfig
 from agents.monitor import answer_metrics
 from agents.policy import LLMPolicy
@@ -228,10 +229,7 @@ def main(
         str, typer.Option(help="tinymath:heldout | JSONL path | hf:NAME:SPLIT (first --n)")
     ] = "tinymath:heldout",
     n: Annotated[int, typer.Option(help="problems evaluated")] = 200,
-    template: Annotated[
-        str | None,
-        typer.Option(help="tiny | r1-distill | plain | chat (default: tiny LM: tiny, else chat)"),
-    ] = None,
+    template: opts.Template = None,
     device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
     samples: Annotated[int, typer.Option(help="samples per problem")] = 1,
     temperature: Annotated[float, typer.Option(help="sampling temperature")] = 0.8,
@@ -239,20 +237,12 @@ def main(
     token_budget: Annotated[int, typer.Option(help="env token budget")] = 384,
     max_episodes: Annotated[int | None, typer.Option(help="episode cap (default: none)")] = None,
     k: Annotated[int, typer.Option("--k", "--prover-samples", help="K forced answers per J")] = 4,
-    max_answer_tokens: Annotated[
-        int | None, typer.Option(help="final-answer cap after </think> (default: template's)")
-    ] = None,
-    forced_answer_tokens: Annotated[
-        int | None, typer.Option(help="forced-answer cap of μ (default: template's)")
-    ] = None,
-    max_episode_tokens: Annotated[
-        int | None, typer.Option(help="per-episode safety cap (default: none)")
-    ] = None,
-    segmenter: Annotated[
-        str | None, typer.Option(help="marker[:MIN] | preset:NAME | paragraph")
-    ] = None,
-    prefix_cache_size: Annotated[int | None, typer.Option(help="HF prefix-cache entries")] = None,
-    max_decode_rows: Annotated[int | None, typer.Option(help="HF rows per decode call")] = None,
+    max_answer_tokens: opts.MaxAnswerTokens = None,
+    forced_answer_tokens: opts.ForcedAnswerTokens = None,
+    max_episode_tokens: opts.MaxEpisodeTokens = None,
+    segmenter: opts.Segmenter = None,
+    prefix_cache_size: opts.PrefixCacheSize = None,
+    max_decode_rows: opts.MaxDecodeRows = None,
     seed: Annotated[int, typer.Option(help="sampling seed")] = 1234,
     out: Annotated[Path | None, typer.Option(help="write results JSON here")] = None,
 ) -> None:
@@ -276,14 +266,7 @@ def main(
         forced_answer_tokens=forced_answer_tokens,
         segmenter=segmenter,
     )
-    options: dict[str, Any] = {
-        name: value
-        for name, value in (
-            ("prefix_cache_size", prefix_cache_size),
-            ("max_decode_rows", max_decode_rows),
-        )
-        if value is not None
-    }
+    lm_options = opts.backend_options(prefix_cache_size, max_decode_rows)
     chosen = load_problems(problems, n)
     results: dict[str, Any] = {
         "settings": asdict(settings),
@@ -293,7 +276,7 @@ def main(
     }
     names = _split(variants)
     for variant in names:
-        lm = load_language_model(_model_spec(variant), device, **options)
+        lm = load_language_model(_model_spec(variant), device, **lm_options)
         grouped = sample_responses(lm, chosen, settings, with_prover=bool(budget_values))
         summary = summarize(grouped, budget_values)
         results[variant] = asdict(summary)
