@@ -148,14 +148,49 @@ def settings_hash(settings: dict[str, Any], length: int = 10) -> str:
 
 
 def run_environment() -> dict[str, Any]:
-    """Python, platform and package versions."""
+    """Python, platform, package versions and the machine's load when the run started."""
     versions: dict[str, str | None] = {}
     for name in PACKAGES:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = None
-    return {"python": sys.version.split()[0], "platform": platform.platform(), **versions}
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "load_average": machine_load(),
+        **versions,
+    }
+
+
+def machine_load() -> dict[str, float]:
+    """Load averages over 1, 5 and 15 minutes and the CPU count, to print beside a timing.
+
+    A timing taken at a load well above the CPU count measures the machine's contention as
+    much as the code; every performance script prints this before and after measuring.
+    """
+    one, five, fifteen = os.getloadavg()
+    return {"1min": one, "5min": five, "15min": fifteen, "cpus": float(os.cpu_count() or 1)}
+
+
+def fmt_load(load: dict[str, float] | None = None) -> str:
+    """``load 3.52 / 2 cores (5-min 3.10)``: the machine's load in one phrase."""
+    load = load or machine_load()
+    return f"load {load['1min']:.2f} / {load['cpus']:.0f} cores (5-min {load['5min']:.2f})"
+
+
+def fmt_spread(values: Sequence[float], digits: int = 2, scale: float = 1.0) -> str:
+    """``median [min, max] (n = N)`` of repeated measurements.
+
+    Example:
+        >>> fmt_spread([1.2, 1.4, 1.3])
+        '1.30 [1.20, 1.40] (n = 3)'
+    """
+    array = np.asarray(values, dtype=np.float64) * scale
+    if array.size == 0:
+        return "n/a (no repeats)"
+    median, low, high = np.median(array), array.min(), array.max()
+    return f"{median:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}] (n = {array.size})"
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from _common import parse_args, run_environment, write_json
+from _common import fmt_load, machine_load, parse_args, run_environment, write_json
 
 import rewards
 from mrt_env.lm.hf import HFLanguageModel
@@ -306,7 +306,10 @@ def main() -> None:
         "prover_one_call": lambda: run_prover(lm, template, [requests], args),
         "prover_by_depth": lambda: run_prover(lm, template, depths, args),
     }
+    load_before = machine_load()
+    print(f"before measuring: {fmt_load(load_before)}")
     runs = alternating_runs(methods, args.repeats)
+    print(f"load: before {fmt_load(load_before)}; after {fmt_load()}")
     speedups = {
         name: {key: ratio_stats(runs["baseline"], runs[name], key) for key in KEYS}
         for name in ("prover_one_call", "prover_by_depth")

@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from _common import parse_args, run_environment, write_json
+from _common import fmt_load, fmt_spread, machine_load, parse_args, run_environment, write_json
 
 from agents.config import MRTConfig, PolicyConfig, TrainConfig
 from agents.grpo import GRPO
@@ -303,6 +303,42 @@ def replay_raw(
     return seconds, cpu
 
 
+def prover_breakdown(prover: Any) -> dict[str, float]:
+    """Where the meta-prover spent one MRT step (its own counters, reset before the step)."""
+    if not hasattr(prover, "stats"):
+        return {}
+    stats = prover.stats.as_dict()
+    return {
+        "prover_generate_s": stats["generate_seconds"],
+        "prover_verify_s": stats["verify_seconds"],
+        "prover_requests": stats["requests"],
+        "prover_cache_hits": stats["cache_hits"],
+        "prover_unique_prefixes": stats["unique_prefixes"],
+        "prover_answers": stats["generated_answers"],
+        "prover_model_calls": stats["model_calls"],
+    }
+
+
+def print_prover_breakdown(rows: list[dict[str, float]]) -> None:
+    """Median breakdown of an MRT step: GRPO-equivalent work, μ's model calls, μ's grading and
+    the rest (per-episode credit and env bookkeeping, plus timing noise)."""
+    if not rows or "prover_generate_s" not in rows[0]:
+        return
+
+    def median(key: str) -> float:
+        return float(np.median([r[key] for r in rows]))
+
+    rest = [r["mrt_s"] - r["grpo_s"] - r["mrt_prover_s"] for r in rows]
+    print(
+        f"MRT step breakdown (medians): GRPO-equivalent {median('grpo_s'):.2f}s + meta-prover "
+        f"{median('mrt_prover_s'):.2f}s (generate {median('prover_generate_s'):.2f}s, verify "
+        f"{median('prover_verify_s'):.3f}s, {median('prover_model_calls'):.0f} model calls, "
+        f"{median('prover_unique_prefixes'):.0f} distinct prefixes of "
+        f"{median('prover_requests'):.0f} requests, {median('prover_answers'):.0f} forced "
+        f"answers) + rest {float(np.median(rest)):+.2f}s (credit, env bookkeeping, noise)"
+    )
+
+
 def main() -> None:
     args = parse_args(Args)
     if args.threads > 0:
@@ -335,11 +371,16 @@ def main() -> None:
     seed = int(np.random.default_rng(args.seed).integers(2**31 - 1))
     rows: list[dict[str, float]] = []
     stats_before = grpo_session.lm.stats.as_dict()
+    prover = mrt_session.collector.components.prover
+    load_before = machine_load()
+    print(f"before measuring: {fmt_load(load_before)}")
     for index in range(args.repeats + 1):
         restore(grpo_session, grpo_state)
         restore(mrt_session, mrt_state)
         timer.reset()
         prover_timer.seconds = 0.0
+        if hasattr(prover, "stats"):
+            prover.stats.reset()
         if index % 2:  # alternate which algorithm runs first
             mrt_s, _ = timed_step(mrt, mrt_session, seed)
             grpo_s, grpo_metrics = timed_step(grpo, grpo_session, seed)
@@ -356,6 +397,7 @@ def main() -> None:
                 "grpo_s": grpo_s,
                 "mrt_s": mrt_s,
                 "mrt_prover_s": prover_timer.seconds,
+                **prover_breakdown(prover),
                 "sampling_s": timer.seconds,
                 "sampling_cpu_s": timer.cpu_seconds,
                 "raw_s": raw_s,
@@ -380,12 +422,18 @@ def main() -> None:
     mrt_mean = float(np.median([r["mrt_s"] for r in rows]))
     sampled_per_s = float(np.median([r["sampled_tok_s"] for r in rows]))
     raw_per_s = float(np.median([r["raw_tok_s"] for r in rows]))
-    prover = mrt_session.collector.components.prover
+    load_after = machine_load()
     results = {
         "args": asdict(args),
         "environment": run_environment(),
         "repeats": rows,
+        "load_average_before": load_before,
+        "load_average_after": load_after,
         "mrt_over_grpo": float(np.median([r["mrt_s"] / r["grpo_s"] for r in rows])),
+        "mrt_over_grpo_range": [
+            min(r["mrt_s"] / r["grpo_s"] for r in rows),
+            max(r["mrt_s"] / r["grpo_s"] for r in rows),
+        ],
         "mrt_over_grpo_fastest": min(r["mrt_s"] for r in rows) / min(r["grpo_s"] for r in rows),
         "mrt_prover_share": float(np.median([r["mrt_prover_s"] / r["mrt_s"] for r in rows])),
         "rollout_sampling_tokens_per_s": sampled_per_s,
@@ -405,17 +453,20 @@ def main() -> None:
         "trajectory_vs_episode_generation": policies,
         "prover_stats": prover.stats.as_dict() if hasattr(prover, "stats") else None,
     }
+    ratios = [r["mrt_s"] / r["grpo_s"] for r in rows]
+    shares = [r["mrt_prover_s"] / r["mrt_s"] for r in rows]
     print(
         f"median seconds/step: grpo {grpo_mean:.2f}  mrt {mrt_mean:.2f}  "
-        f"median ratio mrt/grpo {results['mrt_over_grpo']:.2f} (target <= 1.3); "
-        f"fastest mrt / fastest grpo {results['mrt_over_grpo_fastest']:.2f}; "
-        f"the meta-prover takes {100 * results['mrt_prover_share']:.0f}% of an MRT step"
+        f"ratio mrt/grpo median [min, max] {fmt_spread(ratios)} (target <= 1.3); "
+        f"fastest mrt / fastest grpo {results['mrt_over_grpo_fastest']:.2f}"
     )
+    print(f"the meta-prover's share of an MRT step: {fmt_spread(shares, scale=100, digits=0)} %")
+    print_prover_breakdown(rows)
+    print(f"load: before {fmt_load(load_before)}; after {fmt_load(load_after)}")
     print(
         f"median rollout sampling {sampled_per_s:.0f} tok/s vs raw loop {raw_per_s:.0f} tok/s: "
-        f"median ratio {100 * results['sampling_over_raw']:.0f}% "
-        f"[{100 * results['sampling_over_raw_range'][0]:.0f}%, "
-        f"{100 * results['sampling_over_raw_range'][1]:.0f}%] over {len(rows)} repeats "
+        "ratio median [min, max] "
+        f"{fmt_spread([r['raw_s'] / r['sampling_s'] for r in rows], scale=100, digits=0)} % "
         f"(target >= 80%); in process CPU time {100 * results['sampling_over_raw_cpu']:.0f}%; "
         f"vs the dense loop {100 * results['sampling_over_dense_raw']:.0f}%"
     )

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from _common import parse_args, run_environment, write_json
+from _common import fmt_load, machine_load, parse_args, run_environment, write_json
 
 from agents.config import GRPOConfig, MRTConfig, PolicyConfig, TrainConfig
 from agents.grpo import GRPO
@@ -87,6 +87,8 @@ print(
 
 # --- TRL: GRPOTrainer and MRTGRPOTrainer, step times from TRL's own metric --------------------
 results: dict[str, dict[str, Any]] = {}
+load_before = machine_load()
+print(f"before measuring: {fmt_load(load_before)}")
 for name, algo in [
     ("trl-grpo", GRPOConfig()),
     ("trl-mrt-progress", MRTConfig(credit="progress")),
@@ -102,12 +104,14 @@ for name, algo in [
     credit = [h.get("mrt/credit_seconds", 0.0) for h in logs]
     results[name] = {
         "seconds": float(np.median([h["step_time"] for h in logs])),
+        "seconds_range": [min(h["step_time"] for h in logs), max(h["step_time"] for h in logs)],
         "credit_seconds": float(np.median(credit)),
         "tokens": float(np.mean([h["completions/mean_length"] for h in logs])),
     }
     row = results[name]
     print(
-        f"{name:20s} {row['seconds']:7.2f} s/step  (credit {row['credit_seconds']:.2f} s, "
+        f"{name:20s} {row['seconds']:7.2f} s/step [{row['seconds_range'][0]:.2f}, "
+        f"{row['seconds_range'][1]:.2f}]  (credit {row['credit_seconds']:.2f} s, "
         f"{row['tokens']:.0f} tokens/completion)"
     )
 
@@ -123,9 +127,16 @@ for name, algorithm in [("native-grpo", GRPO()), ("native-mrt-progress", MRT())]
         metrics = algorithm.train_step(session, int(rng.integers(2**31 - 1)))
         seconds.append(time.perf_counter() - start)
         tokens.append(metrics["charts/tokens"])
-    row = {"seconds": float(np.median(seconds[1:])), "tokens": float(np.mean(tokens[1:]))}
+    row = {
+        "seconds": float(np.median(seconds[1:])),
+        "seconds_range": [min(seconds[1:]), max(seconds[1:])],
+        "tokens": float(np.mean(tokens[1:])),
+    }
     results[name] = row
-    print(f"{name:20s} {row['seconds']:7.2f} s/step  ({row['tokens']:.0f} tokens/trajectory)")
+    print(
+        f"{name:20s} {row['seconds']:7.2f} s/step [{row['seconds_range'][0]:.2f}, "
+        f"{row['seconds_range'][1]:.2f}]  ({row['tokens']:.0f} tokens/trajectory)"
+    )
 
 # --- ratios --------------------------------------------------------------------------------------
 grpo = results["trl-grpo"]["seconds"]
@@ -139,6 +150,7 @@ ratios = {
 }
 for key, value in ratios.items():
     print(f"{key:34s} {value:6.2f}" + ("   (target <= 1.5)" if key.endswith("trl_grpo") else ""))
+print(f"load: before {fmt_load(load_before)}; after {fmt_load()}")
 out = Path(args.out)
 out.parent.mkdir(parents=True, exist_ok=True)
 write_json(

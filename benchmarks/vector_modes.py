@@ -4,6 +4,8 @@ Every mode steps `num_envs` copies of the env with the same scripted episode tex
 policy), so the cost measured is the env's own: token counting, the meta-prover's K forced
 answers per step (shipped tiny LM) and verification. Each mode runs the same seeded
 trajectories; the script checks that sync and async observe the same texts and rewards.
+Every mode is timed ``--repeats`` times in rounds of rotated order; printed: steps/s per mode
+and the per-round async/sync ratio as median [min, max], with the machine's load.
 
     .venv/bin/python benchmarks/vector_modes.py
 """
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 import gymnasium as gym
 import numpy as np
 import torch
-from _common import parse_args
+from _common import fmt_load, fmt_spread, machine_load, parse_args
 
 import mrt_env  # noqa: F401  (registers MRTMath-v0)
 
@@ -35,6 +37,8 @@ class Args:
     """torch CPU threads in this process (async workers run one thread each)"""
     seed: int = 0
     """seed of the resets"""
+    repeats: int = 5
+    """rounds; each round times every mode once, in an order rotated every round"""
 
 
 EPISODES = ["Let me compute it.\n\n", "First, 3+4=7.\n\n", "Check: 7-4=3.\n\n", "So 7.\n\n"]
@@ -42,20 +46,32 @@ EPISODES = ["Let me compute it.\n\n", "First, 3+4=7.\n\n", "Check: 7-4=3.\n\n", 
 args = parse_args(Args)
 torch.set_num_threads(args.threads)
 kwargs = dict(lm="tiny", k=args.k, token_budget=256, max_episodes=len(EPISODES) + 1)
-results: dict[str, tuple[float, list]] = {}
-for mode in ("vector_entry_point", "sync", "async"):
-    envs = gym.make_vec("MRTMath-v0", num_envs=args.num_envs, vectorization_mode=mode, **kwargs)
-    envs.reset(seed=args.seed)
-    trace = []
-    started = time.perf_counter()
-    for step in range(args.steps):
-        observations, rewards, *_ = envs.step([EPISODES[step % len(EPISODES)]] * args.num_envs)
-        trace.append((tuple(observations), np.round(rewards, 9).tolist()))
-    seconds = time.perf_counter() - started
-    envs.close()
-    results[mode] = (args.steps / seconds, trace)
-    print(f"{mode:>18}: {args.steps / seconds:6.2f} vector steps/s ({seconds:.1f} s)")
+MODES = ("vector_entry_point", "sync", "async")
+rates: dict[str, list[float]] = {mode: [] for mode in MODES}
+traces: dict[str, list] = {}
+load_before = machine_load()
+print(f"before measuring: {fmt_load(load_before)}")
+for repeat in range(args.repeats):
+    order = MODES[repeat % len(MODES) :] + MODES[: repeat % len(MODES)]  # rotated every round
+    for mode in order:
+        envs = gym.make_vec("MRTMath-v0", num_envs=args.num_envs, vectorization_mode=mode, **kwargs)
+        envs.reset(seed=args.seed)
+        trace = []
+        started = time.perf_counter()
+        for step in range(args.steps):
+            actions = [EPISODES[step % len(EPISODES)]] * args.num_envs
+            observations, rewards, *_ = envs.step(actions)
+            trace.append((tuple(observations), np.round(rewards, 9).tolist()))
+        seconds = time.perf_counter() - started
+        envs.close()
+        rates[mode].append(args.steps / seconds)
+        traces.setdefault(mode, trace)
+        print(f"round {repeat + 1} {mode:>18}: {args.steps / seconds:6.2f} vector steps/s")
 
-assert results["sync"][1] == results["async"][1], "sync and async observed different texts"
-speedup = results["async"][0] / results["sync"][0]
-print(f"async / sync: {speedup:.2f}x with {args.num_envs} envs; same observations and rewards")
+assert traces["sync"] == traces["async"], "sync and async observed different texts"
+print(f"vector steps/s, median [min, max] over {args.repeats} rounds in rotated order:")
+for mode in MODES:
+    print(f"{mode:>18}: {fmt_spread(rates[mode])}")
+ratios = [a / s for a, s in zip(rates["async"], rates["sync"], strict=True)]
+print(f"async / sync per round: {fmt_spread(ratios)} with {args.num_envs} envs; same observations")
+print(f"load: before {fmt_load(load_before)}; after {fmt_load()}")

@@ -34,7 +34,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-from _common import parse_args
+from _common import fmt_load, fmt_spread, machine_load, parse_args
 from tqdm import tqdm
 
 from rewards import Verifier, VerifierConfig
@@ -61,6 +61,8 @@ class Args:
     """seed of the shuffle of the inputs and of the variant of each task in (a)"""
     adversarial: bool = True
     """also time the adversarial answers (each may take up to the timeout)"""
+    repeats: int = 3
+    """rounds of (a) and (b); ratios are reported as median [min, max] over the rounds"""
 
 
 def read_golds(args: Args) -> list[str]:
@@ -167,14 +169,15 @@ def run_pool(tasks: list[Task], workers: int, timeout_s: float) -> tuple[list[ob
     return results, wall
 
 
-def identical_work(args: Args) -> None:
-    """(a): the pool against in-process math-verify on identical tasks."""
+def identical_work(args: Args) -> dict[int, float]:
+    """(a): the pool against in-process math-verify on identical tasks; ratio per worker count."""
     from rewards.pool import TIMED_OUT
 
     tasks = identical_tasks(args)
     print(f"(a) identical work: {len(tasks)} distinct tasks (one per distinct gold), no shortcuts")
     local, local_wall = run_in_process(tasks)
     local_rate = summarize("(a) in-process grade, 1 core", [], local_wall, len(local))
+    ratios: dict[int, float] = {}
     for workers in dict.fromkeys((1, args.workers)):
         pooled, wall = run_pool(tasks, workers, args.timeout_s)
         rate = summarize(f"(a) worker pool, {workers} worker(s)", [], wall, len(pooled))
@@ -185,6 +188,8 @@ def identical_work(args: Args) -> None:
             f"(a) pool ({workers} worker(s)) / in-process throughput: {rate / local_rate:.2f}x; "
             f"results equal on {same:.1%}; timeouts: {timeouts}"
         )
+        ratios[workers] = rate / local_rate
+    return ratios
 
 
 def fresh_verifier(args: Args) -> Verifier:
@@ -195,7 +200,7 @@ def fresh_verifier(args: Args) -> Verifier:
     return verifier
 
 
-def end_to_end(args: Args) -> None:
+def end_to_end(args: Args) -> float:
     """(b): verify_many with its shortcuts against raw math-verify on whole responses."""
     pairs = build_inputs(args)
     print(f"(b) end to end: {len(pairs)} (response, gold) pairs from {args.data}")
@@ -223,6 +228,7 @@ def end_to_end(args: Args) -> None:
             print(f"differs: gold {gold!r:<28} answer {ours.answer!r:<30} {ours.status}, raw {raw}")
     timeouts = sum(r.status == "timeout" for r in batch)
     print(f"(b) verdicts equal to raw math-verify: {agree:.2%}; timeouts: {timeouts}")
+    return rate / raw_rate
 
 
 def latencies(args: Args) -> None:
@@ -249,9 +255,22 @@ def latencies(args: Args) -> None:
 
 
 def main(args: Args) -> None:
-    identical_work(args)
-    end_to_end(args)
+    load_before = machine_load()
+    print(f"before measuring: {fmt_load(load_before)}")
+    pool: dict[int, list[float]] = {}
+    whole: list[float] = []
+    for round_index in range(args.repeats):
+        print(f"--- round {round_index + 1} of {args.repeats}")
+        for workers, ratio in identical_work(args).items():
+            pool.setdefault(workers, []).append(ratio)
+        whole.append(end_to_end(args))
     latencies(args)
+    print(f"summary over {args.repeats} rounds, median [min, max]:")
+    for workers, ratios in pool.items():
+        target = "  (target >= 0.70)" if workers == 1 else ""
+        print(f"(a) pool with {workers} worker(s) / in-process: {fmt_spread(ratios)}{target}")
+    print(f"(b) verify_many / raw math-verify: {fmt_spread(whole)}")
+    print(f"load: before {fmt_load(load_before)}; after {fmt_load()}")
 
 
 if __name__ == "__main__":

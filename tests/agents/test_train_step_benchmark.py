@@ -43,3 +43,12 @@ def test_train_step_benchmark_smoke(tmp_path: Path) -> None:
     assert figures["mrt_over_grpo"] > 0 and figures["sampling_over_raw"] > 0
     per_trajectory = figures["trajectory_vs_episode_generation"]["one generation per trajectory"]
     assert per_trajectory["generated_tokens"] > 0
+    low, high = figures["mrt_over_grpo_range"]
+    assert low <= figures["mrt_over_grpo"] <= high
+    [repeat] = figures["repeats"]
+    # μ's own counters of the timed step: one model call per env step, K answers per prefix
+    assert repeat["prover_model_calls"] >= 1 and repeat["prover_unique_prefixes"] >= 1
+    assert repeat["prover_answers"] == repeat["prover_unique_prefixes"] * 4
+    assert 0 < repeat["prover_generate_s"] <= repeat["mrt_prover_s"]
+    assert figures["load_average_before"]["cpus"] >= 1
+    assert "MRT step breakdown (medians)" in result.stdout and "load: before" in result.stdout

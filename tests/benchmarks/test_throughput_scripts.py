@@ -36,17 +36,24 @@ def test_verifier_script_prints_finite_ratios_over_equal_work(tmp_path: Path) ->
     data = tmp_path / "golds.jsonl"
     data.write_text("".join(json.dumps({"answer": g}) + "\n" for g in golds))
     out = run_script(
-        "verifier", "--data", str(data), "--workers", "1", "--adversarial", "false"
-    ).stdout
+        "verifier", "--data", str(data), "--workers", "1", "--adversarial", "false",
+        "--repeats", "2",
+    ).stdout  # fmt: skip
     lines = out.splitlines()
-    # (a): 5 distinct golds -> 5 tasks on both sides, no duplicates
+    # (a): 5 distinct golds -> 5 tasks on both sides, no duplicates, in each of the 2 rounds
     work_a = [line for line in lines if line.startswith("(a) work:")]
-    assert work_a and all(re.findall(r"\d+", line) == ["5", "5"] for line in work_a)
+    assert len(work_a) == 2 and all(re.findall(r"\d+", line) == ["5", "5"] for line in work_a)
     ratio_a = [line for line in lines if line.startswith("(a) pool (")]
-    assert ratio_a and all(math.isfinite(ratios(line)[0]) for line in ratio_a)
+    assert len(ratio_a) == 2 and all(math.isfinite(ratios(line)[0]) for line in ratio_a)
     assert all("timeouts: 0" in line for line in ratio_a)
     # (b): 6 golds x 3 variants on both sides
-    [work_b] = [line for line in lines if line.startswith("(b) work:")]
-    assert re.findall(r"\d+", work_b) == ["18", "18"]
-    [ratio_b] = [line for line in lines if line.startswith("(b) verify_many (")]
-    assert math.isfinite(ratios(ratio_b)[0])
+    work_b = [line for line in lines if line.startswith("(b) work:")]
+    assert len(work_b) == 2 and all(re.findall(r"\d+", w) == ["18", "18"] for w in work_b)
+    ratio_b = [ratios(line)[0] for line in lines if line.startswith("(b) verify_many (")]
+    assert len(ratio_b) == 2 and all(math.isfinite(r) for r in ratio_b)
+    # the summary: median [min, max] over the rounds, equal to the per-round figures
+    [summary_b] = [line for line in lines if line.startswith("(b) verify_many / raw")]
+    median, low, high = (float(v) for v in re.findall(r"\d+\.\d+", summary_b)[:3])
+    assert low == round(min(ratio_b), 2) and high == round(max(ratio_b), 2)
+    assert low <= median <= high and "(n = 2)" in summary_b
+    assert any(line.startswith("load: before load ") for line in lines)
