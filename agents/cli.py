@@ -84,9 +84,10 @@ def _eval_problems(spec: str | None, train_spec: str, count: int) -> Any:
     )
 
 
-def _evaluator(problems: Any, seed: int, segmenter: str | None) -> Any:
+def _evaluator(problems: Any, seed: int, segmenter: str | None, budget: int = 0) -> Any:
     """Pass@1 / tokens / answered share of the session's policy on ``problems`` (fixed seed
-    each time), with the run's template, device, K, caps and segmenter."""
+    each time), with the run's template, device, K, caps and segmenter; with ``budget`` > 0
+    also the normalized regret at that token budget (μ reads J after every episode)."""
     from agents.evaluate import EvalSettings, sample_responses, summarize
 
     def evaluate(session: Any, step: int) -> dict[str, float]:
@@ -107,16 +108,21 @@ def _evaluator(problems: Any, seed: int, segmenter: str | None) -> Any:
             session.lm,
             problems,
             settings,
-            with_prover=False,
+            with_prover=budget > 0,
             prover_lm=session.collector.components.lm,
         )
         session.reset_caches()
-        summary = summarize(grouped)
-        return {
+        summary = summarize(grouped, budgets=[budget] if budget > 0 else [])
+        metrics = {
             "eval/pass@1": summary.pass_at_1,
             "eval/tokens": summary.mean_tokens,
             "eval/answered": summary.answered,
         }
+        if budget > 0:
+            metrics[f"eval/regret@{budget}"] = summary.normalized_regret.get(
+                str(budget), float("nan")
+            )
+        return metrics
 
     return evaluate
 
@@ -227,6 +233,16 @@ def main(
     eval_source: Annotated[
         str | None, typer.Option(help="eval problems: JSONL | hf:NAME:SPLIT (default: tinymath)")
     ] = None,
+    eval_seed: Annotated[
+        int | None,
+        typer.Option(
+            help="eval sampling seed; equal across runs = common random numbers "
+            "(default: --seed + 1)"
+        ),
+    ] = None,
+    eval_budget: Annotated[
+        int, typer.Option(help="eval: also normalized regret at this token budget (0 = off)")
+    ] = 0,
     zero_reward_steps: Annotated[
         int, typer.Option(help="warn after N steps of all-zero rewards (0 = never)")
     ] = 3,
@@ -296,7 +312,8 @@ def main(
     evaluator = None
     if eval_interval:
         held_out = _eval_problems(eval_source, problems, eval_problems)
-        evaluator = _evaluator(held_out, seed + 1, segmenter)
+        eval_at = seed + 1 if eval_seed is None else eval_seed
+        evaluator = _evaluator(held_out, eval_at, segmenter, eval_budget)
     session = build_session(
         config,
         model,

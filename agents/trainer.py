@@ -9,6 +9,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable
@@ -233,6 +234,8 @@ def _train_locked(
     monitor = RunMonitor(zero_steps=config.zero_reward_steps)
     metrics: dict[str, float] = {}
     bar = tqdm(total=config.steps, initial=step, desc=algorithm.name, disable=not progress)
+    if step == 0 and evaluator is not None and config.eval_interval:
+        _evaluate_start(session, evaluator, logger, out)
     try:
         while step < config.steps and not _out_of_time(config, elapsed):
             metrics, seconds = _one_step(algorithm, session, rng, step, evaluator)
@@ -256,6 +259,23 @@ def _train_locked(
         bar.close()
         logger.close()
     return TrainResult(step, elapsed, resumed, metrics)
+
+
+def _evaluate_start(
+    session: TrainSession, evaluator: Evaluator, logger: ScalarLogger, out: Path
+) -> None:
+    """The first point of the learning curve: the model before any update, at step 0 (once:
+    a run restarted before its first checkpoint keeps the evaluation it logged)."""
+    path = out / "tb" / "metrics.jsonl"
+    if path.exists():
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if row.get("step") == 0 and any(key.startswith("eval/") for key in row):
+                return
+    logger.log({**evaluator(session, 0), "charts/elapsed_s": 0.0}, 0)
 
 
 def _forced_answer_counts(session: TrainSession) -> tuple[int, int] | None:

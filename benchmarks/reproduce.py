@@ -81,6 +81,14 @@ class Args:
     """seed of the evaluation's samples (common random numbers across policies)"""
     eval_flags: str = ""
     """extra benchmarks/regret.py flags (e.g. "--budgets 64 128 256")"""
+    curve_interval: int = 20
+    """learning curves: held-out evaluation every N optimizer steps of every run (0 = off)"""
+    curve_problems: int = 32
+    """learning curves: held-out problems per evaluation (the same for every method and seed)"""
+    curve_budget: int = 256
+    """learning curves: token budget of the normalized regret"""
+    curve_seed: int = 1234
+    """learning curves: sampling seed of every evaluation (common random numbers)"""
     run_dir: str = "runs/reproduce"
     """parent folder of run folders"""
     name: str = "default"
@@ -109,10 +117,19 @@ def train_command(args: Args, method: str, seed: int, out: Path) -> list[str]:
     if args.train_minutes > 0:
         budget += ["--minutes", str(args.train_minutes)]
     flags = ["--model", "tiny", "--seed", str(seed), "--threads", "1", "--no-progress"]
+    curves = []
+    if args.curve_interval > 0:
+        curves = [
+            *("--eval-interval", str(args.curve_interval)),
+            *("--eval-problems", str(args.curve_problems)),
+            *("--eval-budget", str(args.curve_budget)),
+            *("--eval-seed", str(args.curve_seed)),
+        ]
     return [
         *command,
         *METHOD_FLAGS[method],
         *flags,
+        *curves,
         *budget,
         *args.train_flags.split(),
         "--out",
@@ -179,7 +196,90 @@ def mark_done(out: Path) -> dict[str, Any]:
     return summary
 
 
-# ---------------------------------------------------------------- 2. evaluation
+# ---------------------------------------------------------------- 2a. learning curves
+def read_curve(out: Path) -> dict[int, dict[str, float]]:
+    """Step -> the held-out evaluation logged by one run (``eval/*`` and ``charts/elapsed_s``
+    of the ``metrics.jsonl`` rows that hold ``eval/pass@1``; step 0 is the starting model)."""
+    curve: dict[int, dict[str, float]] = {}
+    path = out / "tb" / "metrics.jsonl"
+    if not path.exists():
+        return curve
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if "eval/pass@1" in row:
+            curve[int(row["step"])] = row
+    return curve
+
+
+def aggregate_curves(args: Args, run: Path) -> dict[str, list[dict[str, Any]]]:
+    """Per method and evaluation step reached by every seed: held-out pass@1 and regret with a
+    95% t-interval across seeds, and the mean training seconds at that step."""
+    regret_key = f"eval/regret@{args.curve_budget}"
+    curves: dict[str, list[dict[str, Any]]] = {}
+    for method in args.methods:
+        per_seed = [read_curve(run / "train" / run_name(method, s)) for s in args.seeds]
+        if not all(per_seed):
+            continue
+        common = sorted(set.intersection(*(set(c) for c in per_seed)))
+        curves[method] = [
+            {
+                "step": step,
+                "elapsed_s": float(
+                    np.mean([c[step].get("charts/elapsed_s", 0.0) for c in per_seed])
+                ),
+                "pass@1": seed_interval([c[step]["eval/pass@1"] for c in per_seed]),
+                "regret": seed_interval([c[step].get(regret_key, np.nan) for c in per_seed]),
+                "per_seed_pass@1": [c[step]["eval/pass@1"] for c in per_seed],
+            }
+            for step in common
+        ]
+    return curves
+
+
+def plot_curves(curves: dict[str, list[dict[str, Any]]], args: Args, run: Path) -> None:
+    """curves.png: held-out pass@1 and regret against optimizer steps and training seconds
+    (mean across seeds, band: 95% t-interval), one line per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8), sharey="row")
+    for i, (method, points) in enumerate(curves.items()):
+        for col, x_key in enumerate(("step", "elapsed_s")):
+            xs = [p[x_key] for p in points]
+            for row, key in enumerate(("pass@1", "regret")):
+                ax = axes[row][col]
+                ys = [p[key]["mean"] for p in points]
+                low = [p[key]["ci_low"] for p in points]
+                high = [p[key]["ci_high"] for p in points]
+                ax.plot(xs, ys, "o-", color=f"C{i}", label=method, markersize=3)
+                ax.fill_between(xs, low, high, color=f"C{i}", alpha=0.15)
+    for col, xlabel in enumerate(("optimizer steps", "training seconds (mean across seeds)")):
+        axes[1][col].set_xlabel(xlabel)
+    axes[0][0].set_ylabel(f"held-out pass@1 ({args.curve_problems} problems)")
+    axes[1][0].set_ylabel(f"normalized regret @ {args.curve_budget} (lower is better)")
+    for ax in axes.flat:
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+    if not curves:
+        for ax in axes.flat:
+            ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+    else:
+        axes[0][0].legend()
+    fig.suptitle(
+        f"{run.name}: learning curves, {len(args.seeds)} seeds (band: 95% t-interval across "
+        f"seeds), same problems and sampling seed for every run"
+    )
+    fig.tight_layout()
+    fig.savefig(run / "curves.png", dpi=120)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------- 2b. evaluation
 def evaluate_all(args: Args, run: Path, models: dict[str, str]) -> Path:
     """benchmarks/regret.py on base + every checkpoint (resumes from its cache)."""
     policies = ["base", *(f"{name}={path}" for name, path in models.items())]
@@ -301,13 +401,46 @@ def aggregate(args: Args, eval_dir: Path, trained: dict[str, dict[str, Any]]) ->
             )
             for metric in base
         }
+    detectable = {
+        method: {
+            metric: minimum_detectable(
+                [
+                    float(np.mean(per_run[run_name(method, s)][metric]))
+                    - float(np.mean(per_run[run_name(BASELINE, s)][metric]))
+                    for s in args.seeds
+                ]
+            )
+            for metric in base
+        }
+        for method in args.methods
+        if method != BASELINE
+    }
+    grpo_gain = [
+        float(np.mean(per_run[run_name(BASELINE, s)]["pass@1"]) - np.mean(base["pass@1"]))
+        for s in args.seeds
+    ]
     return {
         "methods": methods,
         "minus_grpo": paired,
+        "minimum_detectable_effect": detectable,
+        "grpo_minus_base": {
+            "per_seed": grpo_gain,
+            "across_seeds": seed_interval(grpo_gain),
+            "seeds_above_base": int(sum(g > 0 for g in grpo_gain)),
+        },
         "relative_gain_of_means": relative_gain_of_means(methods, args.methods),
         "budgets": list(labels),
         "problems": len(problem_ids),
     }
+
+
+def minimum_detectable(differences: list[float]) -> float:
+    """MDE at 80% power of the paired-by-seed design (``nan`` with one seed)."""
+    from mrt_env.stats import minimum_detectable_effect
+
+    if len(differences) < 2:
+        return float("nan")
+    return minimum_detectable_effect(differences)
 
 
 def relative_gain_of_means(methods: dict[str, Any], names: tuple[str, ...]) -> dict[str, float]:
@@ -358,7 +491,51 @@ def markdown(summary: dict[str, Any], args: Args) -> str:
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     gains = ", ".join(f"{m} {g:.2f}" for m, g in summary["relative_gain_of_means"].items())
     lines += ["", f"Relative gain of the seed means, (method − base) / (GRPO − base): {gains}"]
+    grpo = summary["grpo_minus_base"]
+    lines += [
+        "",
+        f"GRPO − base, pass@1: {fmt_ci(grpo['across_seeds'])} across seeds; GRPO above the base "
+        f"on {grpo['seeds_above_base']} of {len(args.seeds)} seeds "
+        f"({', '.join(f'{g:+.3f}' for g in grpo['per_seed'])})",
+    ]
+    if summary["minimum_detectable_effect"]:
+        lines += [
+            "",
+            "## Minimum detectable effect vs GRPO (80% power, two-sided 5%, paired by seed)",
+            "",
+            "| method | " + " | ".join(metrics) + " |",
+            "|---" * (len(metrics) + 1) + "|",
+        ]
+        for method, mde in summary["minimum_detectable_effect"].items():
+            lines.append(f"| {method} | " + " | ".join(f"{mde[m]:.3f}" for m in metrics) + " |")
+        lines += [
+            "",
+            "A true difference smaller than these is likely to come out inside the intervals "
+            "above: there, 'no significant difference' is no evidence of no difference.",
+        ]
+    lines += curves_markdown(summary.get("curves", {}), args)
     return "\n".join(lines) + "\n"
+
+
+def curves_markdown(curves: dict[str, list[dict[str, Any]]], args: Args) -> list[str]:
+    """The learning curves as a table (omitted when no run logged an evaluation)."""
+    if not curves:
+        return []
+    lines = [
+        "",
+        f"## Learning curves ({args.curve_problems} held-out problems, regret at "
+        f"{args.curve_budget} tokens; mean [95% t-interval over seeds])",
+        "",
+        "| method | step | training s | pass@1 | regret |",
+        "|---|---|---|---|---|",
+    ]
+    for method, points in curves.items():
+        for p in points:
+            lines.append(
+                f"| {method} | {p['step']} | {p['elapsed_s']:.0f} | {fmt_ci(p['pass@1'])} | "
+                f"{fmt_ci(p['regret'])} |"
+            )
+    return lines
 
 
 def plot(summary: dict[str, Any], args: Args, run: Path) -> None:
@@ -410,14 +587,16 @@ def main(args: Args) -> dict[str, Any]:
     trained = train_all(args, run)
     eval_dir = evaluate_all(args, run, {name: s["model"] for name, s in trained.items()})
     summary = aggregate(args, eval_dir, trained)
+    summary["curves"] = aggregate_curves(args, run)
     summary |= {"settings": settings, "environment": run_environment()}
     summary["wall_time_s"] = time.perf_counter() - start
     write_json(run / "summary.json", summary)
     text = markdown(summary, args)
     (run / "summary.md").write_text(text)
     plot(summary, args, run)
+    plot_curves(summary["curves"], args, run)
     print(text)
-    print(f"wrote {run}/: summary.json, summary.md, seeds.png, regret_seeds.png")
+    print(f"wrote {run}/: summary.json, summary.md, seeds.png, regret_seeds.png, curves.png")
     return summary
 
 

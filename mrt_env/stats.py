@@ -133,3 +133,38 @@ def probability_of_improvement(
         raise ValueError(f"paired values need equal shapes, got {a.shape} and {b.shape}")
     wins = (a < b).astype(np.float64) + 0.5 * (a == b)
     return bootstrap_ci(wins, seed=seed, resamples=resamples)
+
+
+def minimum_detectable_effect(
+    differences: Sequence[float] | np.ndarray, alpha: float = 0.05, power: float = 0.8
+) -> float:
+    """Smallest mean difference a paired design of this size detects with ``power``.
+
+    ``differences`` holds one paired difference per replicate (e.g. MRT − GRPO per training
+    seed); their sample standard deviation ``sd`` stands for the seed-to-seed noise of the
+    design. With ``n`` replicates and a two-sided t-test at level ``alpha``, the minimum
+    detectable effect is ``(t(1 − alpha/2, n−1) + t(power, n−1)) · sd / sqrt(n)`` (the usual
+    normal-approximation formula with t quantiles; the exact noncentral-t answer is slightly
+    smaller). A true difference smaller than this is likely to come out "not significant", so
+    an interval that contains 0 says little about effects below it.
+
+    Raises:
+        ValueError: With fewer than 2 differences (no spread to estimate), a non-finite value,
+            or ``alpha``/``power`` outside (0, 1).
+
+    Example:
+        >>> round(minimum_detectable_effect([0.02, 0.06, -0.01, 0.04, 0.03]), 3)
+        0.043
+    """
+    from scipy import stats
+
+    data = np.asarray(differences, dtype=np.float64)
+    if data.ndim != 1 or data.size < 2:
+        raise ValueError(f"need at least 2 paired differences, got {data.size}")
+    if not np.all(np.isfinite(data)):
+        raise ValueError("paired differences must be finite")
+    if not (0 < alpha < 1 and 0 < power < 1):
+        raise ValueError(f"alpha and power must be in (0, 1), got {alpha} and {power}")
+    df = data.size - 1
+    quantiles = stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(power, df)
+    return float(quantiles * data.std(ddof=1) / np.sqrt(data.size))

@@ -181,3 +181,40 @@ def test_evaluation_on_other_problems_needs_an_eval_source(tmp_path: Path) -> No
     assert result.exit_code == 0, result.output
     [metrics] = _metrics(tmp_path)
     assert 0.0 <= metrics["eval/pass@1"] <= 1.0 and 0.0 <= metrics["eval/answered"] <= 1.0
+
+
+def test_learning_curve_evaluates_the_start_and_every_interval_with_common_seeds(
+    tmp_path: Path,
+) -> None:
+    evals = ["--eval-interval", "1", "--eval-problems", "2", "--eval-budget", "24"]
+    runs = {}
+    for name, seed in (("a", "3"), ("b", "5")):  # two training seeds, one evaluation seed
+        out = tmp_path / name
+        args = [*TINY, "--seed", seed, *evals, "--eval-seed", "11", "--steps", "2"]
+        result = CliRunner().invoke(app, [*args, "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        runs[name] = [m for m in _metrics(out) if "eval/pass@1" in m]
+    for rows in runs.values():
+        # the starting model at step 0 (no training time yet), then after steps 1 and 2
+        assert [m["step"] for m in rows] == [0, 1, 2]
+        assert rows[0]["charts/elapsed_s"] == 0.0 and rows[2]["charts/elapsed_s"] > 0
+        for m in rows:
+            assert 0.0 <= m["eval/regret@24"] <= 1.0 and 0.0 <= m["eval/pass@1"] <= 1.0
+    # step 0 is the same model on the same problems with the same sampling seed in both runs
+    # (common random numbers), whatever the training seed
+    first = {k: v for k, v in runs["a"][0].items() if k.startswith("eval/")}
+    assert first == {k: v for k, v in runs["b"][0].items() if k.startswith("eval/")}
+
+
+def test_a_restart_before_the_first_checkpoint_keeps_one_starting_evaluation(
+    tmp_path: Path,
+) -> None:
+    # what a run killed during its first step leaves: the starting evaluation, no checkpoint
+    (tmp_path / "tb").mkdir(parents=True)
+    row = {"charts/elapsed_s": 0.0, "eval/pass@1": 0.25, "step": 0}
+    (tmp_path / "tb" / "metrics.jsonl").write_text(json.dumps(row) + "\n")
+    evals = ["--eval-interval", "1", "--eval-problems", "1", "--eval-seed", "11"]
+    again = CliRunner().invoke(app, [*TINY, *evals, "--steps", "1", "--out", str(tmp_path)])
+    assert again.exit_code == 0, again.output
+    rows = [m for m in _metrics(tmp_path) if "eval/pass@1" in m]
+    assert [m["step"] for m in rows] == [0, 1] and rows[0]["eval/pass@1"] == 0.25

@@ -50,6 +50,7 @@ def test_two_seeds_train_evaluate_and_aggregate(tmp_path: Path) -> None:
         "--seeds", "0", "1", "--methods", "grpo", "mrt-progress", "--train-minutes", "0",
         "--train-steps", "1", "--num-problems", "3", "--samples", "2", "--k", "2",
         "--eval-flags", "--budgets 64 128 --extensions 2 --chunk-problems 3",
+        "--curve-interval", "1", "--curve-problems", "2", "--curve-budget", "64",
         "--run-dir", str(tmp_path), "--name", "smoke",
     ]  # fmt: skip
     run_script("reproduce", *argv, timeout=1200)
@@ -58,3 +59,43 @@ def test_two_seeds_train_evaluate_and_aggregate(tmp_path: Path) -> None:
     assert set(summary["minus_grpo"]) == {"mrt-progress"}
     assert summary["budgets"] == ["64", "128", "256(w=2)"]
     assert (tmp_path / "smoke" / "regret_seeds.png").stat().st_size > 0
+    curves = summary["curves"]
+    assert set(curves) == {"grpo", "mrt-progress"}
+    assert [p["step"] for p in curves["grpo"]] == [0, 1]  # the base model, then after step 1
+    assert (tmp_path / "smoke" / "curves.png").stat().st_size > 0
+    assert set(summary["minimum_detectable_effect"]["mrt-progress"]) >= {"pass@1", "tokens"}
+
+
+def _write_curve(out: Path, rows: list[tuple[int, float, float, float]]) -> None:
+    """A run folder whose metrics.jsonl holds evaluations (step, seconds, pass@1, regret)
+    between training rows without any, as mrt-train writes them."""
+    (out / "tb").mkdir(parents=True)
+    lines = []
+    for step, seconds, pass_at_1, regret in rows:
+        lines.append({"step": step, "reward/outcome": 0.5, "charts/elapsed_s": seconds})
+        lines.append(
+            {"step": step, "charts/elapsed_s": seconds, "eval/pass@1": pass_at_1,
+             "eval/regret@64": regret}
+        )  # fmt: skip
+    (out / "tb" / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+
+
+def test_curves_are_averaged_across_seeds_over_the_steps_every_seed_reached(
+    tmp_path: Path,
+) -> None:
+    args = reproduce.Args(methods=("grpo",), seeds=(0, 1), curve_budget=64)
+    # seed 0 reached step 40, seed 1 only step 20 (equal wall-clock, different speeds)
+    _write_curve(tmp_path / "train" / "grpo-s0", [(0, 0.0, 0.2, 0.9), (20, 10.0, 0.4, 0.7),
+                                                  (40, 20.0, 0.5, 0.6)])  # fmt: skip
+    _write_curve(tmp_path / "train" / "grpo-s1", [(0, 0.0, 0.2, 0.9), (20, 14.0, 0.3, 0.8)])
+    [start, step20] = reproduce.aggregate_curves(args, tmp_path)["grpo"]
+    assert start["step"] == 0 and step20["step"] == 20
+    assert step20["elapsed_s"] == pytest.approx(12.0)  # (10 + 14) / 2
+    assert step20["pass@1"]["mean"] == pytest.approx(0.35)  # (0.4 + 0.3) / 2
+    assert step20["regret"]["mean"] == pytest.approx(0.75)
+    # t-interval over 2 seeds: 0.35 ± t(0.975, 1) * sd / sqrt(2), sd = 0.0707107, t = 12.7062
+    half = 12.706205 * 0.070710678 / np.sqrt(2)
+    assert step20["pass@1"]["ci_low"] == pytest.approx(0.35 - half, abs=1e-5)
+    text = "\n".join(reproduce.curves_markdown({"grpo": [start, step20]}, args))
+    assert "| grpo | 20 | 12 |" in text
+    assert reproduce.curves_markdown({}, args) == []  # no table without data

@@ -45,3 +45,25 @@ def test_probability_of_improvement_counts_paired_wins_and_ties() -> None:
 def test_docstring_examples_run() -> None:
     result = doctest.testmod(stats)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_minimum_detectable_effect_matches_the_t_formula_by_hand() -> None:
+    from mrt_env.stats import minimum_detectable_effect
+
+    # differences 0.02, 0.06, -0.01, 0.04, 0.03: mean 0.028, squared deviations sum 2.68e-3,
+    # sd = sqrt(2.68e-3 / 4) = 0.0258844; t(0.975, 4) = 2.7764451, t(0.80, 4) = 0.9409645
+    # (Student-t tables) -> (2.7764451 + 0.9409645) * 0.0258844 / sqrt(5) = 0.0430321
+    value = minimum_detectable_effect([0.02, 0.06, -0.01, 0.04, 0.03])
+    assert value == pytest.approx(0.0430321, abs=2e-7)
+    # more seeds with the same spread detect smaller effects; a smaller power needs less
+    wide = minimum_detectable_effect([0.02, 0.06, -0.01, 0.04, 0.03] * 2)
+    assert wide < value
+    assert minimum_detectable_effect([0.02, 0.06, -0.01, 0.04, 0.03], power=0.5) < value
+
+
+@pytest.mark.parametrize("bad", [[0.1], [], [0.1, float("nan")], [0.1, float("inf"), 0.2]])
+def test_minimum_detectable_effect_rejects_what_has_no_spread(bad: list[float]) -> None:
+    from mrt_env.stats import minimum_detectable_effect
+
+    with pytest.raises(ValueError):
+        minimum_detectable_effect(bad)
