@@ -184,7 +184,11 @@ def main(
         "runs/train"
     ),
     problems: Annotated[
-        str, typer.Option(help="tinymath:train | JSONL path | hf:NAME:SPLIT")
+        str,
+        typer.Option(
+            help="tinymath:train | JSONL path | hf:NAME:SPLIT, with an optional filter: "
+            "'math500.jsonl?level=1,2&subject=Algebra&sample=200&seed=0'"
+        ),
     ] = "tinymath:train",
     template: opts.Template = None,
     problems_per_step: Annotated[int, typer.Option(help="problems per step")] = 4,

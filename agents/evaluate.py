@@ -226,7 +226,11 @@ def main(
         str, typer.Option(help="comma-separated tiny variants, paths or hub ids")
     ] = "base,grpo,mrt",
     problems: Annotated[
-        str, typer.Option(help="tinymath:heldout | JSONL path | hf:NAME:SPLIT (first --n)")
+        str,
+        typer.Option(
+            help="tinymath:heldout | JSONL path | hf:NAME:SPLIT (first --n), with an optional "
+            "filter: 'math500.jsonl?level=1,2&subject=Algebra&sample=20&seed=0'"
+        ),
     ] = "tinymath:heldout",
     n: Annotated[int, typer.Option(help="problems evaluated")] = 200,
     template: opts.Template = None,

@@ -55,7 +55,9 @@ class Args:
     traces: str = ""
     """JSONL of finished responses: problem_id, response (and optionally policy)"""
     problems: str = "tinymath:heldout"
-    """problem set the traces answer: tinymath:heldout, a JSONL file or hf:NAME:SPLIT"""
+    """problem set the traces answer: tinymath:heldout, a JSONL file or hf:NAME:SPLIT; with a
+    filter after '?' (e.g. 'math500.jsonl?level=1,2'), only traces of the kept problems are
+    analysed"""
     model: str = "tiny"
     """meta-prover model and tokenizer: tiny, tiny:VARIANT, a local path, a hub id,
     openai:URL (a completions server) or vllm:PATH"""
@@ -105,18 +107,31 @@ def load_model(args: Args) -> Any:
     return load_language_model(args.model, args.device, **options)
 
 
-def replay_traces(records: list[dict[str, Any]], args: Args) -> tuple[list[Any], dict]:
-    """Replay every response through an MRTMath-v0 env (batched meta-prover calls); also
-    returns the share of μ's forced answers that hold a readable final answer. A response
-    without think tags is graded on its final answer, like one that ends thinking."""
-    from mrt_env.replay import replay_many
+def select_traces(records: list[dict[str, Any]], args: Args) -> tuple[list[dict], dict]:
+    """The traces to analyse and their problems by id: every trace (its problem must be in
+    the set), or with a filter (``--problems SET?QUERY``) the traces of the kept problems."""
     from mrt_env.sources import FieldNames, resolve_source
 
     source = resolve_source(args.problems, FieldNames())
     by_id = {source[i].id: source[i] for i in range(len(source))}
+    if "?" in args.problems:
+        records = [r for r in records if str(r["problem_id"]) in by_id]
+        if not records:
+            raise SystemExit(f"no trace answers a problem of {args.problems}")
     unknown = sorted({str(r["problem_id"]) for r in records} - set(by_id))
     if unknown:
         raise SystemExit(f"problem ids not in {args.problems}: {unknown[:5]} ...")
+    return records, by_id
+
+
+def replay_traces(
+    records: list[dict[str, Any]], by_id: dict[str, Any], args: Args
+) -> tuple[list[Any], dict]:
+    """Replay every response through an MRTMath-v0 env (batched meta-prover calls); also
+    returns the share of μ's forced answers that hold a readable final answer. A response
+    without think tags is graded on its final answer, like one that ends thinking."""
+    from mrt_env.replay import replay_many
+
     problems = [by_id[str(r["problem_id"])] for r in records]
     lm = load_model(args)
     longest = max(lm.count_tokens(r["response"]) for r in records)
@@ -226,7 +241,8 @@ def main(args: Args) -> dict[str, Any]:
     run = Path(args.run_dir) / args.name
     run.mkdir(parents=True, exist_ok=True)
     records = read_traces(Path(args.traces), args.max_traces)
-    trajectories, answered = replay_traces(records, args)
+    records, by_id = select_traces(records, args)
+    trajectories, answered = replay_traces(records, by_id, args)
     grouped: dict[str, list[Any]] = defaultdict(list)
     for record, trajectory in zip(records, trajectories, strict=True):
         grouped[str(record.get("policy", "all"))].append(trajectory)

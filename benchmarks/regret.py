@@ -73,9 +73,11 @@ class Args:
     """tiny variants (base, grpo, mrt), checkpoint paths, hub ids, openai:URL (a completions
     server) or vllm:PATH; NAME=SPEC names one"""
     problems: str = "tinymath:heldout"
-    """problem set: tinymath:heldout, a JSONL file with problem/answer, or hf:NAME:SPLIT"""
+    """problem set: tinymath:heldout, a JSONL file with problem/answer, or hf:NAME:SPLIT; a
+    filter may follow '?', e.g. 'math500.jsonl?level=1,2&subject=Algebra&sample=20&seed=0'
+    (metadata fields, ids, shuffle, sample, seed; see mrt_env.problem_filter)"""
     num_problems: int = 60
-    """problems used (the first N of the set)"""
+    """problems used (the first N of the set, after its filter)"""
     samples: int = 4
     """S: sampled responses per problem and policy"""
     k: int = 4

@@ -42,7 +42,9 @@ class EnvConfig:
 
     problems: ProblemSource | Sequence[Problem | Mapping[str, Any]] | str | Path = "tinymath"
     """Problem source: a ``ProblemSource``, a list of ``Problem``/dicts, a JSONL path,
-    ``"hf:NAME:SPLIT"`` (needs ``datasets``) or ``"tinymath"`` / ``"tinymath:SPLIT"``."""
+    ``"hf:NAME:SPLIT"`` (needs ``datasets``) or ``"tinymath"`` / ``"tinymath:SPLIT"``. A
+    string may end in a filter, ``"math500.jsonl?level=1,2&subject=Algebra&sample=20"``
+    (metadata fields, ``ids``, a seeded ``shuffle``/``sample``; :mod:`mrt_env.problem_filter`)."""
 
     problem_fields: FieldNames = field(default_factory=FieldNames)
     """Record field names (problem / answer / id) for JSONL files, lists and datasets."""

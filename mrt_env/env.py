@@ -74,7 +74,7 @@ class MRTMathEnv(gym.Env[str, str]):
     :class:`~mrt_env.config.EnvConfig`; ``kwargs`` are its fields (they override ``config``),
     so ``gym.make("MRTMath-v0", token_budget=256, k=4)`` works. ``components`` shares
     already-built models between environments. ``reset(options=...)`` accepts
-    ``{"problem": Problem | dict}`` or ``{"index": int}``.
+    ``{"problem": Problem | dict}``, ``{"index": int}`` or ``{"id": str}``.
 
     ## Version History
     * v0: Initial version.
