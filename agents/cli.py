@@ -11,8 +11,6 @@ Rerunning the same command after the process was killed resumes from the last ch
 from __future__ import annotations
 
 import dataclasses
-import functools
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -147,26 +145,7 @@ def _train_trl(options: dict[str, Any], config: TrainConfig, algo_config: Any) -
     typer.echo(f"{options['algo']} (trl): {step} steps; model saved to {path}")
 
 
-def _clean_errors(command: Callable[..., None]) -> Callable[..., None]:
-    """Report bad settings (exit 2) and refused runs (exit 1) as one message, no traceback."""
-
-    @functools.wraps(command)
-    def wrapped(*args: Any, **kwargs: Any) -> None:
-        from agents.checkpoint import CheckpointError
-        from agents.run_folder import RunFolderError
-        from agents.trainer import NonFiniteError
-
-        try:
-            command(*args, **kwargs)
-        except (ValueError, KeyError, FileNotFoundError) as error:
-            message = error.args[0] if isinstance(error, KeyError) and error.args else error
-            typer.echo(f"Error: {message}", err=True)
-            raise typer.Exit(2) from None
-        except (CheckpointError, RunFolderError, NonFiniteError) as error:
-            typer.echo(f"Error: {error}", err=True)
-            raise typer.Exit(1) from None
-
-    return wrapped
+_clean_errors = opts.clean_errors
 
 
 @app.command()
@@ -233,7 +212,7 @@ def main(
     ] = None,
     zero_reward_steps: Annotated[
         int, typer.Option(help="warn after N steps of all-zero rewards (0 = never)")
-    ] = 3,
+    ] = 1,
     checkpoint_interval: Annotated[
         int, typer.Option(help="checkpoint every N steps (and after the last)")
     ] = TrainConfig.checkpoint_interval,
@@ -265,6 +244,7 @@ def main(
     vllm_mode: Annotated[str, typer.Option(help="trl: vLLM colocate | server")] = "colocate",
 ) -> None:
     """Train (or resume) a run; see the module docs."""
+    opts.check_k(prover_samples)
     options = dict(locals())
     options["loss_chunk_tokens"] = loss_chunk_tokens or None
     import torch

@@ -162,6 +162,9 @@ class TrainSession:
             "env/terminated": float(np.mean([t.terminated for t in trajectories])),
             "charts/tokens": float(np.mean([t.total_tokens for t in trajectories])),
             "charts/episodes": float(np.mean([len(t.episodes) for t in trajectories])),
+            "env/single_episode_share": float(
+                np.mean([len(t.episodes) <= 1 for t in trajectories])
+            ),
             **answer_metrics(trajectories),
         }
 

@@ -238,8 +238,11 @@ def _train_locked(
             metrics, seconds = _one_step(algorithm, session, rng, step, evaluator)
             step, elapsed = step + 1, elapsed + seconds
             metrics["charts/elapsed_s"] = elapsed
+            metrics.update(monitor.flags(metrics))
             logger.log(metrics, step)
             monitor.check(metrics, step)
+            if metrics.get("charts/skipped_update") == 1.0:
+                tqdm.write(f"step {step}: every advantage is 0: optimizer step skipped")
             bad = first_non_finite(metrics, session.learner.model)
             if bad is not None:
                 raise NonFiniteError(

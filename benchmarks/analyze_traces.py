@@ -40,12 +40,14 @@ from _common import (
     bootstrap_ci,
     fmt_ci,
     parse_args,
+    plot_title,
     read_traces,
     replay_env,
     run_environment,
     save_line_plot,
     write_json,
 )
+from tqdm import tqdm
 
 
 @dataclass
@@ -91,8 +93,9 @@ class Args:
     """seed of the meta-prover sampling"""
     run_dir: str = "runs/analyze_traces"
     """parent folder of run folders"""
-    name: str = "default"
-    """run folder name"""
+    name: str = ""
+    """run folder name (default: the time of the run, e.g. 20250101-120000, so reruns never
+    overwrite each other)"""
 
 
 def load_model(args: Args) -> Any:
@@ -137,7 +140,10 @@ def replay_traces(
     longest = max(lm.count_tokens(r["response"]) for r in records)
     unique = list({p.id: p for p in problems}.values())
     env = replay_env(args, lm, unique, token_budget=longest + 64, max_episodes=1024)
-    trajectories = replay_many(env, [r["response"] for r in records], problems, seed=args.seed)
+    with tqdm(total=len(records), desc="traces replayed", unit="trace") as bar:
+        trajectories = replay_many(
+            env, [r["response"] for r in records], problems, seed=args.seed, progress=bar.update
+        )
     stats = env.unwrapped.core.components.prover.stats
     answered = {"forced_answers": stats.generated_answers, "answered_share": stats.answered_share}
     return trajectories, answered
@@ -145,6 +151,7 @@ def replay_traces(
 
 def analyse(trajectories: list[Any], args: Args) -> dict[str, Any]:
     """J per episode, progress statistics and regret of one group of trajectories."""
+    from mrt_env.diagnostics import episode_summary
     from mrt_env.regret import normalized_area_per_problem, regret_over_episode_budget
 
     j_curves = [[float(v) for v in t.j if v is not None] for t in trajectories]
@@ -170,7 +177,7 @@ def analyse(trajectories: list[Any], args: Args) -> dict[str, Any]:
     return {
         "traces": len(trajectories),
         "accuracy": bootstrap_ci(outcomes),
-        "mean_episodes": float(np.mean([len(t.episodes) for t in trajectories])),
+        **episode_summary([len(t.episodes) for t in trajectories]),
         "j_by_episode": j_by_episode,
         "thinking_progress": {
             "episodes": len(progress),
@@ -184,26 +191,35 @@ def analyse(trajectories: list[Any], args: Args) -> dict[str, Any]:
         ).tolist(),
         "_first": first,
         "_later": later,
+        "_j": [v for c in j_curves for v in c],
+        "_episodes": [len(t.episodes) for t in trajectories],
     }
 
 
-def plot(groups: dict[str, dict[str, Any]], run: Path) -> None:
-    """progress_hist.png and j_per_episode.png."""
+def plot(groups: dict[str, dict[str, Any]], run: Path, title: str) -> None:
+    """progress_hist.png and j_per_episode.png ([0, 1] J axis; "no data" in an empty panel)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     bins = np.linspace(-1, 1, 21)
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5), sharey=False)
-    for name, g in groups.items():
-        axes[0].hist(g["_first"], bins=bins, alpha=0.5, label=name)
-        axes[1].hist(g["_later"], bins=bins, alpha=0.5, label=name)
-    axes[0].set_title("progress of the first episode")
-    axes[1].set_title("progress of later thinking episodes")
-    for ax in axes:
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8), sharey=False)
+    for ax, key, label in (
+        (axes[0], "_first", "progress of the first episode"),
+        (axes[1], "_later", "progress of later thinking episodes"),
+    ):
+        filled = [(name, g[key]) for name, g in groups.items() if g[key]]
+        for name, values in filled:
+            ax.hist(values, bins=bins, alpha=0.5, label=name)
+        if filled:
+            ax.legend(fontsize=8)
+        else:
+            ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+        ax.set_title(label, fontsize=9)
+        ax.set_xlim(-1, 1)
         ax.set_xlabel("J(after) - J(before)")
-        ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(run / "progress_hist.png", dpi=120)
     plt.close(fig)
@@ -217,28 +233,56 @@ def plot(groups: dict[str, dict[str, Any]], run: Path) -> None:
         lines,
         "episodes of thinking (0 = empty)",
         "mean J (last point: the natural answer)",
+        title,
     )
 
 
-def markdown(groups: dict[str, dict[str, Any]], args: Args) -> str:
-    """results.md."""
-    head = ["group", "traces", "accuracy", "episodes", "no-gain episodes"]
-    head += [f"regret@{b}" for b in args.budgets]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+def markdown(groups: dict[str, dict[str, Any]], args: Args, flagged: dict[str, list[str]]) -> str:
+    """results.md: degenerate-run flags (if any), then one row per group."""
+    from mrt_env.diagnostics import degenerate_markdown
+
+    head = ["group", "traces", "accuracy", "episodes/response", "one-episode share"]
+    head += ["no-gain episodes", *[f"regret@{b}" for b in args.budgets]]
+    lines = degenerate_markdown(flagged)
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, g in groups.items():
         no_gain = g["thinking_progress"]["fraction_no_gain"]
         cells = [name, str(g["traces"]), fmt_ci(g["accuracy"]), f"{g['mean_episodes']:.2f}"]
+        cells.append(f"{g['single_episode_share']:.0%}")
         cells.append("n/a" if no_gain is None else f"{no_gain:.2f}")
         cells += [fmt_ci(g["normalized_regret"][str(b)]) for b in args.budgets]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
+def degenerate_groups(
+    groups: dict[str, dict[str, Any]], answered: dict[str, Any], args: Args
+) -> dict[str, list[str]]:
+    """Per group: why it is degenerate (``mrt_env.diagnostics``); printed as warnings."""
+    from mrt_env.diagnostics import degenerate_reasons
+
+    flagged = {}
+    for name, g in groups.items():
+        flagged[name] = degenerate_reasons(
+            pass_at_1=g["accuracy"]["mean"],
+            j_values=g["_j"],
+            episode_counts=g["_episodes"],
+            forced_answered=answered["answered_share"],
+            answered_threshold=args.answered_warn,
+        )
+        for reason in flagged[name]:
+            print(f"WARNING: degenerate run, group {name!r}: {reason}", file=sys.stderr)
+    return flagged
+
+
 def main(args: Args) -> dict[str, Any]:
     if not args.traces:
         raise SystemExit("--traces is required (a JSONL with problem_id and response)")
     start = time.perf_counter()
-    run = Path(args.run_dir) / args.name
+    name = args.name or time.strftime("%Y%m%d-%H%M%S")
+    run = Path(args.run_dir) / name
+    while not args.name and run.exists():  # two runs in one second: never overwrite
+        name, run = f"{name}-1", run.with_name(f"{name}-1")
     run.mkdir(parents=True, exist_ok=True)
     records = read_traces(Path(args.traces), args.max_traces)
     records, by_id = select_traces(records, args)
@@ -247,7 +291,9 @@ def main(args: Args) -> dict[str, Any]:
     for record, trajectory in zip(records, trajectories, strict=True):
         grouped[str(record.get("policy", "all"))].append(trajectory)
     groups = {name: analyse(ts, args) for name, ts in grouped.items()}
-    plot(groups, run)
+    flagged = degenerate_groups(groups, answered, args)
+    problems = len({str(r["problem_id"]) for r in records})
+    plot(groups, run, plot_title(run.name, args.problems, problems, list(groups)))
     output = {
         "settings": asdict(args),
         "environment": run_environment(),
@@ -255,10 +301,11 @@ def main(args: Args) -> dict[str, Any]:
             n: {k: v for k, v in g.items() if not k.startswith("_")} for n, g in groups.items()
         },
         "forced_answers_answered": answered,
+        "degenerate": flagged,
         "wall_time_s": time.perf_counter() - start,
     }
     write_json(run / "results.json", output)
-    (run / "results.md").write_text(markdown(groups, args))
+    (run / "results.md").write_text(markdown(groups, args, flagged))
     print((run / "results.md").read_text())
     share = answered["answered_share"]
     print(

@@ -24,7 +24,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,6 +139,7 @@ def replay_many(
     seed: int | None = None,
     batch_size: int = 64,
     finished: bool = True,
+    progress: Callable[[int], None] | None = None,
 ) -> list[Trajectory]:
     """Replay many responses; each round of episodes shares one ``prover.estimate`` call.
 
@@ -150,6 +151,8 @@ def replay_many(
         seed: Seed of the meta-prover sampling (``None``: drawn from the env's RNG).
         batch_size: Responses replayed together (bounds the size of one prover call).
         finished: See :func:`replay`.
+        progress: Called with the number of responses replayed after each batch (e.g. a
+            progress bar's ``update``); the results do not depend on it.
 
     Returns:
         One :class:`Trajectory` per response, in order.
@@ -168,6 +171,8 @@ def replay_many(
     for start in range(0, len(responses), batch_size):
         stop = start + batch_size
         out.extend(_replay_batch(core, resolved[start:stop], episodes[start:stop], rng))
+        if progress is not None:
+            progress(len(resolved[start:stop]))
     return out
 
 
