@@ -81,11 +81,14 @@ class RunMonitor:
         self._streak = self._streak + 1 if zero else 0
         if self.zero_steps and self._streak == self.zero_steps:
             issued.append("zero_rewards")
-            skipped = _value(metrics, "charts/skipped_update") == 1.0
+            if _value(metrics, "charts/advantage_abs") == 0.0:
+                what = "every advantage was 0 (the weights learn nothing"
+                skipped = _value(metrics, "charts/skipped_update") == 1.0
+                what += "; the optimizer step was skipped)" if skipped else ")"
+            else:
+                what = "every outcome was 0 (nothing solved; only a progress bonus trains)"
             _warn(
-                f"step {step}: every reward or every advantage was 0 for {self._streak} "
-                f"consecutive steps, so the weights learn nothing"
-                f"{' (the optimizer step was skipped)' if skipped else ''}. Likely cause: "
+                f"step {step}: {what} for {self._streak} consecutive steps. Likely cause: "
                 f"{_likely_cause(metrics, self.answered_threshold)}"
             )
         for name, message in self._one_time(metrics):
@@ -97,8 +100,8 @@ class RunMonitor:
 
     def flags(self, metrics: Mapping[str, float]) -> dict[str, float]:
         """This step's degenerate-run flags as metrics (1.0 = flagged), logged from the first
-        step: ``degenerate/zero_rewards`` (every reward or advantage 0: the update is
-        skipped), ``degenerate/j_zero`` (μ's J is 0 everywhere), ``degenerate/single_episode``
+        step: ``degenerate/zero_rewards`` (every outcome or every advantage 0; the latter
+        skips the update), ``degenerate/j_zero`` (μ's J is 0 everywhere), ``degenerate/single_episode``
         (most responses are one episode: progress credit is empty) and
         ``degenerate/forced_unreadable`` (most forced answers unreadable)."""
         j_values = [_value(metrics, key) for key in ("env/j", "env/j_final")]

@@ -98,5 +98,5 @@ def test_evaluate_rejects_more_problems_than_the_file_has(tmp_path: Path) -> Non
     source = tmp_path / "two.jsonl"
     source.write_text('{"problem": "1+1?", "answer": "2"}\n{"problem": "2+2?", "answer": "4"}\n')
     result = CliRunner().invoke(app, ["--variants", "random-tiny", "--problems", str(source)])
-    assert result.exit_code != 0
-    assert "more than the 2 problems" in str(result.exception)
+    assert result.exit_code == 2  # a clean error, not a traceback
+    assert "Error: --n 200 is more than the 2 problems" in result.output
