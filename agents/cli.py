@@ -19,7 +19,14 @@ import typer
 from agents import options as opts
 from agents.config import GRPOConfig, MRTConfig, PolicyConfig, STaRConfig, TrainConfig
 
-app = typer.Typer(add_completion=False, help=__doc__, pretty_exceptions_enable=False)
+# plain (click) help: it wraps long option names instead of cutting them at 80 columns
+app = typer.Typer(
+    add_completion=False,
+    help=__doc__,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"max_content_width": 100},
+)
 
 
 def _algo_config(

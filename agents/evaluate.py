@@ -235,6 +235,8 @@ app = typer.Typer(
     add_completion=False,
     help="Evaluate policies on held-out problems.",
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: long option names are never cut
+    context_settings={"max_content_width": 100},
 )
 
 

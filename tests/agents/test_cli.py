@@ -181,3 +181,30 @@ def test_evaluation_on_other_problems_needs_an_eval_source(tmp_path: Path) -> No
     assert result.exit_code == 0, result.output
     [metrics] = _metrics(tmp_path)
     assert 0.0 <= metrics["eval/pass@1"] <= 1.0 and 0.0 <= metrics["eval/answered"] <= 1.0
+
+
+@pytest.mark.parametrize("module", ["agents.cli", "agents.evaluate"])
+def test_help_shows_every_option_name_whole_at_80_columns(module: str) -> None:
+    import importlib
+
+    import typer
+
+    command_app = importlib.import_module(module).app
+    result = CliRunner().invoke(command_app, ["--help"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    names = [
+        name
+        for param in typer.main.get_command(command_app).params
+        for name in (*param.opts, *param.secondary_opts)
+    ]
+    assert len(names) > 10
+    words = {word.rstrip(",") for word in result.output.split()}
+    missing = [name for name in names if name not in words]
+    assert missing == [] and "…" not in result.output
+    assert max(len(line) for line in result.output.splitlines()) <= 100
+
+
+def test_k_zero_is_reported_as_k(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["--k", "0", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "--k must be >= 1" in result.output and "prover_samples" not in result.output
