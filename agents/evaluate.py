@@ -231,6 +231,14 @@ def load_problems(spec: str, count: int) -> list[Problem]:
     return [source[i] for i in range(count)]
 
 
+def prompt_tokens(lm: Any, problems: Sequence[Problem], template: Any) -> dict[str, int]:
+    """Tokens of each problem's rendered prompt (regret budgets include them)."""
+    from mrt_env.templates import resolve_template
+
+    chat = resolve_template(template, lm)
+    return {p.id: lm.count_tokens(chat.render_prompt(p.problem)) for p in problems}
+
+
 app = typer.Typer(
     add_completion=False,
     help="Evaluate policies on held-out problems.",
@@ -269,8 +277,15 @@ def main(
     device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
     samples: Annotated[int, typer.Option(help="samples per problem")] = 1,
     temperature: Annotated[float, typer.Option(help="sampling temperature")] = 0.8,
-    budgets: Annotated[str, typer.Option(help="comma-separated regret budgets (tokens)")] = "",
-    token_budget: Annotated[int, typer.Option(help="env token budget")] = 384,
+    budgets: Annotated[
+        str,
+        typer.Option(
+            help="comma-separated regret budgets C0 (prompt + thinking + forced-answer tokens)"
+        ),
+    ] = "",
+    token_budget: Annotated[
+        int, typer.Option(help="env token budget (thinking tokens; the prompt is not counted)")
+    ] = 384,
     max_episodes: Annotated[int | None, typer.Option(help="episode cap (default: none)")] = None,
     k: Annotated[int, typer.Option("--k", "--prover-samples", help="K forced answers per J")] = 4,
     max_answer_tokens: opts.MaxAnswerTokens = None,
@@ -284,10 +299,13 @@ def main(
 ) -> None:
     """Sampled pass@1 (95% bootstrap CI), tokens per response and normalized regret."""
     from agents.session import load_language_model
+    from mrt_env.regret import check_budgets_above_prompts
     from mrt_env.stats import strict_json
 
     opts.check_k(k)
     budget_values = [float(b) for b in _split(budgets)]
+    if token_budget < 1:
+        raise typer.BadParameter(f"--token-budget must be >= 1, got {token_budget}")
     policy = PolicyConfig(
         temperature=temperature,
         max_answer_tokens=max_answer_tokens,
@@ -315,6 +333,7 @@ def main(
     names = _split(variants)
     for variant in names:
         lm = load_language_model(_model_spec(variant), device, **lm_options)
+        check_budgets_above_prompts(budget_values, prompt_tokens(lm, chosen, template))
         typer.echo(f"{variant}: {len(chosen)} problems x {samples} samples", err=True)
         grouped = sample_responses(
             lm, chosen, settings, with_prover=bool(budget_values), progress=True

@@ -101,8 +101,9 @@ class RunMonitor:
     def flags(self, metrics: Mapping[str, float]) -> dict[str, float]:
         """This step's degenerate-run flags as metrics (1.0 = flagged), logged from the first
         step: ``degenerate/zero_rewards`` (every outcome or every advantage 0; the latter
-        skips the update), ``degenerate/j_zero`` (μ's J is 0 everywhere), ``degenerate/single_episode``
-        (most responses are one episode: progress credit is empty) and
+        skips the update), ``degenerate/j_zero`` (μ's J is 0 everywhere),
+        ``degenerate/single_episode`` (most responses are one episode: progress credit is
+        empty) and
         ``degenerate/forced_unreadable`` (most forced answers unreadable)."""
         j_values = [_value(metrics, key) for key in ("env/j", "env/j_final")]
         known_j = [value for value in j_values if value is not None]

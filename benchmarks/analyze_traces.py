@@ -82,7 +82,8 @@ class Args:
     max_decode_rows: int | None = None
     """HF backend: rows per decode call (default: all)"""
     budgets: tuple[int, ...] = (64, 128, 192, 256)
-    """token budgets of the normalized regret"""
+    """token budgets C0 of the normalized regret (prompt + thinking + forced-answer tokens;
+    each must be above the longest prompt)"""
     max_traces: int = 0
     """analyse at most this many traces (0: all)"""
     episode_budget: int = 8
@@ -127,6 +128,19 @@ def select_traces(records: list[dict[str, Any]], args: Args) -> tuple[list[dict]
     return records, by_id
 
 
+def check_budgets(lm: Any, problems: list[Any], args: Args) -> None:
+    """Stop before replaying when a budget is not above a prompt (budgets include it)."""
+    from mrt_env.regret import check_budgets_above_prompts
+    from mrt_env.templates import resolve_template
+
+    template = resolve_template(args.template, lm)
+    prompts = {p.id: lm.count_tokens(template.render_prompt(p.problem)) for p in problems}
+    try:
+        check_budgets_above_prompts(args.budgets, prompts)
+    except ValueError as error:
+        raise SystemExit(f"--budgets: {error}") from None
+
+
 def replay_traces(
     records: list[dict[str, Any]], by_id: dict[str, Any], args: Args
 ) -> tuple[list[Any], dict]:
@@ -139,6 +153,7 @@ def replay_traces(
     lm = load_model(args)
     longest = max(lm.count_tokens(r["response"]) for r in records)
     unique = list({p.id: p for p in problems}.values())
+    check_budgets(lm, unique, args)
     env = replay_env(args, lm, unique, token_budget=longest + 64, max_episodes=1024)
     with tqdm(total=len(records), desc="traces replayed", unit="trace") as bar:
         trajectories = replay_many(

@@ -108,9 +108,11 @@ class Args:
     segmenter: str = "marker:1"
     """marker[:MIN_PARAGRAPHS], preset:NAME (aime2024, regret-comparison) or paragraph"""
     token_budget: int = 256
-    """max new tokens of a natural response"""
+    """max new tokens of a natural response (response tokens only, like the env's
+    token_budget; the prompt is not counted)"""
     budgets: tuple[int, ...] = (64, 128, 192, 256)
-    """token budgets C0 of the normalized regret (prompt + thinking + forced-answer tokens)"""
+    """token budgets C0 of the normalized regret (prompt + thinking + forced-answer tokens;
+    each must be above the longest prompt)"""
     extensions: tuple[int, ...] = (2, 4, 6, 8)
     """budget-forcing extension counts w of the extrapolation (0 disables it)"""
     extension_tokens: int = 64
@@ -182,6 +184,20 @@ def load_problems(args: Args) -> list[Any]:
     source = resolve_source(args.problems, FieldNames())
     count = min(args.num_problems, len(source))
     return [source[i] for i in range(count)]
+
+
+def check_budgets(lm: Any, problems: list[Any], args: Args) -> None:
+    """Stop before sampling when a budget C0 is not above a prompt (C0 includes the prompt;
+    ``--token-budget`` counts response tokens only)."""
+    from mrt_env.regret import check_budgets_above_prompts
+    from mrt_env.templates import resolve_template
+
+    template = resolve_template(args.template, lm)
+    prompts = {p.id: lm.count_tokens(template.render_prompt(p.problem)) for p in problems}
+    try:
+        check_budgets_above_prompts(args.budgets, prompts)
+    except ValueError as error:
+        raise SystemExit(f"--budgets: {error}") from None
 
 
 def sample_seed(seed: int, problem_index: int, sample: int) -> int:
@@ -470,6 +486,7 @@ def evaluate_policies(
             print(f"[regret] skipping policy {name!r}: {why}", file=sys.stderr)
             bar.update(sum(len(c) for c in todo[name]))
             continue
+        check_budgets(lm, problems, args)
         prover = build_prover(prover_lm or lm, args)
         for chunk in todo[name]:
             clock = time.perf_counter()

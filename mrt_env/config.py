@@ -297,8 +297,9 @@ def build_lm(
 
 def check_model_path(spec: str) -> None:
     """Raise ``FileNotFoundError`` when ``spec`` is written as a path (starting with ``/``,
-    ``.`` or ``~``, or with more than one ``/``) that does not exist; hub ids (``name``,
-    ``org/name``) pass.
+    ``.`` or ``~``, or with more than one ``/``) that does not exist, and ``ValueError`` when
+    it names a file (``FOLDER/model.safetensors``) instead of the model folder; hub ids
+    (``name``, ``org/name``) pass.
 
     Example:
         >>> check_model_path("HuggingFaceTB/SmolLM2-135M-Instruct")
@@ -307,8 +308,14 @@ def check_model_path(spec: str) -> None:
         ...
         FileNotFoundError: model path /nonexistent/model does not exist (or give a hub id)
     """
+    path = Path(spec).expanduser()
+    if path.is_file():
+        raise ValueError(
+            f"model path {spec} is a file; pass the folder that holds it and its config.json "
+            f"({path.parent})"
+        )
     looks_like_path = spec.startswith(("/", ".", "~")) or spec.count("/") > 1
-    if looks_like_path and not Path(spec).expanduser().exists():
+    if looks_like_path and not path.exists():
         raise FileNotFoundError(f"model path {spec} does not exist (or give a hub id)")
 
 

@@ -101,7 +101,7 @@ def test_evaluate_command_on_math500_with_the_tiny_lm(tmp_path: Path) -> None:
     """The same knobs as training: problems file, template, device, K, answer caps."""
     out = tmp_path / "results.json"
     options = ["--problems", str(MATH500), "--n", "2", "--template", "plain", "--device", "cpu"]
-    options += ["--k", "2", "--token-budget", "24", "--budgets", "64", "--seed", "0"]
+    options += ["--k", "2", "--token-budget", "24", "--budgets", "1024", "--seed", "0"]
     options += ["--max-answer-tokens", "8", "--forced-answer-tokens", "4", "--max-decode-rows", "2"]
     result = CliRunner().invoke(app, ["--variants", "base", *options, "--out", str(out)])
     assert result.exit_code == 0, result.output
@@ -134,3 +134,11 @@ def test_evaluate_rejects_more_problems_than_the_file_has(tmp_path: Path) -> Non
     result = CliRunner().invoke(app, ["--variants", "random-tiny", "--problems", str(source)])
     assert result.exit_code == 2  # a clean error, not a traceback
     assert "Error: --n 200 is more than the 2 problems" in result.output
+
+
+def test_evaluate_rejects_a_regret_budget_inside_the_prompt() -> None:
+    # the tiny tokenizer: a TinyMath prompt is 21-28 tokens, so C0 = 16 holds no thinking
+    options = ["--variants", "random-tiny", "--n", "2", "--budgets", "16", "--k", "2"]
+    result = CliRunner().invoke(app, options)
+    assert result.exit_code == 2
+    assert "C0=16 is not above the" in result.output and "prompt" in result.output

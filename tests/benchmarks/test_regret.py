@@ -90,7 +90,7 @@ def test_regret_script_end_to_end_resumes_and_feeds_trace_analysis(
     argv = [
         "--policies", "a=random-tiny", "gone=/nonexistent/checkpoint",
         "--problems", str(problems), "--num-problems", "2", "--samples", "2", "--k", "2",
-        "--token-budget", "24", "--budgets", "16", "48", "--extensions", "2",
+        "--token-budget", "24", "--budgets", "32", "48", "--extensions", "2",
         "--extension-tokens", "8", "--forced-samples", "1", "--chunk-problems", "1",
         "--run-dir", str(tmp_path / "runs"), "--name", "smoke",
     ]  # fmt: skip
@@ -103,7 +103,7 @@ def test_regret_script_end_to_end_resumes_and_feeds_trace_analysis(
     assert set(results["policies"]) == {"a"}
     summary = results["policies"]["a"]
     _check_stat(summary["pass@1"])
-    for budget in ("16", "48"):
+    for budget in ("32", "48"):
         _check_stat(summary["normalized_regret"][budget])
     assert set(summary["normalized_regret_extrapolated"]) == {"64"}  # 48 + 2 * 8
     assert summary["maj@k"]["k"] == [1, 2]
