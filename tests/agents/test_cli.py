@@ -208,3 +208,14 @@ def test_k_zero_is_reported_as_k(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["--k", "0", "--out", str(tmp_path)])
     assert result.exit_code == 2
     assert "--k must be >= 1" in result.output and "prover_samples" not in result.output
+
+
+def test_a_resumed_run_shows_its_true_step(tmp_path: Path) -> None:
+    quiet = [a for a in TINY if a != "--no-progress"]
+    args = [*quiet, "--algo", "grpo", "--no-tensorboard", "--out", str(tmp_path)]
+    assert CliRunner().invoke(app, [*args, "--steps", "1"]).exit_code == 0
+    result = CliRunner().invoke(app, [*args, "--steps", "2"])
+    assert result.exit_code == 0, result.output
+    bar = [line for line in result.output.replace("\r", "\n").splitlines() if "grpo:" in line]
+    assert "1/2" in bar[0] and any("2/2" in line for line in bar)  # starts at the checkpoint
+    assert "0/2" not in result.output
