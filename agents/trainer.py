@@ -233,6 +233,8 @@ def _train_locked(
     monitor = RunMonitor(zero_steps=config.zero_reward_steps)
     metrics: dict[str, float] = {}
     bar = tqdm(total=config.steps, initial=step, desc=algorithm.name, disable=not progress)
+    # within a step: trajectories finished so far (a step of a real model takes minutes)
+    session.progress = lambda done, total: bar.set_postfix_str(f"trajectories {done}/{total}")
     try:
         while step < config.steps and not _out_of_time(config, elapsed):
             metrics, seconds = _one_step(algorithm, session, rng, step, evaluator)
@@ -256,6 +258,7 @@ def _train_locked(
             bar.update(1)
             bar.set_postfix(outcome=f"{metrics.get('reward/outcome', float('nan')):.2f}")
     finally:
+        session.progress = None
         bar.close()
         logger.close()
     return TrainResult(step, elapsed, resumed, metrics)

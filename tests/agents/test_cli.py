@@ -219,3 +219,4 @@ def test_a_resumed_run_shows_its_true_step(tmp_path: Path) -> None:
     bar = [line for line in result.output.replace("\r", "\n").splitlines() if "grpo:" in line]
     assert "1/2" in bar[0] and any("2/2" in line for line in bar)  # starts at the checkpoint
     assert "0/2" not in result.output
+    assert "trajectories 4/4" in result.output  # progress within a step (G = 4)
