@@ -121,6 +121,8 @@ def _evaluator(problems: Any, seed: int, segmenter: str | None) -> Any:
             "eval/pass@1": summary.pass_at_1,
             "eval/tokens": summary.mean_tokens,
             "eval/answered": summary.answered,
+            "eval/episodes": summary.mean_episodes,
+            "eval/single_episode_share": summary.single_episode_share,
         }
 
     return evaluate

@@ -181,6 +181,7 @@ def test_evaluation_on_other_problems_needs_an_eval_source(tmp_path: Path) -> No
     assert result.exit_code == 0, result.output
     [metrics] = _metrics(tmp_path)
     assert 0.0 <= metrics["eval/pass@1"] <= 1.0 and 0.0 <= metrics["eval/answered"] <= 1.0
+    assert metrics["eval/episodes"] >= 1.0 and 0.0 <= metrics["eval/single_episode_share"] <= 1.0
 
 
 @pytest.mark.parametrize("module", ["agents.cli", "agents.evaluate"])
