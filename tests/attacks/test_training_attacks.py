@@ -156,7 +156,8 @@ def test_bad_training_settings_exit_2_with_one_clean_line(
 def test_a_diverging_run_stops_non_zero_and_keeps_the_last_good_checkpoint(
     tmp_path: Path,
 ) -> None:
-    out = ["--out", str(tmp_path), "--checkpoint-interval", "1"]
+    # the KL term keeps every step a real update (all-zero advantages alone skip the step)
+    out = ["--out", str(tmp_path), "--checkpoint-interval", "1", "--kl-coef", "0.1"]
     result = _invoke("--lr", "1000", "--steps", "4", *out)
     assert result.exit_code == 1
     assert "is not finite; training stopped" in result.output
