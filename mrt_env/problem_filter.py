@@ -28,7 +28,7 @@ Example:
     >>> [p.id for p in parse_filter("level=0,2").apply(source)]
     ['0', '2', '3', '5']
     >>> [p.id for p in parse_filter("level=1-2&sample=2&seed=0").apply(source)]
-    ['5', '2']
+    ['4', '5']
 """
 
 from __future__ import annotations

@@ -99,3 +99,13 @@ def test_math500_levels_and_subjects() -> None:
     counts = Counter((r["level"], r["subject"]) for r in rows)
     assert len(resolve_source(f"{path}?level=1&subject=Algebra")) == counts[(1, "Algebra")]
     assert len(resolve_source(f"{path}?level=1-2")) == sum(r["level"] <= 2 for r in rows)
+
+
+def test_docstring_examples_hold() -> None:
+    import doctest
+
+    from mrt_env import diagnostics, problem_filter
+
+    for module in (problem_filter, diagnostics):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0, module.__name__
