@@ -443,8 +443,8 @@ def has_data(lines: Sequence[Line]) -> bool:
 
 
 def plot_title(run: str, problems: str, count: int, names: Sequence[str]) -> str:
-    """``run · problems (N problems) · policies a, b`` for a plot title."""
-    return f"{run} · {problems} ({count} problems)\n{', '.join(names)}"
+    """``run · problems (N problems)`` over ``policies: a, b``, for a plot title."""
+    return f"{run} · {problems} ({count} problems)\npolicies: {', '.join(names)}"
 
 
 def save_line_plot(

@@ -240,7 +240,7 @@ def test_plots_use_fixed_unit_axes_a_title_and_say_no_data(
     common.save_line_plot(tmp_path / "a.png", flat, "tokens", "J", title)
     low, high = axes[0].get_ylim()
     assert low < 0.0 < 1.0 < high and high - low < 1.1  # [0, 1] plus a small margin
-    assert axes[0].get_title() == "run-x · math500.jsonl?level=1 (6 problems)\nbase, mrt"
+    assert axes[0].get_title() == "run-x · math500.jsonl?level=1 (6 problems)\npolicies: base, mrt"
     assert [t.get_text() for t in axes[0].texts] == []
     common.save_line_plot(tmp_path / "b.png", [], "tokens", "J", title)
     common.save_line_plot(tmp_path / "c.png", [common.Line([0], [float("nan")])], "t", "J")
