@@ -121,11 +121,15 @@ def _evaluator(problems: Any, seed: int, segmenter: str | None) -> Any:
             "eval/pass@1": summary.pass_at_1,
             "eval/tokens": summary.mean_tokens,
             "eval/answered": summary.answered,
-            "eval/episodes": summary.mean_episodes,
-            "eval/single_episode_share": summary.single_episode_share,
+            "eval/episodes": _or_nan(summary.mean_episodes),
+            "eval/single_episode_share": _or_nan(summary.single_episode_share),
         }
 
     return evaluate
+
+
+def _or_nan(value: float | None) -> float:
+    return float("nan") if value is None else value
 
 
 def _train_trl(options: dict[str, Any], config: TrainConfig, algo_config: Any) -> None:
