@@ -64,11 +64,16 @@ def _train_config(options: dict[str, Any]) -> TrainConfig:
 
 
 def _problem_source(spec: str, size: int, seed: int) -> Any:
-    """``tinymath:train`` (``size`` problems, seeded) or any ``mrt_env.sources`` spec."""
-    if spec == "tinymath:train":
+    """``tinymath:train`` (``size`` problems, seeded; a filter after ``?`` applies to them) or
+    any ``mrt_env.sources`` spec."""
+    from mrt_env.problem_filter import split_spec
+
+    base, problem_filter = split_spec(spec)
+    if base == "tinymath:train":
         from mrt_env.tinymath.problems import TinyMathSource
 
-        return TinyMathSource(split="train", size=size, seed=seed)
+        source = TinyMathSource(split="train", size=size, seed=seed)
+        return source if problem_filter is None else problem_filter.apply(source, base)
     from mrt_env.sources import FieldNames, resolve_source
 
     return resolve_source(spec, FieldNames())

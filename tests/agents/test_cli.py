@@ -221,3 +221,13 @@ def test_a_resumed_run_shows_its_true_step(tmp_path: Path) -> None:
     assert "1/2" in bar[0] and any("2/2" in line for line in bar)  # starts at the checkpoint
     assert "0/2" not in result.output
     assert "trajectories 4/4" in result.output  # progress within a step (G = 4)
+
+
+def test_a_filter_applies_to_the_seeded_tinymath_training_set() -> None:
+    from agents.cli import _problem_source
+    from mrt_env.tinymath.problems import TinyMathSource
+
+    source = _problem_source("tinymath:train?level=2", size=40, seed=5)
+    whole = TinyMathSource(split="train", size=40, seed=5)  # --train-size and --seed still count
+    expected = [whole[i].id for i in range(len(whole)) if whole[i].metadata["level"] == 2]
+    assert [source[i].id for i in range(len(source))] == expected and expected
