@@ -310,7 +310,7 @@ def main(args: Args) -> dict[str, Any]:
     problems = len({str(r["problem_id"]) for r in records})
     plot(groups, run, plot_title(run.name, args.problems, problems, list(groups)))
     output = {
-        "settings": asdict(args),
+        "settings": {**asdict(args), "name": run.name},
         "environment": run_environment(),
         "groups": {
             n: {k: v for k, v in g.items() if not k.startswith("_")} for n, g in groups.items()

@@ -76,8 +76,10 @@ class EnvConfig:
     """Sampling temperature of μ's forced answers."""
 
     token_budget: int = 512
-    """Maximum response tokens of a trajectory (model tokenizer); an episode that overruns
-    it is cut at the budget and the trajectory is truncated."""
+    """Maximum response tokens of a trajectory (model tokenizer): the thinking, not the prompt
+    (the regret budgets ``C0`` of ``mrt_env.regret`` count prompt + thinking + forced-answer
+    tokens instead); an episode that overruns it is cut at the budget and the trajectory is
+    truncated."""
 
     max_episodes: int = 16
     """Maximum episodes (steps) of a trajectory; reaching it truncates the trajectory."""
