@@ -293,7 +293,14 @@ def process_chunk(
         if w == 0 or forced[j]
     ]
     clock = time.perf_counter()
-    status(f"reading J (K={args.k}) after every episode of {len(todo)} responses")
+    replayed = 0
+
+    def replay_status(count: int) -> None:
+        nonlocal replayed
+        replayed += count
+        status(f"reading J (K={args.k}) after every episode: {replayed}/{len(todo)} responses")
+
+    replay_status(0)
     before = (prover.stats.generated_answers, prover.stats.answered)
     # a response may stop at the sampling budget without ending thinking: not a finished one,
     # so its curve ends at μ's J after its last episode (those that end thinking terminate)
@@ -304,6 +311,7 @@ def process_chunk(
         seed=replay_seed,
         batch_size=len(todo),
         finished=False,
+        progress=replay_status,
     )
     TIMINGS["replay_s"] += time.perf_counter() - clock
     # the chunk's forced-answer counters, on its first record (sums over records are totals)

@@ -99,6 +99,12 @@ def test_regret_script_end_to_end_resumes_and_feeds_trace_analysis(
     results = _strict((run / "results.json").read_text())
     assert "skipped" in first.stderr + first.stdout  # the missing policy is reported
     assert "policy x problem" in first.stderr  # a progress bar over (policy, problem)
+    for phase in (
+        "sampling 2 responses",
+        "reading J (K=2) after every episode: 3/3 responses",
+        "grading",
+    ):
+        assert phase in first.stderr  # what the chunk is doing, beside the bar
     assert any("gone" in note for note in results["notes"])
     assert set(results["policies"]) == {"a"}
     summary = results["policies"]["a"]
