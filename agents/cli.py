@@ -11,8 +11,6 @@ Rerunning the same command after the process was killed resumes from the last ch
 from __future__ import annotations
 
 import dataclasses
-import functools
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,7 +19,14 @@ import typer
 from agents import options as opts
 from agents.config import GRPOConfig, MRTConfig, PolicyConfig, STaRConfig, TrainConfig
 
-app = typer.Typer(add_completion=False, help=__doc__, pretty_exceptions_enable=False)
+# plain (click) help: it wraps long option names instead of cutting them at 80 columns
+app = typer.Typer(
+    add_completion=False,
+    help=__doc__,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"max_content_width": 100},
+)
 
 
 def _algo_config(
@@ -59,11 +64,16 @@ def _train_config(options: dict[str, Any]) -> TrainConfig:
 
 
 def _problem_source(spec: str, size: int, seed: int) -> Any:
-    """``tinymath:train`` (``size`` problems, seeded) or any ``mrt_env.sources`` spec."""
-    if spec == "tinymath:train":
+    """``tinymath:train`` (``size`` problems, seeded; a filter after ``?`` applies to them) or
+    any ``mrt_env.sources`` spec."""
+    from mrt_env.problem_filter import split_spec
+
+    base, problem_filter = split_spec(spec)
+    if base == "tinymath:train":
         from mrt_env.tinymath.problems import TinyMathSource
 
-        return TinyMathSource(split="train", size=size, seed=seed)
+        source = TinyMathSource(split="train", size=size, seed=seed)
+        return source if problem_filter is None else problem_filter.apply(source, base)
     from mrt_env.sources import FieldNames, resolve_source
 
     return resolve_source(spec, FieldNames())
@@ -117,6 +127,8 @@ def _evaluator(problems: Any, seed: int, segmenter: str | None, budget: int = 0)
             "eval/pass@1": summary.pass_at_1,
             "eval/tokens": summary.mean_tokens,
             "eval/answered": summary.answered,
+            "eval/episodes": _or_nan(summary.mean_episodes),
+            "eval/single_episode_share": _or_nan(summary.single_episode_share),
         }
         if budget > 0:
             metrics[f"eval/regret@{budget}"] = summary.normalized_regret.get(
@@ -125,6 +137,10 @@ def _evaluator(problems: Any, seed: int, segmenter: str | None, budget: int = 0)
         return metrics
 
     return evaluate
+
+
+def _or_nan(value: float | None) -> float:
+    return float("nan") if value is None else value
 
 
 def _train_trl(options: dict[str, Any], config: TrainConfig, algo_config: Any) -> None:
@@ -153,26 +169,7 @@ def _train_trl(options: dict[str, Any], config: TrainConfig, algo_config: Any) -
     typer.echo(f"{options['algo']} (trl): {step} steps; model saved to {path}")
 
 
-def _clean_errors(command: Callable[..., None]) -> Callable[..., None]:
-    """Report bad settings (exit 2) and refused runs (exit 1) as one message, no traceback."""
-
-    @functools.wraps(command)
-    def wrapped(*args: Any, **kwargs: Any) -> None:
-        from agents.checkpoint import CheckpointError
-        from agents.run_folder import RunFolderError
-        from agents.trainer import NonFiniteError
-
-        try:
-            command(*args, **kwargs)
-        except (ValueError, KeyError, FileNotFoundError) as error:
-            message = error.args[0] if isinstance(error, KeyError) and error.args else error
-            typer.echo(f"Error: {message}", err=True)
-            raise typer.Exit(2) from None
-        except (CheckpointError, RunFolderError, NonFiniteError) as error:
-            typer.echo(f"Error: {error}", err=True)
-            raise typer.Exit(1) from None
-
-    return wrapped
+_clean_errors = opts.clean_errors
 
 
 @app.command()
@@ -190,7 +187,11 @@ def main(
         "runs/train"
     ),
     problems: Annotated[
-        str, typer.Option(help="tinymath:train | JSONL path | hf:NAME:SPLIT")
+        str,
+        typer.Option(
+            help="tinymath:train | JSONL path | hf:NAME:SPLIT, with an optional filter: "
+            "'math500.jsonl?level=1,2&subject=Algebra&sample=200&seed=0'"
+        ),
     ] = "tinymath:train",
     template: opts.Template = None,
     problems_per_step: Annotated[int, typer.Option(help="problems per step")] = 4,
@@ -245,7 +246,7 @@ def main(
     ] = 0,
     zero_reward_steps: Annotated[
         int, typer.Option(help="warn after N steps of all-zero rewards (0 = never)")
-    ] = 3,
+    ] = 1,
     checkpoint_interval: Annotated[
         int, typer.Option(help="checkpoint every N steps (and after the last)")
     ] = TrainConfig.checkpoint_interval,
@@ -277,6 +278,7 @@ def main(
     vllm_mode: Annotated[str, typer.Option(help="trl: vLLM colocate | server")] = "colocate",
 ) -> None:
     """Train (or resume) a run; see the module docs."""
+    opts.check_k(prover_samples)
     options = dict(locals())
     options["loss_chunk_tokens"] = loss_chunk_tokens or None
     import torch

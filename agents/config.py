@@ -140,7 +140,7 @@ class TrainConfig:
     token_budget: int = 384
     max_episodes: int | None = None
     forced_answer_tokens: int | None = None
-    zero_reward_steps: int = 3
+    zero_reward_steps: int = 1
     prover_samples: int = 4
     eval_interval: int = 0
     eval_problems: int = 32

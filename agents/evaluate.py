@@ -80,7 +80,11 @@ class EvalSummary:
         normalized_regret: Budget -> normalized regret (empty without budgets).
         per_problem: Pass rate of each problem (for paired comparisons between variants).
         answered: Share of graded responses with a readable final answer (a low share means
-            answers were cut off or carry no ``\\boxed{}``).
+            answers were cut off or carry no ``\\boxed{}``; ``nan`` when none was graded).
+        mean_episodes: Episodes per response.
+        single_episode_share: Share of responses that are one episode (progress credit is
+            empty for them).
+        degenerate: Why the figures cannot show what MRT buys (``mrt_env.diagnostics``).
     """
 
     pass_at_1: float
@@ -92,6 +96,9 @@ class EvalSummary:
     normalized_regret: dict[str, float]
     per_problem: tuple[float, ...] = ()
     answered: float = float("nan")
+    mean_episodes: float | None = None
+    single_episode_share: float | None = None
+    degenerate: tuple[str, ...] = ()
 
 
 def paired_difference(
@@ -118,8 +125,10 @@ def sample_responses(
     *,
     with_prover: bool,
     prover_lm: Any | None = None,
+    progress: bool = False,
 ) -> list[list[Trajectory]]:
-    """``settings.samples_per_problem`` trajectories per problem (``[problem][sample]``)."""
+    """``settings.samples_per_problem`` trajectories per problem (``[problem][sample]``);
+    ``progress`` shows a bar over trajectories."""
     from mrt_env.segmenters import segmenter_from_spec
 
     answering = prover_lm if prover_lm is not None else lm
@@ -144,9 +153,11 @@ def sample_responses(
         for _ in range(settings.samples_per_problem)
     ]
     import torch
+    from tqdm.auto import tqdm
 
-    with torch.no_grad():
-        trajectories = collector.collect(requests, settings.seed)
+    bar = tqdm(total=len(requests), desc="trajectories", unit="traj", disable=not progress)
+    with torch.no_grad(), bar:
+        trajectories = collector.collect(requests, settings.seed, progress=bar.update)
     grouped: list[list[Trajectory]] = [[] for _ in problems]
     for trajectory in trajectories:
         grouped[trajectory.group].append(trajectory)
@@ -156,7 +167,9 @@ def sample_responses(
 def summarize(
     grouped: Sequence[Sequence[Trajectory]], budgets: Sequence[float] = ()
 ) -> EvalSummary:
-    """Pass@1 with its CI, mean tokens and normalized regret at ``budgets``."""
+    """Pass@1 with its CI, mean tokens, episodes per response, normalized regret at
+    ``budgets`` and the degenerate-run flags."""
+    from mrt_env.diagnostics import degenerate_reasons, episode_summary
     from mrt_env.regret import normalized_regret
 
     per_problem = np.array([np.mean([t.outcome for t in group]) for group in grouped])
@@ -167,6 +180,15 @@ def summarize(
         traces = [[(np.array(t.j_curve[0]), np.array(t.j_curve[1])) for t in g] for g in grouped]
         if all(len(tokens) for group in traces for tokens, _ in group):
             regret[str(int(budget))] = normalized_regret(traces, float(budget))
+    flat = [t for g in grouped for t in g]
+    episodes = episode_summary([len(t.episodes) for t in flat])
+    j_values = [e.j_before for t in flat for e in t.episodes if e.j_before is not None]
+    j_values += [e.j_after for t in flat for e in t.episodes if e.j_after is not None]
+    reasons = degenerate_reasons(
+        pass_at_1=float(per_problem.mean()),
+        j_values=j_values if budgets else None,
+        episode_counts=[len(t.episodes) for t in flat],
+    )
     return EvalSummary(
         pass_at_1=float(per_problem.mean()),
         ci_low=low,
@@ -176,7 +198,10 @@ def summarize(
         samples_per_problem=len(grouped[0]) if grouped else 0,
         normalized_regret=regret,
         per_problem=tuple(float(v) for v in per_problem),
-        answered=answer_metrics([t for g in grouped for t in g])["env/answered"],
+        answered=answer_metrics(flat)["env/answered"],
+        mean_episodes=episodes["mean_episodes"],
+        single_episode_share=episodes["single_episode_share"],
+        degenerate=tuple(reasons),
     )
 
 
@@ -206,7 +231,21 @@ def load_problems(spec: str, count: int) -> list[Problem]:
     return [source[i] for i in range(count)]
 
 
-app = typer.Typer(add_completion=False, help="Evaluate policies on held-out problems.")
+def prompt_tokens(lm: Any, problems: Sequence[Problem], template: Any) -> dict[str, int]:
+    """Tokens of each problem's rendered prompt (regret budgets include them)."""
+    from mrt_env.templates import resolve_template
+
+    chat = resolve_template(template, lm)
+    return {p.id: lm.count_tokens(chat.render_prompt(p.problem)) for p in problems}
+
+
+app = typer.Typer(
+    add_completion=False,
+    help="Evaluate policies on held-out problems.",
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: long option names are never cut
+    context_settings={"max_content_width": 100},
+)
 
 
 def _split(text: str) -> list[str]:
@@ -221,20 +260,32 @@ def _model_spec(variant: str) -> str:
 
 
 @app.command()
+@opts.clean_errors
 def main(
     variants: Annotated[
         str, typer.Option(help="comma-separated tiny variants, paths or hub ids")
     ] = "base,grpo,mrt",
     problems: Annotated[
-        str, typer.Option(help="tinymath:heldout | JSONL path | hf:NAME:SPLIT (first --n)")
+        str,
+        typer.Option(
+            help="tinymath:heldout | JSONL path | hf:NAME:SPLIT (first --n), with an optional "
+            "filter: 'math500.jsonl?level=1,2&subject=Algebra&sample=20&seed=0'"
+        ),
     ] = "tinymath:heldout",
     n: Annotated[int, typer.Option(help="problems evaluated")] = 200,
     template: opts.Template = None,
     device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
     samples: Annotated[int, typer.Option(help="samples per problem")] = 1,
     temperature: Annotated[float, typer.Option(help="sampling temperature")] = 0.8,
-    budgets: Annotated[str, typer.Option(help="comma-separated regret budgets (tokens)")] = "",
-    token_budget: Annotated[int, typer.Option(help="env token budget")] = 384,
+    budgets: Annotated[
+        str,
+        typer.Option(
+            help="comma-separated regret budgets C0 (prompt + thinking + forced-answer tokens)"
+        ),
+    ] = "",
+    token_budget: Annotated[
+        int, typer.Option(help="env token budget (thinking tokens; the prompt is not counted)")
+    ] = 384,
     max_episodes: Annotated[int | None, typer.Option(help="episode cap (default: none)")] = None,
     k: Annotated[int, typer.Option("--k", "--prover-samples", help="K forced answers per J")] = 4,
     max_answer_tokens: opts.MaxAnswerTokens = None,
@@ -248,8 +299,13 @@ def main(
 ) -> None:
     """Sampled pass@1 (95% bootstrap CI), tokens per response and normalized regret."""
     from agents.session import load_language_model
+    from mrt_env.regret import check_budgets_above_prompts
+    from mrt_env.stats import strict_json
 
+    opts.check_k(k)
     budget_values = [float(b) for b in _split(budgets)]
+    if token_budget < 1:
+        raise typer.BadParameter(f"--token-budget must be >= 1, got {token_budget}")
     policy = PolicyConfig(
         temperature=temperature,
         max_answer_tokens=max_answer_tokens,
@@ -277,13 +333,19 @@ def main(
     names = _split(variants)
     for variant in names:
         lm = load_language_model(_model_spec(variant), device, **lm_options)
-        grouped = sample_responses(lm, chosen, settings, with_prover=bool(budget_values))
+        check_budgets_above_prompts(budget_values, prompt_tokens(lm, chosen, template))
+        typer.echo(f"{variant}: {len(chosen)} problems x {samples} samples", err=True)
+        grouped = sample_responses(
+            lm, chosen, settings, with_prover=bool(budget_values), progress=True
+        )
         summary = summarize(grouped, budget_values)
         results[variant] = asdict(summary)
         line = (
             f"{variant:>6}: pass@1 {summary.pass_at_1:.3f} "
             f"[{summary.ci_low:.3f}, {summary.ci_high:.3f}]  tokens {summary.mean_tokens:.1f}  "
-            f"answered {summary.answered:.0%}  regret {summary.normalized_regret}"
+            f"answered {summary.answered:.0%}  episodes/response {summary.mean_episodes:.2f} "
+            f"(one-episode {summary.single_episode_share:.0%})  "
+            f"regret {summary.normalized_regret}"
         )
         if variant != names[0]:
             versus = paired_difference(summary.per_problem, results[names[0]]["per_problem"])
@@ -300,8 +362,11 @@ def main(
                 "--template",
                 err=True,
             )
+        for reason in summary.degenerate:
+            typer.echo(f"WARNING: degenerate run, {variant}: {reason}", err=True)
     if out is not None:
-        out.write_text(json.dumps(results, indent=2), encoding="utf-8")
+        text = json.dumps(strict_json(results), indent=2, allow_nan=False)
+        out.write_text(text + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -2,14 +2,15 @@
 
 Keys are ``namespace/name``: ``reward/outcome``, ``reward/progress``, ``env/j``,
 ``env/regret``, ``charts/tokens``, ``losses/policy``, ``losses/kl``, ``eval/pass@1`` ...
-Non-finite values are recorded as they are: ``NaN``, ``Infinity`` and ``-Infinity`` in
-``metrics.jsonl`` (Python's ``json`` reads them back as floats), NaN/inf in TensorBoard.
+Non-finite values are recorded as ``null`` in ``metrics.jsonl`` (strict JSON, readable by any
+JSON parser) and as NaN/inf in TensorBoard.
 Importing this module configures nothing.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -35,7 +36,7 @@ class ScalarLogger:
         ...     log.log({"losses/policy": 0.5, "losses/kl": float("nan")}, step=1)
         ...     log.close()
         ...     (Path(d) / "metrics.jsonl").read_text().strip()
-        '{"losses/kl": NaN, "losses/policy": 0.5, "step": 1}'
+        '{"losses/kl": null, "losses/policy": 0.5, "step": 1}'
     """
 
     def __init__(
@@ -56,7 +57,7 @@ class ScalarLogger:
 
     def log(self, scalars: Mapping[str, float | int | None], step: int) -> None:
         """Record every scalar of ``scalars`` (``None`` skipped) at ``step``; keys must be
-        namespaced. NaN and infinities are recorded, not dropped."""
+        namespaced. NaN and infinities are recorded (``null`` in the JSONL), not dropped."""
         clean: dict[str, float] = {}
         for key, value in scalars.items():
             if "/" not in key:
@@ -66,7 +67,10 @@ class ScalarLogger:
             clean[key] = float(value)
             if self._writer is not None:
                 self._writer.add_scalar(key, float(value), global_step=step)
-        self._jsonl.write(json.dumps({**clean, "step": step}, sort_keys=True) + "\n")
+        strict = {k: (v if math.isfinite(v) else None) for k, v in clean.items()}
+        self._jsonl.write(
+            json.dumps({**strict, "step": step}, sort_keys=True, allow_nan=False) + "\n"
+        )
         self._jsonl.flush()
 
     def close(self) -> None:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from agents.types import Trajectory
+from mrt_env.diagnostics import SINGLE_EPISODE_WARN, single_episode_reason
 
 
 def answer_metrics(trajectories: Sequence[Trajectory]) -> dict[str, float]:
@@ -67,7 +68,7 @@ class RunMonitor:
             per-episode safety cap.
     """
 
-    zero_steps: int = 3
+    zero_steps: int = 1
     answered_threshold: float = 0.5
     cap_threshold: float = 0.5
     _streak: int = 0
@@ -76,15 +77,18 @@ class RunMonitor:
     def check(self, metrics: Mapping[str, float], step: int) -> list[str]:
         """Warn about this step's metrics; returns the names of the warnings issued."""
         issued = []
-        zero = _value(metrics, "reward/outcome") == 0.0 or (
-            _value(metrics, "charts/advantage_abs") == 0.0
-        )
+        zero = _all_zero(metrics)
         self._streak = self._streak + 1 if zero else 0
         if self.zero_steps and self._streak == self.zero_steps:
             issued.append("zero_rewards")
+            if _value(metrics, "charts/advantage_abs") == 0.0:
+                what = "every advantage was 0 (the weights learn nothing"
+                skipped = _value(metrics, "charts/skipped_update") == 1.0
+                what += "; the optimizer step was skipped)" if skipped else ")"
+            else:
+                what = "every outcome was 0 (nothing solved; only a progress bonus trains)"
             _warn(
-                f"step {step}: every reward or every advantage was 0 for {self._streak} "
-                f"consecutive steps, so the weights learn nothing. Likely cause: "
+                f"step {step}: {what} for {self._streak} consecutive steps. Likely cause: "
                 f"{_likely_cause(metrics, self.answered_threshold)}"
             )
         for name, message in self._one_time(metrics):
@@ -94,9 +98,34 @@ class RunMonitor:
                 _warn(f"step {step}: {message}")
         return issued
 
+    def flags(self, metrics: Mapping[str, float]) -> dict[str, float]:
+        """This step's degenerate-run flags as metrics (1.0 = flagged), logged from the first
+        step: ``degenerate/zero_rewards`` (every outcome or every advantage 0; the latter
+        skips the update), ``degenerate/j_zero`` (μ's J is 0 everywhere),
+        ``degenerate/single_episode`` (most responses are one episode: progress credit is
+        empty) and
+        ``degenerate/forced_unreadable`` (most forced answers unreadable)."""
+        j_values = [_value(metrics, key) for key in ("env/j", "env/j_final")]
+        known_j = [value for value in j_values if value is not None]
+        single = _value(metrics, "env/single_episode_share")
+        forced = _value(metrics, "env/forced_answered")
+        return {
+            "degenerate/zero_rewards": float(_all_zero(metrics)),
+            "degenerate/j_zero": float(bool(known_j) and all(v == 0.0 for v in known_j)),
+            "degenerate/single_episode": float(single is not None and single > SINGLE_EPISODE_WARN),
+            "degenerate/forced_unreadable": float(
+                forced is not None and forced < self.answered_threshold
+            ),
+        }
+
     def _one_time(self, metrics: Mapping[str, float]) -> list[tuple[str, str]]:
         """Warnings issued once per run."""
         found = []
+        single = _value(metrics, "env/single_episode_share")
+        has_prover = _value(metrics, "env/j") is not None
+        reason = single_episode_reason(single) if has_prover else None
+        if reason is not None:
+            found.append(("single_episode", reason))
         forced = _value(metrics, "env/forced_answered")
         if forced is not None and forced < self.answered_threshold:
             found.append(
@@ -138,6 +167,12 @@ def _likely_cause(metrics: Mapping[str, float], threshold: float) -> str:
     if _value(metrics, "reward/outcome") == 1.0:
         return "every trajectory is correct: the problems are too easy to learn from"
     return "every answer in each group had the same outcome (no answer was ever correct?)"
+
+
+def _all_zero(metrics: Mapping[str, float]) -> bool:
+    return _value(metrics, "reward/outcome") == 0.0 or (
+        _value(metrics, "charts/advantage_abs") == 0.0
+    )
 
 
 def _value(metrics: Mapping[str, float], key: str) -> float | None:

@@ -9,6 +9,8 @@ Example:
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -38,3 +40,31 @@ def backend_options(prefix_cache_size: int | None, max_decode_rows: int | None) 
     """The HF backend options that were set (``load_language_model``'s ``**options``)."""
     given = {"prefix_cache_size": prefix_cache_size, "max_decode_rows": max_decode_rows}
     return {name: value for name, value in given.items() if value is not None}
+
+
+def clean_errors(command: Callable[..., None]) -> Callable[..., None]:
+    """Report bad settings (exit 2) and refused runs (exit 1) as one message, no traceback."""
+
+    @functools.wraps(command)
+    def wrapped(*args: Any, **kwargs: Any) -> None:
+        from agents.checkpoint import CheckpointError
+        from agents.run_folder import RunFolderError
+        from agents.trainer import NonFiniteError
+
+        try:
+            command(*args, **kwargs)
+        except (ValueError, KeyError, FileNotFoundError) as error:
+            message = error.args[0] if isinstance(error, KeyError) and error.args else error
+            typer.echo(f"Error: {message}", err=True)
+            raise typer.Exit(2) from None
+        except (CheckpointError, RunFolderError, NonFiniteError) as error:
+            typer.echo(f"Error: {error}", err=True)
+            raise typer.Exit(1) from None
+
+    return wrapped
+
+
+def check_k(k: int) -> None:
+    """``--k`` (K, forced answers per J) must be >= 1; the error names the flag."""
+    if k < 1:
+        raise typer.BadParameter(f"--k must be >= 1 (forced answers per J), got {k}")

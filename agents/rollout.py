@@ -10,7 +10,7 @@ continues — MRT's continuations from a cut prefix.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,12 +115,19 @@ class RolloutCollector:
             )
         return self._envs[num_envs]
 
-    def collect(self, requests: Sequence[RolloutRequest], seed: int) -> list[Trajectory]:
+    def collect(
+        self,
+        requests: Sequence[RolloutRequest],
+        seed: int,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[Trajectory]:
         """Run every request to the end of its trajectory.
 
         Args:
             requests: One per trajectory; requests with the same ``group`` must share a problem.
             seed: Determines env (μ) and policy sampling for the whole batch.
+            progress: Called after every vector step with the number of trajectories that
+                ended in it (e.g. a progress bar's ``update``).
 
         Returns:
             One :class:`Trajectory` per request, in order.
@@ -150,7 +157,10 @@ class RolloutCollector:
                 self._record(trajectories[row], requests[row], step, samples.get(row))
                 trajectories[row].terminated = bool(terminated[row])
             observations = list(next_obs)
-            live = [row for row in live if not (terminated[row] or truncated[row])]
+            still = [row for row in live if not (terminated[row] or truncated[row])]
+            if progress is not None:
+                progress(len(live) - len(still))
+            live = still
         self.policy.reset(keys)
         return trajectories
 

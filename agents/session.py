@@ -7,7 +7,7 @@ copy of the starting model with ``"frozen"``) and the env's components.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,6 +94,8 @@ class TrainSession:
         learner: Optimizer, reference model and update rules.
         collector: Runs rollouts through the batched vector env.
         train_problems: Where training problems are drawn from.
+        progress: Hears ``(finished, total)`` trajectories of each rollout batch as they end
+            (the trainer shows it beside its step bar).
     """
 
     config: TrainConfig
@@ -102,6 +104,7 @@ class TrainSession:
     learner: Learner
     collector: RolloutCollector
     train_problems: ProblemSource
+    progress: Callable[[int, int], None] | None = None
 
     def sample_problems(self, rng: np.random.Generator) -> list[Problem]:
         """``problems_per_step`` distinct problems drawn with ``rng``."""
@@ -112,8 +115,16 @@ class TrainSession:
     def collect(self, requests: Sequence[RolloutRequest], seed: int) -> list[Trajectory]:
         """Rollouts with the current weights (float32 master weights; on CUDA sampling and the
         loss forward run under bf16 autocast)."""
+        finished = 0
+
+        def advance(count: int) -> None:
+            nonlocal finished
+            finished += count
+            if self.progress is not None:
+                self.progress(finished, len(requests))
+
         with torch.no_grad():
-            return self.collector.collect(requests, seed)
+            return self.collector.collect(requests, seed, progress=advance)
 
     def reset_caches(self) -> None:
         """Drop cached keys/values and J estimates (stale after a weight update; also keeps a
@@ -162,6 +173,9 @@ class TrainSession:
             "env/terminated": float(np.mean([t.terminated for t in trajectories])),
             "charts/tokens": float(np.mean([t.total_tokens for t in trajectories])),
             "charts/episodes": float(np.mean([len(t.episodes) for t in trajectories])),
+            "env/single_episode_share": float(
+                np.mean([len(t.episodes) <= 1 for t in trajectories])
+            ),
             **answer_metrics(trajectories),
         }
 

@@ -236,13 +236,18 @@ def _train_locked(
     bar = tqdm(total=config.steps, initial=step, desc=algorithm.name, disable=not progress)
     if step == 0 and evaluator is not None and config.eval_interval:
         _evaluate_start(session, evaluator, logger, out)
+    # within a step: trajectories finished so far (a step of a real model takes minutes)
+    session.progress = lambda done, total: bar.set_postfix_str(f"trajectories {done}/{total}")
     try:
         while step < config.steps and not _out_of_time(config, elapsed):
             metrics, seconds = _one_step(algorithm, session, rng, step, evaluator)
             step, elapsed = step + 1, elapsed + seconds
             metrics["charts/elapsed_s"] = elapsed
+            metrics.update(monitor.flags(metrics))
             logger.log(metrics, step)
             monitor.check(metrics, step)
+            if metrics.get("charts/skipped_update") == 1.0:
+                tqdm.write(f"step {step}: every advantage is 0: optimizer step skipped")
             bad = first_non_finite(metrics, session.learner.model)
             if bad is not None:
                 raise NonFiniteError(
@@ -256,6 +261,7 @@ def _train_locked(
             bar.update(1)
             bar.set_postfix(outcome=f"{metrics.get('reward/outcome', float('nan')):.2f}")
     finally:
+        session.progress = None
         bar.close()
         logger.close()
     return TrainResult(step, elapsed, resumed, metrics)

@@ -104,10 +104,23 @@ class Learner:
     ) -> dict[str, float]:
         """Clipped policy-gradient update(s) on one rollout batch (+ KL to the reference).
 
+        When every advantage is 0 and there is no KL term the loss has no gradient, yet
+        AdamW would still move the weights (weight decay, momentum): the step is skipped
+        (``charts/skipped_update`` = 1, no optimizer state changes).
+
         Returns:
-            ``losses/policy``, ``losses/kl``, ``losses/clip_fraction``, ``losses/grad_norm``
-            and ``charts/trained_tokens``.
+            ``losses/policy``, ``losses/kl``, ``losses/clip_fraction``, ``losses/grad_norm``,
+            ``charts/trained_tokens`` and ``charts/skipped_update``.
         """
+        with_kl = self.reference is not None and self.config.kl_coef > 0
+        if not with_kl and not any(np.any(a != 0) for a in token_advantages):
+            zero = {"losses/policy": 0.0, "losses/kl": 0.0, "losses/clip_fraction": 0.0}
+            return {
+                **zero,
+                "losses/grad_norm": 0.0,
+                "charts/trained_tokens": 0.0,
+                "charts/skipped_update": 1.0,
+            }
         batch = build_token_batch(trajectories, token_advantages, self.pad_id)
         num_tokens = float(batch.loss_mask.sum().clamp(min=1.0))
         self.model.train()
@@ -146,6 +159,7 @@ class Learner:
             "losses/clip_fraction": totals["clipped"] / (num_tokens * updates),
             "losses/grad_norm": totals["grad_norm"] / updates,
             "charts/trained_tokens": num_tokens,
+            "charts/skipped_update": 0.0,
         }
 
     def supervised(self, trajectories: Sequence[Trajectory], epochs: int) -> dict[str, float]:

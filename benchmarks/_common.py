@@ -45,7 +45,7 @@ from mrt_env.regret_tables import (
     regret_per_problem,
     summarize_records,
 )
-from mrt_env.stats import bootstrap_ci, probability_of_improvement
+from mrt_env.stats import bootstrap_ci, probability_of_improvement, strict_json
 
 T = TypeVar("T")
 
@@ -194,9 +194,11 @@ def fmt_spread(values: Sequence[float], digits: int = 2, scale: float = 1.0) -> 
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Write ``data`` as indented JSON atomically (write then rename)."""
+    """Write ``data`` as indented, strict JSON atomically (write then rename): NaN and
+    infinities become ``null`` (:func:`mrt_env.stats.strict_json`)."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
+    text = json.dumps(strict_json(data, _json_default), indent=2, allow_nan=False)
+    tmp.write_text(text + "\n")
     tmp.replace(path)
 
 
@@ -291,7 +293,7 @@ def read_cache(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
 def append_cache(path: Path, records: list[dict[str, Any]]) -> None:
     """Append records as JSON lines in one write, then flush to disk."""
     with path.open("a") as handle:
-        handle.write("".join(json.dumps(r) + "\n" for r in records))
+        handle.write("".join(json.dumps(strict_json(r), allow_nan=False) + "\n" for r in records))
         handle.flush()
         os.fsync(handle.fileno())
 
@@ -305,7 +307,8 @@ def write_traces(policies: dict[str, list[dict[str, Any]]], path: Path) -> None:
             for record in records:
                 for i, sample in enumerate(record["samples"]):
                     line = {"policy": name, "problem_id": record["problem_id"], "sample": i}
-                    handle.write(json.dumps({**line, "response": sample["response"]}) + "\n")
+                    record = {**line, "response": sample["response"]}
+                    handle.write(json.dumps(record, allow_nan=False) + "\n")
 
 
 def read_traces(path: Path, limit: int = 0) -> list[dict[str, Any]]:
@@ -396,15 +399,25 @@ def regret_markdown(
     budgets: Sequence[int],
     extrapolated: dict[int, int],
     notes: list[str],
+    degenerate: dict[str, list[str]] | None = None,
 ) -> str:
-    """results.md of regret.py: one row per policy, pairwise comparisons at every budget
-    (P(lower regret), token efficiency of the mean J curves), maj@k efficiency, notes."""
+    """results.md of regret.py: the degenerate-run flags (if any), one row per policy,
+    pairwise comparisons at every budget (P(lower regret), token efficiency of the mean J
+    curves), maj@k efficiency, notes. A table without rows (one policy: no pairs) is left
+    out."""
+    from mrt_env.diagnostics import degenerate_markdown
+
     extra = extrapolated
-    head = ["policy", "pass@1", "tokens"]
+    head = ["policy", "pass@1", "tokens", "episodes/response", "one-episode share"]
     head += [f"regret@{b}" for b in budgets] + [f"regret@{b} (w={w})" for w, b in extra.items()]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = degenerate_markdown(degenerate or {})
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, s in summary.items():
         cells = [name, fmt_ci(s["pass@1"]), f"{s['mean_tokens']['mean']:.1f}"]
+        cells += [
+            _fmt_share(s.get("mean_episodes"), ".2f"),
+            _fmt_share(s.get("single_episode_share")),
+        ]
         cells += [fmt_ci(s["normalized_regret"][str(b)]) for b in budgets]
         cells += [fmt_ci(s["normalized_regret_extrapolated"][str(b)]) for b in extra.values()]
         lines.append("| " + " | ".join(cells) + " |")
@@ -414,12 +427,15 @@ def regret_markdown(
         ("P(lower regret) at budget", "probability_lower_regret", lambda v: fmt_ci(v, 2)),
         ("token efficiency of the mean J curve at budget", "token_efficiency_j", _fmt_ratio),
     ):
+        if not comparisons[table]:
+            continue
         lines += ["", f"| {title} | " + " | ".join(labels) + " |", "|---" * (len(keys) + 1) + "|"]
         for pair, by_budget in comparisons[table].items():
             a, b = pair.split("<") if "<" in pair else pair.split("_vs_")
             cells = [fmt(by_budget[str(k)]) for k in keys]
             lines.append(f"| {a} vs {b} | " + " | ".join(cells) + " |")
-    lines += ["", "| comparison | token efficiency (maj@k, k = 1..S) |", "|---|---|"]
+    if comparisons["token_efficiency"]:
+        lines += ["", "| comparison | token efficiency (maj@k, k = 1..S) |", "|---|---|"]
     for pair, eff in comparisons["token_efficiency"].items():
         a, b = pair.split("_vs_")
         lines.append(f"| {a} vs {b} | {_fmt_ratio(eff)} |")
@@ -429,6 +445,10 @@ def regret_markdown(
 
 def _fmt_ratio(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}x"
+
+
+def _fmt_share(value: float | None, spec: str = ".0%") -> str:
+    return "n/a" if value is None or not np.isfinite(value) else format(value, spec)
 
 
 # ---------------------------------------------------------------- plots
@@ -452,8 +472,27 @@ class Line:
     """opacity of the band"""
 
 
-def save_line_plot(path: Path, lines: Sequence[Line], xlabel: str, ylabel: str) -> None:
-    """A 6x4 PNG of ``lines`` with a legend."""
+def has_data(lines: Sequence[Line]) -> bool:
+    """Whether any line has a finite point."""
+    return any(np.isfinite(np.asarray(line.y, dtype=float)).any() for line in lines if len(line.y))
+
+
+def plot_title(run: str, problems: str, count: int, names: Sequence[str]) -> str:
+    """``run · problems (N problems)`` over ``policies: a, b``, for a plot title."""
+    return f"{run} · {problems} ({count} problems)\npolicies: {', '.join(names)}"
+
+
+def save_line_plot(
+    path: Path,
+    lines: Sequence[Line],
+    xlabel: str,
+    ylabel: str,
+    title: str = "",
+    ylim: tuple[float, float] | None = (0.0, 1.0),
+) -> None:
+    """A 6x4 PNG of ``lines`` with a legend and ``title``, on fixed y limits ``ylim`` (J,
+    accuracy and regret live in [0, 1]; a flat line at 0 is not auto-scaled into noise).
+    Without a finite point the panel says "no data" instead of staying empty."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -464,9 +503,17 @@ def save_line_plot(path: Path, lines: Sequence[Line], xlabel: str, ylabel: str) 
         ax.plot(line.x, line.y, line.style, color=line.color, label=line.label)
         if line.band is not None:
             ax.fill_between(line.x, *line.band, color=line.color, alpha=line.alpha)
+    if not has_data(lines):
+        ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+    elif any(line.label for line in lines):
+        ax.legend(fontsize=8)
+    if ylim is not None:
+        margin = 0.02 * (ylim[1] - ylim[0])
+        ax.set_ylim(ylim[0] - margin, ylim[1] + margin)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.legend()
+    if title:
+        ax.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

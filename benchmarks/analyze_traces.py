@@ -40,12 +40,14 @@ from _common import (
     bootstrap_ci,
     fmt_ci,
     parse_args,
+    plot_title,
     read_traces,
     replay_env,
     run_environment,
     save_line_plot,
     write_json,
 )
+from tqdm import tqdm
 
 
 @dataclass
@@ -55,7 +57,9 @@ class Args:
     traces: str = ""
     """JSONL of finished responses: problem_id, response (and optionally policy)"""
     problems: str = "tinymath:heldout"
-    """problem set the traces answer: tinymath:heldout, a JSONL file or hf:NAME:SPLIT"""
+    """problem set the traces answer: tinymath:heldout, a JSONL file or hf:NAME:SPLIT; with a
+    filter after '?' (e.g. 'math500.jsonl?level=1,2'), only traces of the kept problems are
+    analysed"""
     model: str = "tiny"
     """meta-prover model and tokenizer: tiny, tiny:VARIANT, a local path, a hub id,
     openai:URL (a completions server) or vllm:PATH"""
@@ -78,7 +82,8 @@ class Args:
     max_decode_rows: int | None = None
     """HF backend: rows per decode call (default: all)"""
     budgets: tuple[int, ...] = (64, 128, 192, 256)
-    """token budgets of the normalized regret"""
+    """token budgets C0 of the normalized regret (prompt + thinking + forced-answer tokens;
+    each must be above the longest prompt)"""
     max_traces: int = 0
     """analyse at most this many traces (0: all)"""
     episode_budget: int = 8
@@ -89,8 +94,9 @@ class Args:
     """seed of the meta-prover sampling"""
     run_dir: str = "runs/analyze_traces"
     """parent folder of run folders"""
-    name: str = "default"
-    """run folder name"""
+    name: str = ""
+    """run folder name (default: the time of the run, e.g. 20250101-120000, so reruns never
+    overwrite each other)"""
 
 
 def load_model(args: Args) -> Any:
@@ -105,24 +111,54 @@ def load_model(args: Args) -> Any:
     return load_language_model(args.model, args.device, **options)
 
 
-def replay_traces(records: list[dict[str, Any]], args: Args) -> tuple[list[Any], dict]:
-    """Replay every response through an MRTMath-v0 env (batched meta-prover calls); also
-    returns the share of μ's forced answers that hold a readable final answer. A response
-    without think tags is graded on its final answer, like one that ends thinking."""
-    from mrt_env.replay import replay_many
+def select_traces(records: list[dict[str, Any]], args: Args) -> tuple[list[dict], dict]:
+    """The traces to analyse and their problems by id: every trace (its problem must be in
+    the set), or with a filter (``--problems SET?QUERY``) the traces of the kept problems."""
     from mrt_env.sources import FieldNames, resolve_source
 
     source = resolve_source(args.problems, FieldNames())
     by_id = {source[i].id: source[i] for i in range(len(source))}
+    if "?" in args.problems:
+        records = [r for r in records if str(r["problem_id"]) in by_id]
+        if not records:
+            raise SystemExit(f"no trace answers a problem of {args.problems}")
     unknown = sorted({str(r["problem_id"]) for r in records} - set(by_id))
     if unknown:
         raise SystemExit(f"problem ids not in {args.problems}: {unknown[:5]} ...")
+    return records, by_id
+
+
+def check_budgets(lm: Any, problems: list[Any], args: Args) -> None:
+    """Stop before replaying when a budget is not above a prompt (budgets include it)."""
+    from mrt_env.regret import check_budgets_above_prompts
+    from mrt_env.templates import resolve_template
+
+    template = resolve_template(args.template, lm)
+    prompts = {p.id: lm.count_tokens(template.render_prompt(p.problem)) for p in problems}
+    try:
+        check_budgets_above_prompts(args.budgets, prompts)
+    except ValueError as error:
+        raise SystemExit(f"--budgets: {error}") from None
+
+
+def replay_traces(
+    records: list[dict[str, Any]], by_id: dict[str, Any], args: Args
+) -> tuple[list[Any], dict]:
+    """Replay every response through an MRTMath-v0 env (batched meta-prover calls); also
+    returns the share of μ's forced answers that hold a readable final answer. A response
+    without think tags is graded on its final answer, like one that ends thinking."""
+    from mrt_env.replay import replay_many
+
     problems = [by_id[str(r["problem_id"])] for r in records]
     lm = load_model(args)
     longest = max(lm.count_tokens(r["response"]) for r in records)
     unique = list({p.id: p for p in problems}.values())
+    check_budgets(lm, unique, args)
     env = replay_env(args, lm, unique, token_budget=longest + 64, max_episodes=1024)
-    trajectories = replay_many(env, [r["response"] for r in records], problems, seed=args.seed)
+    with tqdm(total=len(records), desc="traces replayed", unit="trace") as bar:
+        trajectories = replay_many(
+            env, [r["response"] for r in records], problems, seed=args.seed, progress=bar.update
+        )
     stats = env.unwrapped.core.components.prover.stats
     answered = {"forced_answers": stats.generated_answers, "answered_share": stats.answered_share}
     return trajectories, answered
@@ -130,6 +166,7 @@ def replay_traces(records: list[dict[str, Any]], args: Args) -> tuple[list[Any],
 
 def analyse(trajectories: list[Any], args: Args) -> dict[str, Any]:
     """J per episode, progress statistics and regret of one group of trajectories."""
+    from mrt_env.diagnostics import episode_summary
     from mrt_env.regret import normalized_area_per_problem, regret_over_episode_budget
 
     j_curves = [[float(v) for v in t.j if v is not None] for t in trajectories]
@@ -155,7 +192,7 @@ def analyse(trajectories: list[Any], args: Args) -> dict[str, Any]:
     return {
         "traces": len(trajectories),
         "accuracy": bootstrap_ci(outcomes),
-        "mean_episodes": float(np.mean([len(t.episodes) for t in trajectories])),
+        **episode_summary([len(t.episodes) for t in trajectories]),
         "j_by_episode": j_by_episode,
         "thinking_progress": {
             "episodes": len(progress),
@@ -169,26 +206,35 @@ def analyse(trajectories: list[Any], args: Args) -> dict[str, Any]:
         ).tolist(),
         "_first": first,
         "_later": later,
+        "_j": [v for c in j_curves for v in c],
+        "_episodes": [len(t.episodes) for t in trajectories],
     }
 
 
-def plot(groups: dict[str, dict[str, Any]], run: Path) -> None:
-    """progress_hist.png and j_per_episode.png."""
+def plot(groups: dict[str, dict[str, Any]], run: Path, title: str) -> None:
+    """progress_hist.png and j_per_episode.png ([0, 1] J axis; "no data" in an empty panel)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     bins = np.linspace(-1, 1, 21)
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5), sharey=False)
-    for name, g in groups.items():
-        axes[0].hist(g["_first"], bins=bins, alpha=0.5, label=name)
-        axes[1].hist(g["_later"], bins=bins, alpha=0.5, label=name)
-    axes[0].set_title("progress of the first episode")
-    axes[1].set_title("progress of later thinking episodes")
-    for ax in axes:
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8), sharey=False)
+    for ax, key, label in (
+        (axes[0], "_first", "progress of the first episode"),
+        (axes[1], "_later", "progress of later thinking episodes"),
+    ):
+        filled = [(name, g[key]) for name, g in groups.items() if g[key]]
+        for name, values in filled:
+            ax.hist(values, bins=bins, alpha=0.5, label=name)
+        if filled:
+            ax.legend(fontsize=8)
+        else:
+            ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+        ax.set_title(label, fontsize=9)
+        ax.set_xlim(-1, 1)
         ax.set_xlabel("J(after) - J(before)")
-        ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(run / "progress_hist.png", dpi=120)
     plt.close(fig)
@@ -202,47 +248,79 @@ def plot(groups: dict[str, dict[str, Any]], run: Path) -> None:
         lines,
         "episodes of thinking (0 = empty)",
         "mean J (last point: the natural answer)",
+        title,
     )
 
 
-def markdown(groups: dict[str, dict[str, Any]], args: Args) -> str:
-    """results.md."""
-    head = ["group", "traces", "accuracy", "episodes", "no-gain episodes"]
-    head += [f"regret@{b}" for b in args.budgets]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+def markdown(groups: dict[str, dict[str, Any]], args: Args, flagged: dict[str, list[str]]) -> str:
+    """results.md: degenerate-run flags (if any), then one row per group."""
+    from mrt_env.diagnostics import degenerate_markdown
+
+    head = ["group", "traces", "accuracy", "episodes/response", "one-episode share"]
+    head += ["no-gain episodes", *[f"regret@{b}" for b in args.budgets]]
+    lines = degenerate_markdown(flagged)
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, g in groups.items():
         no_gain = g["thinking_progress"]["fraction_no_gain"]
         cells = [name, str(g["traces"]), fmt_ci(g["accuracy"]), f"{g['mean_episodes']:.2f}"]
+        cells.append(f"{g['single_episode_share']:.0%}")
         cells.append("n/a" if no_gain is None else f"{no_gain:.2f}")
         cells += [fmt_ci(g["normalized_regret"][str(b)]) for b in args.budgets]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
+def degenerate_groups(
+    groups: dict[str, dict[str, Any]], answered: dict[str, Any], args: Args
+) -> dict[str, list[str]]:
+    """Per group: why it is degenerate (``mrt_env.diagnostics``); printed as warnings."""
+    from mrt_env.diagnostics import degenerate_reasons
+
+    flagged = {}
+    for name, g in groups.items():
+        flagged[name] = degenerate_reasons(
+            pass_at_1=g["accuracy"]["mean"],
+            j_values=g["_j"],
+            episode_counts=g["_episodes"],
+            forced_answered=answered["answered_share"],
+            answered_threshold=args.answered_warn,
+        )
+        for reason in flagged[name]:
+            print(f"WARNING: degenerate run, group {name!r}: {reason}", file=sys.stderr)
+    return flagged
+
+
 def main(args: Args) -> dict[str, Any]:
     if not args.traces:
         raise SystemExit("--traces is required (a JSONL with problem_id and response)")
     start = time.perf_counter()
-    run = Path(args.run_dir) / args.name
+    name = args.name or time.strftime("%Y%m%d-%H%M%S")
+    run = Path(args.run_dir) / name
+    while not args.name and run.exists():  # two runs in one second: never overwrite
+        name, run = f"{name}-1", run.with_name(f"{name}-1")
     run.mkdir(parents=True, exist_ok=True)
     records = read_traces(Path(args.traces), args.max_traces)
-    trajectories, answered = replay_traces(records, args)
+    records, by_id = select_traces(records, args)
+    trajectories, answered = replay_traces(records, by_id, args)
     grouped: dict[str, list[Any]] = defaultdict(list)
     for record, trajectory in zip(records, trajectories, strict=True):
         grouped[str(record.get("policy", "all"))].append(trajectory)
     groups = {name: analyse(ts, args) for name, ts in grouped.items()}
-    plot(groups, run)
+    flagged = degenerate_groups(groups, answered, args)
+    problems = len({str(r["problem_id"]) for r in records})
+    plot(groups, run, plot_title(run.name, args.problems, problems, list(groups)))
     output = {
-        "settings": asdict(args),
+        "settings": {**asdict(args), "name": run.name},
         "environment": run_environment(),
         "groups": {
             n: {k: v for k, v in g.items() if not k.startswith("_")} for n, g in groups.items()
         },
         "forced_answers_answered": answered,
+        "degenerate": flagged,
         "wall_time_s": time.perf_counter() - start,
     }
     write_json(run / "results.json", output)
-    (run / "results.md").write_text(markdown(groups, args))
+    (run / "results.md").write_text(markdown(groups, args, flagged))
     print((run / "results.md").read_text())
     share = answered["answered_share"]
     print(

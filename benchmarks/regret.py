@@ -40,6 +40,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,7 @@ from _common import (
     compare_records,
     mean_j_on_grid,
     parse_args,
+    plot_title,
     policy_fingerprint,
     read_cache,
     regret_markdown,
@@ -73,9 +75,11 @@ class Args:
     """tiny variants (base, grpo, mrt), checkpoint paths, hub ids, openai:URL (a completions
     server) or vllm:PATH; NAME=SPEC names one"""
     problems: str = "tinymath:heldout"
-    """problem set: tinymath:heldout, a JSONL file with problem/answer, or hf:NAME:SPLIT"""
+    """problem set: tinymath:heldout, a JSONL file with problem/answer, or hf:NAME:SPLIT; a
+    filter may follow '?', e.g. 'math500.jsonl?level=1,2&subject=Algebra&sample=20&seed=0'
+    (metadata fields, ids, shuffle, sample, seed; see mrt_env.problem_filter)"""
     num_problems: int = 60
-    """problems used (the first N of the set)"""
+    """problems used (the first N of the set, after its filter)"""
     samples: int = 4
     """S: sampled responses per problem and policy"""
     k: int = 4
@@ -104,9 +108,11 @@ class Args:
     segmenter: str = "marker:1"
     """marker[:MIN_PARAGRAPHS], preset:NAME (aime2024, regret-comparison) or paragraph"""
     token_budget: int = 256
-    """max new tokens of a natural response"""
+    """max new tokens of a natural response (response tokens only, like the env's
+    token_budget; the prompt is not counted)"""
     budgets: tuple[int, ...] = (64, 128, 192, 256)
-    """token budgets C0 of the normalized regret (prompt + thinking + forced-answer tokens)"""
+    """token budgets C0 of the normalized regret (prompt + thinking + forced-answer tokens;
+    each must be above the longest prompt)"""
     extensions: tuple[int, ...] = (2, 4, 6, 8)
     """budget-forcing extension counts w of the extrapolation (0 disables it)"""
     extension_tokens: int = 64
@@ -180,6 +186,20 @@ def load_problems(args: Args) -> list[Any]:
     return [source[i] for i in range(count)]
 
 
+def check_budgets(lm: Any, problems: list[Any], args: Args) -> None:
+    """Stop before sampling when a budget C0 is not above a prompt (C0 includes the prompt;
+    ``--token-budget`` counts response tokens only)."""
+    from mrt_env.regret import check_budgets_above_prompts
+    from mrt_env.templates import resolve_template
+
+    template = resolve_template(args.template, lm)
+    prompts = {p.id: lm.count_tokens(template.render_prompt(p.problem)) for p in problems}
+    try:
+        check_budgets_above_prompts(args.budgets, prompts)
+    except ValueError as error:
+        raise SystemExit(f"--budgets: {error}") from None
+
+
 def sample_seed(seed: int, problem_index: int, sample: int) -> int:
     """The seed of one response (independent of the policy: common random numbers)."""
     return int(np.random.SeedSequence([seed, problem_index, sample]).generate_state(1)[0])
@@ -240,9 +260,15 @@ def build_prover(lm: Any, args: Args) -> Any:
 
 
 def process_chunk(
-    lm: Any, prover: Any, problems: list[Any], indices: list[int], args: Args
+    lm: Any,
+    prover: Any,
+    problems: list[Any],
+    indices: list[int],
+    args: Args,
+    status: Callable[[str], None] = lambda text: None,
 ) -> list[dict[str, Any]]:
-    """Sample, replay and grade the responses of a chunk of problems; one record each."""
+    """Sample, replay and grade the responses of a chunk of problems; one record each.
+    ``status`` hears which phase runs (shown beside the progress bar)."""
     import rewards
     from mrt_env.replay import replay_many
     from mrt_env.templates import resolve_template
@@ -254,6 +280,7 @@ def process_chunk(
     seeds = [sample_seed(args.seed, indices[p], s) for p, s in jobs]
     forced = [s < args.forced_samples for _, s in jobs]
     clock = time.perf_counter()
+    status(f"sampling {len(jobs)} responses of {len(problems)} problems")
     texts = forced_responses(lm, prompts, seeds, forced, args)
     TIMINGS["generate_s"] += time.perf_counter() - clock
     replay_seed = sample_seed(args.seed, indices[0], REPLAY_STREAM)
@@ -266,6 +293,14 @@ def process_chunk(
         if w == 0 or forced[j]
     ]
     clock = time.perf_counter()
+    replayed = 0
+
+    def replay_status(count: int) -> None:
+        nonlocal replayed
+        replayed += count
+        status(f"reading J (K={args.k}) after every episode: {replayed}/{len(todo)} responses")
+
+    replay_status(0)
     before = (prover.stats.generated_answers, prover.stats.answered)
     # a response may stop at the sampling budget without ending thinking: not a finished one,
     # so its curve ends at μ's J after its last episode (those that end thinking terminate)
@@ -276,6 +311,7 @@ def process_chunk(
         seed=replay_seed,
         batch_size=len(todo),
         finished=False,
+        progress=replay_status,
     )
     TIMINGS["replay_s"] += time.perf_counter() - clock
     # the chunk's forced-answer counters, on its first record (sums over records are totals)
@@ -284,6 +320,7 @@ def process_chunk(
         "forced_answered": prover.stats.answered - before[1],
     }
     clock = time.perf_counter()
+    status(f"grading {len(jobs)} responses")
     verifications = rewards.verify_many(
         [(texts[j][0], problems[jobs[j][0]].answer) for j in range(len(jobs))]
     )
@@ -300,15 +337,40 @@ def answered_shares(policies: dict[str, list[dict[str, Any]]], warn_below: float
     for name, records in policies.items():
         total = sum(r.get("forced_answers", 0) for r in records)
         answered = sum(r.get("forced_answered", 0) for r in records)
-        share = answered / total if total else float("nan")
+        share = answered / total if total else None
         shares[name] = {"forced_answers": total, "answered_share": share}
-        if total and share < warn_below:
+        if share is not None and share < warn_below:
             print(
                 f"WARNING: only {share:.0%} of {name!r}'s {total} forced answers hold a readable "
                 f"final answer: raise --max-answer-tokens, or J reads near 0 for that reason",
                 file=sys.stderr,
             )
     return shares
+
+
+def degenerate_policies(
+    policies: dict[str, list[dict[str, Any]]],
+    summary: dict[str, Any],
+    answered: dict[str, dict[str, Any]],
+    warn_below: float,
+) -> dict[str, list[str]]:
+    """Per policy: why its run is degenerate (pass@1 = 0, J ≡ 0, one-episode responses,
+    unreadable forced answers; ``mrt_env.diagnostics``), each also printed as a warning."""
+    from mrt_env.diagnostics import degenerate_reasons
+
+    flagged = {}
+    for name, records in policies.items():
+        samples = [s for r in records for s in r["samples"]]
+        flagged[name] = degenerate_reasons(
+            pass_at_1=summary[name]["pass@1"]["mean"],
+            j_values=[v for s in samples for v in s["j"]],
+            episode_counts=[s["episodes"] for s in samples],
+            forced_answered=answered[name]["answered_share"],
+            answered_threshold=warn_below,
+        )
+        for reason in flagged[name]:
+            print(f"WARNING: degenerate run, policy {name!r}: {reason}", file=sys.stderr)
+    return flagged
 
 
 # ---------------------------------------------------------------- extrapolated budgets
@@ -323,7 +385,10 @@ def extrapolation_budgets(args: Args) -> dict[int, int]:
 def plot_all(
     policies: dict[str, list[dict[str, Any]]], summary: dict[str, Any], args: Args, run: Path
 ) -> None:
-    """regret.png, accuracy_tokens.png and j_tokens.png."""
+    """regret.png, accuracy_tokens.png and j_tokens.png, on [0, 1] y axes, titled with the
+    run, the problems and the policies."""
+    count = max(len(records) for records in policies.values())
+    title = plot_title(run.name, args.problems, count, list(policies))
     extra = extrapolation_budgets(args)
     grid = np.linspace(0, max(max(args.budgets, default=1), *extra.values(), 1), 64)
     regret_lines, accuracy_lines, j_lines = [], [], []
@@ -347,17 +412,18 @@ def plot_all(
             j_forced = mean_j_on_grid(policies[name], grid, w)
             j_lines.append(Line(grid, j_forced, f"{name}, w={w}", "--", color))
     budget_axis = "token budget C0 (dashed: extrapolated with budget forcing)"
-    save_line_plot(
-        run / "regret.png", regret_lines, budget_axis, "normalized regret (lower is better)"
-    )
+    regret_axis = "normalized regret (lower is better)"
+    save_line_plot(run / "regret.png", regret_lines, budget_axis, regret_axis, title)
     save_line_plot(
         run / "accuracy_tokens.png",
         accuracy_lines,
         "total tokens (k responses)",
         "maj@k accuracy (k = 1..S)",
+        title,
     )
     j_axis = "tokens (prompt + thinking + forced answer)"
-    save_line_plot(run / "j_tokens.png", j_lines, j_axis, "mean J (flat after a response ends)")
+    j_label = "mean J (flat after a response ends)"
+    save_line_plot(run / "j_tokens.png", j_lines, j_axis, j_label, title)
 
 
 # ---------------------------------------------------------------- training
@@ -412,26 +478,38 @@ def evaluate_policies(
         for name in specs
     }
     notes: list[str] = []
-    bar = tqdm(total=sum(len(c) for cs in todo.values() for c in cs), desc="policy x problem")
+
+    def finished() -> int:
+        return sum((name, p.id) in done for name in specs for p in problems)
+
+    # a resumed run starts at what its cache holds (the bar shows the true position)
+    bar = tqdm(total=len(specs) * len(problems), initial=finished(), desc="policy x problem")
     for name, spec in specs.items():
         if not todo[name]:
             continue
+        bar.set_postfix_str(f"{name}: loading the model")
         lm, why = load_policy(spec, args.device, args)
         if lm is None:
             notes.append(f"policy {name!r} ({spec}) skipped: cannot load it ({why})")
             print(f"[regret] skipping policy {name!r}: {why}", file=sys.stderr)
             bar.update(sum(len(c) for c in todo[name]))
             continue
+        check_budgets(lm, problems, args)
         prover = build_prover(prover_lm or lm, args)
         for chunk in todo[name]:
             clock = time.perf_counter()
-            records = process_chunk(lm, prover, [problems[i] for i in chunk], chunk, args)
+
+            def status(text: str, policy: str = name) -> None:
+                bar.set_postfix_str(f"{policy}: {text}")
+
+            records = process_chunk(lm, prover, [problems[i] for i in chunk], chunk, args, status)
             seconds = (time.perf_counter() - clock) / len(chunk)
             tags = {"policy": name, "fingerprint": fingerprints[name], "seconds": seconds}
             records = [{**tags, **r} for r in records]
             append_cache(cache_path, records)
+            before = finished()
             done.update({(name, r["problem_id"]): r for r in records})
-            bar.update(len(chunk))
+            bar.update(finished() - before)
     bar.close()
     policies = {
         name: [done[(name, p.id)] for p in problems if (name, p.id) in done] for name in specs
@@ -461,6 +539,7 @@ def main(args: Args) -> dict[str, Any]:
     }
     comparisons = compare_records(policies, summary, args.budgets, extra)
     answered = answered_shares(policies, args.answered_warn)
+    degenerate = degenerate_policies(policies, summary, answered, args.answered_warn)
     plot_all(policies, summary, args, run)
     if args.dump_traces:
         write_traces(policies, run / "traces.jsonl")
@@ -477,6 +556,7 @@ def main(args: Args) -> dict[str, Any]:
         "comparisons": comparisons,
         "notes": notes,
         "forced_answers_answered": answered,
+        "degenerate": degenerate,
         "num_problems": {name: len(records) for name, records in policies.items()},
         "wall_time_s": elapsed,
         "compute_time_s": {
@@ -485,13 +565,19 @@ def main(args: Args) -> dict[str, Any]:
         "timings_s": dict(TIMINGS),
     }
     write_json(run / "results.json", results)
-    markdown = regret_markdown(summary, comparisons, args.budgets, extra, notes)
+    markdown = regret_markdown(summary, comparisons, args.budgets, extra, notes, degenerate)
     (run / "results.md").write_text(markdown)
     print((run / "results.md").read_text())
     for name, share in answered.items():
+        readable = share["answered_share"]
         print(
             f"forced answers with a readable final answer, {name}: "
-            f"{share['answered_share']:.1%} of {share['forced_answers']}"
+            f"{'n/a' if readable is None else f'{readable:.1%}'} of {share['forced_answers']}"
+        )
+    for name, stats in summary.items():
+        print(
+            f"episodes per response, {name}: mean {stats['mean_episodes']:.2f}, "
+            f"one-episode share {stats['single_episode_share']:.0%}"
         )
     for note in notes:
         print(f"NOTE: {note}")

@@ -42,7 +42,9 @@ class EnvConfig:
 
     problems: ProblemSource | Sequence[Problem | Mapping[str, Any]] | str | Path = "tinymath"
     """Problem source: a ``ProblemSource``, a list of ``Problem``/dicts, a JSONL path,
-    ``"hf:NAME:SPLIT"`` (needs ``datasets``) or ``"tinymath"`` / ``"tinymath:SPLIT"``."""
+    ``"hf:NAME:SPLIT"`` (needs ``datasets``) or ``"tinymath"`` / ``"tinymath:SPLIT"``. A
+    string may end in a filter, ``"math500.jsonl?level=1,2&subject=Algebra&sample=20"``
+    (metadata fields, ``ids``, a seeded ``shuffle``/``sample``; :mod:`mrt_env.problem_filter`)."""
 
     problem_fields: FieldNames = field(default_factory=FieldNames)
     """Record field names (problem / answer / id) for JSONL files, lists and datasets."""
@@ -74,8 +76,10 @@ class EnvConfig:
     """Sampling temperature of μ's forced answers."""
 
     token_budget: int = 512
-    """Maximum response tokens of a trajectory (model tokenizer); an episode that overruns
-    it is cut at the budget and the trajectory is truncated."""
+    """Maximum response tokens of a trajectory (model tokenizer): the thinking, not the prompt
+    (the regret budgets ``C0`` of ``mrt_env.regret`` count prompt + thinking + forced-answer
+    tokens instead); an episode that overruns it is cut at the budget and the trajectory is
+    truncated."""
 
     max_episodes: int = 16
     """Maximum episodes (steps) of a trajectory; reaching it truncates the trajectory."""
@@ -295,8 +299,9 @@ def build_lm(
 
 def check_model_path(spec: str) -> None:
     """Raise ``FileNotFoundError`` when ``spec`` is written as a path (starting with ``/``,
-    ``.`` or ``~``, or with more than one ``/``) that does not exist; hub ids (``name``,
-    ``org/name``) pass.
+    ``.`` or ``~``, or with more than one ``/``) that does not exist, and ``ValueError`` when
+    it names a file (``FOLDER/model.safetensors``) instead of the model folder; hub ids
+    (``name``, ``org/name``) pass.
 
     Example:
         >>> check_model_path("HuggingFaceTB/SmolLM2-135M-Instruct")
@@ -305,8 +310,14 @@ def check_model_path(spec: str) -> None:
         ...
         FileNotFoundError: model path /nonexistent/model does not exist (or give a hub id)
     """
+    path = Path(spec).expanduser()
+    if path.is_file():
+        raise ValueError(
+            f"model path {spec} is a file; pass the folder that holds it and its config.json "
+            f"({path.parent})"
+        )
     looks_like_path = spec.startswith(("/", ".", "~")) or spec.count("/") > 1
-    if looks_like_path and not Path(spec).expanduser().exists():
+    if looks_like_path and not path.exists():
         raise FileNotFoundError(f"model path {spec} does not exist (or give a hub id)")
 
 

@@ -83,16 +83,19 @@ class StepCore:
 
     # ---------------------------------------------------------------- reset
     def check_options(self, options: Mapping[str, Any] | None) -> dict[str, Any]:
-        """Validate reset ``options`` (``"problem"`` or ``"index"``); raise on anything else."""
+        """Validate reset ``options`` (``"problem"``, ``"index"`` or ``"id"``; an ``"id"``
+        becomes its ``"index"``); raise on anything else."""
         options = dict(options or {})
-        unknown = sorted(set(options) - {"problem", "index"})
+        unknown = sorted(set(options) - {"problem", "index", "id"})
         if unknown:
-            raise ValueError(f"unknown reset option(s) {unknown}; use 'problem' or 'index'")
-        if "problem" in options and "index" in options:
-            raise ValueError("pass either options['problem'] or options['index'], not both")
+            raise ValueError(f"unknown reset option(s) {unknown}; use 'problem', 'index' or 'id'")
+        if len(set(options) & {"problem", "index", "id"}) > 1:
+            raise ValueError("pass one of options['problem'], ['index'] or ['id'], not several")
         if "problem" in options:
             where = "options['problem']"
             options["problem"] = problem_from_record(options["problem"], where, "custom")
+        if "id" in options:
+            options["index"] = self._index_of(str(options.pop("id")))
         if "index" in options:
             index, size = options["index"], len(self.components.source)
             if isinstance(index, bool) or not isinstance(index, int | np.integer):
@@ -101,10 +104,21 @@ class StepCore:
                 raise IndexError(f"options['index']={index} out of range for {size} problems")
         return options
 
+    def _index_of(self, problem_id: str) -> int:
+        source = self.components.source
+        index_of = getattr(source, "index_of", None)
+        if index_of is not None:
+            return int(index_of(problem_id))
+        for index in range(len(source)):
+            if source[index].id == problem_id:
+                return index
+        raise KeyError(f"no problem with id {problem_id!r} in the env's {len(source)} problems")
+
     def choose_problem(
         self, rng: np.random.Generator, options: Mapping[str, Any] | None
     ) -> Problem:
-        """The problem from ``options`` (``"problem"`` or ``"index"``) or drawn with ``rng``."""
+        """The problem from ``options`` (``"problem"``, ``"index"``, ``"id"``) or drawn with
+        ``rng``."""
         options = self.check_options(options)
         source = self.components.source
         if "problem" in options:

@@ -10,7 +10,7 @@ import gymnasium as gym
 from mrt_env.config import Components, EnvConfig, build_components
 from mrt_env.core import StepCore
 from mrt_env.lm.base import LanguageModel
-from mrt_env.problems import Problem
+from mrt_env.problems import Problem, ProblemSource
 from mrt_env.spaces import UnicodeText
 from mrt_env.trajectory import TrajectoryState
 from mrt_env.vector import fork_safe_threads
@@ -74,7 +74,7 @@ class MRTMathEnv(gym.Env[str, str]):
     :class:`~mrt_env.config.EnvConfig`; ``kwargs`` are its fields (they override ``config``),
     so ``gym.make("MRTMath-v0", token_budget=256, k=4)`` works. ``components`` shares
     already-built models between environments. ``reset(options=...)`` accepts
-    ``{"problem": Problem | dict}`` or ``{"index": int}``.
+    ``{"problem": Problem | dict}``, ``{"index": int}`` or ``{"id": str}``.
 
     ## Version History
     * v0: Initial version.
@@ -124,6 +124,12 @@ class MRTMathEnv(gym.Env[str, str]):
     def timings(self) -> dict[str, float]:
         """Cumulative seconds in ``step``/``reset`` and in the model calls inside them."""
         return self.core.timings
+
+    @property
+    def problems(self) -> ProblemSource:
+        """The env's problem set (after its filter); ``reset(options={"index": i})`` picks
+        ``problems[i]``."""
+        return self.core.components.source
 
     @property
     def problem(self) -> Problem | None:

@@ -16,7 +16,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -99,6 +99,32 @@ def _check_budget(budget: float) -> float:
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"budget must be a positive finite number of tokens, got {budget!r}")
     return value
+
+
+def check_budgets_above_prompts(budgets: Sequence[float], prompt_tokens: Mapping[str, int]) -> None:
+    """Raise ``ValueError`` when a token budget ``C0`` is not above a problem's prompt.
+
+    ``C0`` counts prompt + thinking + forced-answer tokens (the J curve's x axis), so a budget
+    at or below the prompt length holds no thinking at all and its regret is 1 by
+    construction. (The env's ``token_budget`` counts thinking tokens only and is not checked
+    here.)
+
+    Example:
+        >>> check_budgets_above_prompts([64, 128], {"p": 86})  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: regret budget C0=64 is not above the 86-token prompt of problem 'p': ...
+    """
+    if not budgets or not prompt_tokens:
+        return
+    problem, longest = max(prompt_tokens.items(), key=lambda item: item[1])
+    low = min(budgets)
+    if low <= longest:
+        raise ValueError(
+            f"regret budget C0={low:g} is not above the {longest}-token prompt of problem "
+            f"{problem!r}: C0 counts prompt + thinking + forced-answer tokens; use budgets "
+            f"above {longest}"
+        )
 
 
 def _area_up_to(tokens: FloatArray, j: FloatArray, budget: float) -> float:

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from mrt_env.diagnostics import episode_summary
 from mrt_env.regret import (
     maj_at_k,
     normalized_area_per_problem,
@@ -127,7 +128,8 @@ def summarize_records(
     samples: int,
     episode_budget: int,
 ) -> dict[str, Any]:
-    """Every figure of one policy (CIs over problems): pass@1, mean tokens and episodes,
+    """Every figure of one policy (CIs over problems): pass@1, mean tokens, episodes per
+    response (mean and the share of one-episode responses),
     normalized regret at ``budgets`` and at the ``extrapolated`` budgets (``w -> budget``,
     from traces forced ``w`` more times), maj@k for k = 1..``samples``, and cumulative
     regret over ``episode_budget`` episodes."""
@@ -139,12 +141,14 @@ def summarize_records(
     }
     j_curves = [[s["j"] for s in r["samples"] if s["j"]] for r in records]
     episode_regret = regret_over_episode_budget([c for c in j_curves if c], episode_budget)
+    episodes = episode_summary([s["episodes"] for r in records for s in r["samples"]])
     return {
         "pass@1": bootstrap_ci(pass1),
         "mean_tokens": bootstrap_ci(
             [np.mean([s["tokens"] for s in r["samples"]]) for r in records]
         ),
-        "mean_episodes": float(np.mean([s["episodes"] for r in records for s in r["samples"]])),
+        "mean_episodes": episodes["mean_episodes"],
+        "single_episode_share": episodes["single_episode_share"],
         "normalized_regret": regret,
         "normalized_regret_extrapolated": forced,
         "maj@k": maj_curve(records, samples),

@@ -24,7 +24,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,6 +139,7 @@ def replay_many(
     seed: int | None = None,
     batch_size: int = 64,
     finished: bool = True,
+    progress: Callable[[int], None] | None = None,
 ) -> list[Trajectory]:
     """Replay many responses; each round of episodes shares one ``prover.estimate`` call.
 
@@ -150,6 +151,9 @@ def replay_many(
         seed: Seed of the meta-prover sampling (``None``: drawn from the env's RNG).
         batch_size: Responses replayed together (bounds the size of one prover call).
         finished: See :func:`replay`.
+        progress: Called with the number of responses whose replay finished, after every
+            round of episodes (e.g. a progress bar's ``update``; the calls sum to the number
+            of responses); the results do not depend on it.
 
     Returns:
         One :class:`Trajectory` per response, in order.
@@ -167,7 +171,7 @@ def replay_many(
     out: list[Trajectory] = []
     for start in range(0, len(responses), batch_size):
         stop = start + batch_size
-        out.extend(_replay_batch(core, resolved[start:stop], episodes[start:stop], rng))
+        out.extend(_replay_batch(core, resolved[start:stop], episodes[start:stop], rng, progress))
     return out
 
 
@@ -194,6 +198,7 @@ def _replay_batch(
     problems: Sequence[Problem],
     episodes: Sequence[list[str]],
     rng: np.random.Generator,
+    progress: Callable[[int], None] | None = None,
 ) -> list[Trajectory]:
     resets = [core.prepare_reset(problem, rng) for problem in problems]
     results = core.call_models(resets, phase="reset")
@@ -203,6 +208,7 @@ def _replay_batch(
         state, _, info = core.finish_reset(reset, result)
         states.append(state)
         records.append({"j": [info["j"]], "steps": []})
+    reported = 0  # responses whose replay has ended, as told to ``progress``
     for index in range(max(len(e) for e in episodes)):
         live = [i for i, s in enumerate(states) if not s.done and index < len(episodes[i])]
         if not live:
@@ -214,6 +220,14 @@ def _replay_batch(
         outputs = core.finish_steps([states[i] for i in live], steps, step_results)
         for i, step, output in zip(live, steps, outputs, strict=True):
             records[i]["steps"].append((step.episode, output))
+        if progress is not None:
+            ended = sum(
+                s.done or index + 1 >= len(e) for s, e in zip(states, episodes, strict=True)
+            )
+            progress(ended - reported)
+            reported = ended
+    if progress is not None and reported < len(states):
+        progress(len(states) - reported)
     return [_trajectory(state, record) for state, record in zip(states, records, strict=True)]
 
 

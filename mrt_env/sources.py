@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mrt_env.problem_filter import split_spec
 from mrt_env.problems import Problem, ProblemSource
 from rewards.normalize import normalize_answer
 from rewards.verification import VerifierConfig
@@ -320,7 +321,9 @@ def resolve_source(
 
     Args:
         spec: One of: a ``ProblemSource``; a list of ``Problem``/mappings; a path to a
-            ``.jsonl`` file; ``"hf:NAME:SPLIT"``; ``"tinymath"`` or ``"tinymath:SPLIT"``.
+            ``.jsonl`` file; ``"hf:NAME:SPLIT"``; ``"tinymath"`` or ``"tinymath:SPLIT"``. A
+            string may end in a filter query, ``"math500.jsonl?level=1,2&sample=20"``
+            (:mod:`mrt_env.problem_filter`).
         fields: Field names for JSONL files, lists and datasets.
 
     Returns:
@@ -330,6 +333,10 @@ def resolve_source(
         >>> len(resolve_source([{"problem": "1+1?", "answer": 2}]))
         1
     """
+    if isinstance(spec, str) and "?" in spec:
+        base, problem_filter = split_spec(spec)
+        if problem_filter is not None:
+            return problem_filter.apply(resolve_source(base, fields), base)
     if isinstance(spec, str) and spec.startswith("hf:"):
         parts = spec.split(":")
         if len(parts) != 3 or not all(parts[1:]):

@@ -17,14 +17,39 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 Stat = dict[str, float]
 """``{"mean", "ci_low", "ci_high", "n"}``."""
 
-__all__ = ["Stat", "bootstrap_ci", "probability_of_improvement", "seed_ci"]
+__all__ = ["Stat", "bootstrap_ci", "probability_of_improvement", "seed_ci", "strict_json"]
+
+
+def strict_json(value: Any, default: Callable[[Any], Any] | None = None) -> Any:
+    """``value`` with every non-finite float (NaN, ±inf; numpy scalars too) replaced by
+    ``None``, so ``json.dumps(..., allow_nan=False)`` writes strict JSON (``null``, never
+    ``NaN``). ``default`` converts other objects first (like ``json.dumps``'s).
+
+    Example:
+        >>> strict_json({"a": [1.0, float("nan")], "b": np.float64("inf"), "c": (2, "x")})
+        {'a': [1.0, None], 'b': None, 'c': [2, 'x']}
+    """
+    if isinstance(value, bool) or value is None or isinstance(value, str | int):
+        return value
+    if isinstance(value, float | np.floating):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer | np.bool_):
+        return value.item()
+    if isinstance(value, dict):
+        return {key: strict_json(item, default) for key, item in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [strict_json(item, default) for item in value]
+    if default is not None:
+        return strict_json(default(value), default)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def _as_values(values: Sequence[float] | np.ndarray) -> np.ndarray:

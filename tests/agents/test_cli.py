@@ -181,6 +181,56 @@ def test_evaluation_on_other_problems_needs_an_eval_source(tmp_path: Path) -> No
     assert result.exit_code == 0, result.output
     [metrics] = _metrics(tmp_path)
     assert 0.0 <= metrics["eval/pass@1"] <= 1.0 and 0.0 <= metrics["eval/answered"] <= 1.0
+    assert metrics["eval/episodes"] >= 1.0 and 0.0 <= metrics["eval/single_episode_share"] <= 1.0
+
+
+@pytest.mark.parametrize("module", ["agents.cli", "agents.evaluate"])
+def test_help_shows_every_option_name_whole_at_80_columns(module: str) -> None:
+    import importlib
+
+    import typer
+
+    command_app = importlib.import_module(module).app
+    result = CliRunner().invoke(command_app, ["--help"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    names = [
+        name
+        for param in typer.main.get_command(command_app).params
+        for name in (*param.opts, *param.secondary_opts)
+    ]
+    assert len(names) > 10
+    words = {word.rstrip(",") for word in result.output.split()}
+    missing = [name for name in names if name not in words]
+    assert missing == [] and "…" not in result.output
+    assert max(len(line) for line in result.output.splitlines()) <= 100
+
+
+def test_k_zero_is_reported_as_k(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["--k", "0", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "--k must be >= 1" in result.output and "prover_samples" not in result.output
+
+
+def test_a_resumed_run_shows_its_true_step(tmp_path: Path) -> None:
+    quiet = [a for a in TINY if a != "--no-progress"]
+    args = [*quiet, "--algo", "grpo", "--no-tensorboard", "--out", str(tmp_path)]
+    assert CliRunner().invoke(app, [*args, "--steps", "1"]).exit_code == 0
+    result = CliRunner().invoke(app, [*args, "--steps", "2"])
+    assert result.exit_code == 0, result.output
+    bar = [line for line in result.output.replace("\r", "\n").splitlines() if "grpo:" in line]
+    assert "1/2" in bar[0] and any("2/2" in line for line in bar)  # starts at the checkpoint
+    assert "0/2" not in result.output
+    assert "trajectories 4/4" in result.output  # progress within a step (G = 4)
+
+
+def test_a_filter_applies_to_the_seeded_tinymath_training_set() -> None:
+    from agents.cli import _problem_source
+    from mrt_env.tinymath.problems import TinyMathSource
+
+    source = _problem_source("tinymath:train?level=2", size=40, seed=5)
+    whole = TinyMathSource(split="train", size=40, seed=5)  # --train-size and --seed still count
+    expected = [whole[i].id for i in range(len(whole)) if whole[i].metadata["level"] == 2]
+    assert [source[i].id for i in range(len(source))] == expected and expected
 
 
 def test_learning_curve_evaluates_the_start_and_every_interval_with_common_seeds(

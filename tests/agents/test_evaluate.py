@@ -43,6 +43,20 @@ def test_summarize_hand_computed() -> None:
     assert summary.mean_tokens == pytest.approx(100.0)
     # areas: J = 1 at 100 tokens -> 0.75 at C0 = 200; J = 0 -> 0; problem means 0.75, 0.375
     assert summary.normalized_regret["200"] == pytest.approx(1 - (0.75 + 0.375) / 2)
+    assert (summary.mean_episodes, summary.single_episode_share) == (1.0, 1.0)
+    assert any("MRT reduces to outcome RL" in r for r in summary.degenerate)
+
+
+def test_summarize_counts_episodes_and_flags_zero_j() -> None:
+    two = _trajectory(0, 0.0, (50.0, 100.0), (0.0, 0.0))
+    two.episodes.append(EpisodeRecord(0, 0, "", 0.0, 0.0, 0.0, 1))
+    grouped = [[two, _trajectory(0, 0.0, (100.0,), (0.0,))]]
+    summary = summarize(grouped, budgets=[200])
+    assert (summary.mean_episodes, summary.single_episode_share) == (1.5, 0.5)
+    assert [r.split(":")[0] for r in summary.degenerate] == [
+        "pass@1 = 0",
+        "J = 0 after every episode",
+    ]
 
 
 def test_evaluate_command_on_tiny_settings(tmp_path: Path) -> None:
@@ -65,8 +79,15 @@ def test_evaluate_command_on_tiny_settings(tmp_path: Path) -> None:
         ],
     )
     assert result.exit_code == 0, result.output
-    figures = json.loads(out.read_text())["random-tiny"]
+    assert "trajectories: 100%|" in result.output and "3/3" in result.output  # progress bar
+    strict = json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(f"bare {c}"))
+    figures = strict["random-tiny"]
     assert figures["problems"] == 3 and 0.0 <= figures["pass_at_1"] <= 1.0
+    assert figures["mean_episodes"] >= 1.0 and 0.0 <= figures["single_episode_share"] <= 1.0
+    assert "episodes/response" in result.output
+    if figures["pass_at_1"] == 0.0:  # the random test double: flagged, not silent
+        assert any(r.startswith("pass@1 = 0") for r in figures["degenerate"])
+        assert "WARNING: degenerate run, random-tiny: pass@1 = 0" in result.output
     assert figures["ci_low"] <= figures["pass_at_1"] <= figures["ci_high"]
     assert set(figures["normalized_regret"]) == {"32", "64"}
     assert all(0.0 <= v <= 1.0 for v in figures["normalized_regret"].values())
@@ -80,7 +101,7 @@ def test_evaluate_command_on_math500_with_the_tiny_lm(tmp_path: Path) -> None:
     """The same knobs as training: problems file, template, device, K, answer caps."""
     out = tmp_path / "results.json"
     options = ["--problems", str(MATH500), "--n", "2", "--template", "plain", "--device", "cpu"]
-    options += ["--k", "2", "--token-budget", "24", "--budgets", "64", "--seed", "0"]
+    options += ["--k", "2", "--token-budget", "24", "--budgets", "1024", "--seed", "0"]
     options += ["--max-answer-tokens", "8", "--forced-answer-tokens", "4", "--max-decode-rows", "2"]
     result = CliRunner().invoke(app, ["--variants", "base", *options, "--out", str(out)])
     assert result.exit_code == 0, result.output
@@ -94,9 +115,30 @@ def test_evaluate_command_on_math500_with_the_tiny_lm(tmp_path: Path) -> None:
     assert "answered" in result.output and 0.0 <= figures["answered"] <= 1.0
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--k", "0"], "--k must be >= 1"),  # named by its flag, not a config field
+        (["--problems", "tinymath:heldout?level=99"], "no problem matches 'level=99'"),
+    ],
+)
+def test_evaluate_reports_bad_options_by_name(options: list[str], message: str) -> None:
+    result = CliRunner().invoke(app, ["--variants", "random-tiny", "--n", "2", *options])
+    assert result.exit_code == 2 and message in result.output
+    assert "Traceback" not in result.output and "prover_samples" not in result.output
+
+
 def test_evaluate_rejects_more_problems_than_the_file_has(tmp_path: Path) -> None:
     source = tmp_path / "two.jsonl"
     source.write_text('{"problem": "1+1?", "answer": "2"}\n{"problem": "2+2?", "answer": "4"}\n')
     result = CliRunner().invoke(app, ["--variants", "random-tiny", "--problems", str(source)])
-    assert result.exit_code != 0
-    assert "more than the 2 problems" in str(result.exception)
+    assert result.exit_code == 2  # a clean error, not a traceback
+    assert "Error: --n 200 is more than the 2 problems" in result.output
+
+
+def test_evaluate_rejects_a_regret_budget_inside_the_prompt() -> None:
+    # the tiny tokenizer: a TinyMath prompt is 21-28 tokens, so C0 = 16 holds no thinking
+    options = ["--variants", "random-tiny", "--n", "2", "--budgets", "16", "--k", "2"]
+    result = CliRunner().invoke(app, options)
+    assert result.exit_code == 2
+    assert "C0=16 is not above the" in result.output and "prompt" in result.output

@@ -52,3 +52,25 @@ def test_gradient_accumulation_equals_one_large_batch(overrides: dict[str, float
             torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
     moved = max(float((a - b).abs().max()) for a, b in zip(whole, before, strict=True))
     assert moved > 1e-4  # the update did something, so the comparison means something
+
+
+@pytest.mark.parametrize(
+    ("zero", "kl_coef", "moves"),
+    [(True, 0.0, False), (False, 0.0, True), (True, 0.1, True)],  # KL alone still trains
+)
+def test_all_zero_advantages_skip_the_adamw_step(zero: bool, kl_coef: float, moves: bool) -> None:
+    model = tiny_random_model(seed=0)
+    before = [p.detach().clone() for p in model.parameters()]
+    # weight decay and momentum would move the weights even with a zero gradient
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.1, weight_decay=0.5)
+    reference = tiny_random_model(seed=1) if kl_coef else None
+    learner = Learner(model, optimizer, reference, TrainConfig(kl_coef=kl_coef), pad_id=0)
+    trajectories, advantages = batch(seed=3)
+    if zero:
+        advantages = [np.zeros_like(a) for a in advantages]
+    metrics = learner.policy_gradient(trajectories, advantages)
+    after = [p.detach() for p in model.parameters()]
+    moved = max(float((a - b).abs().max()) for a, b in zip(after, before, strict=True))
+    assert (moved > 0) is moves
+    assert metrics["charts/skipped_update"] == (0.0 if moves else 1.0)
+    assert bool(optimizer.state) is moves  # a skipped step leaves AdamW's state untouched

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -218,3 +219,52 @@ def test_save_line_plot_writes_a_png(tmp_path: Path) -> None:
     lines = [common.Line([0, 1], [0.2, 0.4], "a", "o-", "C0", ([0.1, 0.3], [0.3, 0.5]))]
     common.save_line_plot(tmp_path / "plot.png", lines, "x", "y")
     assert (tmp_path / "plot.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _saved_axes(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Axes of the figures ``save_line_plot`` closes (inspected after the PNG is written)."""
+    import matplotlib.pyplot as plt
+
+    closed: list[Any] = []
+    real_close = plt.close
+    monkeypatch.setattr(plt, "close", lambda fig: (closed.append(fig.axes[0]), real_close(fig)))
+    return closed
+
+
+def test_plots_use_fixed_unit_axes_a_title_and_say_no_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    axes = _saved_axes(monkeypatch)
+    flat = [common.Line([0, 64, 128], [0.0, 0.01, 0.02], "base")]  # J near 0: not auto-scaled
+    title = common.plot_title("run-x", "math500.jsonl?level=1", 6, ["base", "mrt"])
+    common.save_line_plot(tmp_path / "a.png", flat, "tokens", "J", title)
+    low, high = axes[0].get_ylim()
+    assert low < 0.0 < 1.0 < high and high - low < 1.1  # [0, 1] plus a small margin
+    assert axes[0].get_title() == "run-x · math500.jsonl?level=1 (6 problems)\npolicies: base, mrt"
+    assert [t.get_text() for t in axes[0].texts] == []
+    common.save_line_plot(tmp_path / "b.png", [], "tokens", "J", title)
+    common.save_line_plot(tmp_path / "c.png", [common.Line([0], [float("nan")])], "t", "J")
+    assert [[t.get_text() for t in ax.texts] for ax in axes[1:]] == [["no data"], ["no data"]]
+
+
+def test_one_policy_markdown_has_no_header_only_tables_and_flags_degenerate_runs() -> None:
+    summary = {"a": common.summarize_records(RECORDS, [20], {}, samples=2, episode_budget=3)}
+    comparisons = common.compare_records({"a": RECORDS}, summary, [20], {})
+    flags = {"a": ["pass@1 = 0: no response was correct"]}
+    text = common.regret_markdown(summary, comparisons, [20], {}, [], flags)
+    assert "P(lower regret)" not in text and "token efficiency" not in text  # no pairs
+    assert text.startswith("**Degenerate run")
+    assert "- a: pass@1 = 0: no response was correct" in text
+    # RECORDS: every sample has 2 episodes -> mean 2.00, no one-episode response
+    assert "| a | 0.500 [" in text and "| 2.00 | 0% |" in text
+
+
+def test_results_json_is_strict(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    common.write_json(path, {"a": float("nan"), "b": [np.float64("inf"), 1.5], "c": Path("x")})
+    text = path.read_text()
+    assert json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c}")) == {
+        "a": None,
+        "b": [None, 1.5],
+        "c": "x",
+    }

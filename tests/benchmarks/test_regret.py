@@ -78,24 +78,38 @@ def _check_stat(stat: dict, low: float = 0.0, high: float = 1.0) -> None:
     assert low <= stat["ci_low"] <= stat["mean"] <= stat["ci_high"] <= high
 
 
-def test_regret_script_end_to_end_resumes_and_feeds_trace_analysis(tmp_path: Path) -> None:
+def _strict(text: str) -> dict:
+    """``text`` parsed as strict JSON (a bare NaN or Infinity fails the test)."""
+    return json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c} in JSON"))
+
+
+def test_regret_script_end_to_end_resumes_and_feeds_trace_analysis(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     problems = _problems(tmp_path / "problems.jsonl")
     argv = [
         "--policies", "a=random-tiny", "gone=/nonexistent/checkpoint",
         "--problems", str(problems), "--num-problems", "2", "--samples", "2", "--k", "2",
-        "--token-budget", "24", "--budgets", "16", "48", "--extensions", "2",
+        "--token-budget", "24", "--budgets", "32", "48", "--extensions", "2",
         "--extension-tokens", "8", "--forced-samples", "1", "--chunk-problems", "1",
         "--run-dir", str(tmp_path / "runs"), "--name", "smoke",
     ]  # fmt: skip
     first = run_script("regret", *argv)
     run = tmp_path / "runs" / "smoke"
-    results = json.loads((run / "results.json").read_text())
+    results = _strict((run / "results.json").read_text())
     assert "skipped" in first.stderr + first.stdout  # the missing policy is reported
+    assert "policy x problem" in first.stderr  # a progress bar over (policy, problem)
+    for phase in (
+        "sampling 2 responses",
+        "reading J (K=2) after every episode: 3/3 responses",
+        "grading",
+    ):
+        assert phase in first.stderr  # what the chunk is doing, beside the bar
     assert any("gone" in note for note in results["notes"])
     assert set(results["policies"]) == {"a"}
     summary = results["policies"]["a"]
     _check_stat(summary["pass@1"])
-    for budget in ("16", "48"):
+    for budget in ("32", "48"):
         _check_stat(summary["normalized_regret"][budget])
     assert set(summary["normalized_regret_extrapolated"]) == {"64"}  # 48 + 2 * 8
     assert summary["maj@k"]["k"] == [1, 2]
@@ -108,9 +122,25 @@ def test_regret_script_end_to_end_resumes_and_feeds_trace_analysis(tmp_path: Pat
         assert (run / name).stat().st_size > 0
     cache_lines = (run / "cache.jsonl").read_text().splitlines()
     assert len(cache_lines) == 2  # one per (policy, problem)
+    # episodes per response, computed here from the cached records
+    episodes = [s["episodes"] for line in cache_lines for s in _strict(line)["samples"]]
+    assert summary["mean_episodes"] == pytest.approx(sum(episodes) / len(episodes))
+    assert summary["single_episode_share"] == pytest.approx(
+        sum(e == 1 for e in episodes) / len(episodes)
+    )
+    assert f"episodes per response, a: mean {sum(episodes) / len(episodes):.2f}" in first.stdout
+    # the random test double solves nothing: a degenerate run, flagged everywhere
+    assert summary["pass@1"]["mean"] == 0.0
+    assert any(r.startswith("pass@1 = 0") for r in results["degenerate"]["a"])
+    assert "WARNING: degenerate run, policy 'a': pass@1 = 0" in first.stderr
+    markdown = (run / "results.md").read_text()
+    assert markdown.startswith("**Degenerate run") and "- a: pass@1 = 0" in markdown
+    assert "P(lower regret)" not in markdown  # one policy: no header-only comparison tables
 
     # rerun with the same arguments (in-process, to save start-up time): nothing recomputed
+    capsys.readouterr()
     regret.main(regret.parse_args(regret.Args, argv))
+    assert "policy x problem: 100%|" in capsys.readouterr().err  # resumed: starts at 2/2
     assert (run / "cache.jsonl").read_text().splitlines() == cache_lines
     assert json.loads((run / "results.json").read_text())["policies"] == results["policies"]
 
@@ -127,12 +157,33 @@ def test_regret_script_end_to_end_resumes_and_feeds_trace_analysis(tmp_path: Pat
             ],
         )
     )  # fmt: skip
-    analysis = json.loads((tmp_path / "runs" / "traces" / "results.json").read_text())
+    analysis = _strict((tmp_path / "runs" / "traces" / "results.json").read_text())
     group = analysis["groups"]["a"]
     assert group["traces"] == 4
+    assert 0.0 <= group["single_episode_share"] <= 1.0 and group["mean_episodes"] >= 1.0
+    assert any(r.startswith("pass@1 = 0") for r in analysis["degenerate"]["a"])
     _check_stat(group["normalized_regret"]["32"])
     assert all(0.0 <= s["mean"] <= 1.0 for s in group["j_by_episode"])
     assert (tmp_path / "runs" / "traces" / "progress_hist.png").stat().st_size > 0
+
+    # a filter keeps the traces of the chosen problems; without --name nothing is overwritten
+    first_id = _strict(cache_lines[0])["problem_id"]
+    parent = tmp_path / "analyses"
+    for _ in range(2):
+        analyze.main(
+            analyze.parse_args(
+                analyze.Args,
+                [
+                    "--traces", str(traces), "--problems", f"{problems}?ids={first_id}",
+                    "--model", "random-tiny", "--k", "2", "--budgets", "32",
+                    "--run-dir", str(parent),
+                ],
+            )
+        )  # fmt: skip
+    folders = sorted(parent.iterdir())
+    assert len(folders) == 2  # two reruns, two folders named by their time
+    filtered = _strict((folders[0] / "results.json").read_text())
+    assert filtered["groups"]["a"]["traces"] == 2  # 1 problem x 2 samples
 
 
 def test_train_option_runs_mrt_train_with_equal_wall_clock(

@@ -109,6 +109,7 @@ def test_reset_seed_picks_the_same_problem() -> None:
     [
         ({"index": 2}, "sub"),  # by position in the source
         ({"index": -1}, "sub"),  # negative index, like a list
+        ({"id": "sub"}, "sub"),  # by problem id
         ({"problem": Problem("own", "What is 2+5?", "7")}, "own"),  # a Problem outside the source
         ({"problem": {"problem": "What is 2+6?", "answer": "8"}}, "custom"),  # a plain dict
     ],
@@ -124,8 +125,10 @@ def test_reset_options_choose_the_problem(options: dict[str, Any], problem_id: s
         ({"index": 3}, IndexError, "out of range"),  # past the end
         ({"index": "0"}, TypeError, "must be an int"),  # wrong type
         ({"problem": {"problem": "x"}}, ValueError, "missing field 'answer'"),  # bad problem
-        ({"index": 0, "problem": PROBLEMS[0]}, ValueError, "not both"),  # ambiguous
+        ({"index": 0, "problem": PROBLEMS[0]}, ValueError, "not several"),  # ambiguous
         ({"seed": 3}, ValueError, "unknown reset option"),  # unsupported key
+        ({"id": "nope"}, KeyError, "no problem with id 'nope'"),  # unknown id
+        ({"id": "sub", "index": 0}, ValueError, "not several"),  # ambiguous
     ],
 )
 def test_reset_rejects_bad_options(options: dict[str, Any], error: type, message: str) -> None:

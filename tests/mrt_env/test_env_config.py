@@ -167,3 +167,15 @@ def test_bad_reset_options_change_nothing() -> None:
 def test_gym_make_reaches_the_backend_options() -> None:
     env = gym.make("MRTMath-v0", lm="tiny", lm_options={"max_decode_rows": 3}, prover="none")
     assert env.unwrapped.lm.max_decode_rows == 3
+
+
+def test_a_weights_file_as_lm_names_the_folder_to_pass(tmp_path: Path) -> None:
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(b"\0" * 8)
+    with pytest.raises(ValueError, match=f"is a file; pass the folder .*\\({tmp_path}\\)"):
+        build_components(EnvConfig(problems=[{"problem": "1+1?", "answer": "2"}], lm=str(weights)))
+    from agents.session import load_language_model
+
+    with pytest.raises(ValueError, match="is a file; pass the folder") as caught:
+        load_language_model(str(weights), "cpu")
+    assert "huggingface-cli" not in str(caught.value)

@@ -327,3 +327,10 @@ def test_regret_does_not_import_torch() -> None:
 
     code = "import sys, mrt_env.regret; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_budgets_must_be_above_every_prompt() -> None:
+    regret.check_budgets_above_prompts([87, 200], {"a": 12, "b": 86})  # 87 > 86: fine
+    regret.check_budgets_above_prompts([], {"a": 500})  # no budgets: nothing to check
+    with pytest.raises(ValueError, match=r"C0=86 is not above the 86-token prompt of problem 'b'"):
+        regret.check_budgets_above_prompts([86, 200], {"a": 12, "b": 86})
