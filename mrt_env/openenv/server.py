@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -59,6 +60,20 @@ class ServerRuntime:
         self._sources: dict[str, ProblemSource] = {}
         self._cores: OrderedDict[tuple[Any, ...], StepCore] = OrderedDict()
         self.sessions_opened = 0
+        self.sessions_closed = 0
+
+    def stats(self) -> dict[str, Any]:
+        """Sessions open now, model-worker rounds, threads and resident memory (``/mrt/stats``)."""
+        return {
+            "sessions_live": self.sessions_opened - self.sessions_closed,
+            "sessions_opened": self.sessions_opened,
+            "worker_rounds": self.worker.rounds,
+            "worker_jobs": self.worker.jobs_done,
+            "largest_round": self.worker.largest_round,
+            "threads": threading.active_count(),
+            "child_processes": _child_processes(),
+            "rss_bytes": _rss_bytes(),
+        }
 
     @property
     def lm(self) -> LanguageModel:
@@ -185,6 +200,8 @@ class MRTServerEnvironment(Environment[MRTAction, MRTObservation, MRTState]):
 
     def close(self) -> None:
         """Free the trajectory (the shared models stay loaded for other sessions)."""
+        if not self._closed:
+            self.runtime.sessions_closed += 1
         self._closed = True
         self._trajectory = TrajectoryState()
         self._core = None
@@ -203,6 +220,31 @@ class MRTServerEnvironment(Environment[MRTAction, MRTObservation, MRTState]):
             self._broken = f"the request took longer than step_timeout_s={timeout:g}"
             self._trajectory = TrajectoryState()
             raise TimeoutError(self._broken) from None
+
+
+def _rss_bytes() -> int:
+    """Resident memory of this process (Linux ``/proc``; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return 0
+
+
+def _child_processes() -> int:
+    """Live child processes of this process (grading workers); -1 where unknown."""
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return -1
+    found: set[str] = set()
+    for task in tasks:
+        try:
+            with open(f"/proc/self/task/{task}/children") as children:
+                found.update(children.read().split())
+        except OSError:
+            continue
+    return len(found)
 
 
 def _index_of(core: StepCore, problem_id: str) -> int:
@@ -239,7 +281,7 @@ def _observation(
 class GuardMiddleware:
     """ASGI middleware: optional bearer token, and an idle timeout on WebSocket sessions.
 
-    A request without the token gets HTTP 401 (a WebSocket is refused before it opens); a
+    A request without the token (except ``GET /health``) gets HTTP 401 (a WebSocket is refused before it opens); a
     WebSocket that sends nothing for ``idle_timeout_s`` is closed (code 1001) and OpenEnv
     destroys its session.
     """
@@ -253,7 +295,8 @@ class GuardMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        if self.token is not None and not self._authorized(scope):
+        public = scope["type"] == "http" and scope.get("path") == "/health"
+        if self.token is not None and not public and not self._authorized(scope):
             await _refuse(scope, receive, send)
             return
         if scope["type"] == "websocket":
@@ -328,6 +371,7 @@ def create_mrt_app(settings: ServeSettings | None = None) -> Any:
         state_cls=MRTState,
     )
     app.state.runtime = runtime
+    app.add_api_route("/mrt/stats", runtime.stats, methods=["GET"])
     app.router.on_shutdown.append(runtime.close)
     guarded = GuardMiddleware(app, settings.token, settings.idle_timeout_s)
     guarded.state = app.state  # type: ignore[attr-defined]
