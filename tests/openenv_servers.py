@@ -63,7 +63,9 @@ def skip_without_openenv() -> None:
 
 
 @contextmanager
-def serve_env(*args: str, token: str | None = None, startup_timeout: float = 180.0) -> Iterator[EnvServer]:
+def serve_env(
+    *args: str, token: str | None = None, startup_timeout: float = 180.0
+) -> Iterator[EnvServer]:
     """Run ``python -m mrt_env.openenv.cli serve ARGS`` on loopback for the block."""
     skip_without_openenv()
     port = free_port()
@@ -100,4 +102,6 @@ def _wait_until_ready(server: EnvServer, timeout: float) -> None:
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             pass
         time.sleep(0.25)
-    pytest.fail(f"mrt-gym serve did not answer within {timeout:g} s:\n{server.log.read_text()[-3000:]}")
+    pytest.fail(
+        f"mrt-gym serve did not answer within {timeout:g} s:\n{server.log.read_text()[-3000:]}"
+    )

@@ -121,8 +121,12 @@ class MRTMathRemoteEnv(gym.Env[str, str]):
         result = self._call(lambda: self.client.step(message))
         observation = result.observation
         reward = float(result.reward or 0.0)
-        return observation.text, reward, observation.terminated, observation.truncated, (
-            observation.info
+        return (
+            observation.text,
+            reward,
+            observation.terminated,
+            observation.truncated,
+            (observation.info),
         )
 
     def state(self) -> MRTState:

@@ -161,13 +161,13 @@ class MRTServerEnvironment(Environment[MRTAction, MRTObservation, MRTState]):
         self, action: MRTAction, timeout_s: float | None = None, **kwargs: Any
     ) -> MRTObservation:
         self._check_open()
+        limit = self.runtime.settings.max_action_chars
+        if len(action.text) > limit:
+            raise ValueError(f"action text has {len(action.text)} characters; the limit is {limit}")
         if self._broken is not None:
             raise RuntimeError(f"{self._broken}; call reset()")
         if self._core is None:
             raise RuntimeError("Cannot call step() before reset()")
-        limit = self.runtime.settings.max_action_chars
-        if len(action.text) > limit:
-            raise ValueError(f"action text has {len(action.text)} characters; the limit is {limit}")
         text: str = FinalEpisode(action.text) if action.final else action.text
         job = Job(self._core, self._rng, state=self._trajectory, action=text)
         observation, reward, terminated, truncated, info = await self._await(job)

@@ -130,8 +130,9 @@ def _run_group(jobs: list[Job]) -> None:
     steps = [(job, p, r) for (job, p), r in zip(prepared, results, strict=True) if not job.is_reset]
     for (job, pending), result in zip(prepared, results, strict=True):
         if job.is_reset:
-            _guard(job, lambda j=job, p=pending, r=result: j.future.set_result(
-                core.finish_reset(p, r)))
+            _guard(
+                job, lambda j=job, p=pending, r=result: j.future.set_result(core.finish_reset(p, r))
+            )
     if not steps:
         return
     try:
