@@ -3,7 +3,8 @@
 Example::
 
     mrt-gym serve --port 8000                       # tiny LM as μ, on 127.0.0.1
-    mrt-gym serve --lm openai:http://127.0.0.1:8001/v1 --problems math500=../shared/data/math500.jsonl
+    mrt-gym serve --lm openai:http://127.0.0.1:8001/v1 \\
+        --problems math500=../shared/data/math500.jsonl
 
 Without ``--token`` the server has no authentication: keep it on loopback (the default
 ``--host 127.0.0.1``); anyone who can reach the port can run the models.
@@ -66,7 +67,8 @@ def serve(
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "warning",
 ) -> None:
     """Serve MRTMath-v0 (one trajectory per WebSocket session, μ batched across sessions)."""
-    from mrt_env.openenv.server import ServeSettings, serve as run
+    from mrt_env.openenv.server import ServeSettings
+    from mrt_env.openenv.server import serve as run
 
     defaults: dict[str, object] = {"k": k, "token_budget": token_budget}
     if template is not None:

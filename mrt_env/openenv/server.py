@@ -16,6 +16,7 @@ Example (``mrt-gym serve --port 8000`` does this)::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import os
@@ -281,9 +282,9 @@ def _observation(
 class GuardMiddleware:
     """ASGI middleware: optional bearer token, and an idle timeout on WebSocket sessions.
 
-    A request without the token (except ``GET /health``) gets HTTP 401 (a WebSocket is refused before it opens); a
-    WebSocket that sends nothing for ``idle_timeout_s`` is closed (code 1001) and OpenEnv
-    destroys its session.
+    A request without the token (except ``GET /health``) gets HTTP 401 (a WebSocket is
+    refused before it opens, HTTP 403); a WebSocket that sends nothing for ``idle_timeout_s``
+    is closed (code 1001) and OpenEnv destroys its session.
     """
 
     def __init__(self, app: Any, token: str | None, idle_timeout_s: float) -> None:
@@ -321,10 +322,8 @@ class GuardMiddleware:
             try:
                 return await asyncio.wait_for(receive(), timeout)
             except asyncio.TimeoutError:
-                try:
+                with contextlib.suppress(Exception):  # the client may be gone already
                     await send({"type": "websocket.close", "code": 1001, "reason": "idle timeout"})
-                except Exception:
-                    pass
                 return {"type": "websocket.disconnect", "code": 1001}
 
         return guarded

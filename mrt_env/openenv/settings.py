@@ -125,7 +125,7 @@ def parse_reset_options(
         >>> parse_reset_options(ServeSettings(), {"rewards": ["os:system"]})
         Traceback (most recent call last):
         ...
-        ValueError: reward 'os:system' is not allowed; use one of ('outcome', 'progress', 'format', 'length')
+        ValueError: reward 'os:system' is not allowed; use one of ('outcome', ...)
     """
     unknown = sorted(set(options) - set(RESET_OPTIONS))
     if unknown:

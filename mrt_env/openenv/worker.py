@@ -13,7 +13,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from mrt_env.core import StepCore
-from mrt_env.trajectory import Pending, PendingStep, TrajectoryState
+from mrt_env.trajectory import ModelResult, Pending, PendingStep, TrajectoryState
 
 
 @dataclass
@@ -118,31 +118,33 @@ def _run_group(jobs: list[Job]) -> None:
     core = jobs[0].core
     prepared: list[tuple[Job, Pending]] = []
     for job in jobs:
-        _guard(job, lambda job=job: prepared.append((job, _prepare(core, job))))
+        try:
+            prepared.append((job, _prepare(core, job)))
+        except Exception as error:  # bad input: this job fails, the others go on
+            job.future.set_exception(error)
     if not prepared:
         return
     try:
         results = core.call_models([pending for _, pending in prepared])
-    except BaseException as error:  # every job of the round gets the model's error
+    except Exception as error:  # every job of the round gets the model's error
         for job, _ in prepared:
             job.future.set_exception(error)
         return
-    steps = [(job, p, r) for (job, p), r in zip(prepared, results, strict=True) if not job.is_reset]
+    steps: list[tuple[Job, PendingStep, ModelResult]] = []
     for (job, pending), result in zip(prepared, results, strict=True):
-        if job.is_reset:
-            _guard(
-                job, lambda j=job, p=pending, r=result: j.future.set_result(core.finish_reset(p, r))
-            )
+        if isinstance(pending, PendingStep):
+            steps.append((job, pending, result))
+            continue
+        try:
+            job.future.set_result(core.finish_reset(pending, result))
+        except Exception as error:
+            job.future.set_exception(error)
     if not steps:
         return
     try:
-        states = [job.state for job, _, _ in steps]
-        outputs = core.finish_steps(
-            states,  # type: ignore[arg-type]
-            [p for _, p, _ in steps],  # type: ignore[misc]
-            [r for _, _, r in steps],
-        )
-    except BaseException as error:
+        states = [job.state for job, _, _ in steps if job.state is not None]
+        outputs = core.finish_steps(states, [p for _, p, _ in steps], [r for _, _, r in steps])
+    except Exception as error:
         for job, _, _ in steps:
             job.future.set_exception(error)
         return
@@ -156,10 +158,3 @@ def _prepare(core: StepCore, job: Job) -> Pending:
         return core.prepare_reset(problem, job.rng)
     pending: PendingStep = core.prepare_step(job.state, job.action, job.rng)
     return pending
-
-
-def _guard(job: Job, work: Callable[[], None]) -> None:
-    try:
-        work()
-    except Exception as error:
-        job.future.set_exception(error)

@@ -18,10 +18,10 @@ import pytest
 pytest.importorskip("openenv")
 pytest.importorskip("websockets")
 
-from websockets.exceptions import ConnectionClosed, InvalidStatus  # noqa: E402
-from websockets.sync.client import ClientConnection, connect  # noqa: E402
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import ClientConnection, connect
 
-from tests.openenv_servers import EnvServer, serve_env  # noqa: E402
+from tests.openenv_servers import EnvServer, serve_env
 
 TOKEN = "s3cret-test-token"
 MAX_SESSIONS = 3

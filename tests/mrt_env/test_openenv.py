@@ -16,8 +16,8 @@ import pytest
 
 pytest.importorskip("openenv")
 
-from mrt_env.env import MRTMathEnv  # noqa: E402
-from mrt_env.spaces import FinalEpisode  # noqa: E402
+from mrt_env.env import MRTMathEnv
+from mrt_env.spaces import FinalEpisode
 
 ACTIONS = (
     "First, multiply the numbers.\n\n",
