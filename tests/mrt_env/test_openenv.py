@@ -27,15 +27,34 @@ ACTIONS = (
 )
 
 
+def plan(observation: str) -> tuple[str, ...]:
+    """Episodes for a TinyMath prompt: a wrong result, the right one, then the answer, so μ's
+    J moves (0 -> fractions -> 1 with the tiny LM) and its sampling seeds matter."""
+    expression = observation.split("Problem: ", 1)[1].split("\n", 1)[0]
+    value = eval(expression, {"__builtins__": {}})  # TinyMath: + - * and parentheses only
+    return (
+        f"{expression} = {value + 1}\n\n",
+        f"Wait, {expression} = {value}\n\n",
+        f"So {value}.\n\n",
+        f"</think> \\boxed{{{value}}}",
+    )
+
+
+def _moved(records: list[Any]) -> bool:
+    """Whether μ found some prefix's J above 0 (its sampled answers were compared, not only
+    a constant zero)."""
+    return any((step[-1].get("j_after") or 0) > 0 for record in records for step in record[1:])
+
+
 def _json(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
 
-def _run(env: Any, seed: int, options: dict[str, Any] | None, actions: tuple[str, ...]) -> list:
+def _run(env: Any, seed: int, options: dict[str, Any] | None, actions: Any = plan) -> list:
     """One trajectory: the reset and every step's return values (as JSON)."""
     observation, info = env.reset(seed=seed, options=options)
     record: list[Any] = [[observation, _json(info)]]
-    for action in actions:
+    for action in actions(observation) if callable(actions) else actions:
         observation, reward, terminated, truncated, info = env.step(action)
         record.append([observation, reward, terminated, truncated, _json(info)])
         if terminated or truncated:
@@ -53,13 +72,13 @@ def test_one_session_equals_in_process(mrt_env_server: Any) -> None:
     local = MRTMathEnv(k=2, token_budget=64)
     remote = _remote(mrt_env_server)
     try:
-        for seed in (3, 11):
-            expected = _run(local, seed, None, ACTIONS)
-            served = _run(remote, seed, None, ACTIONS)
-            assert served == expected
-        # J was estimated (not a run without μ), and the last step ended the trajectory
-        assert expected[0][1]["j"] is not None
-        assert expected[-1][2] or expected[-1][3]
+        runs = []
+        for seed in (1, 3, 11):
+            expected = _run(local, seed, None)
+            assert _run(remote, seed, None) == expected
+            runs.append(expected)
+        assert _moved(runs)  # μ's estimates are compared, not only zeros
+        assert expected[-1][2] or expected[-1][3]  # the last step ended the trajectory
     finally:
         remote.close()
 
@@ -82,7 +101,8 @@ def test_final_episode_and_truncation_equal_in_process(mrt_env_server: Any) -> N
 def test_four_concurrent_sessions_equal_in_process(mrt_env_server: Any) -> None:
     """4 sessions stepping at once (μ batched across them) equal 4 in-process trajectories."""
     local = MRTMathEnv(k=3, token_budget=64)
-    expected = [_run(local, 100 + i, {"index": i}, ACTIONS[i % 2 :]) for i in range(4)]
+    expected = [_run(local, 100 + i, {"index": i}) for i in range(4)]
+    assert _moved(expected)
     served: list[Any] = [None] * 4
     errors: list[BaseException] = []
     start = threading.Barrier(4, timeout=60)
@@ -93,7 +113,7 @@ def test_four_concurrent_sessions_equal_in_process(mrt_env_server: Any) -> None:
             start.wait()
             observation, info = remote.reset(seed=100 + i, options={"index": i})
             record: list[Any] = [[observation, info]]
-            for action in ACTIONS[i % 2 :]:
+            for action in plan(observation):
                 observation, reward, terminated, truncated, info = remote.step(action)
                 record.append([observation, reward, terminated, truncated, info])
                 if terminated or truncated:
@@ -155,3 +175,45 @@ def test_async_client_and_state(mrt_env_server: Any) -> None:
     assert state.problem_id == first.observation.problem_id
     assert [list(p) for p in state.j_curve] == step.observation.info["curve"]
     assert "answer" not in state.model_dump_json()  # never the gold answer
+
+
+def test_remote_vector_env_equals_the_in_process_vector_env(mrt_env_server: Any) -> None:
+    """The trainer's view: N sessions stepped at once equal MRTMathVectorEnv (same seeds)."""
+    import numpy as np
+
+    from mrt_env.openenv.remote_vector import RemoteVectorEnv
+    from mrt_env.problems import Problem
+    from mrt_env.vector import MRTMathVectorEnv
+
+    local = MRTMathVectorEnv(3, k=2, token_budget=40, max_episodes=3)
+    remote = RemoteVectorEnv(
+        3, mrt_env_server.base_url, options={"token_budget": 40, "max_episodes": 3}
+    )
+    try:
+        options = {
+            "problem": Problem("sum", "17+25", "42"),
+            "reset_mask": np.array([True, True, False]),
+        }
+        pairs = [local.reset(seed=[5, 6, 7]), remote.reset(seed=[5, 6, 7])]
+        assert pairs[0][0] == pairs[1][0]
+        pairs = [
+            local.reset(seed=[8, 9, 10], options=dict(options)),
+            remote.reset(seed=[8, 9, 10], options=dict(options)),
+        ]
+        assert pairs[0][0] == pairs[1][0]
+        for actions in (ACTIONS[:3], ACTIONS[1:], ACTIONS[2:] + ACTIONS[:1]):
+            expected, served = local.step(list(actions)), remote.step(list(actions))
+            assert served[0] == expected[0]
+            for got, want in zip(served[1:4], expected[1:4], strict=True):
+                np.testing.assert_array_equal(got, want)
+            assert _vector_info(served[4]) == _vector_info(expected[4])
+    finally:
+        remote.close()
+
+
+def _vector_info(infos: dict[str, Any]) -> Any:
+    """A vector env's info dict as JSON (arrays as lists, tuples as lists)."""
+    return {
+        key: _vector_info(value) if isinstance(value, dict) else _json(value.tolist())
+        for key, value in infos.items()
+    }
