@@ -66,12 +66,12 @@ class ServedEnvReward:
         answer: Sequence[str],
         problem_id: Sequence[str],
         **_: Any,
-    ) -> list[float]:
+    ) -> list[float | None]:
         rows = list(zip(completions, problem, answer, problem_id, strict=True))
         with ThreadPoolExecutor(max_workers=max(len(rows), 1)) as pool:
             results = list(pool.map(self._replay, rows))
         self.last_infos = [infos for _, infos in results]
-        return [reward for reward, _ in results]
+        return [float(reward) for reward, _ in results]
 
     def _replay(self, row: tuple[Any, str, str, str]) -> tuple[float, list[dict[str, Any]]]:
         """One completion through one session: the summed rewards and the step infos."""
