@@ -364,8 +364,12 @@ def create_mrt_app(settings: ServeSettings | None = None) -> Any:
         MRTAction,
         MRTObservation,
         env_name="MRTMath-v0",
+        # WebSocket idleness is the middleware's (time between a client's messages); OpenEnv's
+        # reaper counts from the end of the last message handled, so a slow step would count
+        # as idle: it only collects what no socket holds any more
         concurrency_config=ConcurrencyConfig(
-            max_concurrent_envs=settings.max_sessions, session_timeout=settings.idle_timeout_s
+            max_concurrent_envs=settings.max_sessions,
+            session_timeout=settings.idle_timeout_s + settings.step_timeout_s,
         ),
         state_cls=MRTState,
     )
