@@ -217,3 +217,23 @@ def _vector_info(infos: dict[str, Any]) -> Any:
         key: _vector_info(value) if isinstance(value, dict) else _json(value.tolist())
         for key, value in infos.items()
     }
+
+
+@pytest.mark.slow
+@pytest.mark.server
+def test_mu_on_an_openai_compatible_server(tiny_lm_server: Any) -> None:
+    """`mrt-gym serve --lm openai:URL`: μ is a real completions server (transformers serve)."""
+    from tests.openenv_servers import serve_env
+
+    spec = f"openai:{tiny_lm_server.base_url}"
+    args = ("--lm", spec, "--template", "tiny", "--k", "2", "--token-budget", "64")
+    with serve_env(*args) as server:
+        remote = _remote(server)
+        try:
+            record = _run(remote, 3, None)
+        finally:
+            remote.close()
+        infos = [step[-1] for step in record[1:]]
+        assert record[-1][2] or record[-1][3]  # ran to the end
+        assert all(0 <= i["j_after"] <= 1 and i["j_source"] == "prover" for i in infos)
+        assert server.stats()["worker_jobs"] == len(record)
