@@ -276,6 +276,13 @@ def main(
     ] = "current",
     use_vllm: Annotated[bool, typer.Option(help="trl: roll out (and run μ) with vLLM")] = False,
     vllm_mode: Annotated[str, typer.Option(help="trl: vLLM colocate | server")] = "colocate",
+    env_url: Annotated[
+        str | None,
+        typer.Option(help="native: step a served env (mrt-gym serve), e.g. http://127.0.0.1:8000"),
+    ] = None,
+    env_token: Annotated[
+        str | None, typer.Option(envvar="MRT_GYM_TOKEN", help="the served env's bearer token")
+    ] = None,
 ) -> None:
     """Train (or resume) a run; see the module docs."""
     opts.check_k(prover_samples)
@@ -302,6 +309,8 @@ def main(
             err=True,
         )
     if engine == "trl":
+        if env_url is not None:
+            raise typer.BadParameter("--env-url drives the native engine (--engine native)")
         _train_trl(options, config, algo_config)
         return
     if engine != "native":
@@ -325,6 +334,18 @@ def main(
         segmenter=segmenter_from_spec(segmenter) if segmenter else None,
         lm_options=lm_options,
     )
+    if env_url is not None:
+        from agents.remote import RemoteRolloutCollector
+
+        local = session.collector
+        session.collector = RemoteRolloutCollector(
+            local.env_config, local.components, local.policy, env_url, token=env_token
+        )
+        typer.echo(
+            f"note: --env-url: trajectories run on {env_url}; μ (J, progress), verification "
+            "and rewards are the server's (its --lm is μ)",
+            err=True,
+        )
     settings = {
         "model": model,
         "problems": problems,
@@ -333,6 +354,8 @@ def main(
         "lm_options": lm_options,
         "algo_config": vars(getattr(algorithm, "config", {})),
     }
+    if env_url is not None:
+        settings["env_url"] = env_url
     result = train(
         algorithm,
         session,

@@ -12,6 +12,7 @@ import gymnasium as gym
 ENV_IDS: dict[str, tuple[str, str | None]] = {
     "MRTMath-v0": ("mrt_env.env:MRTMathEnv", "mrt_env.vector:MRTMathVectorEnv"),
     "MRTStrategy-v0": ("mrt_env.strategy:MRTStrategyEnv", None),
+    "MRTMathRemote-v0": ("mrt_env.openenv.client:MRTMathRemoteEnv", None),
 }
 """Registered ids: ``(entry_point, vector_entry_point)``; modules are imported only by
 ``gym.make`` / ``gym.make_vec``."""

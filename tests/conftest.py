@@ -42,3 +42,16 @@ def tiny_lm_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no
     folder = serve_ready_copy(tiny_lm_path(), tmp_path_factory.mktemp("served") / "tiny-lm")
     with serve_model(folder) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def mrt_env_server():  # type: ignore[no-untyped-def]
+    """The real ``mrt-gym serve`` (tiny LM as μ, K=2, budget 64) on loopback, session-wide.
+
+    Tests that compare against an in-process env pass reset settings (``k``, ...) no other
+    test uses, so μ's J cache of their step core starts empty, as the in-process env's does.
+    """
+    from tests.openenv_servers import serve_env
+
+    with serve_env("--k", "2", "--token-budget", "64", "--max-sessions", "24") as server:
+        yield server
