@@ -179,7 +179,8 @@ def test_evaluation_on_other_problems_needs_an_eval_source(tmp_path: Path) -> No
     args += ["--eval-source", str(source), "--eval-problems", "2", "--steps", "1"]
     result = CliRunner().invoke(app, [*args, "--no-tensorboard"])
     assert result.exit_code == 0, result.output
-    [metrics] = _metrics(tmp_path)
+    start, metrics = _metrics(tmp_path)  # the starting model (step 0), then after step 1
+    assert start["step"] == 0 and metrics["step"] == 1 and "eval/pass@1" in start
     assert 0.0 <= metrics["eval/pass@1"] <= 1.0 and 0.0 <= metrics["eval/answered"] <= 1.0
     assert metrics["eval/episodes"] >= 1.0 and 0.0 <= metrics["eval/single_episode_share"] <= 1.0
 
