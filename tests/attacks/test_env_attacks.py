@@ -7,14 +7,23 @@ that keeps working after the error.
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import replace
+from typing import Any
 
 import gymnasium as gym
+import pytest
 
 import mrt_env  # noqa: F401  (registers the ids)
+from mrt_env.exclusive import ConcurrentUseError
 from mrt_env.lm.scripted import ScriptedLM
 from mrt_env.prover.base import ProverRequest
 from mrt_env.prover.sampled import SampledMetaProver
+from tests.mrt_env.env_doubles import SpyProver, env_kwargs
+
+SECONDS = 5.0
+"""Time bound of a refused step (input validation; async workers answer over pipes)."""
 
 PROMPT = "Problem: 2+2?\n<think>\n"
 
@@ -55,3 +64,84 @@ def test_j_cache_is_keyed_on_the_settings_that_determine_j() -> None:
         assert not prover.estimate([request])[0].cached, change
         assert prover.stats.unique_prefixes == before + 1
     assert first.num_samples == 2
+
+
+REFUSED_ACTIONS = [
+    pytest.param(3, TypeError, "must be a str", id="not a str"),
+    pytest.param("x\ud800y", ValueError, "lone surrogate", id="lone surrogate"),
+]
+
+
+def _step_trace(envs: Any, steps: list[list[str]]) -> list[Any]:
+    trace: list[Any] = []
+    for actions in steps:
+        observations, rewards, terminated, _, _ = envs.step(actions)
+        trace.append((tuple(observations), rewards.tolist(), terminated.tolist()))
+    return trace
+
+
+STEPS = [["a=1.\n\n", "b=\n\n"], ["\\boxed{12}</think>", "c\n\n"], ["d=\n\n", "e\n\n"]]
+
+
+@pytest.mark.parametrize("mode", ["sync", "async", "vector_entry_point"])
+@pytest.mark.parametrize(("bad", "error", "message"), REFUSED_ACTIONS)
+def test_a_refused_vector_step_changes_nothing_and_the_env_keeps_working(
+    mode: str, bad: Any, error: type[Exception], message: str
+) -> None:
+    """The refused step leaves every sub-env (trajectory and random state) as it was."""
+    reference = gym.make_vec("MRTMath-v0", num_envs=2, vectorization_mode=mode, **env_kwargs())
+    envs = gym.make_vec("MRTMath-v0", num_envs=2, vectorization_mode=mode, **env_kwargs())
+    try:
+        expected = [reference.reset(seed=3)[0], *_step_trace(reference, STEPS)]
+        observations, _ = envs.reset(seed=3)
+        start = time.perf_counter()
+        with pytest.raises(error, match=message):
+            envs.step(["a=1.\n\n", bad])  # sub-env 0's action is fine; sub-env 1's is refused
+        assert time.perf_counter() - start < SECONDS
+        assert [observations, *_step_trace(envs, STEPS)] == expected
+    finally:
+        reference.close()
+        envs.close()
+
+
+class _BlockingJ:
+    """J = 0.5; the first request with a non-empty prefix waits until released (a slow μ)."""
+
+    def __init__(self) -> None:
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def __call__(self, request: ProverRequest) -> float:
+        if request.prefix and not self.entered.is_set():
+            self.entered.set()
+            assert self.release.wait(10.0)
+        return 0.5
+
+
+@pytest.mark.parametrize("vector", [False, True], ids=["env", "vector env"])
+def test_a_reset_racing_a_step_from_another_thread_raises(vector: bool) -> None:
+    """Before: the reset went through and the step then wrote the old episode into the new
+    trajectory. Now the second caller gets a clear error and the step finishes untouched."""
+    blocking = _BlockingJ()
+    kwargs = env_kwargs(prover=SpyProver(blocking))
+    env: Any = (
+        gym.make_vec("MRTMath-v0", num_envs=1, vectorization_mode="vector_entry_point", **kwargs)
+        if vector
+        else gym.make("MRTMath-v0", **kwargs).unwrapped
+    )
+    prompt = env.reset(seed=0)[0]
+    action = "x = 1.\n\n"
+    results: list[Any] = []
+    stepper = threading.Thread(
+        target=lambda: results.append(env.step([action] if vector else action))
+    )
+    stepper.start()
+    assert blocking.entered.wait(10.0)
+    with pytest.raises(ConcurrentUseError, match=r"reset\(\) was called while .*step\(\) is still"):
+        env.reset(seed=1)
+    with pytest.raises(ConcurrentUseError, match=r"step\(\) was called while"):
+        env.step([action] if vector else action)
+    blocking.release.set()
+    stepper.join(10.0)
+    observation = results[0][0][0] if vector else results[0][0]
+    assert observation == (prompt[0] if vector else prompt) + action  # the step's own trajectory
+    env.reset(seed=1)  # the env is usable again
