@@ -145,3 +145,24 @@ def test_a_reset_racing_a_step_from_another_thread_raises(vector: bool) -> None:
     observation = results[0][0][0] if vector else results[0][0]
     assert observation == (prompt[0] if vector else prompt) + action  # the step's own trajectory
     env.reset(seed=1)  # the env is usable again
+
+
+def test_a_failed_model_call_in_a_vector_step_leaves_the_random_state_unchanged() -> None:
+    """μ fails once mid-step: the step raises and the next steps draw what they would have."""
+    failures = iter([True])
+
+    def flaky(request: ProverRequest) -> float:
+        if request.prefix and next(failures, False):
+            raise ConnectionError("μ's server went away")
+        return min(1.0, 0.25 * request.prefix.count("="))
+
+    mode = "vector_entry_point"
+    reference = gym.make_vec("MRTMath-v0", num_envs=2, vectorization_mode=mode, **env_kwargs())
+    envs = gym.make_vec(
+        "MRTMath-v0", num_envs=2, vectorization_mode=mode, **env_kwargs(prover=SpyProver(flaky))
+    )
+    expected = [reference.reset(seed=3)[0], *_step_trace(reference, STEPS)]
+    observations, _ = envs.reset(seed=3)
+    with pytest.raises(ConnectionError):
+        envs.step(STEPS[0])
+    assert [observations, *_step_trace(envs, STEPS)] == expected
