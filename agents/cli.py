@@ -19,7 +19,14 @@ from typing import Annotated, Any
 import typer
 
 from agents import options as opts
-from agents.config import GRPOConfig, MRTConfig, PolicyConfig, STaRConfig, TrainConfig
+from agents.config import (
+    GRPOConfig,
+    MRTConfig,
+    PolicyConfig,
+    STaRConfig,
+    TrainConfig,
+    config_to_dict,
+)
 
 app = typer.Typer(add_completion=False, help=__doc__, pretty_exceptions_enable=False)
 
@@ -123,7 +130,7 @@ def _evaluator(problems: Any, seed: int, segmenter: str | None) -> Any:
 
 def _train_trl(options: dict[str, Any], config: TrainConfig, algo_config: Any) -> None:
     """``--engine trl``: build the TRL trainer from the same options and run it."""
-    from agents.trl.run import TRLRunOptions, build_trainer, train
+    from agents.trl.run import TRLRunOptions, build_trainer, run_folder, train
 
     if isinstance(algo_config, STaRConfig):
         raise typer.BadParameter("--engine trl runs --algo grpo or mrt (STaR is native only)")
@@ -142,8 +149,22 @@ def _train_trl(options: dict[str, Any], config: TrainConfig, algo_config: Any) -
         use_vllm=options["use_vllm"],
         vllm_mode=options["vllm_mode"],
     )
-    trainer = build_trainer(run, config, algo_config, tensorboard=options["tensorboard"])
-    step, path = train(trainer, options["out"], options["minutes"])
+    settings = {
+        "algo": options["algo"],
+        "train": config_to_dict(config),
+        "model": options["model"],
+        "problems": options["problems"],
+        "template": options["template"],
+        "algo_config": vars(algo_config),
+        "use_vllm": options["use_vllm"],
+        "vllm_mode": options["vllm_mode"],
+    }
+    allow = options["allow_changed_settings"]
+    with run_folder(options["out"], settings, allow_changes=allow) as changed:
+        for change in changed:
+            typer.echo(f"resuming with a changed setting: {change}", err=True)
+        trainer = build_trainer(run, config, algo_config, tensorboard=options["tensorboard"])
+        step, path = train(trainer, options["out"], options["minutes"])
     typer.echo(f"{options['algo']} (trl): {step} steps; model saved to {path}")
 
 
@@ -152,6 +173,8 @@ def _clean_errors(command: Callable[..., None]) -> Callable[..., None]:
 
     @functools.wraps(command)
     def wrapped(*args: Any, **kwargs: Any) -> None:
+        from safetensors import SafetensorError
+
         from agents.checkpoint import CheckpointError
         from agents.run_folder import RunFolderError
         from agents.trainer import NonFiniteError
@@ -163,6 +186,9 @@ def _clean_errors(command: Callable[..., None]) -> Callable[..., None]:
             typer.echo(f"Error: {message}", err=True)
             raise typer.Exit(2) from None
         except (CheckpointError, RunFolderError, NonFiniteError) as error:
+            typer.echo(f"Error: {error}", err=True)
+            raise typer.Exit(1) from None
+        except (OSError, SafetensorError) as error:  # a full or read-only disk, a lost mount
             typer.echo(f"Error: {error}", err=True)
             raise typer.Exit(1) from None
 

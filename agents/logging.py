@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -78,32 +79,46 @@ class ScalarLogger:
 
 
 def trim_metrics(path: Path, last_step: int) -> int:
-    """Drop the lines of ``path`` after step ``last_step`` (and any torn line); returns how
+    """Drop the lines of ``path`` after step ``last_step`` (and a torn last line); returns how
     many were dropped. A missing file is left missing.
+
+    Kept lines are kept byte for byte. A damaged line (a bad character, invalid UTF-8) is
+    kept when its ``"step"`` can still be read and is at most ``last_step``, and also when
+    no step can be read from it unless it is the file's unterminated last line (a write
+    torn by a crash): a resume never deletes a logged row it cannot read.
 
     Example:
         >>> import tempfile
         >>> with tempfile.TemporaryDirectory() as d:
         ...     path = Path(d) / "metrics.jsonl"
-        ...     _ = path.write_text('{"step": 1}\\n{"step": 2}\\n{"ste')
-        ...     trim_metrics(path, 1), path.read_text()
-        (2, '{"step": 1}\\n')
+        ...     _ = path.write_text('{"step": 1}\\n{"x": 1\\x00, "step": 2}\\n{"step": 3}\\n{"s')
+        ...     trim_metrics(path, 2), path.read_text()
+        (2, '{"step": 1}\\n{"x": 1\\x00, "step": 2}\\n')
     """
     if not path.exists():
         return 0
-    kept, dropped = [], 0
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            step = json.loads(line)["step"]
-        except (ValueError, KeyError, TypeError):
-            dropped += 1
-            continue
-        if isinstance(step, int) and step <= last_step:
-            kept.append(line)
-        else:
-            dropped += 1
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    torn = lines.pop()  # b"" when the file ends with a newline
+    kept = [line for line in lines if _keep_line(line, last_step)]
+    dropped = len(lines) - len(kept) + (1 if torn.strip() else 0)
     if dropped:
         temporary = path.with_suffix(".jsonl.tmp")
-        temporary.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        temporary.write_bytes(b"".join(line + b"\n" for line in kept))
         os.replace(temporary, path)
     return dropped
+
+
+_STEP = re.compile(rb'"step"\s*:\s*(-?\d+)\s*[,}]')
+
+
+def _keep_line(line: bytes, last_step: int) -> bool:
+    """Whether a complete line of ``metrics.jsonl`` belongs to steps up to ``last_step``."""
+    if not line.strip():
+        return False
+    try:
+        step = json.loads(line.decode("utf-8"))["step"]
+    except (ValueError, KeyError, TypeError):
+        steps = _STEP.findall(line)
+        return not steps or int(steps[-1]) <= last_step  # unreadable: keep, never delete
+    return not isinstance(step, int) or step <= last_step

@@ -10,6 +10,8 @@ Example:
 from __future__ import annotations
 
 import math
+import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from tqdm.auto import tqdm
 
 from agents.checkpoint import (
@@ -32,7 +35,7 @@ from agents.checkpoint import (
 from agents.config import GRPOConfig, MRTConfig, STaRConfig, TrainConfig, config_to_dict
 from agents.logging import ScalarLogger
 from agents.monitor import RunMonitor
-from agents.run_folder import RunLock, check_identity
+from agents.run_folder import RunLock, check_engine, check_identity, replace_folder
 from agents.session import TrainSession
 
 Evaluator = Callable[[TrainSession, int], dict[str, float]]
@@ -216,6 +219,7 @@ def _train_locked(
 ) -> TrainResult:
     config = session.config
     settings = {"algo": algorithm.name, "train": config_to_dict(config), **(run_settings or {})}
+    check_engine(out, "native")
     for stale in remove_stale_temporaries(out):
         tqdm.write(f"removed {stale}, left by an interrupted checkpoint write")
     rng = np.random.default_rng(config.seed)
@@ -297,10 +301,23 @@ def _one_step(
 
 
 def export_model(session: TrainSession, folder: str | Path) -> Path:
-    """Save the trained model and tokenizer (safetensors) to ``folder``."""
+    """Save the trained model and tokenizer (safetensors) to ``folder``.
+
+    They are written to a temporary folder beside it, which then replaces ``folder``: a full
+    or read-only disk raises ``OSError`` and leaves ``folder`` as it was (absent, or the
+    previous model), never a partial model.
+    """
     path = Path(folder)
-    path.mkdir(parents=True, exist_ok=True)
-    model: Any = session.learner.model
-    model.save_pretrained(path, safe_serialization=True)
-    session.lm.tokenizer.save_pretrained(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".tmp-{path.name}-{os.getpid()}")
+    shutil.rmtree(temporary, ignore_errors=True)
+    try:
+        model: Any = session.learner.model
+        model.save_pretrained(temporary, safe_serialization=True)
+        session.lm.tokenizer.save_pretrained(temporary)
+        replace_folder(temporary, path)
+    except SafetensorError as error:  # an I/O error while writing tensors (full disk, ...)
+        raise OSError(f"cannot write the model to {path}: {error}") from None
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
     return path

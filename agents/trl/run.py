@@ -18,6 +18,10 @@ x ``--group-size`` -> ``per_device_train_batch_size`` (per process), ``--tempera
 
 from __future__ import annotations
 
+import os
+import shutil
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -157,9 +161,59 @@ def train(trainer: Any, out: Path, minutes: float | None = None) -> tuple[int, P
         trainer.add_callback(time_limit_callback(minutes))
     resume = any(out.glob("checkpoint-*"))
     trainer.train(resume_from_checkpoint=True if resume else None)
-    final = out / "model"
-    trainer.save_model(str(final))
+    final = save_model_atomically(trainer, out / "model")
     return int(trainer.state.global_step), final
+
+
+def is_main_process() -> bool:
+    """Whether this is the main process of a (possibly distributed) launch (``RANK`` 0)."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+@contextmanager
+def run_folder(
+    out: Path, settings: Mapping[str, Any], *, allow_changes: bool = False
+) -> Iterator[list[str]]:
+    """Own ``out`` for a TRL run, with the native engine's guarantees (:mod:`agents.run_folder`).
+
+    The main process locks the folder (a second trainer is refused), refuses a folder of the
+    native engine, and stores the settings in ``run.json`` or checks them against it (a resume
+    with other settings is refused unless ``allow_changes``). Other ranks of a distributed
+    launch follow the main process. Yields the allowed differences.
+    """
+    from agents.run_folder import RunLock, check_engine, check_identity
+
+    if not is_main_process():
+        yield []
+        return
+    with RunLock(out):
+        check_engine(out, "trl")
+        has_checkpoint = any(p.is_dir() for p in out.glob("checkpoint-*"))
+        yield check_identity(
+            out,
+            {"engine": "trl", **settings},
+            has_checkpoint=has_checkpoint,
+            allow_changes=allow_changes,
+        )
+
+
+def save_model_atomically(trainer: Any, final: Path) -> Path:
+    """Save the trained model to ``final`` through a temporary folder renamed into place.
+
+    A full or read-only disk fails with ``OSError`` and leaves ``final`` as it was (absent,
+    or the previous model), never a partial model.
+    """
+    temporary = final.with_name(f".tmp-{final.name}")  # the same name on every rank
+    shutil.rmtree(temporary, ignore_errors=True)
+    try:
+        trainer.save_model(str(temporary))
+        if is_main_process():
+            from agents.run_folder import replace_folder
+
+            replace_folder(temporary, final)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+    return final
 
 
 def _source(spec: str, seed: int) -> Any:
