@@ -163,9 +163,23 @@ def _train_trl(options: dict[str, Any], config: TrainConfig, algo_config: Any) -
     with run_folder(options["out"], settings, allow_changes=allow) as changed:
         for change in changed:
             typer.echo(f"resuming with a changed setting: {change}", err=True)
-        trainer = build_trainer(run, config, algo_config, tensorboard=options["tensorboard"])
+        trainer = build_trainer(run, config, algo_config, report_to=options["reporters"])
         step, path = train(trainer, options["out"], options["minutes"])
     typer.echo(f"{options['algo']} (trl): {step} steps; model saved to {path}")
+
+
+def _reporters(report_to: str | None, tensorboard: bool) -> tuple[str, ...]:
+    """``--report-to`` (or the ``--tensorboard`` flag when it is not given) as reporter names."""
+    from agents.logging import import_wandb, parse_report_to
+
+    if report_to is None:
+        return ("tensorboard",) if tensorboard else ()
+    reporters = parse_report_to(report_to)
+    if "tensorboard" in reporters and not tensorboard:
+        raise ValueError("--no-tensorboard contradicts --report-to tensorboard; give one of them")
+    if "wandb" in reporters:
+        import_wandb()  # a clear error before any model is loaded
+    return reporters
 
 
 def _clean_errors(command: Callable[..., None]) -> Callable[..., None]:
@@ -277,6 +291,13 @@ def main(
     threads: Annotated[int, typer.Option(help="CPU threads for torch (0 = torch's default)")] = 1,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
     tensorboard: Annotated[bool, typer.Option(help="write TensorBoard event files")] = True,
+    report_to: Annotated[
+        str | None,
+        typer.Option(
+            help="tensorboard | wandb | tensorboard,wandb | none (default: tensorboard, "
+            "or none with --no-tensorboard); wandb needs the [wandb] extra"
+        ),
+    ] = None,
     engine: Annotated[
         str, typer.Option(help="native (reference trainer) | trl (TRL GRPOTrainer, accelerate)")
     ] = "native",
@@ -289,6 +310,7 @@ def main(
     """Train (or resume) a run; see the module docs."""
     options = dict(locals())
     options["loss_chunk_tokens"] = loss_chunk_tokens or None
+    options["reporters"] = _reporters(report_to, tensorboard)
     import torch
 
     if threads > 0:
@@ -347,7 +369,7 @@ def main(
         evaluator=evaluator,
         run_settings=settings,
         progress=progress,
-        tensorboard=tensorboard,
+        report_to=options["reporters"],
         fallback=resume_fallback,
         allow_changed_settings=allow_changed_settings,
     )

@@ -1,4 +1,5 @@
-"""TensorBoard scalars with namespaced keys, plus a JSONL copy that is easy to test and diff.
+"""Scalars with namespaced keys to TensorBoard and/or Weights & Biases, plus a JSONL copy that is
+easy to test and diff.
 
 Keys are ``namespace/name``: ``reward/outcome``, ``reward/progress``, ``env/j``,
 ``env/regret``, ``charts/tokens``, ``losses/policy``, ``losses/kl``, ``eval/pass@1`` ...
@@ -12,11 +13,45 @@ from __future__ import annotations
 import json
 import os
 import re
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 METRICS_FILE = "metrics.jsonl"
+WANDB_ID_FILE = "wandb-run-id"
+REPORTERS = ("tensorboard", "wandb")
+"""Where :class:`ScalarLogger` (and the TRL engine, through TRL's ``report_to``) can report."""
+
+
+def parse_report_to(spec: str) -> tuple[str, ...]:
+    """The reporters of ``--report-to``: comma-separated names of :data:`REPORTERS`, or ``none``.
+
+    Example:
+        >>> parse_report_to("tensorboard,wandb"), parse_report_to("none")
+        (('tensorboard', 'wandb'), ())
+    """
+    names = [name.strip() for name in spec.split(",") if name.strip()]
+    if names == ["none"]:
+        return ()
+    unknown = [name for name in names if name not in REPORTERS]
+    if unknown or not names:
+        raise ValueError(
+            f"--report-to takes {', '.join(REPORTERS)} (comma-separated) or none, got {spec!r}"
+        )
+    return tuple(dict.fromkeys(names))
+
+
+def import_wandb() -> Any:
+    """The ``wandb`` module, or a clear error naming the extra that installs it."""
+    try:
+        import wandb
+    except ImportError:
+        raise ValueError(
+            "--report-to wandb needs the wandb package: pip install 'mrt-gym[wandb]' "
+            "(WANDB_MODE=offline logs without an account or network)"
+        ) from None
+    return wandb
 
 
 class ScalarLogger:
@@ -28,6 +63,10 @@ class ScalarLogger:
         resume_step: The step training (re)starts from (``0`` for a fresh run): lines and
             events of later steps, written before the run was interrupted, are removed first,
             so a resumed run never records a step twice. ``None`` appends to what is there.
+        wandb: Keyword arguments of ``wandb.init`` (``project``, ``name``, ``config``, ``dir``)
+            to also log to Weights & Biases, or ``None``. The run id is kept in
+            ``log_dir/wandb-run-id``, so a resumed run continues the same W&B run (W&B keeps
+            the rows of steps it already has). ``WANDB_MODE=offline`` logs to ``dir`` only.
 
     Example:
         >>> import tempfile
@@ -40,7 +79,11 @@ class ScalarLogger:
     """
 
     def __init__(
-        self, log_dir: str | Path, tensorboard: bool = True, resume_step: int | None = None
+        self,
+        log_dir: str | Path,
+        tensorboard: bool = True,
+        resume_step: int | None = None,
+        wandb: Mapping[str, Any] | None = None,
     ) -> None:
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -53,7 +96,19 @@ class ScalarLogger:
 
             purge = None if resume_step is None else resume_step + 1
             self._writer = SummaryWriter(str(self.log_dir), purge_step=purge)
+        self._wandb: Any = None if wandb is None else self._start_wandb(dict(wandb))
         self._jsonl = open(path, "a", encoding="utf-8")  # noqa: SIM115
+
+    def _start_wandb(self, settings: dict[str, Any]) -> Any:
+        module = import_wandb()
+        id_file = self.log_dir / WANDB_ID_FILE
+        if id_file.exists():
+            run_id = id_file.read_text(encoding="utf-8").strip()
+        else:
+            run_id = uuid.uuid4().hex[:12]  # an identifier, not a random choice of the run
+            id_file.write_text(run_id, encoding="utf-8")
+        settings.setdefault("dir", str(self.log_dir))
+        return module.init(id=run_id, resume="allow", **settings)
 
     def log(self, scalars: Mapping[str, float | int | None], step: int) -> None:
         """Record every scalar of ``scalars`` (``None`` skipped) at ``step``; keys must be
@@ -67,6 +122,8 @@ class ScalarLogger:
             clean[key] = float(value)
             if self._writer is not None:
                 self._writer.add_scalar(key, float(value), global_step=step)
+        if self._wandb is not None:
+            self._wandb.log(clean, step=step)
         self._jsonl.write(json.dumps({**clean, "step": step}, sort_keys=True) + "\n")
         self._jsonl.flush()
 
@@ -75,6 +132,9 @@ class ScalarLogger:
         if self._writer is not None:
             self._writer.flush()
             self._writer.close()
+        if self._wandb is not None:
+            self._wandb.finish()
+            self._wandb = None
         self._jsonl.close()
 
 

@@ -13,7 +13,7 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -165,6 +165,7 @@ def train(
     tensorboard: bool = True,
     fallback: bool = False,
     allow_changed_settings: bool = False,
+    report_to: Sequence[str] | None = None,
 ) -> TrainResult:
     """Train until ``config.steps`` or ``config.minutes``, resuming from ``out_dir`` if possible.
 
@@ -180,6 +181,10 @@ def train(
         fallback: When the latest checkpoint does not verify, resume from the newest one
             that does (instead of stopping with the error).
         allow_changed_settings: Resume even if the settings differ from ``run.json``.
+        report_to: Where the scalars go besides ``tb/metrics.jsonl``: ``"tensorboard"``
+            (event files in ``tb/``) and/or ``"wandb"`` (a W&B run named after the folder, in
+            project ``$WANDB_PROJECT`` or ``mrt-gym``, files in ``out_dir/wandb``);
+            ``None``: TensorBoard when ``tensorboard`` is true.
 
     Raises:
         NonFiniteError: a step produced a non-finite loss, gradient norm or weight (the
@@ -192,6 +197,8 @@ def train(
         A :class:`TrainResult`.
     """
     out = Path(out_dir)
+    if report_to is None:
+        report_to = ("tensorboard",) if tensorboard else ()
     with RunLock(out):
         return _train_locked(
             algorithm,
@@ -200,7 +207,7 @@ def train(
             evaluator,
             run_settings,
             progress,
-            tensorboard,
+            tuple(report_to),
             fallback,
             allow_changed_settings,
         )
@@ -213,7 +220,7 @@ def _train_locked(
     evaluator: Evaluator | None,
     run_settings: dict[str, Any] | None,
     progress: bool,
-    tensorboard: bool,
+    report_to: tuple[str, ...],
     fallback: bool,
     allow_changed_settings: bool,
 ) -> TrainResult:
@@ -233,7 +240,13 @@ def _train_locked(
     step, elapsed, resumed = _resume(session, out, rng, generator, fallback)
     for change in changed:
         tqdm.write(f"resuming with a changed setting: {change}")
-    logger = ScalarLogger(out / "tb", tensorboard=tensorboard, resume_step=step)
+    wandb = None
+    if "wandb" in report_to:
+        project = os.environ.get("WANDB_PROJECT", "mrt-gym")
+        wandb = {"project": project, "name": out.name, "config": settings, "dir": str(out)}
+    logger = ScalarLogger(
+        out / "tb", tensorboard="tensorboard" in report_to, resume_step=step, wandb=wandb
+    )
     monitor = RunMonitor(zero_steps=config.zero_reward_steps)
     metrics: dict[str, float] = {}
     bar = tqdm(total=config.steps, initial=step, desc=algorithm.name, disable=not progress)

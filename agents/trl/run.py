@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,8 +55,22 @@ class TRLRunOptions:
     extra: tuple[tuple[str, Any], ...] = ()
 
 
-def grpo_args(options: TRLRunOptions, train: Any, normalize_std: bool, tensorboard: bool) -> Any:
-    """The ``trl.GRPOConfig`` of ``mrt-train``'s options (``train``: a ``TrainConfig``)."""
+def grpo_args(
+    options: TRLRunOptions, train: Any, normalize_std: bool, report_to: Sequence[str]
+) -> Any:
+    """The ``trl.GRPOConfig`` of ``mrt-train``'s options (``train``: a ``TrainConfig``).
+
+    ``report_to`` goes to TRL's own ``report_to`` (``"tensorboard"``: event files in
+    ``OUT/runs``; ``"wandb"``: a W&B run named after ``OUT``, in project ``$WANDB_PROJECT``
+    or ``mrt-gym``, files in ``$WANDB_DIR`` or ``OUT/wandb``).
+    """
+    if "wandb" in report_to:
+        from agents.logging import import_wandb
+
+        import_wandb()  # a clear error before any model is loaded
+        os.environ.setdefault("WANDB_PROJECT", "mrt-gym")
+        os.environ.setdefault("WANDB_DIR", str(options.out))
+        Path(os.environ["WANDB_DIR"]).mkdir(parents=True, exist_ok=True)
     from trl import GRPOConfig
 
     settings: dict[str, Any] = dict(
@@ -82,7 +96,8 @@ def grpo_args(options: TRLRunOptions, train: Any, normalize_std: bool, tensorboa
         save_strategy="steps",
         save_steps=train.checkpoint_interval,
         logging_steps=1,
-        report_to=["tensorboard"] if tensorboard else [],
+        report_to=list(report_to),
+        run_name=Path(options.out).name,
         use_vllm=options.use_vllm,
         vllm_mode=options.vllm_mode,
     )
@@ -90,9 +105,19 @@ def grpo_args(options: TRLRunOptions, train: Any, normalize_std: bool, tensorboa
 
 
 def build_trainer(
-    options: TRLRunOptions, train: Any, algo_config: Any, *, tensorboard: bool = True
+    options: TRLRunOptions,
+    train: Any,
+    algo_config: Any,
+    *,
+    tensorboard: bool = True,
+    report_to: Sequence[str] | None = None,
 ) -> Any:
-    """A ready ``GRPOTrainer`` (``--algo grpo``) or ``MRTGRPOTrainer`` (``--algo mrt``)."""
+    """A ready ``GRPOTrainer`` (``--algo grpo``) or ``MRTGRPOTrainer`` (``--algo mrt``).
+
+    ``report_to``: see :func:`grpo_args` (``None``: TensorBoard when ``tensorboard``).
+    """
+    if report_to is None:
+        report_to = ("tensorboard",) if tensorboard else ()
     from agents.session import load_language_model
     from agents.trl.data import problems_dataset
     from agents.trl.rewards import OutcomeReward
@@ -108,7 +133,7 @@ def build_trainer(
     template = resolve_template(options.template, lm)
     dataset = problems_dataset(source, template=template)
     normalize = bool(getattr(algo_config, "normalize_std", True))
-    args = grpo_args(options, train, normalize, tensorboard)
+    args = grpo_args(options, train, normalize, report_to)
     common = {
         "model": lm.model,
         "reward_funcs": [OutcomeReward()],
@@ -160,9 +185,21 @@ def train(trainer: Any, out: Path, minutes: float | None = None) -> tuple[int, P
     if minutes is not None:
         trainer.add_callback(time_limit_callback(minutes))
     resume = any(out.glob("checkpoint-*"))
-    trainer.train(resume_from_checkpoint=True if resume else None)
-    final = save_model_atomically(trainer, out / "model")
+    try:
+        trainer.train(resume_from_checkpoint=True if resume else None)
+        final = save_model_atomically(trainer, out / "model")
+    finally:
+        _finish_wandb(trainer)
     return int(trainer.state.global_step), final
+
+
+def _finish_wandb(trainer: Any) -> None:
+    """Close the W&B run TRL's callback opened (it leaves it open after training)."""
+    if "wandb" in (getattr(trainer.args, "report_to", None) or []):
+        import wandb
+
+        if wandb.run is not None:
+            wandb.finish()
 
 
 def is_main_process() -> bool:
