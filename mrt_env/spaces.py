@@ -169,7 +169,7 @@ def _batch_unicode_text(space: UnicodeText, n: int = 1) -> UnicodeTexts:
 
 
 @iterate.register(UnicodeTexts)
-def _iterate_unicode_texts(space: UnicodeTexts, items: Any) -> Iterator[Any]:
+def _iterate_unicode_texts(space: UnicodeTexts, items: Any) -> Iterator[Any]:  # type: ignore[misc]
     if isinstance(items, str) or not isinstance(items, Sequence | np.ndarray):
         raise TypeError(
             f"actions must be a sequence of {len(space)} str, got {type(items).__name__}"
