@@ -62,15 +62,12 @@ def grpo_args(
 
     ``report_to`` goes to TRL's own ``report_to`` (``"tensorboard"``: event files in
     ``OUT/runs``; ``"wandb"``: a W&B run named after ``OUT``, in project ``$WANDB_PROJECT``
-    or ``mrt-gym``, files in ``$WANDB_DIR`` or ``OUT/wandb``).
+    or ``mrt-gym``, files in ``$WANDB_DIR`` or ``OUT/wandb``, opened by :func:`train`).
     """
     if "wandb" in report_to:
         from agents.logging import import_wandb
 
         import_wandb()  # a clear error before any model is loaded
-        os.environ.setdefault("WANDB_PROJECT", "mrt-gym")
-        os.environ.setdefault("WANDB_DIR", str(options.out))
-        Path(os.environ["WANDB_DIR"]).mkdir(parents=True, exist_ok=True)
     from trl import GRPOConfig
 
     settings: dict[str, Any] = dict(
@@ -185,12 +182,27 @@ def train(trainer: Any, out: Path, minutes: float | None = None) -> tuple[int, P
     if minutes is not None:
         trainer.add_callback(time_limit_callback(minutes))
     resume = any(out.glob("checkpoint-*"))
+    _start_wandb(trainer, out)
     try:
         trainer.train(resume_from_checkpoint=True if resume else None)
         final = save_model_atomically(trainer, out / "model")
     finally:
         _finish_wandb(trainer)
     return int(trainer.state.global_step), final
+
+
+def _start_wandb(trainer: Any, out: Path) -> None:
+    """Open the W&B run TRL's callback logs to: named after ``out``, in project
+    ``$WANDB_PROJECT`` or ``mrt-gym``, files in ``$WANDB_DIR`` or ``out`` (TRL's callback
+    would otherwise open one in wandb's process-wide default folder)."""
+    if "wandb" in (getattr(trainer.args, "report_to", None) or []) and is_main_process():
+        import wandb
+
+        if wandb.run is None:
+            directory = Path(os.environ.get("WANDB_DIR") or out)
+            directory.mkdir(parents=True, exist_ok=True)
+            project = os.environ.get("WANDB_PROJECT", "mrt-gym")
+            wandb.init(project=project, name=out.name, dir=str(directory))
 
 
 def _finish_wandb(trainer: Any) -> None:

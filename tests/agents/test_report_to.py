@@ -46,8 +46,8 @@ def offline_wandb(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     pytest.importorskip("wandb")
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
-    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "run"))  # the TRL engine's W&B folder
     monkeypatch.delenv("WANDB_PROJECT", raising=False)
+    monkeypatch.delenv("WANDB_DIR", raising=False)
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
 
 
