@@ -253,15 +253,21 @@ def save_model_atomically(trainer: Any, final: Path) -> Path:
     or the previous model), never a partial model.
     """
     temporary = final.with_name(f".tmp-{final.name}")  # the same name on every rank
-    shutil.rmtree(temporary, ignore_errors=True)
+    main = is_main_process()
+    barrier = getattr(getattr(trainer, "accelerator", None), "wait_for_everyone", lambda: None)
+    if main:
+        shutil.rmtree(temporary, ignore_errors=True)
     try:
+        barrier()  # no rank writes into the folder before it is empty
         trainer.save_model(str(temporary))
-        if is_main_process():
+        barrier()  # every rank's part is written before the folder moves
+        if main:
             from agents.run_folder import replace_folder
 
             replace_folder(temporary, final)
     finally:
-        shutil.rmtree(temporary, ignore_errors=True)
+        if main:
+            shutil.rmtree(temporary, ignore_errors=True)
     return final
 
 
