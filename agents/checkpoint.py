@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import save_file
 
 from agents.checkpoint_checks import (
@@ -188,6 +189,9 @@ def save_checkpoint(
         shutil.rmtree(final, ignore_errors=True)
         os.replace(temporary, final)
         _fsync_dir(root)
+    except SafetensorError as error:  # an I/O error while writing tensors (full disk, ...)
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise OSError(f"cannot write the checkpoint of step {step} in {root}: {error}") from None
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
@@ -277,7 +281,9 @@ def checkpoint_candidates(out_dir: str | Path, fallback: bool) -> Iterator[Path]
 
 
 def verify_checkpoint(folder: str | Path) -> dict[str, Any]:
-    """Check the manifest of ``folder``: every listed file present with its size and SHA-256.
+    """Check the manifest of ``folder``: every listed file present with its size and SHA-256,
+    the model weights listed, and no file in the folder that the manifest does not list (a
+    manifest with an entry removed cannot let a swapped file load unchecked).
 
     Returns:
         The manifest.
@@ -290,6 +296,17 @@ def verify_checkpoint(folder: str | Path) -> dict[str, Any]:
     files = manifest.get("files") if isinstance(manifest, dict) else None
     if not isinstance(files, dict) or "trainer.json" not in files:
         raise CheckpointError(folder / MANIFEST, "not a checkpoint manifest")
+    unlisted = sorted(
+        name
+        for name in (p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+        if name != MANIFEST and name not in files
+    )
+    if unlisted:
+        raise CheckpointError(
+            folder / unlisted[0], "the manifest does not list this file (edited manifest?)"
+        )
+    if not any(re.fullmatch(r"model.*\.safetensors", name) for name in files):
+        raise CheckpointError(folder / MANIFEST, "the manifest lists no model weights")
     for name, entry in files.items():
         path = folder / name
         if not path.is_file():

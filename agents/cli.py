@@ -17,7 +17,14 @@ from typing import Annotated, Any
 import typer
 
 from agents import options as opts
-from agents.config import GRPOConfig, MRTConfig, PolicyConfig, STaRConfig, TrainConfig
+from agents.config import (
+    GRPOConfig,
+    MRTConfig,
+    PolicyConfig,
+    STaRConfig,
+    TrainConfig,
+    config_to_dict,
+)
 
 # plain (click) help: it wraps long option names instead of cutting them at 80 columns
 app = typer.Typer(
@@ -145,7 +152,7 @@ def _or_nan(value: float | None) -> float:
 
 def _train_trl(options: dict[str, Any], config: TrainConfig, algo_config: Any) -> None:
     """``--engine trl``: build the TRL trainer from the same options and run it."""
-    from agents.trl.run import TRLRunOptions, build_trainer, train
+    from agents.trl.run import TRLRunOptions, build_trainer, run_folder, train
 
     if isinstance(algo_config, STaRConfig):
         raise typer.BadParameter("--engine trl runs --algo grpo or mrt (STaR is native only)")
@@ -164,9 +171,37 @@ def _train_trl(options: dict[str, Any], config: TrainConfig, algo_config: Any) -
         use_vllm=options["use_vllm"],
         vllm_mode=options["vllm_mode"],
     )
-    trainer = build_trainer(run, config, algo_config, tensorboard=options["tensorboard"])
-    step, path = train(trainer, options["out"], options["minutes"])
+    settings = {
+        "algo": options["algo"],
+        "train": config_to_dict(config),
+        "model": options["model"],
+        "problems": options["problems"],
+        "template": options["template"],
+        "algo_config": vars(algo_config),
+        "use_vllm": options["use_vllm"],
+        "vllm_mode": options["vllm_mode"],
+    }
+    allow = options["allow_changed_settings"]
+    with run_folder(options["out"], settings, allow_changes=allow) as changed:
+        for change in changed:
+            typer.echo(f"resuming with a changed setting: {change}", err=True)
+        trainer = build_trainer(run, config, algo_config, report_to=options["reporters"])
+        step, path = train(trainer, options["out"], options["minutes"])
     typer.echo(f"{options['algo']} (trl): {step} steps; model saved to {path}")
+
+
+def _reporters(report_to: str | None, tensorboard: bool) -> tuple[str, ...]:
+    """``--report-to`` (or the ``--tensorboard`` flag when it is not given) as reporter names."""
+    from agents.logging import import_wandb, parse_report_to
+
+    if report_to is None:
+        return ("tensorboard",) if tensorboard else ()
+    reporters = parse_report_to(report_to)
+    if "tensorboard" in reporters and not tensorboard:
+        raise ValueError("--no-tensorboard contradicts --report-to tensorboard; give one of them")
+    if "wandb" in reporters:
+        import_wandb()  # a clear error before any model is loaded
+    return reporters
 
 
 _clean_errors = opts.clean_errors
@@ -268,6 +303,13 @@ def main(
     threads: Annotated[int, typer.Option(help="CPU threads for torch (0 = torch's default)")] = 1,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
     tensorboard: Annotated[bool, typer.Option(help="write TensorBoard event files")] = True,
+    report_to: Annotated[
+        str | None,
+        typer.Option(
+            help="tensorboard | wandb | tensorboard,wandb | none (default: tensorboard, "
+            "or none with --no-tensorboard); wandb needs the [wandb] extra"
+        ),
+    ] = None,
     engine: Annotated[
         str, typer.Option(help="native (reference trainer) | trl (TRL GRPOTrainer, accelerate)")
     ] = "native",
@@ -288,6 +330,7 @@ def main(
     opts.check_k(prover_samples)
     options = dict(locals())
     options["loss_chunk_tokens"] = loss_chunk_tokens or None
+    options["reporters"] = _reporters(report_to, tensorboard)
     import torch
 
     if threads > 0:
@@ -363,7 +406,7 @@ def main(
         evaluator=evaluator,
         run_settings=settings,
         progress=progress,
-        tensorboard=tensorboard,
+        report_to=options["reporters"],
         fallback=resume_fallback,
         allow_changed_settings=allow_changed_settings,
     )

@@ -47,6 +47,8 @@ def clean_errors(command: Callable[..., None]) -> Callable[..., None]:
 
     @functools.wraps(command)
     def wrapped(*args: Any, **kwargs: Any) -> None:
+        from safetensors import SafetensorError
+
         from agents.checkpoint import CheckpointError
         from agents.run_folder import RunFolderError
         from agents.trainer import NonFiniteError
@@ -58,6 +60,9 @@ def clean_errors(command: Callable[..., None]) -> Callable[..., None]:
             typer.echo(f"Error: {message}", err=True)
             raise typer.Exit(2) from None
         except (CheckpointError, RunFolderError, NonFiniteError) as error:
+            typer.echo(f"Error: {error}", err=True)
+            raise typer.Exit(1) from None
+        except (OSError, SafetensorError) as error:  # a full or read-only disk, a lost mount
             typer.echo(f"Error: {error}", err=True)
             raise typer.Exit(1) from None
 

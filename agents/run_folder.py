@@ -19,6 +19,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
@@ -90,9 +91,22 @@ def check_identity(
             ``run.json`` is unreadable.
     """
     path = out / RUN_FILE
-    if not has_checkpoint or not path.exists():
+    if not has_checkpoint:
         _write(path, json.dumps(_normalized(settings), indent=2))
         return []
+    if not path.exists():
+        if not allow_changes:
+            raise RunFolderError(
+                f"{path} is missing but {out} holds checkpoints, so the settings of the run "
+                "cannot be checked; refusing to resume. Restore run.json, use a new run folder "
+                "(--out), or resume with the current settings anyway "
+                "(mrt-train --allow-changed-settings; train(..., allow_changed_settings=True))."
+            )
+        _write(path, json.dumps(_normalized(settings), indent=2))
+        changed = [f"{RUN_FILE}: missing, the current settings were stored"]
+        with open(out / CHANGES_FILE, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"changes": changed}) + "\n")
+        return changed
     try:
         stored = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as error:
@@ -109,6 +123,66 @@ def check_identity(
         with open(out / CHANGES_FILE, "a", encoding="utf-8") as handle:
             handle.write(json.dumps({"changes": changed}) + "\n")
     return changed
+
+
+ENGINES = ("native", "trl")
+"""Training engines; a run folder belongs to the one that started it."""
+
+
+def folder_engines(out: Path) -> set[str]:
+    """The engines whose checkpoints or settings ``out`` holds (empty for a new folder).
+
+    ``checkpoints/`` is the native engine's, ``checkpoint-N`` folders are TRL's, and
+    ``run.json`` names its engine (a ``run.json`` without one is the native engine's).
+    """
+    found = set()
+    if (out / "checkpoints").is_dir():
+        found.add("native")
+    if any(p.is_dir() for p in out.glob("checkpoint-*")):
+        found.add("trl")
+    try:
+        stored = json.loads((out / RUN_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        stored = None
+    if isinstance(stored, dict):
+        found.add(str(stored.get("engine", "native")))
+    return found
+
+
+def check_engine(out: Path, engine: str) -> None:
+    """Refuse to train with ``engine`` in a folder another engine's run owns.
+
+    Without this a run folder of the other engine would be trained again from the base model
+    (its checkpoints are not the format this engine resumes from) and its ``model/`` replaced.
+
+    Raises:
+        RunFolderError: the folder holds another engine's run.
+    """
+    others = sorted(folder_engines(Path(out)) - {engine})
+    if others:
+        raise RunFolderError(
+            f"{out} holds a run of the {others[0]} engine; refusing to train it with --engine "
+            f"{engine}, which would start over from the base model and replace {out}/model. "
+            f"Resume it with --engine {others[0]}, or use a new run folder (--out)."
+        )
+
+
+def replace_folder(source: Path, target: Path) -> None:
+    """Move the complete folder ``source`` to ``target``, replacing any folder there.
+
+    The previous ``target`` is renamed aside first and deleted only after the new one is in
+    place, so an interruption leaves one complete folder (the new one or the old one).
+    """
+    old = target.with_name(f".old-{target.name}-{os.getpid()}")
+    if target.exists():
+        os.replace(target, old)
+    try:
+        os.replace(source, target)
+    except BaseException:
+        if old.exists():
+            os.replace(old, target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _write(path: Path, text: str) -> None:

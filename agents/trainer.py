@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from tqdm.auto import tqdm
 
 from agents.checkpoint import (
@@ -33,7 +36,7 @@ from agents.checkpoint import (
 from agents.config import GRPOConfig, MRTConfig, STaRConfig, TrainConfig, config_to_dict
 from agents.logging import ScalarLogger
 from agents.monitor import RunMonitor
-from agents.run_folder import RunLock, check_identity
+from agents.run_folder import RunLock, check_engine, check_identity, replace_folder
 from agents.session import TrainSession
 
 Evaluator = Callable[[TrainSession, int], dict[str, float]]
@@ -163,6 +166,7 @@ def train(
     tensorboard: bool = True,
     fallback: bool = False,
     allow_changed_settings: bool = False,
+    report_to: Sequence[str] | None = None,
 ) -> TrainResult:
     """Train until ``config.steps`` or ``config.minutes``, resuming from ``out_dir`` if possible.
 
@@ -178,6 +182,10 @@ def train(
         fallback: When the latest checkpoint does not verify, resume from the newest one
             that does (instead of stopping with the error).
         allow_changed_settings: Resume even if the settings differ from ``run.json``.
+        report_to: Where the scalars go besides ``tb/metrics.jsonl``: ``"tensorboard"``
+            (event files in ``tb/``) and/or ``"wandb"`` (a W&B run named after the folder, in
+            project ``$WANDB_PROJECT`` or ``mrt-gym``, files in ``out_dir/wandb``);
+            ``None``: TensorBoard when ``tensorboard`` is true.
 
     Raises:
         NonFiniteError: a step produced a non-finite loss, gradient norm or weight (the
@@ -190,6 +198,8 @@ def train(
         A :class:`TrainResult`.
     """
     out = Path(out_dir)
+    if report_to is None:
+        report_to = ("tensorboard",) if tensorboard else ()
     with RunLock(out):
         return _train_locked(
             algorithm,
@@ -198,7 +208,7 @@ def train(
             evaluator,
             run_settings,
             progress,
-            tensorboard,
+            tuple(report_to),
             fallback,
             allow_changed_settings,
         )
@@ -211,12 +221,13 @@ def _train_locked(
     evaluator: Evaluator | None,
     run_settings: dict[str, Any] | None,
     progress: bool,
-    tensorboard: bool,
+    report_to: tuple[str, ...],
     fallback: bool,
     allow_changed_settings: bool,
 ) -> TrainResult:
     config = session.config
     settings = {"algo": algorithm.name, "train": config_to_dict(config), **(run_settings or {})}
+    check_engine(out, "native")
     for stale in remove_stale_temporaries(out):
         tqdm.write(f"removed {stale}, left by an interrupted checkpoint write")
     rng = np.random.default_rng(config.seed)
@@ -230,7 +241,13 @@ def _train_locked(
     step, elapsed, resumed = _resume(session, out, rng, generator, fallback)
     for change in changed:
         tqdm.write(f"resuming with a changed setting: {change}")
-    logger = ScalarLogger(out / "tb", tensorboard=tensorboard, resume_step=step)
+    wandb = None
+    if "wandb" in report_to:
+        project = os.environ.get("WANDB_PROJECT", "mrt-gym")
+        wandb = {"project": project, "name": out.name, "config": settings, "dir": str(out)}
+    logger = ScalarLogger(
+        out / "tb", tensorboard="tensorboard" in report_to, resume_step=step, wandb=wandb
+    )
     monitor = RunMonitor(zero_steps=config.zero_reward_steps)
     metrics: dict[str, float] = {}
     bar = tqdm(total=config.steps, initial=step, desc=algorithm.name, disable=not progress)
@@ -323,10 +340,23 @@ def _one_step(
 
 
 def export_model(session: TrainSession, folder: str | Path) -> Path:
-    """Save the trained model and tokenizer (safetensors) to ``folder``."""
+    """Save the trained model and tokenizer (safetensors) to ``folder``.
+
+    They are written to a temporary folder beside it, which then replaces ``folder``: a full
+    or read-only disk raises ``OSError`` and leaves ``folder`` as it was (absent, or the
+    previous model), never a partial model.
+    """
     path = Path(folder)
-    path.mkdir(parents=True, exist_ok=True)
-    model: Any = session.learner.model
-    model.save_pretrained(path, safe_serialization=True)
-    session.lm.tokenizer.save_pretrained(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".tmp-{path.name}-{os.getpid()}")
+    shutil.rmtree(temporary, ignore_errors=True)
+    try:
+        model: Any = session.learner.model
+        model.save_pretrained(temporary, safe_serialization=True)
+        session.lm.tokenizer.save_pretrained(temporary)
+        replace_folder(temporary, path)
+    except SafetensorError as error:  # an I/O error while writing tensors (full disk, ...)
+        raise OSError(f"cannot write the model to {path}: {error}") from None
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
     return path

@@ -25,7 +25,7 @@ from mrt_env.lm.base import Completion, SamplingParams
 from mrt_env.problems import Problem
 from mrt_env.prover.base import JEstimate, ProverRequest
 from mrt_env.sources import problem_from_record
-from mrt_env.spaces import FinalEpisode
+from mrt_env.spaces import FinalEpisode, check_action
 from mrt_env.trajectory import (
     ModelResult,
     Pending,
@@ -163,9 +163,7 @@ class StepCore:
             raise ResetNeeded("Cannot call step() before reset()")
         if state.done:
             raise ResetNeeded("The trajectory has ended (terminated or truncated); call reset()")
-        if not isinstance(action, str):
-            raise TypeError(f"action must be a str (the episode text), got {type(action).__name__}")
-        _check_encodable(action)
+        check_action(action)
         episode, total, cut = self._fit_episode(state, action)
         thinking = state.thinking + episode
         end = self.components.template.end_think
@@ -388,18 +386,6 @@ class StepCore:
             return None
         seed = int(rng.integers(SEED_BOUND))
         return ProverRequest(problem.id, prompt, problem.answer, prefix, seed=seed)
-
-
-def _check_encodable(action: str) -> None:
-    """Raise ``ValueError`` naming the position of a lone surrogate (not valid Unicode text;
-    tokenizers cannot encode it)."""
-    try:
-        action.encode("utf-8")
-    except UnicodeEncodeError as error:
-        raise ValueError(
-            f"action is not valid Unicode text: a lone surrogate {action[error.start]!r} at "
-            f"character {error.start} (decode bytes with errors='replace' first)"
-        ) from None
 
 
 def _gold(state: TrajectoryState) -> str:

@@ -9,6 +9,7 @@ import gymnasium as gym
 
 from mrt_env.config import Components, EnvConfig, build_components
 from mrt_env.core import StepCore
+from mrt_env.exclusive import ExclusiveUse
 from mrt_env.lm.base import LanguageModel
 from mrt_env.problems import Problem, ProblemSource
 from mrt_env.spaces import UnicodeText
@@ -109,6 +110,7 @@ class MRTMathEnv(gym.Env[str, str]):
         self.observation_space = UnicodeText(size)
         self.action_space = UnicodeText(size)
         self._trajectory = TrajectoryState()
+        self._exclusive = ExclusiveUse(type(self).__name__)
 
     @property
     def stop_strings(self) -> tuple[str, ...]:
@@ -148,7 +150,16 @@ class MRTMathEnv(gym.Env[str, str]):
 
         Returns:
             The prompt (observation) and info with ``problem_id``, ``j``, ``j_ci``, ``curve``.
+
+        Raises:
+            ConcurrentUseError: Another thread is inside ``step`` or ``reset`` of this env.
         """
+        with self._exclusive("reset"):
+            return self._reset(seed, options)
+
+    def _reset(
+        self, seed: int | None, options: dict[str, Any] | None
+    ) -> tuple[str, dict[str, Any]]:
         start = time.perf_counter()
         options = self.core.check_options(options)  # before anything changes
         if seed is None and self._np_random is None:
@@ -162,7 +173,15 @@ class MRTMathEnv(gym.Env[str, str]):
         return observation, info
 
     def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
-        """Append the episode ``action`` to the thinking; see the class docstring."""
+        """Append the episode ``action`` to the thinking; see the class docstring.
+
+        Raises:
+            ConcurrentUseError: Another thread is inside ``step`` or ``reset`` of this env.
+        """
+        with self._exclusive("step"):
+            return self._step(action)
+
+    def _step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
         start = time.perf_counter()
         pending = self.core.prepare_step(self._trajectory, action, self.np_random)
         [result] = self.core.call_models([pending], phase="step")

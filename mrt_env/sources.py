@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mrt_env.gold_size import gold_size_error
 from mrt_env.problem_filter import split_spec
 from mrt_env.problems import Problem, ProblemSource
 from rewards.normalize import normalize_answer
@@ -53,8 +54,10 @@ def gold_answer_error(answer: str | float) -> str | None:
     """Why ``answer`` cannot be a gold answer, or ``None`` when it can.
 
     Rejected: non-finite numbers and ``nan`` text, empty text, unbalanced braces, NUL and
-    lone-surrogate characters, text that normalises to nothing, and text longer than
-    ``VerifierConfig.max_gold_chars``. (Whether math-verify can parse it is decided when grading.)
+    lone-surrogate characters, text that normalises to nothing, text longer than
+    ``VerifierConfig.max_gold_chars``, and text that writes a number too large to grade
+    (``10^{10^{10}}``, ``100000!``: see :func:`mrt_env.gold_size.gold_size_error`). (Whether
+    math-verify can parse it is decided when grading.)
 
     Example:
         >>> gold_answer_error(float("nan")), gold_answer_error("\\frac{1}{2")
@@ -77,7 +80,7 @@ def gold_answer_error(answer: str | float) -> str | None:
         return "has unbalanced braces"
     if not normalize_answer(text):
         return "has no answer left after normalisation"
-    return None
+    return gold_size_error(text)
 
 
 def _has_bad_characters(text: str) -> bool:

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import string
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from copy import deepcopy
 from typing import Any, overload
 
 import numpy as np
-from gymnasium.spaces import Text
+from gymnasium.spaces import Text, Tuple
 from gymnasium.vector.utils import (
+    batch_space,
     create_shared_memory,
+    iterate,
     read_from_shared_memory,
     write_to_shared_memory,
 )
@@ -122,6 +125,61 @@ class FinalEpisode(str):
     """
 
     __slots__ = ()
+
+
+def check_action(action: Any, where: str = "action") -> None:
+    """Raise ``TypeError``/``ValueError`` unless ``action`` is text an env can take as an episode.
+
+    Refused: anything but a ``str``, and text with a lone surrogate (not valid Unicode;
+    tokenizers cannot encode it). Text longer than the space is not refused here: the env cuts
+    it at the budget.
+
+    Example:
+        >>> check_action("x = 2.")
+        >>> check_action(3, "actions[1]")
+        Traceback (most recent call last):
+        ...
+        TypeError: actions[1] must be a str, got int (the episode text)
+    """
+    if not isinstance(action, str):
+        raise TypeError(f"{where} must be a str, got {type(action).__name__} (the episode text)")
+    try:
+        action.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValueError(
+            f"{where} is not valid Unicode text: a lone surrogate {action[error.start]!r} at "
+            f"character {error.start} (decode bytes with errors='replace' first)"
+        ) from None
+
+
+class UnicodeTexts(Tuple):
+    """The batched space of ``n`` :class:`UnicodeText` (``batch_space(UnicodeText(m), n)``).
+
+    Gymnasium's ``SyncVectorEnv`` and ``AsyncVectorEnv`` split a batch of actions with
+    ``iterate(action_space, actions)`` before any sub-environment steps. For this space that
+    split checks *every* action first (:func:`check_action`), so one refused action raises
+    before any sub-environment has stepped: the refused vector step changes nothing, and an
+    ``AsyncVectorEnv`` keeps all its workers (a worker that raises is shut down for good).
+    """
+
+
+@batch_space.register(UnicodeText)
+def _batch_unicode_text(space: UnicodeText, n: int = 1) -> UnicodeTexts:
+    return UnicodeTexts(tuple(deepcopy(space) for _ in range(n)), seed=deepcopy(space.np_random))
+
+
+@iterate.register(UnicodeTexts)
+def _iterate_unicode_texts(space: UnicodeTexts, items: Any) -> Iterator[Any]:  # type: ignore[misc]
+    if isinstance(items, str) or not isinstance(items, Sequence | np.ndarray):
+        raise TypeError(
+            f"actions must be a sequence of {len(space)} str, got {type(items).__name__}"
+        )
+    items = list(items)
+    if len(items) != len(space):
+        raise ValueError(f"expected {len(space)} actions, got {len(items)}")
+    for index, item in enumerate(items):
+        check_action(item, f"actions[{index}]")
+    return iter(items)
 
 
 # ---------------------------------------------------------------- shared memory

@@ -19,7 +19,8 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, cast
 
 import numpy as np
@@ -30,7 +31,8 @@ from gymnasium.vector.utils import batch_space
 
 from mrt_env.config import Components, EnvConfig, build_components
 from mrt_env.core import StepCore
-from mrt_env.spaces import UnicodeText
+from mrt_env.exclusive import ExclusiveUse
+from mrt_env.spaces import UnicodeText, check_action
 from mrt_env.trajectory import Pending, PendingReset, PendingStep, TrajectoryState
 
 _IMPORT_PID = os.getpid()
@@ -107,6 +109,7 @@ class MRTMathVectorEnv(VectorEnv):
         self._rngs = [seeding.np_random()[0] for _ in range(num_envs)]
         self._autoreset = np.zeros(num_envs, dtype=bool)
         self._seeded = False
+        self._exclusive = ExclusiveUse(type(self).__name__)
 
     @property
     def stop_strings(self) -> tuple[str, ...]:
@@ -136,7 +139,16 @@ class MRTMathVectorEnv(VectorEnv):
                 sub-environment.
             options: Passed to every reset sub-environment (``"problem"``/``"index"``), plus
                 an optional boolean ``"reset_mask"`` array of shape ``(num_envs,)``.
+
+        Raises:
+            ConcurrentUseError: Another thread is inside ``step`` or ``reset`` of this env.
         """
+        with self._exclusive("reset"), self._rollback_rngs_on_error():
+            return self._reset(seed, options)
+
+    def _reset(
+        self, seed: int | Sequence[int | None] | None, options: dict[str, Any] | None
+    ) -> tuple[tuple[str, ...], dict[str, Any]]:
         start = time.perf_counter()
         options = dict(options or {})
         mask = np.asarray(options.pop("reset_mask", np.ones(self.num_envs, dtype=bool)))
@@ -164,7 +176,33 @@ class MRTMathVectorEnv(VectorEnv):
     def step(
         self, actions: Sequence[str]
     ) -> tuple[tuple[str, ...], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        """Step every sub-environment with one batched meta-prover call."""
+        """Step every sub-environment with one batched meta-prover call.
+
+        A refused action (or a failed model call) raises before any sub-environment changes:
+        trajectories and random states stay as they were, and the env can step again.
+
+        Raises:
+            ConcurrentUseError: Another thread is inside ``step`` or ``reset`` of this env.
+        """
+        with self._exclusive("step"), self._rollback_rngs_on_error():
+            return self._step(actions)
+
+    @contextmanager
+    def _rollback_rngs_on_error(self) -> Iterator[None]:
+        """Restore every sub-environment's random state if the block raises."""
+        states = [rng.bit_generator.state for rng in self._rngs]
+        seeded = self._seeded
+        try:
+            yield
+        except BaseException:
+            for rng, state in zip(self._rngs, states, strict=True):
+                rng.bit_generator.state = state
+            self._seeded = seeded
+            raise
+
+    def _step(
+        self, actions: Sequence[str]
+    ) -> tuple[tuple[str, ...], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         start = time.perf_counter()
         if any(t.problem is None for t in self._trajectories):
             raise ResetNeeded("Cannot call step() before reset()")
@@ -222,8 +260,8 @@ class MRTMathVectorEnv(VectorEnv):
         if len(actions) != self.num_envs:
             raise ValueError(f"expected {self.num_envs} actions, got {len(actions)}")
         for i, action in enumerate(actions):
-            if not self._autoreset[i] and not isinstance(action, str):
-                raise TypeError(f"actions[{i}] must be a str, got {type(action).__name__}")
+            if not self._autoreset[i]:  # an autoresetting sub-environment ignores its action
+                check_action(action, f"actions[{i}]")
         return actions
 
     def _observations(self) -> tuple[str, ...]:

@@ -18,6 +18,10 @@ x ``--group-size`` -> ``per_device_train_batch_size`` (per process), ``--tempera
 
 from __future__ import annotations
 
+import os
+import shutil
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,8 +55,19 @@ class TRLRunOptions:
     extra: tuple[tuple[str, Any], ...] = ()
 
 
-def grpo_args(options: TRLRunOptions, train: Any, normalize_std: bool, tensorboard: bool) -> Any:
-    """The ``trl.GRPOConfig`` of ``mrt-train``'s options (``train``: a ``TrainConfig``)."""
+def grpo_args(
+    options: TRLRunOptions, train: Any, normalize_std: bool, report_to: Sequence[str]
+) -> Any:
+    """The ``trl.GRPOConfig`` of ``mrt-train``'s options (``train``: a ``TrainConfig``).
+
+    ``report_to`` goes to TRL's own ``report_to`` (``"tensorboard"``: event files in
+    ``OUT/runs``; ``"wandb"``: a W&B run named after ``OUT``, in project ``$WANDB_PROJECT``
+    or ``mrt-gym``, files in ``$WANDB_DIR`` or ``OUT/wandb``, opened by :func:`train`).
+    """
+    if "wandb" in report_to:
+        from agents.logging import import_wandb
+
+        import_wandb()  # a clear error before any model is loaded
     from trl import GRPOConfig
 
     settings: dict[str, Any] = dict(
@@ -78,7 +93,8 @@ def grpo_args(options: TRLRunOptions, train: Any, normalize_std: bool, tensorboa
         save_strategy="steps",
         save_steps=train.checkpoint_interval,
         logging_steps=1,
-        report_to=["tensorboard"] if tensorboard else [],
+        report_to=list(report_to),
+        run_name=Path(options.out).name,
         use_vllm=options.use_vllm,
         vllm_mode=options.vllm_mode,
     )
@@ -86,9 +102,19 @@ def grpo_args(options: TRLRunOptions, train: Any, normalize_std: bool, tensorboa
 
 
 def build_trainer(
-    options: TRLRunOptions, train: Any, algo_config: Any, *, tensorboard: bool = True
+    options: TRLRunOptions,
+    train: Any,
+    algo_config: Any,
+    *,
+    tensorboard: bool = True,
+    report_to: Sequence[str] | None = None,
 ) -> Any:
-    """A ready ``GRPOTrainer`` (``--algo grpo``) or ``MRTGRPOTrainer`` (``--algo mrt``)."""
+    """A ready ``GRPOTrainer`` (``--algo grpo``) or ``MRTGRPOTrainer`` (``--algo mrt``).
+
+    ``report_to``: see :func:`grpo_args` (``None``: TensorBoard when ``tensorboard``).
+    """
+    if report_to is None:
+        report_to = ("tensorboard",) if tensorboard else ()
     from agents.session import load_language_model
     from agents.trl.data import problems_dataset
     from agents.trl.rewards import OutcomeReward
@@ -104,7 +130,7 @@ def build_trainer(
     template = resolve_template(options.template, lm)
     dataset = problems_dataset(source, template=template)
     normalize = bool(getattr(algo_config, "normalize_std", True))
-    args = grpo_args(options, train, normalize, tensorboard)
+    args = grpo_args(options, train, normalize, report_to)
     common = {
         "model": lm.model,
         "reward_funcs": [OutcomeReward()],
@@ -156,10 +182,93 @@ def train(trainer: Any, out: Path, minutes: float | None = None) -> tuple[int, P
     if minutes is not None:
         trainer.add_callback(time_limit_callback(minutes))
     resume = any(out.glob("checkpoint-*"))
-    trainer.train(resume_from_checkpoint=True if resume else None)
-    final = out / "model"
-    trainer.save_model(str(final))
+    _start_wandb(trainer, out)
+    try:
+        trainer.train(resume_from_checkpoint=True if resume else None)
+        final = save_model_atomically(trainer, out / "model")
+    finally:
+        _finish_wandb(trainer)
     return int(trainer.state.global_step), final
+
+
+def _start_wandb(trainer: Any, out: Path) -> None:
+    """Open the W&B run TRL's callback logs to: named after ``out``, in project
+    ``$WANDB_PROJECT`` or ``mrt-gym``, files in ``$WANDB_DIR`` or ``out`` (TRL's callback
+    would otherwise open one in wandb's process-wide default folder)."""
+    if "wandb" in (getattr(trainer.args, "report_to", None) or []) and is_main_process():
+        import wandb
+
+        if wandb.run is None:
+            directory = Path(os.environ.get("WANDB_DIR") or out)
+            directory.mkdir(parents=True, exist_ok=True)
+            project = os.environ.get("WANDB_PROJECT", "mrt-gym")
+            wandb.init(project=project, name=out.name, dir=str(directory))
+
+
+def _finish_wandb(trainer: Any) -> None:
+    """Close the W&B run TRL's callback opened (it leaves it open after training)."""
+    if "wandb" in (getattr(trainer.args, "report_to", None) or []):
+        import wandb
+
+        if wandb.run is not None:
+            wandb.finish()
+
+
+def is_main_process() -> bool:
+    """Whether this is the main process of a (possibly distributed) launch (``RANK`` 0)."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+@contextmanager
+def run_folder(
+    out: Path, settings: Mapping[str, Any], *, allow_changes: bool = False
+) -> Iterator[list[str]]:
+    """Own ``out`` for a TRL run, with the native engine's guarantees (:mod:`agents.run_folder`).
+
+    The main process locks the folder (a second trainer is refused), refuses a folder of the
+    native engine, and stores the settings in ``run.json`` or checks them against it (a resume
+    with other settings is refused unless ``allow_changes``). Other ranks of a distributed
+    launch follow the main process. Yields the allowed differences.
+    """
+    from agents.run_folder import RunLock, check_engine, check_identity
+
+    if not is_main_process():
+        yield []
+        return
+    with RunLock(out):
+        check_engine(out, "trl")
+        has_checkpoint = any(p.is_dir() for p in out.glob("checkpoint-*"))
+        yield check_identity(
+            out,
+            {"engine": "trl", **settings},
+            has_checkpoint=has_checkpoint,
+            allow_changes=allow_changes,
+        )
+
+
+def save_model_atomically(trainer: Any, final: Path) -> Path:
+    """Save the trained model to ``final`` through a temporary folder renamed into place.
+
+    A full or read-only disk fails with ``OSError`` and leaves ``final`` as it was (absent,
+    or the previous model), never a partial model.
+    """
+    temporary = final.with_name(f".tmp-{final.name}")  # the same name on every rank
+    main = is_main_process()
+    barrier = getattr(getattr(trainer, "accelerator", None), "wait_for_everyone", lambda: None)
+    if main:
+        shutil.rmtree(temporary, ignore_errors=True)
+    try:
+        barrier()  # no rank writes into the folder before it is empty
+        trainer.save_model(str(temporary))
+        barrier()  # every rank's part is written before the folder moves
+        if main:
+            from agents.run_folder import replace_folder
+
+            replace_folder(temporary, final)
+    finally:
+        if main:
+            shutil.rmtree(temporary, ignore_errors=True)
+    return final
 
 
 def _source(spec: str, seed: int) -> Any:

@@ -12,7 +12,8 @@ class ProverRequest:
     """One J estimate to compute.
 
     Attributes:
-        problem_id: Stable id of the problem (cache key together with ``prefix``).
+        problem_id: Stable id of the problem (part of the J cache key, with the gold, prompt
+            and prefix).
         prompt: The fully rendered prompt the policy saw (chat template applied, ends where
             the thinking starts).
         gold: Gold answer used to verify the forced answers.

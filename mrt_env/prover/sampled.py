@@ -13,8 +13,9 @@ from mrt_env.lm.base import LanguageModel, SamplingParams
 from mrt_env.prover.base import JEstimate, ProverRequest
 from mrt_env.templates import ChatTemplate, resolve_template
 
-CacheKey = tuple[str, str, str]
-"""``(problem_id, prompt, prefix)``: what a J estimate is cached by."""
+CacheKey = tuple[Any, ...]
+"""What a J estimate is cached by: the request's problem id, gold, prompt and prefix, and the
+prover's settings that change what J means (K, sampling parameters, template, verifier)."""
 
 
 class BatchVerifier(Protocol):
@@ -50,7 +51,7 @@ class ProverStats:
         requests: Requests received.
         cache_hits: Requests answered from the J cache of earlier calls.
         duplicates: Requests that repeated another request of the same call.
-        unique_prefixes: Distinct (problem, prompt, prefix) triples estimated by sampling.
+        unique_prefixes: Distinct requests (problem, gold, prompt, prefix) estimated by sampling.
         generated_answers: Forced answers sampled (``unique_prefixes * k``).
         answered: Forced answers that contain a final answer the verifier could read (status
             other than ``no_answer``); ``answered / generated_answers`` near 0 means the answer
@@ -105,10 +106,16 @@ class SampledMetaProver:
     One ``estimate`` call makes at most one ``generate`` call: identical requests of the call
     are estimated once (the empty prefix shared by a group of trajectories, for instance), each
     distinct input is prefilled once and its cache shared by its K samples (with
-    :class:`~mrt_env.lm.hf.HFLanguageModel`), and estimates are cached by
-    ``(problem_id, prompt, prefix)`` in an LRU. A request answered by the cache or by a
-    duplicate reuses that estimate, whatever its own seed; same seeds and an empty cache give
-    the same J.
+    :class:`~mrt_env.lm.hf.HFLanguageModel`), and estimates are cached in an LRU keyed on
+    everything that determines J: the request's problem id, gold answer, prompt and prefix, and
+    the prover's K, sampling parameters (answer cap, temperature, top-p, stop strings), template
+    and verifier, read at each call (changing ``prover.params`` cannot serve a stale J). The
+    seed is not in the key: it picks the Monte-Carlo noise of an estimate, not the quantity
+    estimated, so a request answered by the cache or by a duplicate reuses that estimate,
+    whatever its own seed (a group of trajectories shares one J of the empty prefix; same seeds
+    and an empty cache give the same J). The weights are not in the key either: a prover whose
+    model is trained must drop its cache when the weights change (:meth:`clear_cache`; the TRL
+    engine's ``PolicyProver`` does so per optimizer step).
 
     Args:
         lm: The language model that answers.
@@ -171,10 +178,11 @@ class SampledMetaProver:
         """J estimates for ``requests``, in order (one model call for all uncached ones)."""
         results: list[JEstimate | None] = [None] * len(requests)
         todo: dict[CacheKey, list[int]] = {}
+        settings = self._settings_key()
         for index, request in enumerate(requests):
             if not isinstance(request, ProverRequest):
                 raise TypeError(f"expected ProverRequest, got {type(request).__name__}")
-            key = (request.problem_id, request.prompt, request.prefix)
+            key = (request.problem_id, request.gold, request.prompt, request.prefix, settings)
             cached = self._cache.get(key)
             if cached is not None:
                 self._cache.move_to_end(key)
@@ -191,6 +199,20 @@ class SampledMetaProver:
                 for index in todo[key]:
                     results[index] = estimate
         return [r for r in results if r is not None]
+
+    def _settings_key(self) -> tuple[Any, ...]:
+        """The prover settings that change what J means, as part of every cache key."""
+        params = self.params
+        return (
+            self.k,
+            params.n,
+            params.max_new_tokens,
+            params.temperature,
+            params.top_p,
+            tuple(params.stop),
+            self.template,
+            id(self.verifier),
+        )
 
     def _sample(self, requests: list[ProverRequest]) -> list[JEstimate]:
         """Sample and verify K answers for each (distinct) request."""

@@ -48,6 +48,15 @@ POISONED_LINES = [
     ),
     ("truncated line", b'{"problem": "p", "answer": "1', "invalid JSON"),
     ("over-long gold", b'{"problem": "p", "answer": "' + b"1+" * 60_000 + b'1"}', "longer than"),
+    # Short text for numbers of billions of digits: every verification against them timed out
+    # (J = 0 at about 5 s per forced answer); refused when the file is read.
+    ("power tower 10^10^10", b'{"problem": "p", "answer": "10^{10^{10}}"}', "1e+10 digits"),
+    ("power tower 9^9^9^9", b'{"problem": "p", "answer": "9^{9^{9^{9}}}"}', "1e300 digits"),
+    ("tower in a fraction", b'{"problem": "p", "answer": "\\\\frac{1}{2^{2^{40}}}"}', "digits"),
+    ("ungrouped tower", b'{"problem": "p", "answer": "10^{10}^{10}"}', "1e+10 digits"),
+    ("tower with \\cdot", b'{"problem": "p", "answer": "3 \\\\cdot 7^{10^{9}}"}', "digits"),
+    ("100000!", b'{"problem": "p", "answer": "100000!"}', "5e+05 digits"),
+    ("(10!)!", b'{"problem": "p", "answer": "(10!)!"}', "grading it would time out"),
 ]
 
 
@@ -81,6 +90,43 @@ def test_poisoned_file_fails_when_the_env_is_built(tmp_path: Path) -> None:
 def test_poisoned_records_in_a_list_name_the_index() -> None:
     with pytest.raises(ProblemSourceError, match=r"list\[1\]: field 'answer' is not a finite"):
         resolve_source([{"problem": "a", "answer": 1}, {"problem": "b", "answer": float("nan")}])
+
+
+def test_a_power_tower_gold_in_reset_options_is_refused_at_once() -> None:
+    import gymnasium as gym
+
+    import mrt_env  # noqa: F401  (registers the envs)
+    from tests.mrt_env.env_doubles import env_kwargs
+
+    env = gym.make("MRTMath-v0", **env_kwargs())
+    start = time.perf_counter()
+    with pytest.raises(ProblemSourceError, match=r"options\['problem'\]: field 'answer' writes"):
+        env.reset(options={"problem": {"problem": "p", "answer": "10^{10^{10}}"}})
+    assert time.perf_counter() - start < 2.0
+    env.reset(options={"problem": {"problem": "p", "answer": "10^{100}"}})  # still usable
+
+
+@pytest.mark.parametrize(
+    ("gold", "digits"),
+    [
+        ("10^{100}", 101),
+        ("2^{10}", 4),
+        ("2^{2^{2^{2^{2}}}}", 19_729),  # 2^65536: 19,729 digits, graded in well under a second
+        ("3 \\cdot 10^{5}", 6),
+        ("\\frac{1}{2^{10}}", 4),
+        ("20!", 19),
+        ("x^{10^{10}}", 0),  # a power of a symbol is never expanded
+        ("1^{10^{100}}", 1),
+        ("\\sqrt{2}^{100}", 31),  # an upper bound: 2^100 has 31 digits
+    ],
+)
+def test_large_but_gradable_golds_load(gold: str, digits: int) -> None:
+    from mrt_env.gold_size import MAX_GOLD_DIGITS, gold_digits
+
+    assert gold_digits(gold) == digits  # decimal digits counted by hand
+    assert digits <= MAX_GOLD_DIGITS
+    [problem] = resolve_source([{"problem": "p", "answer": gold}]).problems  # type: ignore[attr-defined]
+    assert problem.answer == gold
 
 
 def test_a_5000_digit_answer_as_text_loads_and_grades(tmp_path: Path) -> None:
