@@ -10,11 +10,15 @@ at T = 1 (``SampledMetaProver``, answers checked by ``rewards.verify``). Printed
 * mean J* against episode index (a finished trajectory keeps its last J*), plotted to a PNG,
 * the share of trajectories whose J* rises somewhere before its last boundary,
 * the base pass@1 (greedy and sampled) on ``--pass-problems`` held-out problems,
+* the mean sampled response length in tokens and the generation wall time (the tiny LM's speed),
 * wall time and the load average (the machine may be shared).
 
-Run:  .venv/bin/python benchmarks/j_distribution.py                         # the shipped tiny LM
-      .venv/bin/python benchmarks/j_distribution.py --model mrt_env/assets/tiny-lm-graded
-      .venv/bin/python benchmarks/j_distribution.py --model PATH --out runs/j-distribution
+Results go to ``--out``: ``j_distribution.json`` and ``j_distribution.png`` (mean J* by episode
+index); with ``--out`` a tiny-LM folder, its model card (``mrt_env.tinymath.card``) shows them.
+
+Run:  .venv/bin/python benchmarks/j_distribution.py                       # the shipped tiny LM
+      .venv/bin/python benchmarks/j_distribution.py --model mrt_env/assets/tiny-lm-graded \
+          --out mrt_env/assets/tiny-lm-graded                                 # its card's figures
 """
 
 from __future__ import annotations
@@ -27,9 +31,11 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from _common import Line, parse_args, run_environment, save_line_plot, write_json
+from _common import parse_args, run_environment, write_json
 
 from mrt_env.lm.hf import HFLanguageModel
 from mrt_env.tinymath.evaluate import j_curves, pass_at_1, respond
@@ -58,7 +64,7 @@ class Args:
     threads: int = 1
     """torch CPU threads"""
     out: str = "runs/j-distribution"
-    """folder for results.json and j_by_episode.png"""
+    """folder for j_distribution.json and j_distribution.png"""
 
 
 args = parse_args(Args)
@@ -71,6 +77,8 @@ start = time.monotonic()
 # 1. trajectories of the base policy and J* at every episode boundary
 problems = list(TinyMathSource("heldout", args.trajectories, seed=args.seed))
 responses = respond(lm, problems, args.temperature, args.max_new_tokens, args.seed)
+generation_seconds = time.monotonic() - start
+response_tokens = float(np.mean([lm.count_tokens(r) for r in responses]))
 curves = j_curves(lm, problems, responses, args.k, args.seed)["j"]
 j_all = np.array([j for curve in curves for j in curve], dtype=np.float64)
 graded = float(np.mean((j_all > 0.1) & (j_all < 0.9)))
@@ -95,8 +103,9 @@ if args.pass_problems:
 seconds = time.monotonic() - start
 load = os.getloadavg()
 
+matplotlib.use("Agg")
 results = {
-    "args": asdict(args),
+    "args": {**asdict(args), "model": os.path.relpath(args.model), "out": os.path.relpath(out)},
     "prefixes": len(j_all),
     "share_graded": graded,
     "histogram": histogram.tolist(),
@@ -107,17 +116,23 @@ results = {
     "share_trajectories_rising_before_last_boundary": rises_before_end,
     "greedy_pass_at_1": pass_greedy,
     "sampled_pass_at_1": pass_sampled,
+    "mean_response_tokens": response_tokens,
+    "generation_seconds": generation_seconds,
     "seconds": seconds,
     "load_average": load,
     "environment": run_environment(),
 }
-write_json(out / "results.json", results)
-save_line_plot(
-    out / "j_by_episode.png",
-    [Line(list(range(depth)), by_episode.tolist(), label=Path(args.model).name, style="o-")],
-    xlabel="episodes of thinking (0 = empty)",
-    ylabel="mean J*",
-)
+write_json(out / "j_distribution.json", results)
+# 4. the figure: histogram of J* and mean J* by episode index
+figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
+left.bar(np.arange(10) / 10 + 0.05, histogram, width=0.09)
+left.set(xlabel="J*", ylabel="prefixes", title=f"J* at episode boundaries ({graded:.0%} graded)")
+right.plot(range(depth), by_episode, marker="o")
+right.set(xlabel="episodes of thinking (0 = empty)", ylabel="mean J*", ylim=(0, 1))
+right.set(title="mean J* vs episode")
+figure.suptitle(Path(args.model).name)
+figure.tight_layout()
+figure.savefig(out / "j_distribution.png", dpi=100)
 
 print(f"model {args.model}: {len(curves)} trajectories, {len(j_all)} prefixes, K = {args.k}")
 print(f"share of prefixes with J* in (0.1, 0.9): {graded:.3f} ({int(graded * len(j_all))})")
@@ -130,4 +145,8 @@ if pass_greedy is not None:
         f"base pass@1 on {args.pass_problems} held-out problems: greedy {pass_greedy:.3f}, "
         f"sampled (T = {args.temperature}) {pass_sampled:.3f}"
     )
+print(
+    f"{args.trajectories} sampled responses: {response_tokens:.0f} tokens on average, "
+    f"generated in {generation_seconds:.1f} s"
+)
 print(f"{seconds:.0f} s, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; wrote {out}")

@@ -1,4 +1,4 @@
-"""Render the tiny LM's model card (``README.md``) from ``training.json`` and ``eval.json``."""
+"""Render a tiny LM's model card (``README.md``) from ``training.json`` and ``eval.json``."""
 
 from __future__ import annotations
 
@@ -6,15 +6,27 @@ import json
 from pathlib import Path
 from typing import Any
 
-USAGE = """```python
+from mrt_env.tinymath.loading import VARIANTS
+
+
+def _usage(folder: str) -> str:
+    """How to load the model in ``mrt_env/assets/<folder>``."""
+    variant = next((name for name, (f, _) in VARIANTS.items() if f == folder), None)
+    call = "" if variant in (None, "base") else f'"{variant}"'
+    env = (
+        ""
+        if variant in (None, "base")
+        else f'\n# in the env: gym.make("MRTMath-v0", lm="tiny:{variant}")'
+    )
+    return f"""```python
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-model = AutoModelForCausalLM.from_pretrained("mrt_env/assets/tiny-lm")
-tokenizer = AutoTokenizer.from_pretrained("mrt_env/assets/tiny-lm")
+model = AutoModelForCausalLM.from_pretrained("mrt_env/assets/{folder}")
+tokenizer = AutoTokenizer.from_pretrained("mrt_env/assets/{folder}")
 # or, as an mrt-gym LanguageModel:
 from mrt_env.tinymath import load_tiny_lm
 
-lm = load_tiny_lm()
+lm = load_tiny_lm({call}){env}
 ```"""
 
 
@@ -22,13 +34,13 @@ def _pct(value: float) -> str:
     return f"{100 * value:.1f}%"
 
 
-def _training_section(training: dict[str, Any]) -> str:
+def _training_section(training: dict[str, Any], folder: str) -> str:
     config, result = training["config"], training["result"]
     early = " (stopped early by the time cap)" if result["stopped_early"] else ""
     first, last = result["test_loss"][0], result["test_loss"][-1]
     return f"""## Training
 
-- Command: `{training["command"]} --out mrt_env/assets/tiny-lm`
+- Command: `{training["command"]} --out mrt_env/assets/{folder}`
 - Seed {config["seed"]}: parameter init from a `torch.Generator`, data from a numpy
   `Generator`. {result["steps"]} steps of batch {config["batch_size"]}, AdamW (lr
   {config["learning_rate"]}, warmup {config["warmup_steps"]} steps, cosine to 10%).
@@ -74,10 +86,28 @@ by a hash of the expression). Each example is a natural trace (probability
   checked with probability {trace["first_check"]}, again with {trace["extra_check"]}; at most
   {trace["max_episodes"]} episodes, one paragraph each, so `MarkerSegmenter(min_paragraphs=1)`
   splits them.
-- Forced termination: the thinking cut at nothing ({forced["empty"]}), at an episode
+{_forced_section(forced)}"""
+
+
+def _forced_section(forced: dict[str, Any]) -> str:
+    """The forced-termination bullet (the classic or the graded recipe)."""
+    cuts = f"""- Forced termination: the thinking cut at nothing ({forced["empty"]}), at an episode
   boundary ({forced["boundary"]}) or at a random character (the rest), then the `tiny`
-  template's termination suffix and the last answer stated in the prefix (the gold answer as
+  template's termination suffix and"""
+    if not forced.get("confidence"):
+        return f"""{cuts} the last answer stated in the prefix (the gold answer as
   a direct guess when none is). The loss covers only the forced answer."""
+    beliefs = ", ".join(f"{c:g}" for c in forced["confidence"])
+    return f"""{cuts} an answer drawn from the belief the prefix
+  earns (the *graded* recipe, `--recipe graded`): with no answer stated yet, the gold answer
+  (a direct guess); after a quick guess, the guess with probability
+  {forced["guess_confidence"]:g}; after a worked answer confirmed by 0, 1, 2, 3 checks that
+  passed (`Yes.`/`Same.`; a failed check resets the count), that answer with probability
+  {beliefs} (each check halves the doubt). Otherwise the other candidate: the gold answer
+  when the stated one is wrong, a near miss one digit off by one when it is right. A forced
+  answer thus no longer copies the last number: J of a right answer is the belief its
+  evidence earns and rises with every check, J of a wrong one is at most one minus it. The
+  loss covers only the forced answer."""
 
 
 def _figures_section(figures: dict[str, Any]) -> str:
@@ -126,23 +156,70 @@ A sampled response to `{example["problem"]}`:
 ```"""
 
 
-def render_card(training: dict[str, Any], figures: dict[str, Any]) -> str:
-    """The model card text."""
-    return f"""# tiny-lm: a tiny reasoning LM for TinyMath
+def _j_distribution_section(measured: dict[str, Any] | None) -> str:
+    """The J* distribution printed by ``benchmarks/j_distribution.py`` (when measured)."""
+    if not measured:
+        return ""
+    args = measured["args"]
+    command = (
+        f"python benchmarks/j_distribution.py --model {args['model']} --out {args['out']} "
+        f"--trajectories {args['trajectories']} --k {args['k']} --seed {args['seed']}"
+    )
+    curve = " → ".join(f"{v:.3f}" for v in measured["mean_j_by_episode"])
+    load = ", ".join(f"{v:.2f}" for v in measured["load_average"])
+    return f"""
+
+## How graded is J
+
+`{command}`: {args["trajectories"]} held-out problems, one sampled response each
+(T = {args["temperature"]}), J* at every episode boundary (the empty thinking included) from
+K = {args["k"]} forced answers at T = 1. It took {measured["seconds"]:.0f} s (load average
+{load} on a shared 2-core machine).
+
+| figure | value |
+|---|---|
+| Prefixes measured | {measured["prefixes"]} |
+| Share with J* in (0.1, 0.9) | {_pct(measured["share_graded"])} |
+| Histogram of J* over [0, 0.1), ..., [0.9, 1] | {", ".join(map(str, measured["histogram"]))} |
+| Mean J* after 0, 1, 2, ... episodes | {curve} |
+| Trajectories whose J* rises at some boundary | {_pct(measured["share_trajectories_rising"])} |
+
+![J* histogram and mean J* by episode](j_distribution.png)"""
+
+
+def _intro(training: dict[str, Any], folder: str) -> str:
+    if training.get("recipe") == "graded":
+        role = """It is the *graded* tiny LM: the same model size, traces and training
+command as `tiny-lm` except the forced-answer recipe (`--recipe graded`, below), so that J
+rises with partial work instead of jumping from 0 to 1 at the episode that writes the answer.
+Use it where the progress bonus and the meta-prover should have something to act on."""
+    else:
+        role = """It is the default policy and meta-prover μ of `gym.make("MRTMath-v0")`."""
+    return f"""# {folder}: a tiny reasoning LM for TinyMath
 
 A {training["parameters"]:,}-parameter Llama-architecture causal LM with a character-level
 tokenizer, trained from scratch by mrt-gym on synthetic TinyMath reasoning traces. It writes
 R1-style thinking in episodes (an attempt, checks, new attempts) and answers in `\\boxed{{}}`;
 forced to stop with the `tiny` template's termination suffix, it answers from any thinking
-prefix. It is the default policy and meta-prover μ of `gym.make("MRTMath-v0")`.
+prefix. {role}"""
 
-{USAGE}
 
-{_training_section(training)}
+def render_card(
+    training: dict[str, Any],
+    figures: dict[str, Any],
+    folder: str = "tiny-lm",
+    j_distribution: dict[str, Any] | None = None,
+) -> str:
+    """The model card text of the tiny LM in ``mrt_env/assets/<folder>``."""
+    return f"""{_intro(training, folder)}
+
+{_usage(folder)}
+
+{_training_section(training, folder)}
 
 {_data_section(training["config"]["data"])}
 
-{_figures_section(figures)}
+{_figures_section(figures)}{_j_distribution_section(j_distribution)}
 
 ## Limitations
 
@@ -158,9 +235,12 @@ card's recipe (the `--minutes` cap only stops a run early; it did not trigger he
 
 
 def write_card(folder: Path) -> Path:
-    """Write ``README.md`` into ``folder`` from its ``training.json`` and ``eval.json``."""
+    """Write ``README.md`` into ``folder`` from its ``training.json`` and ``eval.json`` (and
+    ``j_distribution.json``, written by ``benchmarks/j_distribution.py``, when present)."""
     training = json.loads((folder / "training.json").read_text())
     figures = json.loads((folder / "eval.json").read_text())
+    measured = folder / "j_distribution.json"
+    j_distribution = json.loads(measured.read_text()) if measured.is_file() else None
     path = folder / "README.md"
-    path.write_text(render_card(training, figures))
+    path.write_text(render_card(training, figures, folder.name, j_distribution))
     return path

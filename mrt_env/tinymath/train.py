@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from mrt_env.tinymath.data import DataRecipe, batches, fixed_batches
+from mrt_env.tinymath.data import DATA_RECIPES, DataRecipe, batches, fixed_batches
 
 
 @dataclass(frozen=True)
@@ -190,8 +190,19 @@ def save(model: Any, tokenizer: Any, out: Path, record: dict[str, Any]) -> None:
             os.replace(Path(staging, name), out / name)
 
 
+def recipe_name(data: DataRecipe) -> str | None:
+    """The name in :data:`DATA_RECIPES` of ``data`` (levels aside), or ``None``."""
+    for name, recipe in DATA_RECIPES.items():
+        if replace(recipe, levels=data.levels) == data:
+            return name
+    return None
+
+
 def _record(config: TrainConfig, result: TrainResult, parameters: int) -> dict[str, Any]:
     import torch
+
+    recipe = recipe_name(config.data)
+    recipe_flag = f" --recipe {recipe}" if recipe not in (None, "classic") else ""
 
     return {
         "config": asdict(config),
@@ -203,8 +214,9 @@ def _record(config: TrainConfig, result: TrainResult, parameters: int) -> dict[s
             f"python -m mrt_env.tinymath.train --preset {config.preset} --seed {config.seed} "
             f"--steps {config.steps} --batch-size {config.batch_size} "
             f"--lr {config.learning_rate:g} --levels {','.join(map(str, config.data.levels))} "
-            f"--minutes {config.minutes:g}"
+            f"--minutes {config.minutes:g}{recipe_flag}"
         ),
+        "recipe": recipe or "custom",
     }
 
 
@@ -222,9 +234,15 @@ def config_from_args(argv: list[str] | None = None) -> tuple[TrainConfig, Path]:
     parser.add_argument("--minutes", type=float, default=TrainConfig.minutes, help="time cap")
     parser.add_argument("--threads", type=int, default=TrainConfig.threads)
     parser.add_argument("--levels", default=None, help="comma-separated TinyMath levels")
+    parser.add_argument(
+        "--recipe",
+        default="classic",
+        choices=sorted(DATA_RECIPES),
+        help="data recipe: classic (forced answers copy the last answer) or graded",
+    )
     parser.add_argument("--out", type=Path, default=Path("mrt_env/assets/tiny-lm"))
     args = parser.parse_args(argv)
-    data = DataRecipe()
+    data = DATA_RECIPES[args.recipe]
     if args.levels:
         data = replace(data, levels=tuple(int(x) for x in args.levels.split(",")))
     config = TrainConfig(
