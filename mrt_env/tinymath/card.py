@@ -41,7 +41,7 @@ def _training_section(training: dict[str, Any], folder: str) -> str:
     return f"""## Training
 
 - Command: `{training["command"]} --out mrt_env/assets/{folder}`
-- Seed {config["seed"]}: parameter init from a `torch.Generator`, data from a numpy
+- Seed {config["seed"]}: {_start(config)}, data from a numpy
   `Generator`. {result["steps"]} steps of batch {config["batch_size"]}, AdamW (lr
   {config["learning_rate"]}, warmup {config["warmup_steps"]} steps, cosine to 10%).
 - {result["tokens"]:,} tokens in {result["seconds"] / 60:.1f} minutes on
@@ -49,6 +49,13 @@ def _training_section(training: dict[str, Any], folder: str) -> str:
   ({training["tokens_per_second"]:.0f} tokens/s), torch {training["torch"]}{early}.
 - Held-out test loss (nats/token): {first[1]:.3f} at step {first[0]} → {last[1]:.3f} at
   step {last[0]}.{_reproduction(training.get("reproduction"))}"""
+
+
+def _start(config: dict[str, Any]) -> str:
+    """Where the weights started: a seeded init, or a saved model (``--init``)."""
+    if config.get("init"):
+        return f"weights start from `{config['init']}` (fine-tuning)"
+    return "parameter init from a `torch.Generator`"
 
 
 def _reproduction(check: dict[str, Any] | None) -> str:
@@ -156,7 +163,7 @@ A sampled response to `{example["problem"]}`:
 ```"""
 
 
-def _j_distribution_section(measured: dict[str, Any] | None) -> str:
+def _j_distribution_section(measured: dict[str, Any] | None, recipe: str | None) -> str:
     """The J* distribution printed by ``benchmarks/j_distribution.py`` (when measured)."""
     if not measured:
         return ""
@@ -184,21 +191,33 @@ K = {args["k"]} forced answers at T = 1. It took {measured["seconds"]:.0f} s (lo
 | Mean J* after 0, 1, 2, ... episodes | {curve} |
 | Trajectories whose J* rises at some boundary | {_pct(measured["share_trajectories_rising"])} |
 
-![J* histogram and mean J* by episode](j_distribution.png)"""
+![J* histogram and mean J* by episode](j_distribution.png){_reading(recipe)}"""
+
+
+def _reading(recipe: str | None) -> str:
+    if recipe == "graded":
+        return ""
+    return """
+
+A forced answer copies the last answer the thinking wrote, so J is a step: about 0 until the
+episode that writes a right answer, about 1 after it. `tiny-lm-graded` is this model
+fine-tuned on the graded forced-answer recipe; there J rises with partial work."""
 
 
 def _intro(training: dict[str, Any], folder: str) -> str:
     if training.get("recipe") == "graded":
-        role = """It is the *graded* tiny LM: the same model size, traces and training
-command as `tiny-lm` except the forced-answer recipe (`--recipe graded`, below), so that J
-rises with partial work instead of jumping from 0 to 1 at the episode that writes the answer.
+        role = """It is the *graded* tiny LM: the same model size and the same natural
+traces as `tiny-lm`, with the graded forced-answer recipe (`--recipe graded`, below), so that
+J rises with partial work instead of jumping from 0 to 1 at the episode that writes the answer.
 Use it where the progress bonus and the meta-prover should have something to act on."""
     else:
         role = """It is the default policy and meta-prover μ of `gym.make("MRTMath-v0")`."""
+    init = training["config"].get("init")
+    how = f"fine-tuned from `{init}`" if init else "trained from scratch"
     return f"""# {folder}: a tiny reasoning LM for TinyMath
 
 A {training["parameters"]:,}-parameter Llama-architecture causal LM with a character-level
-tokenizer, trained from scratch by mrt-gym on synthetic TinyMath reasoning traces. It writes
+tokenizer, {how} by mrt-gym on synthetic TinyMath reasoning traces. It writes
 R1-style thinking in episodes (an attempt, checks, new attempts) and answers in `\\boxed{{}}`;
 forced to stop with the `tiny` template's termination suffix, it answers from any thinking
 prefix. {role}"""
@@ -219,10 +238,25 @@ def render_card(
 
 {_data_section(training["config"]["data"])}
 
-{_figures_section(figures)}{_j_distribution_section(j_distribution)}
+{_figures_section(figures)}{_j_distribution_section(j_distribution, training.get("recipe"))}
 
 ## Limitations
 
+{_limitations(training)}
+"""
+
+
+def _limitations(training: dict[str, Any]) -> str:
+    if training.get("recipe") == "graded":
+        return """\
+A toy, like `tiny-lm`: column addition, subtraction and one-digit multiplication of small
+numbers, much weaker on levels 3–5 than on additions. Its J is graded by construction: the
+forced answer is trained on a belief schedule (how much a guess, an unchecked answer and each
+passed check are worth), not on the probability that the model's own answer is right, so J is a
+designed, not a calibrated, probability of success; a right answer's J after c passed checks
+sits near the schedule's value whatever the problem. The schedule is a training choice
+(`ForcedRecipe.confidence`), so other shapes of J can be trained the same way."""
+    return """\
 A toy: it knows column addition, subtraction and one-digit multiplication of small numbers and
 nothing else, and it is much weaker on levels 3–5 (subtraction with borrows, two-step
 expressions, multiplication) than on additions. Its quick guesses are mostly wrong and its
@@ -230,8 +264,7 @@ worked attempts mostly right, which is why mean J rises most over the first two 
 recomputation restates the answer it checks, so the model's own slips while checking seldom
 cost an answer, and later episodes change J little. Episodes differ in usefulness, which is what
 a progress bonus can learn from. `python -m mrt_env.tinymath.train` with no arguments uses this
-card's recipe (the `--minutes` cap only stops a run early; it did not trigger here).
-"""
+card's recipe (the `--minutes` cap only stops a run early; it did not trigger here)."""
 
 
 def write_card(folder: Path) -> Path:
