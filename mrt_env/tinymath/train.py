@@ -207,9 +207,9 @@ def save(model: Any, tokenizer: Any, out: Path, record: dict[str, Any]) -> None:
 
 
 def recipe_name(data: DataRecipe) -> str | None:
-    """The name in :data:`DATA_RECIPES` of ``data`` (levels aside), or ``None``."""
+    """The name in :data:`DATA_RECIPES` of ``data`` (levels and forced fraction aside)."""
     for name, recipe in DATA_RECIPES.items():
-        if replace(recipe, levels=data.levels) == data:
+        if replace(recipe, levels=data.levels, forced_fraction=data.forced_fraction) == data:
             return name
     return None
 
@@ -219,6 +219,8 @@ def _record(config: TrainConfig, result: TrainResult, parameters: int) -> dict[s
 
     recipe = recipe_name(config.data)
     recipe_flag = f" --recipe {recipe}" if recipe not in (None, "classic") else ""
+    if config.data.forced_fraction != DataRecipe.forced_fraction:
+        recipe_flag += f" --forced-fraction {config.data.forced_fraction:g}"
     init_flag = f" --warmup {config.warmup_steps}" if config.warmup_steps != 100 else ""
     init_flag += f" --init {config.init}" if config.init else ""
 
@@ -251,6 +253,12 @@ def config_from_args(argv: list[str] | None = None) -> tuple[TrainConfig, Path]:
     parser.add_argument("--lr", type=float, default=TrainConfig.learning_rate)
     parser.add_argument("--minutes", type=float, default=TrainConfig.minutes, help="time cap")
     parser.add_argument("--threads", type=int, default=TrainConfig.threads)
+    parser.add_argument(
+        "--forced-fraction",
+        type=float,
+        default=None,
+        help="share of forced-termination examples (default: the recipe's)",
+    )
     parser.add_argument("--warmup", type=int, default=TrainConfig.warmup_steps)
     parser.add_argument("--init", default=None, help="a saved tiny LM to fine-tune from")
     parser.add_argument("--levels", default=None, help="comma-separated TinyMath levels")
@@ -263,6 +271,8 @@ def config_from_args(argv: list[str] | None = None) -> tuple[TrainConfig, Path]:
     parser.add_argument("--out", type=Path, default=Path("mrt_env/assets/tiny-lm"))
     args = parser.parse_args(argv)
     data = DATA_RECIPES[args.recipe]
+    if args.forced_fraction is not None:
+        data = replace(data, forced_fraction=args.forced_fraction)
     if args.levels:
         data = replace(data, levels=tuple(int(x) for x in args.levels.split(",")))
     config = TrainConfig(

@@ -100,6 +100,11 @@ def test_command_line_names_the_recipe_and_the_starting_model() -> None:
     record = _record(config, TrainResult(), 1)
     assert record["recipe"] == "graded"
     assert record["command"].endswith("--recipe graded --warmup 20 --init base")
+    config, _ = config_from_args(["--recipe", "graded", "--forced-fraction", "1"])
+    assert (
+        config.data.forced_fraction == 1.0 and config.data.forced == DATA_RECIPES["graded"].forced
+    )
+    assert _record(config, TrainResult(), 1)["command"].endswith("graded --forced-fraction 1")
     classic, _ = config_from_args(["--levels", "1,2"])
     assert classic.data.levels == (1, 2) and not classic.data.forced.confidence
     record = _record(classic, TrainResult(), 1)
