@@ -117,8 +117,9 @@ def _forced_section(forced: dict[str, Any]) -> str:
   loss covers only the forced answer."""
 
 
-def _figures_section(figures: dict[str, Any]) -> str:
+def _figures_section(figures: dict[str, Any], folder: str) -> str:
     config = figures["config"]
+    model = "" if folder == "tiny-lm" else f" --model mrt_env/assets/{folder}"
     by_level = ", ".join(f"L{k} {_pct(v)}" for k, v in figures["greedy_pass_at_1_by_level"].items())
     curve = " → ".join(f"{v:.3f}" for v in figures["mean_j_by_episode"])
     reached = ", ".join(str(n) for n in figures["trajectories_reaching_episode"])
@@ -144,7 +145,7 @@ def _figures_section(figures: dict[str, Any]) -> str:
     example = figures["examples"][0]
     return f"""## Measured figures
 
-`python -m mrt_env.tinymath.evaluate --n {config["n"]} --seed {config["seed"]}` on
+`python -m mrt_env.tinymath.evaluate --n {config["n"]} --seed {config["seed"]}{model}` on
 {config["n"]} held-out problems. J comes from {config["j_problems"]} sampled responses,
 K = {config["k"]} forced answers at T = 1 per prefix (`SampledMetaProver`); episodes from
 `MarkerSegmenter(min_paragraphs=1)`; answers checked by `rewards.verify`. The evaluation took
@@ -238,7 +239,7 @@ def render_card(
 
 {_data_section(training["config"]["data"])}
 
-{_figures_section(figures)}{_j_distribution_section(j_distribution, training.get("recipe"))}
+{_figures_section(figures, folder)}{_j_distribution_section(j_distribution, training.get("recipe"))}
 
 ## Limitations
 
