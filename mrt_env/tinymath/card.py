@@ -307,8 +307,12 @@ def _comparison(folder: Path, start: Path) -> str:
     ]
     lines = []
     for label, name, key, fmt in rows:
-        values = [read(model, name).get(key) for model in (start, folder)]
-        if None in values:
+        values: list[float] = []
+        for model in (start, folder):
+            value = read(model, name).get(key)
+            if value is not None:
+                values.append(float(value))
+        if len(values) < 2:
             continue
         shown = [fmt(v) if fmt else f"{v:.0f}" for v in values]
         lines.append(f"| {label} | {shown[0]} | {shown[1]} |")
