@@ -123,6 +123,7 @@ results = {
     "environment": run_environment(),
 }
 write_json(out / "j_distribution.json", results)
+
 # 4. the figure: histogram of J* and mean J* by episode index
 figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
 left.bar(np.arange(10) / 10 + 0.05, histogram, width=0.09)
@@ -135,7 +136,9 @@ figure.tight_layout()
 figure.savefig(out / "j_distribution.png", dpi=100)
 
 print(f"model {args.model}: {len(curves)} trajectories, {len(j_all)} prefixes, K = {args.k}")
-print(f"share of prefixes with J* in (0.1, 0.9): {graded:.3f} ({int(graded * len(j_all))})")
+print(f"share of prefixes with J* in (0.1, 0.9): {graded:.3f} ({round(graded * len(j_all))})")
+if graded < 0.05:
+    print("note: J* is (nearly) a step here: almost every prefix has J* near 0 or near 1")
 print("histogram of J* over ten bins [0, 0.1), ..., [0.9, 1]:", ", ".join(map(str, histogram)))
 print("mean J* by episode index:", " -> ".join(f"{j:.3f}" for j in by_episode))
 print("trajectories reaching episode index:", ", ".join(map(str, reached)))
