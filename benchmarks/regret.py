@@ -141,7 +141,7 @@ class Args:
     """write traces.jsonl (input format of benchmarks/analyze_traces.py)"""
 
 
-TINY_VARIANTS = ("base", "grpo", "mrt")
+TINY_VARIANTS = ("base", "graded", "grpo", "mrt")
 TIMINGS: dict[str, float] = {"generate_s": 0.0, "replay_s": 0.0, "verify_s": 0.0}
 """Seconds spent per phase in this invocation (reported in results.json)."""
 REPLAY_STREAM = 2**31 - 1

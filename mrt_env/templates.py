@@ -270,7 +270,7 @@ def resolve_template(spec: str | ChatTemplate | None, lm: Any) -> ChatTemplate:
     return chat_template(tokenizer, model_name=name)
 
 
-TINY_FOLDERS = ("tiny-lm", "tiny-lm-grpo", "tiny-lm-mrt")
+TINY_FOLDERS = ("tiny-lm", "tiny-lm-graded", "tiny-lm-grpo", "tiny-lm-mrt")
 """Folder names of the shipped tiny LMs (``mrt_env/assets``; also a served copy of one)."""
 
 

@@ -126,7 +126,12 @@ def build_served_trainer(
     return GRPOTrainer(
         model=lm.model,
         reward_funcs=[reward],
-        args=grpo_args(options, train, normalize_std=True, tensorboard=tensorboard),
+        args=grpo_args(
+            options,
+            train,
+            normalize_std=True,
+            report_to=("tensorboard",) if tensorboard else (),
+        ),
         train_dataset=dataset,
         processing_class=lm.tokenizer,
     )

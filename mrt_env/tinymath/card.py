@@ -1,4 +1,4 @@
-"""Render the tiny LM's model card (``README.md``) from ``training.json`` and ``eval.json``."""
+"""Render a tiny LM's model card (``README.md``) from ``training.json`` and ``eval.json``."""
 
 from __future__ import annotations
 
@@ -6,15 +6,27 @@ import json
 from pathlib import Path
 from typing import Any
 
-USAGE = """```python
+from mrt_env.tinymath.loading import VARIANTS
+
+
+def _usage(folder: str) -> str:
+    """How to load the model in ``mrt_env/assets/<folder>``."""
+    variant = next((name for name, (f, _) in VARIANTS.items() if f == folder), None)
+    call = "" if variant in (None, "base") else f'"{variant}"'
+    env = (
+        ""
+        if variant in (None, "base")
+        else f'\n# in the env: gym.make("MRTMath-v0", lm="tiny:{variant}")'
+    )
+    return f"""```python
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-model = AutoModelForCausalLM.from_pretrained("mrt_env/assets/tiny-lm")
-tokenizer = AutoTokenizer.from_pretrained("mrt_env/assets/tiny-lm")
+model = AutoModelForCausalLM.from_pretrained("mrt_env/assets/{folder}")
+tokenizer = AutoTokenizer.from_pretrained("mrt_env/assets/{folder}")
 # or, as an mrt-gym LanguageModel:
 from mrt_env.tinymath import load_tiny_lm
 
-lm = load_tiny_lm()
+lm = load_tiny_lm({call}){env}
 ```"""
 
 
@@ -22,14 +34,14 @@ def _pct(value: float) -> str:
     return f"{100 * value:.1f}%"
 
 
-def _training_section(training: dict[str, Any]) -> str:
+def _training_section(training: dict[str, Any], folder: str) -> str:
     config, result = training["config"], training["result"]
     early = " (stopped early by the time cap)" if result["stopped_early"] else ""
     first, last = result["test_loss"][0], result["test_loss"][-1]
     return f"""## Training
 
-- Command: `{training["command"]} --out mrt_env/assets/tiny-lm`
-- Seed {config["seed"]}: parameter init from a `torch.Generator`, data from a numpy
+- Command: `{training["command"]} --out mrt_env/assets/{folder}`
+- Seed {config["seed"]}: {_start(config)}, data from a numpy
   `Generator`. {result["steps"]} steps of batch {config["batch_size"]}, AdamW (lr
   {config["learning_rate"]}, warmup {config["warmup_steps"]} steps, cosine to 10%).
 - {result["tokens"]:,} tokens in {result["seconds"] / 60:.1f} minutes on
@@ -37,6 +49,13 @@ def _training_section(training: dict[str, Any]) -> str:
   ({training["tokens_per_second"]:.0f} tokens/s), torch {training["torch"]}{early}.
 - Held-out test loss (nats/token): {first[1]:.3f} at step {first[0]} → {last[1]:.3f} at
   step {last[0]}.{_reproduction(training.get("reproduction"))}"""
+
+
+def _start(config: dict[str, Any]) -> str:
+    """Where the weights started: a seeded init, or a saved model (``--init``)."""
+    if config.get("init"):
+        return f"weights start from `{config['init']}` (fine-tuning)"
+    return "parameter init from a `torch.Generator`"
 
 
 def _reproduction(check: dict[str, Any] | None) -> str:
@@ -74,14 +93,33 @@ by a hash of the expression). Each example is a natural trace (probability
   checked with probability {trace["first_check"]}, again with {trace["extra_check"]}; at most
   {trace["max_episodes"]} episodes, one paragraph each, so `MarkerSegmenter(min_paragraphs=1)`
   splits them.
-- Forced termination: the thinking cut at nothing ({forced["empty"]}), at an episode
+{_forced_section(forced)}"""
+
+
+def _forced_section(forced: dict[str, Any]) -> str:
+    """The forced-termination bullet (the classic or the graded recipe)."""
+    cuts = f"""- Forced termination: the thinking cut at nothing ({forced["empty"]}), at an episode
   boundary ({forced["boundary"]}) or at a random character (the rest), then the `tiny`
-  template's termination suffix and the last answer stated in the prefix (the gold answer as
+  template's termination suffix and"""
+    if not forced.get("confidence"):
+        return f"""{cuts} the last answer stated in the prefix (the gold answer as
   a direct guess when none is). The loss covers only the forced answer."""
+    beliefs = ", ".join(f"{c:g}" for c in forced["confidence"])
+    return f"""{cuts} an answer drawn from the belief the prefix
+  earns (the *graded* recipe, `--recipe graded`): with no answer stated yet, the gold answer
+  (a direct guess); after a quick guess, the guess with probability
+  {forced["guess_confidence"]:g}; after a worked answer confirmed by 0, 1, 2, 3 checks that
+  passed (`Yes.`/`Same.`; a failed check resets the count), that answer with probability
+  {beliefs} (each check halves the doubt). Otherwise the other candidate: the gold answer
+  when the stated one is wrong, a near miss one digit off by one when it is right. A forced
+  answer thus no longer copies the last number: J of a right answer is the belief its
+  evidence earns and rises with every check, J of a wrong one is at most one minus it. The
+  loss covers only the forced answer."""
 
 
-def _figures_section(figures: dict[str, Any]) -> str:
+def _figures_section(figures: dict[str, Any], folder: str) -> str:
     config = figures["config"]
+    model = "" if folder == "tiny-lm" else f" --model mrt_env/assets/{folder}"
     by_level = ", ".join(f"L{k} {_pct(v)}" for k, v in figures["greedy_pass_at_1_by_level"].items())
     curve = " → ".join(f"{v:.3f}" for v in figures["mean_j_by_episode"])
     reached = ", ".join(str(n) for n in figures["trajectories_reaching_episode"])
@@ -107,7 +145,7 @@ def _figures_section(figures: dict[str, Any]) -> str:
     example = figures["examples"][0]
     return f"""## Measured figures
 
-`python -m mrt_env.tinymath.evaluate --n {config["n"]} --seed {config["seed"]}` on
+`python -m mrt_env.tinymath.evaluate --n {config["n"]} --seed {config["seed"]}{model}` on
 {config["n"]} held-out problems. J comes from {config["j_problems"]} sampled responses,
 K = {config["k"]} forced answers at T = 1 per prefix (`SampledMetaProver`); episodes from
 `MarkerSegmenter(min_paragraphs=1)`; answers checked by `rewards.verify`. The evaluation took
@@ -126,26 +164,106 @@ A sampled response to `{example["problem"]}`:
 ```"""
 
 
-def render_card(training: dict[str, Any], figures: dict[str, Any]) -> str:
-    """The model card text."""
-    return f"""# tiny-lm: a tiny reasoning LM for TinyMath
+def _j_distribution_section(measured: dict[str, Any] | None, recipe: str | None) -> str:
+    """The J* distribution printed by ``benchmarks/j_distribution.py`` (when measured)."""
+    if not measured:
+        return ""
+    args = measured["args"]
+    command = (
+        f"python benchmarks/j_distribution.py --model {args['model']} --out {args['out']} "
+        f"--trajectories {args['trajectories']} --k {args['k']} --seed {args['seed']}"
+    )
+    curve = " → ".join(f"{v:.3f}" for v in measured["mean_j_by_episode"])
+    load = ", ".join(f"{v:.2f}" for v in measured["load_average"])
+    return f"""
+
+## How graded is J
+
+`{command}`: {args["trajectories"]} held-out problems, one sampled response each
+(T = {args["temperature"]}), J* at every episode boundary (the empty thinking included) from
+K = {args["k"]} forced answers at T = 1. It took {measured["seconds"]:.0f} s (load average
+{load} on a shared 2-core machine).
+
+| figure | value |
+|---|---|
+| Prefixes measured | {measured["prefixes"]} |
+| Share with J* in (0.1, 0.9) | {_pct(measured["share_graded"])} |
+| Histogram of J* over [0, 0.1), ..., [0.9, 1] | {", ".join(map(str, measured["histogram"]))} |
+| Mean J* after 0, 1, 2, ... episodes | {curve} |
+| Trajectories whose J* rises at some boundary | {_pct(measured["share_trajectories_rising"])} |
+
+![J* histogram and mean J* by episode](j_distribution.png){_reading(recipe)}"""
+
+
+def _reading(recipe: str | None) -> str:
+    if recipe == "graded":
+        return ""
+    return """
+
+A forced answer copies the last answer the thinking wrote, so J is a step: about 0 until the
+episode that writes a right answer, about 1 after it. `tiny-lm-graded` is this model
+fine-tuned on the graded forced-answer recipe; there J rises with partial work."""
+
+
+def _intro(training: dict[str, Any], folder: str) -> str:
+    if training.get("recipe") == "graded":
+        role = """It is the *graded* tiny LM: the same model size and the same natural
+traces as `tiny-lm`, with the graded forced-answer recipe (`--recipe graded`, below), so that
+J rises with partial work instead of jumping from 0 to 1 at the episode that writes the answer.
+Use it where the progress bonus and the meta-prover should have something to act on."""
+    else:
+        role = """It is the default policy and meta-prover μ of `gym.make("MRTMath-v0")`."""
+    init = training["config"].get("init")
+    how = f"fine-tuned from `{init}`" if init else "trained from scratch"
+    return f"""# {folder}: a tiny reasoning LM for TinyMath
 
 A {training["parameters"]:,}-parameter Llama-architecture causal LM with a character-level
-tokenizer, trained from scratch by mrt-gym on synthetic TinyMath reasoning traces. It writes
+tokenizer, {how} by mrt-gym on synthetic TinyMath reasoning traces. It writes
 R1-style thinking in episodes (an attempt, checks, new attempts) and answers in `\\boxed{{}}`;
 forced to stop with the `tiny` template's termination suffix, it answers from any thinking
-prefix. It is the default policy and meta-prover μ of `gym.make("MRTMath-v0")`.
+prefix. {role}"""
 
-{USAGE}
 
-{_training_section(training)}
+def render_card(
+    training: dict[str, Any],
+    figures: dict[str, Any],
+    folder: str = "tiny-lm",
+    j_distribution: dict[str, Any] | None = None,
+) -> str:
+    """The model card text of the tiny LM in ``mrt_env/assets/<folder>``."""
+    return f"""{_intro(training, folder)}
+
+{_usage(folder)}
+
+{_training_section(training, folder)}
 
 {_data_section(training["config"]["data"])}
 
-{_figures_section(figures)}
+{_figures_section(figures, folder)}{_j_distribution_section(j_distribution, training.get("recipe"))}
 
 ## Limitations
 
+{_limitations(training)}
+"""
+
+
+def _limitations(training: dict[str, Any]) -> str:
+    if training.get("recipe") == "graded":
+        return """\
+A toy, like `tiny-lm`: column addition, subtraction and one-digit multiplication of small
+numbers, much weaker on levels 3–5 than on additions. Its J is graded by construction: the
+forced answer is trained on a belief schedule (how much a guess, an unchecked answer and each
+passed check are worth), not on the probability that the model's own answer is right, so J is a
+designed, not a calibrated, probability of success; a right answer's J after c passed checks
+sits near the schedule's value whatever the problem. The schedule is a training choice
+(`ForcedRecipe.confidence`), so other shapes of J can be trained the same way. After a wrong
+answer J could reach one minus the belief only where the model learned what the right answer
+is; most prefixes it does not grade are the empty thinking and prefixes after a wrong answer,
+so the share of graded prefixes grows with the policy's accuracy. The fine-tuning also trained
+the natural traces further (three quarters of its examples), so its pass@1 is above
+`tiny-lm`'s (table above): comparing the graded and the classic world changes the policy's
+accuracy too."""
+    return """\
 A toy: it knows column addition, subtraction and one-digit multiplication of small numbers and
 nothing else, and it is much weaker on levels 3–5 (subtraction with borrows, two-step
 expressions, multiplication) than on additions. Its quick guesses are mostly wrong and its
@@ -153,14 +271,59 @@ worked attempts mostly right, which is why mean J rises most over the first two 
 recomputation restates the answer it checks, so the model's own slips while checking seldom
 cost an answer, and later episodes change J little. Episodes differ in usefulness, which is what
 a progress bonus can learn from. `python -m mrt_env.tinymath.train` with no arguments uses this
-card's recipe (the `--minutes` cap only stops a run early; it did not trigger here).
-"""
+card's recipe (the `--minutes` cap only stops a run early; it did not trigger here)."""
 
 
 def write_card(folder: Path) -> Path:
-    """Write ``README.md`` into ``folder`` from its ``training.json`` and ``eval.json``."""
+    """Write ``README.md`` into ``folder`` from its ``training.json`` and ``eval.json`` (and
+    ``j_distribution.json``, written by ``benchmarks/j_distribution.py``, when present)."""
     training = json.loads((folder / "training.json").read_text())
     figures = json.loads((folder / "eval.json").read_text())
+    measured = folder / "j_distribution.json"
+    j_distribution = json.loads(measured.read_text()) if measured.is_file() else None
     path = folder / "README.md"
-    path.write_text(render_card(training, figures))
+    text = render_card(training, figures, folder.name, j_distribution)
+    init = training["config"].get("init")
+    start = folder.parent / Path(init).name if init else None
+    if start is not None and (start / "eval.json").is_file():
+        text = text.replace("\n## Limitations\n", _comparison(folder, start) + "\n## Limitations\n")
+    path.write_text(text)
     return path
+
+
+def _comparison(folder: Path, start: Path) -> str:
+    """Before → after: the model a fine-tuned one starts from against it (their own files)."""
+
+    def read(model: Path, name: str) -> dict[str, Any]:
+        path = model / name
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    rows = [
+        ("Greedy pass@1 (eval.json)", "eval.json", "greedy_pass_at_1", _pct),
+        ("Sampled pass@1, T = 0.8 (eval.json)", "eval.json", "sampled_pass_at_1", _pct),
+        ("Mean sampled response length, tokens", "eval.json", "mean_response_tokens_sampled", None),
+        ("Share of prefixes with J* in (0.1, 0.9)", "j_distribution.json", "share_graded", _pct),
+        ("Trajectories whose J* rises", "j_distribution.json", "share_trajectories_rising", _pct),
+    ]
+    lines = []
+    for label, name, key, fmt in rows:
+        values: list[float] = []
+        for model in (start, folder):
+            value = read(model, name).get(key)
+            if value is not None:
+                values.append(float(value))
+        if len(values) < 2:
+            continue
+        shown = [fmt(v) if fmt else f"{v:.0f}" for v in values]
+        lines.append(f"| {label} | {shown[0]} | {shown[1]} |")
+    table = "\n".join(lines)
+    return f"""
+## Against `{start.name}`, the model it starts from
+
+Each figure comes from the two models' own `eval.json` (`python -m mrt_env.tinymath.evaluate`)
+and `j_distribution.json` (`python benchmarks/j_distribution.py`), measured the same way.
+
+| figure | {start.name} | {folder.name} |
+|---|---|---|
+{table}
+"""

@@ -22,6 +22,7 @@ import numpy as np
 from mrt_env.templates import TEMPLATES
 from mrt_env.tinymath.problems import DEFAULT_LEVELS, Split, sample_problem
 from mrt_env.tinymath.traces import (
+    GRADED_FORCED,
     ForcedRecipe,
     TraceRecipe,
     forced_cut,
@@ -51,6 +52,15 @@ class DataRecipe:
     forced_fraction: float = 0.25
     trace: TraceRecipe = field(default_factory=TraceRecipe)
     forced: ForcedRecipe = field(default_factory=ForcedRecipe)
+
+
+DATA_RECIPES: dict[str, DataRecipe] = {
+    "classic": DataRecipe(),
+    "graded": DataRecipe(forced=GRADED_FORCED),
+}
+"""Named data recipes: ``classic`` (the shipped ``tiny-lm``: a forced answer copies the last
+answer stated, so J is a step) and ``graded`` (a forced answer follows the belief the prefix's
+evidence earns, so J rises with checks; the shipped ``tiny-lm-graded``)."""
 
 
 def training_text(

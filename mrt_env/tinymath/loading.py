@@ -27,6 +27,13 @@ VARIANTS: dict[str, tuple[str, str]] = {
         "tiny-lm",
         "python -m mrt_env.tinymath.train --preset default --seed 0 --out mrt_env/assets/tiny-lm",
     ),
+    "graded": (
+        "tiny-lm-graded",
+        (
+            "python -m mrt_env.tinymath.train --preset default --seed 0 --recipe graded "
+            "--out mrt_env/assets/tiny-lm-graded"
+        ),
+    ),
     "grpo": (
         "tiny-lm-grpo",
         (
@@ -48,7 +55,7 @@ VARIANTS: dict[str, tuple[str, str]] = {
 
 
 def tiny_lm_path(variant: str = "base") -> Path:
-    """The folder of a tiny-LM variant (``"base"``, ``"grpo"`` or ``"mrt"``).
+    """The folder of a tiny-LM variant (``"base"``, ``"graded"``, ``"grpo"`` or ``"mrt"``).
 
     Raises:
         KeyError: For an unknown variant.
@@ -62,7 +69,9 @@ def load_tiny_lm(variant: str = "base", device: str = "cpu", **kwargs: object) -
     """Load a shipped tiny LM as an :class:`~mrt_env.lm.hf.HFLanguageModel`.
 
     Args:
-        variant: ``"base"`` (trained on TinyMath traces), ``"grpo"`` or ``"mrt"``.
+        variant: ``"base"`` (trained on TinyMath traces), ``"graded"`` (the same traces, forced
+            answers that follow the belief a prefix earns, so J is graded; ``lm="tiny:graded"``
+            in the env), ``"grpo"`` or ``"mrt"`` (fine-tuned from ``"base"``).
         device: Torch device.
         **kwargs: Passed to :meth:`HFLanguageModel.from_pretrained`.
 

@@ -100,6 +100,27 @@ class Trace:
         stated = [answer for end, answer in self.answers if end <= offset]
         return stated[-1] if stated else None
 
+    def support_at(self, offset: int) -> tuple[int | None, int]:
+        """The most recent answer within ``offset`` characters and the checks that confirm it.
+
+        Returns:
+            ``(answer, confirmations)``: ``answer`` as :meth:`answer_at`; ``confirmations`` is
+            the number of whole check episodes since it was stated that passed (``Yes.`` or
+            ``Same.``; a failed check resets it to 0), or -1 when the answer is a quick guess.
+        """
+        stated = dict(self.answers)
+        answer, confirmations, end = None, 0, 0
+        for text, kind in zip(self.episodes, self.kinds, strict=True):
+            end += len(text)
+            if end > offset:
+                break
+            if end in stated:
+                answer, confirmations = stated[end], -1 if kind == "guess" else 0
+            elif kind in ("check", "redo"):
+                passed = text.endswith(("Yes.", "Same."))
+                confirmations = confirmations + 1 if passed else 0
+        return answer, confirmations
+
 
 def _work(
     expression: Expression, rng: np.random.Generator, slip_prob: float
@@ -216,27 +237,88 @@ def natural_response(trace: Trace, template: ChatTemplate | None = None) -> str:
     return f"{trace.thinking}\n{template.end_think}\n\\boxed{{{trace.final_answer}}}"
 
 
+GRADED_CONFIDENCE: tuple[float, ...] = (0.5, 0.75, 0.875, 0.9375)
+"""Belief in a worked answer after 0, 1, 2, 3 confirming checks: each check halves the doubt."""
+
+
 @dataclass(frozen=True)
 class ForcedRecipe:
-    """Where forced terminations cut a trace.
+    """Where forced terminations cut a trace, and which answer they are trained to give.
 
     Attributes:
         empty: Probability of the empty prefix (no thinking at all).
         boundary: Probability of a cut at an episode boundary (after 1..n episodes).
-        The rest are cuts at a uniformly random character inside the thinking.
+            The rest are cuts at a uniformly random character inside the thinking.
+        confidence: Empty (the classic recipe): the forced answer is the last answer stated
+            in the prefix. Otherwise the graded recipe: the forced answer is the stated answer
+            with probability ``confidence[c]`` after ``c`` confirming checks (the last entry
+            for more), else the other candidate: the gold answer when the stated one is wrong,
+            a near miss one digit off when it is right (see :func:`forced_answer`).
+        guess_confidence: Belief in a quick guess (the graded recipe only).
     """
 
     empty: float = 0.15
     boundary: float = 0.6
+    confidence: tuple[float, ...] = ()
+    guess_confidence: float = 0.25
+
+
+GRADED_FORCED = ForcedRecipe(confidence=GRADED_CONFIDENCE)
+"""The graded recipe's forced terminations."""
+
+
+def near_miss(answer: int, rng: np.random.Generator) -> int:
+    """``answer`` with one digit off by one (``answer ± 10**k``), never negative nor equal.
+
+    Example:
+        >>> near_miss(85, np.random.default_rng(0)) in (75, 95, 84, 86)
+        True
+    """
+    digits = len(str(answer))
+    while True:
+        step = 10 ** int(rng.integers(digits)) * (1 if rng.random() < 0.5 else -1)
+        if answer + step >= 0:
+            return answer + step
+
+
+def forced_answer(
+    stated: int | None,
+    confirmations: int,
+    gold: int,
+    rng: np.random.Generator,
+    recipe: ForcedRecipe | None = None,
+) -> int:
+    """The training target of a forced answer after a prefix that states ``stated``.
+
+    No answer stated: the gold answer (a direct guess, which a small model mostly gets
+    wrong). Classic recipe: ``stated``. Graded recipe: ``stated`` with the belief its
+    evidence earns (``guess_confidence`` for a quick guess, ``confidence[confirmations]`` for
+    a worked answer), else the other candidate (gold when ``stated`` is wrong, a
+    :func:`near_miss` when it is right). J of a right answer is then its belief and J of a
+    wrong one at most one minus it: J rises with checks instead of jumping from 0 to 1.
+    """
+    recipe = recipe or ForcedRecipe()
+    if stated is None:
+        return gold
+    if not recipe.confidence:
+        return stated
+    if confirmations < 0:
+        belief = recipe.guess_confidence
+    else:
+        belief = recipe.confidence[min(confirmations, len(recipe.confidence) - 1)]
+    if rng.random() < belief:
+        return stated
+    return gold if stated != gold else near_miss(stated, rng)
 
 
 def forced_cut(
     trace: Trace, gold: int, rng: np.random.Generator, recipe: ForcedRecipe | None = None
 ) -> tuple[str, int]:
-    """Cut ``trace`` into a thinking prefix and the answer that prefix supports.
+    """Cut ``trace`` into a thinking prefix and the answer a forced termination gives there.
 
-    The answer is the most recent one stated in the prefix; with none stated yet it is the
-    gold answer (a direct guess, which a small model mostly gets wrong).
+    Classic recipe: the most recent answer stated in the prefix; with none stated yet the
+    gold answer (a direct guess, which a small model mostly gets wrong). Graded recipe: see
+    :func:`forced_answer`.
     """
     recipe = recipe or ForcedRecipe()
     thinking, draw = trace.thinking, rng.random()
@@ -247,9 +329,8 @@ def forced_cut(
         cut = int(ends[int(rng.integers(len(ends)))])
     else:
         cut = int(rng.integers(1, len(thinking) + 1))
-    prefix = thinking[:cut]
-    stated = trace.answer_at(cut)
-    return prefix, gold if stated is None else stated
+    stated, confirmations = trace.support_at(cut)
+    return thinking[:cut], forced_answer(stated, confirmations, gold, rng, recipe)
 
 
 def problem_prompt(expression: Expression, template: ChatTemplate | None = None) -> str:

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from mrt_env.tinymath.data import DataRecipe, batches, fixed_batches
+from mrt_env.tinymath.data import DATA_RECIPES, DataRecipe, batches, fixed_batches
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,8 @@ class TrainConfig:
         eval_every: Steps between held-out test-loss evaluations.
         eval_examples: Held-out examples in the test-loss set.
         threads: Torch CPU threads.
+        init: A saved tiny LM to start from (fine-tuning) instead of a fresh seeded init; it
+            must have ``preset``'s shape.
         data: The data recipe.
     """
 
@@ -55,6 +57,7 @@ class TrainConfig:
     eval_every: int = 250
     eval_examples: int = 256
     threads: int = 1
+    init: str | None = None
     data: DataRecipe = field(default_factory=DataRecipe)
 
 
@@ -110,6 +113,17 @@ def build_model(preset: str, tokenizer: Any, seed: int) -> Any:
     return model
 
 
+def _load_weights(model: Any, folder: Path) -> None:
+    """Copy the weights saved in ``folder`` into ``model`` (the same shape, or an error)."""
+    from safetensors.torch import load_file
+
+    state = load_file(str(folder / "model.safetensors"))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [name for name in missing if name != "lm_head.weight"]  # tied to the embeddings
+    if missing or unexpected:
+        raise ValueError(f"{folder} does not fit the preset: missing {missing}, extra {unexpected}")
+
+
 def test_loss(model: Any, eval_set: list[Any]) -> float:
     """Mean per-token loss over a fixed set of batches."""
     import torch
@@ -142,6 +156,8 @@ def train(config: TrainConfig, progress: bool = True) -> tuple[Any, Any, TrainRe
     torch.set_num_threads(config.threads)
     tokenizer = build_tokenizer()
     model = build_model(config.preset, tokenizer, config.seed)
+    if config.init is not None:
+        _load_weights(model, Path(config.init))
     optimizer = torch.optim.AdamW(
         model.parameters(),
         lr=config.learning_rate,
@@ -190,8 +206,23 @@ def save(model: Any, tokenizer: Any, out: Path, record: dict[str, Any]) -> None:
             os.replace(Path(staging, name), out / name)
 
 
+def recipe_name(data: DataRecipe) -> str | None:
+    """The name in :data:`DATA_RECIPES` of ``data`` (levels and forced fraction aside)."""
+    for name, recipe in DATA_RECIPES.items():
+        if replace(recipe, levels=data.levels, forced_fraction=data.forced_fraction) == data:
+            return name
+    return None
+
+
 def _record(config: TrainConfig, result: TrainResult, parameters: int) -> dict[str, Any]:
     import torch
+
+    recipe = recipe_name(config.data)
+    recipe_flag = f" --recipe {recipe}" if recipe not in (None, "classic") else ""
+    if config.data.forced_fraction != DataRecipe.forced_fraction:
+        recipe_flag += f" --forced-fraction {config.data.forced_fraction:g}"
+    init_flag = f" --warmup {config.warmup_steps}" if config.warmup_steps != 100 else ""
+    init_flag += f" --init {config.init}" if config.init else ""
 
     return {
         "config": asdict(config),
@@ -203,8 +234,9 @@ def _record(config: TrainConfig, result: TrainResult, parameters: int) -> dict[s
             f"python -m mrt_env.tinymath.train --preset {config.preset} --seed {config.seed} "
             f"--steps {config.steps} --batch-size {config.batch_size} "
             f"--lr {config.learning_rate:g} --levels {','.join(map(str, config.data.levels))} "
-            f"--minutes {config.minutes:g}"
+            f"--minutes {config.minutes:g}{recipe_flag}{init_flag}"
         ),
+        "recipe": recipe or "custom",
     }
 
 
@@ -221,10 +253,26 @@ def config_from_args(argv: list[str] | None = None) -> tuple[TrainConfig, Path]:
     parser.add_argument("--lr", type=float, default=TrainConfig.learning_rate)
     parser.add_argument("--minutes", type=float, default=TrainConfig.minutes, help="time cap")
     parser.add_argument("--threads", type=int, default=TrainConfig.threads)
+    parser.add_argument(
+        "--forced-fraction",
+        type=float,
+        default=None,
+        help="share of forced-termination examples (default: the recipe's)",
+    )
+    parser.add_argument("--warmup", type=int, default=TrainConfig.warmup_steps)
+    parser.add_argument("--init", default=None, help="a saved tiny LM to fine-tune from")
     parser.add_argument("--levels", default=None, help="comma-separated TinyMath levels")
+    parser.add_argument(
+        "--recipe",
+        default="classic",
+        choices=sorted(DATA_RECIPES),
+        help="data recipe: classic (forced answers copy the last answer) or graded",
+    )
     parser.add_argument("--out", type=Path, default=Path("mrt_env/assets/tiny-lm"))
     args = parser.parse_args(argv)
-    data = DataRecipe()
+    data = DATA_RECIPES[args.recipe]
+    if args.forced_fraction is not None:
+        data = replace(data, forced_fraction=args.forced_fraction)
     if args.levels:
         data = replace(data, levels=tuple(int(x) for x in args.levels.split(",")))
     config = TrainConfig(
@@ -236,6 +284,8 @@ def config_from_args(argv: list[str] | None = None) -> tuple[TrainConfig, Path]:
         learning_rate=args.lr,
         minutes=args.minutes,
         threads=args.threads,
+        warmup_steps=args.warmup,
+        init=args.init,
     )
     return config, args.out
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +68,47 @@ def test_training_is_reproducible_and_saves_loadable_weights(tmp_path: Path) -> 
         assert torch.equal(a, b)
     assert (tmp_path / "model.safetensors").is_file()
     assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_training_can_start_from_a_saved_model(tmp_path: Path) -> None:
+    import torch
+
+    from mrt_env.tinymath.train import TrainConfig, save, train
+
+    config = TrainConfig(preset="tiny", steps=3, batch_size=4, eval_every=3, eval_examples=64)
+    first, tokenizer, _ = train(config, progress=False)
+    save(first, tokenizer, tmp_path, {"note": "test"})
+    frozen = TrainConfig(  # a zero learning rate: the fine-tuned model is the saved one
+        preset="tiny", steps=1, batch_size=4, learning_rate=0.0, eval_examples=64, seed=5
+    )
+    again, _, _ = train(replace(frozen, init=str(tmp_path)), progress=False)
+    for a, b in zip(first.parameters(), again.parameters(), strict=True):
+        assert torch.equal(a, b)
+    fresh, _, _ = train(frozen, progress=False)
+    assert not torch.equal(next(first.parameters()), next(fresh.parameters()))
+    with pytest.raises((ValueError, RuntimeError)):
+        train(replace(frozen, preset="default", init=str(tmp_path)), progress=False)
+
+
+def test_command_line_names_the_recipe_and_the_starting_model() -> None:
+    from mrt_env.tinymath.data import DATA_RECIPES
+    from mrt_env.tinymath.train import TrainResult, _record, config_from_args
+
+    config, _ = config_from_args(["--recipe", "graded", "--init", "base", "--warmup", "20"])
+    assert config.data == DATA_RECIPES["graded"] and config.data != DATA_RECIPES["classic"]
+    assert config.data.forced.confidence and config.init == "base" and config.warmup_steps == 20
+    record = _record(config, TrainResult(), 1)
+    assert record["recipe"] == "graded"
+    assert record["command"].endswith("--recipe graded --warmup 20 --init base")
+    config, _ = config_from_args(["--recipe", "graded", "--forced-fraction", "1"])
+    assert (
+        config.data.forced_fraction == 1.0 and config.data.forced == DATA_RECIPES["graded"].forced
+    )
+    assert _record(config, TrainResult(), 1)["command"].endswith("graded --forced-fraction 1")
+    classic, _ = config_from_args(["--levels", "1,2"])
+    assert classic.data.levels == (1, 2) and not classic.data.forced.confidence
+    record = _record(classic, TrainResult(), 1)
+    assert record["recipe"] == "classic" and "--recipe" not in record["command"]
 
 
 def test_missing_variant_names_the_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -164,3 +206,91 @@ def test_shipped_model_mean_j_rises_over_the_first_episodes() -> None:
     j = summary["mean_j_by_episode"]
     assert j[0] < 0.05 < j[1] < j[2], j  # the guess, then the worked attempt
     assert summary["j_final"] > j[1], summary["j_final"]
+
+
+GRADED = tiny_lm_path("graded")
+needs_graded = pytest.mark.skipif(
+    not (GRADED / "model.safetensors").is_file() or not (GRADED / "eval.json").is_file(),
+    reason="shipped graded tiny-LM weights or eval.json missing",
+)
+
+
+@needs_graded
+def test_graded_variant_reproduces_its_card_greedy_accuracy() -> None:
+    from mrt_env.tinymath.evaluate import EvalConfig, pass_at_1, respond
+    from mrt_env.tinymath.problems import TinyMathSource
+
+    card = json.loads((GRADED / "eval.json").read_text())
+    assert json.loads((GRADED / "training.json").read_text())["recipe"] == "graded"
+    config = EvalConfig(**{**card["config"], "levels": tuple(card["config"]["levels"])})
+    problems = list(TinyMathSource("heldout", config.n, config.levels, config.seed))[:60]
+    greedy = respond(load_tiny_lm("graded"), problems, 0.0, config.max_new_tokens, config.seed)
+    accuracy, expected = pass_at_1(greedy, problems), card["greedy_pass_at_1"]
+    tolerance = 3.5 * math.sqrt(expected * (1 - expected) / len(problems))
+    assert abs(accuracy - expected) <= tolerance, (accuracy, expected, tolerance)
+
+
+@needs_graded
+def test_graded_variant_forced_answer_grows_surer_with_each_check() -> None:
+    from mrt_env.config import build_lm
+    from mrt_env.prover.base import ProverRequest
+    from mrt_env.prover.sampled import SampledMetaProver
+    from mrt_env.templates import TEMPLATES
+
+    attempt = "47+38: 7+8=15, 4+3+1=8, so 85."
+    redo = "\n\nBut let me double-check: 47+38: 7+8=15, 4+3+1=8, so 85 (before: 85). Same."
+    slipped = "47+38: 7+8=15, 4+3=7, so 75."  # a dropped carry
+    prefixes = {"attempt": attempt, "checked": attempt + redo, "slipped": slipped}
+
+    def j(lm: object) -> dict[str, float]:
+        prover = SampledMetaProver(lm, TEMPLATES["tiny"], k=64, max_answer_tokens=16)  # type: ignore[arg-type]
+        prompt = TEMPLATES["tiny"].render_prompt("47+38")
+        requests = [
+            ProverRequest("p", prompt, "85", p, seed=i) for i, p in enumerate(prefixes.values())
+        ]
+        return {name: e.j for name, e in zip(prefixes, prover.estimate(requests), strict=True)}
+
+    graded = j(build_lm("tiny:graded", None))
+    assert 0.2 < graded["attempt"] < 0.8, graded  # an unchecked answer: graded, not 0 or 1
+    assert graded["checked"] > graded["attempt"], graded  # a check raises J
+    assert graded["slipped"] < graded["attempt"], graded
+    classic = j(load_tiny_lm())
+    assert classic["attempt"] > 0.9 and classic["slipped"] < 0.1, classic  # J is a step
+
+
+@needs_shipped
+def test_card_of_a_graded_model_shows_its_recipe_and_j_distribution(tmp_path: Path) -> None:
+    from dataclasses import asdict
+
+    from mrt_env.tinymath.card import write_card
+    from mrt_env.tinymath.data import DATA_RECIPES
+
+    training = json.loads((SHIPPED / "training.json").read_text())
+    training["config"]["data"] = asdict(DATA_RECIPES["graded"])
+    training["config"]["init"] = "mrt_env/assets/tiny-lm"
+    training["recipe"] = "graded"
+    measured = {
+        "args": {"model": "m", "out": "o", "trajectories": 60, "k": 32, "seed": 0},
+        "prefixes": 190,
+        "share_graded": 0.3579,
+        "histogram": [70, 3, 2, 20, 10, 30, 5, 20, 10, 20],
+        "mean_j_by_episode": [0.01, 0.3, 0.45],
+        "share_trajectories_rising": 0.8,
+        "seconds": 100.0,
+        "load_average": [1.0, 2.0, 3.0],
+    }
+    measured["args"]["temperature"] = 0.8
+    folder = tmp_path / "tiny-lm-graded"
+    folder.mkdir()
+    (folder / "training.json").write_text(json.dumps(training))
+    (folder / "eval.json").write_text((SHIPPED / "eval.json").read_text())
+    (folder / "j_distribution.json").write_text(json.dumps(measured))
+    card = write_card(folder).read_text()
+    assert (
+        card.startswith("# tiny-lm-graded:") and "fine-tuned from `mrt_env/assets/tiny-lm`" in card
+    )
+    assert 'load_tiny_lm("graded")' in card and 'lm="tiny:graded"' in card
+    assert "--out mrt_env/assets/tiny-lm-graded`" in card
+    assert "with probability\n  0.5, 0.75, 0.875, 0.9375" in card
+    assert "| Share with J* in (0.1, 0.9) | 35.8% |" in card
+    assert "70, 3, 2, 20, 10, 30, 5, 20, 10, 20" in card and "0.010 → 0.300 → 0.450" in card

@@ -10,8 +10,16 @@ from mrt_env.segmenters import MarkerSegmenter
 from mrt_env.templates import TEMPLATES
 from mrt_env.tinymath import LEVELS, Expression, TinyMathSource, sample_expression, split_of
 from mrt_env.tinymath.arithmetic import Slip, add_columns, compute, mul_columns, sub_columns
-from mrt_env.tinymath.data import DataRecipe, encode_example, training_text
-from mrt_env.tinymath.traces import forced_cut, natural_response, sample_trace
+from mrt_env.tinymath.data import DATA_RECIPES, DataRecipe, encode_example, training_text
+from mrt_env.tinymath.traces import (
+    ForcedRecipe,
+    Trace,
+    forced_answer,
+    forced_cut,
+    natural_response,
+    near_miss,
+    sample_trace,
+)
 
 
 @pytest.mark.parametrize(
@@ -198,3 +206,95 @@ def test_some_traces_open_with_a_quick_guess_then_work_it_out() -> None:
         assert trace.kinds[1] == "attempt"
         assert trace.episodes[1].startswith("\n\nWait, let me work it out: ")
     assert 0.25 < guesses / 300 < 0.55 and right < guesses / 2
+
+
+# ---------------------------------------------------------------- the graded forced answers
+GRADED = ForcedRecipe(confidence=(0.5, 0.75, 0.875, 0.9375), guess_confidence=0.25)
+
+
+def _hand_trace() -> Trace:
+    """A quick guess, a slipped attempt, a failed check, a new attempt, two passed checks."""
+    episodes = (
+        "47+38 is about 80.",
+        "\n\nWait, let me work it out: 47+38: 7+8=15, 4+3=7, so 75.",
+        "\n\nBut let me double-check: 47+38: 7+8=15, 4+3+1=8, so 85 (before: 75). Different.",
+        "\n\nWait, once more: 47+38: 7+8=15, 4+3+1=8, so 85.",
+        "\n\nBut let me double-check: 47+38: 7+8=15, 4+3+1=8, so 85 (before: 85). Same.",
+        "\n\nBut wait, check: 85-38: 15-8=7, 8-3-1=4, so 47. Yes.",
+    )
+    ends = np.cumsum([len(e) for e in episodes]).tolist()
+    kinds = ("guess", "attempt", "redo", "tiebreak", "redo", "check")
+    answers = ((ends[0], 80), (ends[1], 75), (ends[3], 85))
+    return Trace(episodes, kinds, answers, 85)
+
+
+def test_support_counts_the_checks_that_confirm_the_last_answer() -> None:
+    trace = _hand_trace()
+    ends = np.cumsum([len(e) for e in trace.episodes]).tolist()
+    assert trace.support_at(0) == (None, 0)
+    assert trace.support_at(ends[0] - 1) == (None, 0)  # the guess is not finished yet
+    assert trace.support_at(ends[0]) == (80, -1)  # a quick guess
+    assert trace.support_at(ends[1]) == (75, 0)  # a worked answer, unchecked
+    assert trace.support_at(ends[2]) == (75, 0)  # a failed check confirms nothing
+    assert trace.support_at(ends[3]) == (85, 0)  # the tie-break states a new answer
+    assert trace.support_at(ends[4]) == (85, 1)
+    assert trace.support_at(ends[5] - 1) == (85, 1)  # a check counts once it is whole
+    assert trace.support_at(ends[5]) == (85, 2)
+
+
+def test_graded_forced_answers_follow_the_belief_of_the_evidence() -> None:
+    rng, n, gold = np.random.default_rng(0), 4000, 85
+    # (stated, confirmations, belief): a guess, then worked answers with 0..4 checks.
+    for stated, confirmations, belief in [
+        (85, -1, 0.25),
+        (85, 0, 0.5),
+        (85, 1, 0.75),
+        (85, 2, 0.875),
+        (85, 3, 0.9375),
+        (85, 7, 0.9375),  # more checks keep the last belief
+        (75, 0, 0.5),
+        (75, 2, 0.875),
+    ]:
+        answers = [forced_answer(stated, confirmations, gold, rng, GRADED) for _ in range(n)]
+        share = np.mean([a == stated for a in answers])
+        assert abs(share - belief) < 4 * np.sqrt(belief * (1 - belief) / n), (stated, share)
+        others = {a for a in answers if a != stated}
+        if stated != gold:
+            assert others == {gold}  # doubting a wrong answer recovers the right one
+        else:
+            assert others <= {75, 95, 84, 86}  # doubting a right one: a near miss
+
+
+def test_classic_and_no_answer_forced_targets() -> None:
+    rng = np.random.default_rng(1)
+    assert {forced_answer(75, 0, 85, rng) for _ in range(50)} == {75}  # classic: copy
+    assert {forced_answer(None, 0, 85, rng, GRADED) for _ in range(50)} == {85}  # direct guess
+
+
+def test_near_misses_are_one_digit_off_and_never_negative() -> None:
+    rng = np.random.default_rng(2)
+    seen = {near_miss(5, rng) for _ in range(200)}
+    assert seen == {4, 6}
+    seen = {near_miss(100, rng) for _ in range(400)}
+    assert seen == {99, 101, 90, 110, 0, 200}
+    assert {near_miss(0, rng) for _ in range(20)} == {1}
+
+
+def test_graded_recipe_cuts_are_seeded_and_graded_after_an_unchecked_attempt() -> None:
+    def targets(seed: int) -> list[tuple[str, int, int | None, int, int]]:
+        rng, out = np.random.default_rng(seed), []
+        for _ in range(3000):
+            expression = sample_expression(int(rng.integers(1, 6)), rng)
+            trace = sample_trace(expression, rng)
+            prefix, answer = forced_cut(trace, expression.value, rng, DATA_RECIPES["graded"].forced)
+            stated, confirmations = trace.support_at(len(prefix))
+            out.append((prefix, answer, stated, confirmations, expression.value))
+        return out
+
+    first = targets(3)
+    assert first == targets(3)
+    unchecked = [(a, s) for _, a, s, c, g in first if c == 0 and s == g]
+    checked = [(a, s) for _, a, s, c, g in first if c == 1 and s == g]
+    assert len(unchecked) > 300 and len(checked) > 200
+    assert 0.4 < np.mean([a == s for a, s in unchecked]) < 0.6
+    assert 0.65 < np.mean([a == s for a, s in checked]) < 0.85

@@ -1,0 +1,155 @@
+"""How graded is J? The J* distribution of a tiny LM on held-out TinyMath trajectories.
+
+The base policy samples one response (T = 0.8) to each of N held-out problems; the thinking is
+split into episodes (``MarkerSegmenter(min_paragraphs=1)``) and J* is estimated at every
+episode boundary (the empty thinking, then one more episode each time) from K forced answers
+at T = 1 (``SampledMetaProver``, answers checked by ``rewards.verify``). Printed and written:
+
+* the share of prefixes with J* strictly inside (0.1, 0.9) (a graded J; the rest are ~0 or ~1),
+* a 10-bin histogram of J* over [0, 1],
+* mean J* against episode index (a finished trajectory keeps its last J*), plotted to a PNG,
+* the share of trajectories whose J* rises somewhere before its last boundary,
+* the base pass@1 (greedy and sampled) on ``--pass-problems`` held-out problems,
+* the mean sampled response length in tokens and the generation wall time (the tiny LM's speed),
+* wall time and the load average (the machine may be shared).
+
+Results go to ``--out``: ``j_distribution.json`` and ``j_distribution.png`` (mean J* by episode
+index); with ``--out`` a tiny-LM folder, its model card (``mrt_env.tinymath.card``) shows them.
+
+Run:  .venv/bin/python benchmarks/j_distribution.py                       # the shipped tiny LM
+      .venv/bin/python benchmarks/j_distribution.py --model mrt_env/assets/tiny-lm-graded \
+          --out mrt_env/assets/tiny-lm-graded                                 # its card's figures
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from _common import parse_args, run_environment, write_json
+
+from mrt_env.lm.hf import HFLanguageModel
+from mrt_env.tinymath.evaluate import j_curves, pass_at_1, respond
+from mrt_env.tinymath.loading import tiny_lm_path
+from mrt_env.tinymath.problems import TinyMathSource
+
+
+@dataclass(frozen=True)
+class Args:
+    """How graded is J? The J* distribution of a tiny LM on held-out TinyMath trajectories."""
+
+    model: str = str(tiny_lm_path("base"))
+    """folder of the tiny LM (policy and meta-prover)"""
+    trajectories: int = 60
+    """held-out problems whose sampled trajectory is measured"""
+    k: int = 32
+    """forced answers per J* estimate"""
+    temperature: float = 0.8
+    """sampling temperature of the trajectories"""
+    max_new_tokens: int = 400
+    """response budget in tokens"""
+    pass_problems: int = 500
+    """held-out problems for the base pass@1 (0: skip)"""
+    seed: int = 0
+    """seeds the problems, the responses and the forced answers"""
+    threads: int = 1
+    """torch CPU threads"""
+    out: str = "runs/j-distribution"
+    """folder for j_distribution.json and j_distribution.png"""
+
+
+args = parse_args(Args)
+torch.set_num_threads(args.threads)
+out = Path(args.out)
+out.mkdir(parents=True, exist_ok=True)
+lm = HFLanguageModel.from_pretrained(args.model)
+start = time.monotonic()
+
+# 1. trajectories of the base policy and J* at every episode boundary
+problems = list(TinyMathSource("heldout", args.trajectories, seed=args.seed))
+responses = respond(lm, problems, args.temperature, args.max_new_tokens, args.seed)
+generation_seconds = time.monotonic() - start
+response_tokens = float(np.mean([lm.count_tokens(r) for r in responses]))
+curves = j_curves(lm, problems, responses, args.k, args.seed)["j"]
+j_all = np.array([j for curve in curves for j in curve], dtype=np.float64)
+graded = float(np.mean((j_all > 0.1) & (j_all < 0.9)))
+histogram = np.histogram(j_all, bins=10, range=(0.0, 1.0))[0]
+
+# 2. mean J* against episode index (finished trajectories keep their last J*)
+depth = max(len(curve) for curve in curves)
+padded = np.array([[c[min(i, len(c) - 1)] for i in range(depth)] for c in curves])
+reached = [sum(len(c) > i for c in curves) for i in range(depth)]
+by_episode = padded.mean(axis=0)
+rises = float(np.mean([np.any(np.diff(c) > 0) for c in curves]))
+rises_before_end = float(np.mean([np.any(np.diff(c[:-1]) > 0) for c in curves]))
+
+# 3. base pass@1 on a larger held-out set
+pass_greedy = pass_sampled = None
+if args.pass_problems:
+    held = list(TinyMathSource("heldout", args.pass_problems, seed=args.seed))
+    pass_greedy = pass_at_1(respond(lm, held, 0.0, args.max_new_tokens, args.seed), held)
+    pass_sampled = pass_at_1(
+        respond(lm, held, args.temperature, args.max_new_tokens, args.seed), held
+    )
+seconds = time.monotonic() - start
+load = os.getloadavg()
+
+matplotlib.use("Agg")
+results = {
+    "args": {**asdict(args), "model": os.path.relpath(args.model), "out": os.path.relpath(out)},
+    "prefixes": len(j_all),
+    "share_graded": graded,
+    "histogram": histogram.tolist(),
+    "mean_j": float(j_all.mean()),
+    "mean_j_by_episode": by_episode.round(4).tolist(),
+    "trajectories_reaching_episode": reached,
+    "share_trajectories_rising": rises,
+    "share_trajectories_rising_before_last_boundary": rises_before_end,
+    "greedy_pass_at_1": pass_greedy,
+    "sampled_pass_at_1": pass_sampled,
+    "mean_response_tokens": response_tokens,
+    "generation_seconds": generation_seconds,
+    "seconds": seconds,
+    "load_average": load,
+    "environment": run_environment(),
+}
+write_json(out / "j_distribution.json", results)
+
+# 4. the figure: histogram of J* and mean J* by episode index
+figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
+left.bar(np.arange(10) / 10 + 0.05, histogram, width=0.09)
+left.set(xlabel="J*", ylabel="prefixes", title=f"J* at episode boundaries ({graded:.0%} graded)")
+right.plot(range(depth), by_episode, marker="o")
+right.set(xlabel="episodes of thinking (0 = empty)", ylabel="mean J*", ylim=(0, 1))
+right.set(title="mean J* vs episode")
+figure.suptitle(Path(args.model).name)
+figure.tight_layout()
+figure.savefig(out / "j_distribution.png", dpi=100)
+
+print(f"model {args.model}: {len(curves)} trajectories, {len(j_all)} prefixes, K = {args.k}")
+print(f"share of prefixes with J* in (0.1, 0.9): {graded:.3f} ({round(graded * len(j_all))})")
+if graded < 0.05:
+    print("note: J* is (nearly) a step here: almost every prefix has J* near 0 or near 1")
+print("histogram of J* over ten bins [0, 0.1), ..., [0.9, 1]:", ", ".join(map(str, histogram)))
+print("mean J* by episode index:", " -> ".join(f"{j:.3f}" for j in by_episode))
+print("trajectories reaching episode index:", ", ".join(map(str, reached)))
+print(f"trajectories whose J* rises at some boundary: {rises:.3f}")
+if pass_greedy is not None:
+    print(
+        f"base pass@1 on {args.pass_problems} held-out problems: greedy {pass_greedy:.3f}, "
+        f"sampled (T = {args.temperature}) {pass_sampled:.3f}"
+    )
+print(
+    f"{args.trajectories} sampled responses: {response_tokens:.0f} tokens on average, "
+    f"generated in {generation_seconds:.1f} s"
+)
+print(f"{seconds:.0f} s, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; wrote {out}")

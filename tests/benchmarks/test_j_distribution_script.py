@@ -1,0 +1,35 @@
+"""Smoke test of j_distribution.py: its share, histogram and curve agree with each other."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mrt_env.tinymath.loading import tiny_lm_path
+from tests.benchmarks.scripts import run_script
+
+MODEL = tiny_lm_path("graded")
+
+
+@pytest.mark.skipif(not (MODEL / "model.safetensors").is_file(), reason="graded tiny LM missing")
+def test_j_distribution_script_reports_a_consistent_distribution(tmp_path: Path) -> None:
+    args = ("--model", str(MODEL), "--out", str(tmp_path), "--trajectories", "6", "--k", "4")
+    out = run_script("j_distribution", *args, "--pass-problems", "10").stdout
+    result = json.loads((tmp_path / "j_distribution.json").read_text())
+    assert (tmp_path / "j_distribution.png").stat().st_size > 0
+    histogram, prefixes = result["histogram"], result["prefixes"]
+    assert len(histogram) == 10 and sum(histogram) == prefixes
+    assert prefixes >= 2 * 6  # the empty thinking and at least one episode per trajectory
+    reached = result["trajectories_reaching_episode"]
+    assert reached[0] == reached[1] == 6 and sum(reached) == prefixes
+    # K = 4: J* is 0, 0.25, 0.5, 0.75 or 1, so the graded share is bins [0.2, 0.3), [0.5, 0.6)
+    # and [0.7, 0.8) and nothing lands on a bin edge of the (0.1, 0.9) interval.
+    assert result["share_graded"] == pytest.approx(sum(histogram[1:9]) / prefixes, abs=1e-12)
+    assert histogram[1] == histogram[3] == histogram[4] == histogram[6] == histogram[8] == 0
+    curve = result["mean_j_by_episode"]
+    assert len(curve) == len(reached) and np.all(np.array(curve) >= 0)
+    assert f"share of prefixes with J* in (0.1, 0.9): {result['share_graded']:.3f}" in out
+    assert "load average" in out and 0 <= result["greedy_pass_at_1"] <= 1
