@@ -51,7 +51,9 @@ def offline_wandb(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
 
 
-def _same(a: float, b: float) -> bool:
+def _same(a: float, b: float | None) -> bool:
+    if b is None:  # metrics.jsonl is strict JSON: a non-finite value is written as null
+        return not math.isfinite(a)
     return (math.isnan(a) and math.isnan(b)) or a == b
 
 
