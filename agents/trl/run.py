@@ -13,7 +13,8 @@ x ``--group-size`` -> ``per_device_train_batch_size`` (per process), ``--tempera
 ``--token-budget`` + 32 answer tokens -> ``max_completion_length``, ``--kl-coef`` -> ``beta``,
 ``--clip-eps`` -> ``epsilon``, ``--updates-per-batch`` -> ``num_iterations``,
 ``--normalize-std`` -> ``scale_rewards`` (``group`` / ``none``), ``--checkpoint-interval`` ->
-``save_steps``, ``--device cpu`` -> ``use_cpu``.
+``save_steps``, ``--device cpu`` -> ``use_cpu``; ``--final-j`` and ``--truncation`` mean
+what they mean for the native engine (:mod:`mrt_env.grading`).
 """
 
 from __future__ import annotations
@@ -120,6 +121,8 @@ def build_trainer(
             template=template,
             prover_samples=train.prover_samples,
             max_answer_tokens=ANSWER_TOKENS,
+            final_j=train.final_j,
+            truncation=train.truncation,
         )
         return MRTGRPOTrainer(**common, mrt=settings)
     from trl import GRPOTrainer

@@ -17,6 +17,15 @@ trainer uses (:func:`agents.mrt.per_episode_credit`, :func:`agents.mrt.released_
 reward function left unscored (``None``) get advantage 0, as in TRL. Progress and J statistics
 are logged through TRL's metrics (``mrt/...``).
 
+The end of a completion is graded as in the env, by the same functions
+(:mod:`mrt_env.grading`), with the same settings and defaults: a completion that closed its
+thinking or ended (EOS) is *finished*, and J after its last episode is μ's estimate from the
+natural end of thinking (``final_j="prover"``) or its verified outcome (``"outcome"``); one that
+hit ``max_completion_length`` is *truncated*: the reward functions grade the policy's forced
+answer after the termination suffix (``truncation="forced_answer"``), or
+:class:`~agents.trl.rewards.OutcomeReward` takes μ's J of its thinking (``"expected"``), and J
+after its last episode is μ's estimate of its thinking.
+
 Example (TRL user code; swap the trainer class of an existing GRPO recipe)::
 
     from agents.trl import data, rewards, trainer
@@ -28,8 +37,10 @@ Example (TRL user code; swap the trainer class of an existing GRPO recipe)::
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,10 +51,23 @@ from trl import GRPOTrainer
 from trl.models import unwrap_model_for_generation
 
 from agents.config import MRTConfig
+from agents.monitor import end_metrics
 from agents.mrt import per_episode_credit, released_credit
 from agents.trl.episodes import CompletionEpisodes, prefix_seed, split_completion
 from agents.trl.prover import PolicyProver, VLLMEngineLM
+from agents.trl.rewards import completion_text
 from mrt_env.config import default_segmenter
+from mrt_env.grading import (
+    FinalJ,
+    Truncation,
+    check_settings,
+    end_j,
+    forced_prompt,
+    forced_response,
+    needs_final_estimate,
+    needs_forced_answer,
+)
+from mrt_env.lm.base import SamplingParams
 from mrt_env.lm.hf import HFLanguageModel
 from mrt_env.prover.base import ProverRequest
 from mrt_env.templates import ChatTemplate, get_template
@@ -62,6 +86,13 @@ class MRTSettings:
         prover: μ: by default a :class:`~agents.trl.prover.PolicyProver` over the current
             weights; any ``mrt_env.prover.MetaProver`` (e.g. the ``TableMetaProver`` test
             double, or one over a frozen model) is used as a fixed μ.
+        final_j: J after a finished completion: ``"prover"`` (μ's estimate from the natural
+            end of thinking) or ``"outcome"`` (the verified 0/1 answer); see
+            :mod:`mrt_env.grading`.
+        truncation: How a truncated completion is graded: ``"forced_answer"`` (one answer
+            forced from the policy) or ``"expected"`` (μ's J of its thinking).
+        truncation_lm: The model whose forced answer grades a truncated completion (``None``:
+            the policy being trained, through μ's model when μ is the default one).
     """
 
     credit: MRTConfig = field(default_factory=MRTConfig)
@@ -70,6 +101,12 @@ class MRTSettings:
     prover_samples: int = 4
     max_answer_tokens: int = 32
     prover: Any = None
+    final_j: FinalJ = "prover"
+    truncation: Truncation = "forced_answer"
+    truncation_lm: Any = None
+
+    def __post_init__(self) -> None:
+        check_settings(self.final_j, self.truncation)
 
 
 @dataclass
@@ -82,6 +119,11 @@ class CreditRecord:
         rewards: ``R`` of each row.
         prefix_j: ``J(prefix)`` of each row (released recipe).
         advantages: Per-token advantages handed to TRL's loss (``[B, T]``).
+        j_sources: Where J after each row's last episode came from (``"prover"`` /
+            ``"outcome"``, as the env's ``info["j_source"]``; per-episode credit modes).
+        truncation: Per row, ``None`` (finished) or the grading of a truncated completion
+            (``"forced_answer"`` / ``"expected"``).
+        graded: Per row, the text the reward functions graded.
     """
 
     episodes: list[CompletionEpisodes]
@@ -89,6 +131,9 @@ class CreditRecord:
     rewards: np.ndarray
     prefix_j: list[float]
     advantages: torch.Tensor
+    j_sources: list[str | None] = field(default_factory=list)
+    truncation: list[str | None] = field(default_factory=list)
+    graded: list[str] = field(default_factory=list)
 
 
 class MRTGRPOTrainer(GRPOTrainer):
@@ -112,6 +157,7 @@ class MRTGRPOTrainer(GRPOTrainer):
         self.mu = self.mrt.prover or self._policy_prover()
         self.last_credit: CreditRecord | None = None
         self._released_rows: list[tuple[int, float]] = []  # (prefix tokens, J(prefix)) per row
+        self._ends: list[_End] = []  # this process's rows: how each completion ended
         if released:
             from agents.trl.released import released_rollout
 
@@ -142,32 +188,57 @@ class MRTGRPOTrainer(GRPOTrainer):
             and not getattr(args, "vllm_enable_sleep_mode", False)
         )
 
+    @contextlib.contextmanager
+    def _current_weights(self) -> Iterator[Any]:
+        """The training model with its current weights for generation (gathered under
+        ZeRO-3: every process must enter this together, even with nothing to generate)."""
+        with (
+            unwrap_model_for_generation(
+                self.model_wrapped,
+                self.accelerator,
+                gather_deepspeed3_params=getattr(self.args, "ds3_gather_for_generation", True),
+                gradient_checkpointing_kwargs=getattr(
+                    self.args, "gradient_checkpointing_kwargs", None
+                ),
+            ) as unwrapped,
+            torch.no_grad(),
+        ):
+            yield unwrapped
+
     def estimate_j(self, requests: list[ProverRequest]) -> list[float]:
         """J of each request with the current weights (version: TRL's optimizer step)."""
-        if not requests:
-            return []
         version = int(self.state.global_step)
         if isinstance(self.mu, PolicyProver) and isinstance(self.mu.lm, HFLanguageModel):
-            with (
-                unwrap_model_for_generation(
-                    self.model_wrapped,
-                    self.accelerator,
-                    gather_deepspeed3_params=getattr(self.args, "ds3_gather_for_generation", True),
-                    gradient_checkpointing_kwargs=getattr(
-                        self.args, "gradient_checkpointing_kwargs", None
-                    ),
-                ) as unwrapped,
-                torch.no_grad(),
-            ):
+            with self._current_weights() as unwrapped:
                 self.mu.lm.model = unwrapped
-                return [e.j for e in self.mu.estimate(requests, version)]
+                return [e.j for e in self.mu.estimate(requests, version)] if requests else []
+        if not requests:
+            return []
         if isinstance(self.mu, PolicyProver):
             return [e.j for e in self.mu.estimate(requests, version)]
         return [e.j for e in self.mu.estimate(requests)]  # a fixed μ (MetaProver protocol)
 
+    def forced_answers(self, prompts: list[str], seeds: list[int]) -> list[str]:
+        """One answer of the policy (``truncation_lm``) after each forced prompt, seeded."""
+        params = SamplingParams(
+            max_new_tokens=self.chat.answer_caps(forced=self.mrt.max_answer_tokens).forced,
+            temperature=1.0,
+        )
+        lm = self.mrt.truncation_lm
+        if lm is not None:
+            return [s[0].text for s in lm.generate(prompts, params, seeds=seeds)] if prompts else []
+        if isinstance(self.mu, PolicyProver) and not isinstance(self.mu.lm, HFLanguageModel):
+            lm = self.mu.lm  # TRL's colocated vLLM engine: it holds the current weights
+            return [s[0].text for s in lm.generate(prompts, params, seeds=seeds)] if prompts else []
+        with self._current_weights() as unwrapped:
+            if not prompts:
+                return []
+            lm = HFLanguageModel(unwrapped, self._tokenizer)
+            return [s[0].text for s in lm.generate(prompts, params, seeds=seeds)]
+
     def request(self, row: dict[str, Any], prefix: str) -> ProverRequest:
         """μ's request for the thinking ``prefix`` of a dataset row (seeded per prefix)."""
-        problem_id = str(row.get("problem_id", row["prompt"]))
+        problem_id = _problem_id(row)
         seed = prefix_seed(self.args.seed, int(self.state.global_step), problem_id, prefix)
         return ProverRequest(problem_id, row["prompt"], str(row["answer"]), prefix, seed)
 
@@ -180,8 +251,62 @@ class MRTGRPOTrainer(GRPOTrainer):
         """Something with ``decode`` in the policy's tokenizer."""
         return _TokenizerLM(self._tokenizer)
 
+    # -- the end of a completion (mrt_env.grading, as in the env) ---------------------------
+    def _grade_ends(
+        self, inputs: list[dict[str, Any]], completions: list[Any], ids_list: list[Any]
+    ) -> list[Any]:
+        """How each completion ended; a truncated one is graded as the env grades it.
+
+        Returns the completions the reward functions grade: a truncated completion becomes its
+        thinking + the termination suffix + the policy's forced answer
+        (``truncation="forced_answer"``); under ``"expected"`` every row gets an
+        ``expected_outcome`` column (μ's J of a truncated completion's thinking, else
+        ``None``) that :class:`~agents.trl.rewards.OutcomeReward` uses.
+        """
+        stops = {*self.eos_token_ids, self._tokenizer.pad_token_id}
+        ends = []
+        for ids in ids_list:
+            split = self.split(list(ids))
+            ends.append(_End(split, split.ended_thinking or (len(ids) > 0 and ids[-1] in stops)))
+        self._ends = ends
+        truncated = [i for i, end in enumerate(ends) if not end.finished]
+        graded, expected = list(completions), [None] * len(inputs)
+        if needs_forced_answer(True, self.mrt.truncation):
+            thinking = [ends[i].split.thinking for i in truncated]
+            prompts = [
+                forced_prompt(self.chat, inputs[i]["prompt"], t)
+                for i, t in zip(truncated, thinking, strict=True)
+            ]
+            seeds = [
+                prefix_seed(
+                    self.args.seed,
+                    int(self.state.global_step),
+                    _problem_id(inputs[i]),
+                    "forced\0" + t,
+                )
+                for i, t in zip(truncated, thinking, strict=True)
+            ]
+            answers = self.forced_answers(prompts, seeds)
+            for i, t, answer in zip(truncated, thinking, answers, strict=True):
+                text = forced_response(self.chat, inputs[i]["prompt"], t, answer)
+                graded[i] = (
+                    text
+                    if isinstance(completions[i], str)
+                    else [{"role": "assistant", "content": text}]
+                )
+        else:
+            requests = [self.request(inputs[i], ends[i].split.thinking) for i in truncated]
+            for i, value in zip(truncated, self.estimate_j(requests), strict=True):
+                expected[i] = value
+            for row, value in zip(inputs, expected, strict=True):
+                row["expected_outcome"] = value
+        self._graded = [completion_text(g) for g in graded]
+        return graded
+
     # -- TRL hooks -------------------------------------------------------------------------
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):  # type: ignore[no-untyped-def]
+        if self.model is not None and self.model.training:
+            completions = self._grade_ends(inputs, completions, completion_ids_list)
         rewards_per_func = super()._calculate_rewards(
             inputs, prompts, completions, completion_ids_list
         )
@@ -202,20 +327,26 @@ class MRTGRPOTrainer(GRPOTrainer):
         rewards = self._mrt_rewards[first : first + local]
         rows = _completion_rows(output["completion_ids"], output["completion_mask"])
         episodes = [self.split(ids) for ids in rows]
+        if len(self._ends) != len(rows):
+            raise RuntimeError("the completions' ends were not graded (_calculate_rewards)")
         pairs: list[list[tuple[float | None, float | None]]] = []
+        sources: list[str | None] = []
         prefix_j: list[float] = []
         if self.mrt.credit.credit == "released":
             tokens = self._released_credit(rewards, rows)
             prefix_j = [j for _, j in self._released_rows]
         else:
-            pairs = self._episode_j(inputs, episodes, rows)
+            pairs, sources = self._episode_j(inputs, episodes, rows)
             tokens = self._episode_credit(pairs, episodes, rows)
         width = output["completion_ids"].size(1)
         advantages = torch.zeros(len(rows), width, dtype=torch.float32)
         for row, values in enumerate(tokens):
             advantages[row, : len(values)] = torch.from_numpy(values)
         output["advantages"] = advantages.to(output["completion_ids"].device)
-        self.last_credit = CreditRecord(episodes, pairs, rewards, prefix_j, advantages)
+        truncation = [None if e.finished else self.mrt.truncation for e in self._ends]
+        self.last_credit = CreditRecord(
+            episodes, pairs, rewards, prefix_j, advantages, sources, truncation, self._graded
+        )
         self._log_credit(episodes, pairs, prefix_j, advantages, output, time.perf_counter() - start)
         return output
 
@@ -225,25 +356,34 @@ class MRTGRPOTrainer(GRPOTrainer):
         inputs: list[dict[str, Any]],
         episodes: list[CompletionEpisodes],
         rows: list[list[int]],
-    ) -> list[list[tuple[float | None, float | None]]]:
-        """``(J before, J after)`` of every episode (one batched μ call for the batch)."""
-        outcome = self._outcomes(inputs, rows)
-        requests, where = [], []
+    ) -> tuple[list[list[tuple[float | None, float | None]]], list[str | None]]:
+        """``(J before, J after)`` of every episode (one batched μ call for the batch) and the
+        source of each row's final J (:func:`mrt_env.grading.end_j`, as in the env)."""
+        final_j = self.mrt.final_j
+        finished = [end.finished for end in self._ends]
+        outcome: list[float | None] = [None] * len(rows)
+        if final_j == "outcome":
+            outcome = list(self._outcomes(inputs, rows))
+        requests = []
         for row, split in enumerate(episodes):
-            prefixes = list(split.prefixes) + ([] if split.ended_thinking else [split.thinking])
-            for prefix in prefixes:
-                where.append(row)
+            # natural end of thinking when finished (the whole text), else the thinking
+            final = [split.text if finished[row] else split.thinking]
+            for prefix in [*split.prefixes, *final[: needs_final_estimate(finished[row], final_j)]]:
                 requests.append(self.request(inputs[row], prefix))
         values = iter(self.estimate_j(requests))
-        pairs = []
+        pairs, sources = [], []
         for row, split in enumerate(episodes):
             j: list[float | None] = [next(values) for _ in split.prefixes]
-            j.append(outcome[row] if split.ended_thinking else next(values))
+            estimate = next(values) if needs_final_estimate(finished[row], final_j) else None
+            last, source = end_j(finished[row], outcome[row], estimate, final_j)
+            j.append(last)
+            sources.append(source)
             pairs.append(list(itertools.pairwise(j)))
-        return pairs
+        return pairs, sources
 
     def _outcomes(self, inputs: list[dict[str, Any]], rows: list[list[int]]) -> list[float]:
-        """The verified 0/1 outcome of each completion (J after a finished trajectory)."""
+        """The verified 0/1 outcome of each completion (J after a finished trajectory with
+        ``final_j="outcome"``)."""
         import rewards as reward_lib
 
         texts = self._tokenizer.batch_decode(rows, skip_special_tokens=True)
@@ -319,10 +459,27 @@ class MRTGRPOTrainer(GRPOTrainer):
             )
         if prefix_j:
             stats["mrt/j_prefix"] = float(np.mean(prefix_j))
+        record = self.last_credit
+        if record is not None:  # which final J and truncation grading the batch used
+            j_sources = record.j_sources or [None] * len(record.truncation)
+            stats.update(end_metrics(j_sources, record.truncation, prefix="mrt"))
         device = self.accelerator.device
         for name, value in stats.items():
             mean = self.accelerator.gather(torch.tensor([value], device=device)).float().nanmean()
             self._metrics["train"][name].append(float(mean))
+
+
+@dataclass(frozen=True)
+class _End:
+    """How one completion ended: its episodes and whether it finished (closed its thinking or
+    ended with EOS) rather than being truncated at ``max_completion_length``."""
+
+    split: CompletionEpisodes
+    finished: bool
+
+
+def _problem_id(row: dict[str, Any]) -> str:
+    return str(row.get("problem_id", row["prompt"]))
 
 
 class _TokenizerLM:
