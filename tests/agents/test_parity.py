@@ -199,8 +199,20 @@ def _native(credit: str, final_j: str, truncation: str) -> tuple[dict[Any, Any],
 
 
 # --- the TRL engine --------------------------------------------------------------------------
-def _trl_trainer(tmp_path: Path, credit: str, final_j: str, truncation: str) -> Any:
+def _dataset() -> Any:
+    """The three problems as TRL rows (prompts rendered with the env's template)."""
     from datasets import Dataset
+
+    return Dataset.from_dict(
+        {
+            "prompt": [TEMPLATE.render_prompt(text) for text, _ in PROBLEMS.values()],
+            "answer": [gold for _, gold in PROBLEMS.values()],
+            "problem_id": list(PROBLEMS),
+        }
+    )
+
+
+def _trl_trainer(tmp_path: Path, credit: str, final_j: str, truncation: str) -> Any:
     from trl import GRPOConfig
 
     from agents.session import load_language_model
@@ -228,13 +240,6 @@ def _trl_trainer(tmp_path: Path, credit: str, final_j: str, truncation: str) -> 
             "logprobs": None,
         }
 
-    dataset = Dataset.from_dict(
-        {
-            "prompt": [TEMPLATE.render_prompt(text) for text, _ in PROBLEMS.values()],
-            "answer": [gold for _, gold in PROBLEMS.values()],
-            "problem_id": list(PROBLEMS),
-        }
-    )
     args = GRPOConfig(
         output_dir=str(tmp_path),
         per_device_train_batch_size=12,
@@ -249,7 +254,7 @@ def _trl_trainer(tmp_path: Path, credit: str, final_j: str, truncation: str) -> 
         lm.model,
         reward_funcs=[OutcomeReward()],
         args=args,
-        train_dataset=dataset,
+        train_dataset=_dataset(),
         processing_class=lm.tokenizer,
         rollout_func=rollout,
         mrt=MRTSettings(
@@ -311,7 +316,57 @@ def test_trl_trainer_hands_the_loss_the_papers_advantages(
     assert record.j_sources == sources
     d = rows.index(("p1", "D"))
     if truncation == "forced_answer":  # graded on the policy's forced answer, as in the env
-        assert record.graded[d].endswith("Time is up. I should stop thinking and answer.\n</think>\n\\boxed{3}")
+        assert record.graded[d].endswith(
+            "Time is up. I should stop thinking and answer.\n</think>\n\\boxed{3}"
+        )
     metrics = trainer._metrics["train"]
     assert metrics[f"mrt/truncated_{truncation}"][-1] == pytest.approx(1 / 12)
     assert metrics[f"mrt/j_final_{final_j}"][-1] == pytest.approx(sources.count(final_j) / 12)
+
+
+def test_trl_grpo_normalises_each_group_by_its_own_std(tmp_path: Path) -> None:
+    """``--engine trl --algo grpo`` (``grpo_args``: ``--normalize-std`` -> TRL's group scaling):
+    TRL's advantage ``(R - mean_group) / (std_group + 1e-4)`` (sample std, TRL's definition),
+    each group by its own spread, not the batch's."""
+    from trl import GRPOTrainer
+
+    from agents.session import load_language_model
+    from agents.trl.rewards import OutcomeReward
+    from agents.trl.run import TRLRunOptions, grpo_args
+
+    lm = load_language_model("random-tiny", "cpu", 0)
+    names = {"p0": ["A", "B", "C", "H"], "p1": ["E", "E", "F", "I"], "p2": ["K", "L", "K", "L"]}
+
+    def rollout(prompts: list[str], trainer: Any) -> dict[str, Any]:
+        handed: dict[str, int] = defaultdict(int)
+        completions = []
+        for prompt in prompts:
+            problem = _problem_of(prompt)
+            completions.append([*lm.encode(TEXT[names[problem][handed[problem]]]), 2])
+            handed[problem] += 1
+        return {
+            "prompt_ids": [lm.encode(p) for p in prompts],
+            "completion_ids": completions,
+            "logprobs": None,
+        }
+
+    train = TrainConfig(problems_per_step=3, group_size=4, token_budget=32)
+    args = grpo_args(TRLRunOptions(out=tmp_path), train, normalize_std=True, tensorboard=False)
+    args.shuffle_dataset = False
+    trainer = GRPOTrainer(
+        lm.model,
+        reward_funcs=[OutcomeReward()],
+        args=args,
+        train_dataset=_dataset(),
+        processing_class=lm.tokenizer,
+        rollout_func=rollout,
+    )
+    batch = next(iter(trainer.get_train_dataloader()))
+    trainer.model.train()
+    advantages = trainer._generate_and_score_completions(batch)["advantages"].double().numpy()
+    expected = []
+    for problem in PROBLEMS:
+        rewards = np.array([OUTCOME[name] for name in names[problem]], dtype=float)
+        std = rewards.std(ddof=1)
+        expected += list((rewards - rewards.mean()) / (std + 1e-4))
+    np.testing.assert_allclose(advantages, expected, rtol=1e-6, atol=1e-6)
