@@ -78,7 +78,9 @@ class MRTSettings:
     """What MRT adds to a GRPO recipe on TRL.
 
     Attributes:
-        credit: The credit mode, alpha and std normalisation (:class:`agents.config.MRTConfig`).
+        credit: The credit mode, alpha and std normalisation (:class:`agents.config.MRTConfig`);
+            ``None``: outcome-only GRPO (TRL's advantages), with the env's grading of
+            truncated completions (``mrt-train --engine trl --algo grpo``).
         template: The env's chat template (termination suffix, end-of-thinking marker).
         segmenter: Splits thinking into episodes (the template's default when ``None``).
         prover_samples: K, forced answers per J estimate.
@@ -95,7 +97,7 @@ class MRTSettings:
             the policy being trained, through μ's model when μ is the default one).
     """
 
-    credit: MRTConfig = field(default_factory=MRTConfig)
+    credit: MRTConfig | None = field(default_factory=MRTConfig)
     template: str | ChatTemplate = "tiny"
     segmenter: Any = None
     prover_samples: int = 4
@@ -107,6 +109,11 @@ class MRTSettings:
 
     def __post_init__(self) -> None:
         check_settings(self.final_j, self.truncation)
+        if self.credit is None and self.truncation == "expected":
+            raise ValueError(
+                "truncation='expected' needs a meta-prover: outcome-only GRPO has none "
+                "(use truncation='forced_answer')"
+            )
 
 
 @dataclass
@@ -148,7 +155,7 @@ class MRTGRPOTrainer(GRPOTrainer):
 
     def __init__(self, *args: Any, mrt: MRTSettings | None = None, **kwargs: Any) -> None:
         self.mrt = mrt or MRTSettings()
-        released = self.mrt.credit.credit == "released"
+        released = self.mrt.credit is not None and self.mrt.credit.credit == "released"
         if released and kwargs.get("rollout_func") is not None:
             raise ValueError("credit='released' generates its own continuations: no rollout_func")
         super().__init__(*args, **kwargs)
@@ -321,6 +328,12 @@ class MRTGRPOTrainer(GRPOTrainer):
         output = super()._generate_and_score_completions(inputs)
         if self.model is None or not self.model.training:
             return output
+        if self.mrt.credit is None:  # outcome-only GRPO: TRL's advantages, the env's grading
+            truncation = [None if e.finished else self.mrt.truncation for e in self._ends]
+            stats = end_metrics([None] * len(truncation), truncation, prefix="mrt")
+            for name, value in stats.items():
+                self._metrics["train"][name].append(value)
+            return output
         start = time.perf_counter()
         local = len(inputs)
         first = self.accelerator.process_index * local
@@ -332,7 +345,7 @@ class MRTGRPOTrainer(GRPOTrainer):
         pairs: list[list[tuple[float | None, float | None]]] = []
         sources: list[str | None] = []
         prefix_j: list[float] = []
-        if self.mrt.credit.credit == "released":
+        if self.mrt.credit.credit == "released":  # type: ignore[union-attr]
             tokens = self._released_credit(rewards, rows)
             prefix_j = [j for _, j in self._released_rows]
         else:
@@ -397,7 +410,8 @@ class MRTGRPOTrainer(GRPOTrainer):
         rows: list[list[int]],
     ) -> list[np.ndarray]:
         """:func:`agents.mrt.per_episode_credit` over TRL's groups (all processes' rows)."""
-        local = len(rows)
+        settings, local = self.mrt.credit, len(rows)
+        assert settings is not None  # per-episode credit modes only
         everything = gather_object(
             [(p, list(e.spans), len(r)) for p, e, r in zip(pairs, episodes, rows, strict=True)]
         )
@@ -410,9 +424,9 @@ class MRTGRPOTrainer(GRPOTrainer):
             [everything[i][0] for i in scored],
             [everything[i][1] for i in scored],
             [everything[i][2] for i in scored],
-            alpha=self.mrt.credit.alpha,
-            mode=self.mrt.credit.credit,
-            normalize_std=self.mrt.credit.normalize_std,
+            alpha=settings.alpha,
+            mode=settings.credit,
+            normalize_std=settings.normalize_std,
         )
         tokens = [np.zeros(item[2], dtype=np.float32) for item in everything]
         for index, values in zip(scored, credit, strict=True):

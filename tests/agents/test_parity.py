@@ -325,24 +325,27 @@ def test_trl_trainer_hands_the_loss_the_papers_advantages(
 
 
 def test_trl_grpo_normalises_each_group_by_its_own_std(tmp_path: Path) -> None:
-    """``--engine trl --algo grpo`` (``grpo_args``: ``--normalize-std`` -> TRL's group scaling):
-    TRL's advantage ``(R - mean_group) / (std_group + 1e-4)`` (sample std, TRL's definition),
-    each group by its own spread, not the batch's."""
-    from trl import GRPOTrainer
-
+    """``--engine trl --algo grpo`` (``grpo_args``: ``--normalize-std`` -> TRL's group scaling;
+    ``MRTGRPOTrainer`` without MRT credit): TRL's advantage ``(R - mean_group) / (std_group +
+    1e-4)`` (sample std, TRL's definition), each group by its own spread, not the batch's; the
+    truncated completion D is graded on the policy's forced answer (right: R = 1), as in the
+    env."""
     from agents.session import load_language_model
     from agents.trl.rewards import OutcomeReward
     from agents.trl.run import TRLRunOptions, grpo_args
+    from agents.trl.trainer import MRTGRPOTrainer, MRTSettings
 
     lm = load_language_model("random-tiny", "cpu", 0)
-    names = {"p0": ["A", "B", "C", "H"], "p1": ["E", "E", "F", "I"], "p2": ["K", "L", "K", "L"]}
+    names = {"p0": ["A", "B", "C", "H"], "p1": ["D", "E", "F", "I"], "p2": ["K", "L", "K", "L"]}
 
     def rollout(prompts: list[str], trainer: Any) -> dict[str, Any]:
         handed: dict[str, int] = defaultdict(int)
         completions = []
         for prompt in prompts:
             problem = _problem_of(prompt)
-            completions.append([*lm.encode(TEXT[names[problem][handed[problem]]]), 2])
+            name = names[problem][handed[problem]]
+            ids = lm.encode(TEXT[name])
+            completions.append(ids if name == "D" else [*ids, lm.tokenizer.eos_token_id])
             handed[problem] += 1
         return {
             "prompt_ids": [lm.encode(p) for p in prompts],
@@ -353,20 +356,21 @@ def test_trl_grpo_normalises_each_group_by_its_own_std(tmp_path: Path) -> None:
     train = TrainConfig(problems_per_step=3, group_size=4, token_budget=32)
     args = grpo_args(TRLRunOptions(out=tmp_path), train, normalize_std=True, tensorboard=False)
     args.shuffle_dataset = False
-    trainer = GRPOTrainer(
+    trainer = MRTGRPOTrainer(
         lm.model,
         reward_funcs=[OutcomeReward()],
         args=args,
         train_dataset=_dataset(),
         processing_class=lm.tokenizer,
         rollout_func=rollout,
+        mrt=MRTSettings(credit=None, template=TEMPLATE, truncation_lm=ScriptedLM(_policy_script())),
     )
     batch = next(iter(trainer.get_train_dataloader()))
     trainer.model.train()
     advantages = trainer._generate_and_score_completions(batch)["advantages"].double().numpy()
     expected = []
     for problem in PROBLEMS:
-        rewards = np.array([OUTCOME[name] for name in names[problem]], dtype=float)
+        rewards = np.array([_reward(problem, n, "forced_answer") for n in names[problem]])
         std = rewards.std(ddof=1)
         expected += list((rewards - rewards.mean()) / (std + 1e-4))
     np.testing.assert_allclose(advantages, expected, rtol=1e-6, atol=1e-6)
