@@ -374,3 +374,30 @@ def test_trl_grpo_normalises_each_group_by_its_own_std(tmp_path: Path) -> None:
         std = rewards.std(ddof=1)
         expected += list((rewards - rewards.mean()) / (std + 1e-4))
     np.testing.assert_allclose(advantages, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_final_j_and_truncation_reach_both_engines_with_the_same_defaults(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from agents.cli import app
+    from agents.session import build_session
+    from agents.trl.run import TRLRunOptions, build_trainer
+    from agents.trl.trainer import MRTSettings
+
+    assert (TrainConfig().final_j, TrainConfig().truncation) == ("prover", "forced_answer")
+    assert (MRTSettings().final_j, MRTSettings().truncation) == ("prover", "forced_answer")
+    assert (EnvConfig().final_j, EnvConfig().truncation_outcome) == ("prover", "forced_answer")
+    config = TrainConfig(final_j="outcome", truncation="expected", token_budget=16)
+    problems = from_list([{"id": "p", "problem": "1+1?", "answer": "2"}])
+    env = build_session(config, "random-tiny", problems).collector.env_config
+    assert (env.final_j, env.truncation_outcome) == ("outcome", "expected")
+    options = TRLRunOptions(out=tmp_path, model="random-tiny", problems=problems)
+    trainer = build_trainer(options, config, MRTConfig(), tensorboard=False)
+    assert (trainer.mrt.final_j, trainer.mrt.truncation) == ("outcome", "expected")
+    for engine in ("native", "trl"):
+        base = ["--engine", engine, "--model", "random-tiny", "--out", str(tmp_path / engine)]
+        result = CliRunner().invoke(app, [*base, "--final-j", "last_text"])
+        assert result.exit_code == 2 and "final_j must be one of" in result.output
+        # outcome-only GRPO has no μ: truncation="expected" is refused by both engines
+        result = CliRunner().invoke(app, [*base, "--algo", "grpo", "--truncation", "expected"])
+        assert result.exit_code == 2 and "needs a meta-prover" in result.output, result.output
