@@ -277,7 +277,8 @@ class MRTGRPOTrainer(GRPOTrainer):
             ends.append(_End(split, split.ended_thinking or (len(ids) > 0 and ids[-1] in stops)))
         self._ends = ends
         truncated = [i for i, end in enumerate(ends) if not end.finished]
-        graded, expected = list(completions), [None] * len(inputs)
+        graded = list(completions)
+        expected: list[float | None] = [None] * len(inputs)
         if needs_forced_answer(True, self.mrt.truncation):
             thinking = [ends[i].split.thinking for i in truncated]
             prompts = [
@@ -305,10 +306,14 @@ class MRTGRPOTrainer(GRPOTrainer):
             requests = [self.request(inputs[i], ends[i].split.thinking) for i in truncated]
             for i, value in zip(truncated, self.estimate_j(requests), strict=True):
                 expected[i] = value
-            for row, value in zip(inputs, expected, strict=True):
-                row["expected_outcome"] = value
+            for row, given in zip(inputs, expected, strict=True):
+                row["expected_outcome"] = given
         self._graded = [completion_text(g) for g in graded]
         return graded
+
+    def _truncation_rows(self) -> list[str | None]:
+        """Per row, ``None`` (finished) or how the truncated completion was graded."""
+        return [None if end.finished else str(self.mrt.truncation) for end in self._ends]
 
     # -- TRL hooks -------------------------------------------------------------------------
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):  # type: ignore[no-untyped-def]
@@ -329,7 +334,7 @@ class MRTGRPOTrainer(GRPOTrainer):
         if self.model is None or not self.model.training:
             return output
         if self.mrt.credit is None:  # outcome-only GRPO: TRL's advantages, the env's grading
-            truncation = [None if e.finished else self.mrt.truncation for e in self._ends]
+            truncation = self._truncation_rows()
             stats = end_metrics([None] * len(truncation), truncation, prefix="mrt")
             for name, value in stats.items():
                 self._metrics["train"][name].append(value)
@@ -356,7 +361,7 @@ class MRTGRPOTrainer(GRPOTrainer):
         for row, values in enumerate(tokens):
             advantages[row, : len(values)] = torch.from_numpy(values)
         output["advantages"] = advantages.to(output["completion_ids"].device)
-        truncation = [None if e.finished else self.mrt.truncation for e in self._ends]
+        truncation = self._truncation_rows()
         self.last_credit = CreditRecord(
             episodes, pairs, rewards, prefix_j, advantages, sources, truncation, self._graded
         )
@@ -384,7 +389,8 @@ class MRTGRPOTrainer(GRPOTrainer):
             for prefix in [*split.prefixes, *final[: needs_final_estimate(finished[row], final_j)]]:
                 requests.append(self.request(inputs[row], prefix))
         values = iter(self.estimate_j(requests))
-        pairs, sources = [], []
+        pairs: list[list[tuple[float | None, float | None]]] = []
+        sources: list[str | None] = []
         for row, split in enumerate(episodes):
             j: list[float | None] = [next(values) for _ in split.prefixes]
             estimate = next(values) if needs_final_estimate(finished[row], final_j) else None
