@@ -401,3 +401,128 @@ def test_final_j_and_truncation_reach_both_engines_with_the_same_defaults(tmp_pa
         # outcome-only GRPO has no μ: truncation="expected" is refused by both engines
         result = CliRunner().invoke(app, [*base, "--algo", "grpo", "--truncation", "expected"])
         assert result.exit_code == 2 and "needs a meta-prover" in result.output, result.output
+
+
+# --- the released recipe ------------------------------------------------------------------------
+SOURCE = {"p0": "B", "p1": "F", "p2": "L"}  # one source per group, cut after c of its episodes
+CONTINUATIONS = {  # what the policy writes after the cut prefix, in turn
+    "p0": [
+        "\n\nWait, 2.</think>\\boxed{2}",
+        "\n\nWait, 5.</think>\\boxed{5}",
+        " so 2.</think>\\boxed{2}",
+    ],
+    "p1": [" 3.</think>\\boxed{3}", "\n\nWait, 6.</think>\\boxed{6}", " 4.</think>\\boxed{4}"],
+    "p2": [" 4.</think>\\boxed{4}", " 4.</think>\\boxed{4}", " 1.</think>\\boxed{1}"],
+}
+CONTINUATION_OUTCOME = {"p0": [1, 0, 1], "p1": [1, 0, 0], "p2": [1, 1, 0]}
+
+
+def _released_script() -> Any:
+    """The policy for the released recipe: per problem, the source first, then continuations."""
+    calls: dict[str, int] = defaultdict(int)
+
+    def script(prompt: str, sample: int) -> str:
+        problem = _problem_of(prompt)
+        calls[problem] += 1
+        if calls[problem] == 1:
+            return TEXT[SOURCE[problem]]
+        return CONTINUATIONS[problem][(calls[problem] - 2) % 3]
+
+    return script
+
+
+def _released_expected(problem: str, prefix: str) -> list[list[float]]:
+    """Per member (the source, then the 3 continuations): ``R - J(prefix)`` per token of its
+    own tokens, 0 on the replayed prefix (here: the continuations' own tokens only)."""
+    baseline = J[(problem, prefix)]  # the mean 0/1 reward of μ's stop-now answers
+    source = TEXT[SOURCE[problem]]
+    members = [
+        [0.0] * len(prefix) + [OUTCOME[SOURCE[problem]] - baseline] * (len(source) - len(prefix))
+    ]
+    for text, reward in zip(CONTINUATIONS[problem], CONTINUATION_OUTCOME[problem], strict=True):
+        members.append([reward - baseline] * len(text))
+    return members
+
+
+def test_native_released_recipe_hands_the_loss_r_minus_j_of_the_prefix() -> None:
+    lm = ScriptedLM(_released_script())
+    problems = [Problem(p, text, gold) for p, (text, gold) in PROBLEMS.items()]
+    config = TrainConfig(problems_per_step=3, group_size=4, token_budget=BUDGET)
+    env_config = EnvConfig(
+        problems=problems, lm=lm, prover=TableMetaProver(J, default=0.5), template=TEMPLATE,
+        token_budget=BUDGET, truncation_lm=lm,
+    )  # fmt: skip
+    components = build_components(env_config)
+    policy = LLMPolicy.for_env(lm, PolicyConfig(), components, BUDGET)
+    learner = RecordingLearner()
+    collector = RolloutCollector(env_config, components, policy)
+    session = TrainSession(config, lm, policy, learner, collector, from_list(problems))  # type: ignore[arg-type]
+    MRT(MRTConfig(credit="released")).train_step(session, seed=3)
+    [(trajectories, tokens)] = learner.calls
+    by_problem: dict[str, list[np.ndarray]] = defaultdict(list)
+    prefixes = {}
+    for trajectory, values in zip(trajectories, tokens, strict=True):
+        by_problem[trajectory.problem_id].append(values)
+        if len(by_problem[trajectory.problem_id]) == 1:  # the source: its frozen prefix
+            prefixes[trajectory.problem_id] = "".join(
+                e.text for e in trajectory.episodes if not e.trainable
+            )
+    assert set(by_problem) == set(PROBLEMS)
+    assert any(prefixes.values())  # some cut replays a prefix (seeded cuts)
+    for problem, members in by_problem.items():
+        expected = _released_expected(problem, prefixes[problem])
+        assert len(members) == len(expected) == 4
+        for got, want in zip(members, expected, strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7, err_msg=problem)
+
+
+def test_trl_released_recipe_hands_the_loss_r_minus_j_of_the_prefix(tmp_path: Path) -> None:
+    from agents.session import load_language_model
+    from agents.trl.rewards import OutcomeReward
+    from agents.trl.run import TRLRunOptions, grpo_args
+    from agents.trl.trainer import MRTGRPOTrainer, MRTSettings
+
+    lm = load_language_model("random-tiny", "cpu", 0)
+    eos = lm.tokenizer.eos_token_id
+    script = _released_script()
+
+    def generate(prompt_ids: list[list[int]], *args: Any) -> tuple[list[list[int]], None]:
+        """A scripted stand-in for TRL's generation (decode the context, write the script)."""
+        texts = [script(lm.tokenizer.decode(ids), 0) for ids in prompt_ids]
+        return [[*lm.encode(text), eos] for text in texts], None
+
+    train = TrainConfig(problems_per_step=3, group_size=4, token_budget=32)
+    args = grpo_args(TRLRunOptions(out=tmp_path), train, normalize_std=True, tensorboard=False)
+    args.shuffle_dataset = False
+    trainer = MRTGRPOTrainer(
+        lm.model,
+        reward_funcs=[OutcomeReward()],
+        args=args,
+        train_dataset=_dataset(),
+        processing_class=lm.tokenizer,
+        mrt=MRTSettings(
+            credit=MRTConfig(credit="released"),
+            template=TEMPLATE,
+            prover=TableMetaProver(J, default=0.5),  # continuations' own J: not used here
+        ),
+    )
+    trainer._generate_single_turn = generate  # completions fixed by the script
+    batch = next(iter(trainer.get_train_dataloader()))
+    trainer.model.train()
+    output = trainer._generate_and_score_completions(batch)
+    lengths = output["completion_mask"].sum(dim=1).tolist()
+    assert any(tokens for tokens, _ in trainer._released_rows)  # some cut replays a prefix
+    for group, problem in enumerate(PROBLEMS):
+        rows = range(4 * group, 4 * group + 4)
+        [prefix_tokens] = {trainer._released_rows[r][0] for r in rows}
+        prefix = TEXT[SOURCE[problem]][:prefix_tokens]  # one token per character
+        expected = _released_expected(problem, prefix)
+        expected = (
+            [expected[0] + [expected[0][-1]]]
+            + [  # + EOS; continuations follow the prefix
+                [0.0] * len(prefix) + want + [want[-1]] for want in expected[1:]
+            ]
+        )
+        for row, want in zip(rows, expected, strict=True):
+            got = output["advantages"][row, : lengths[row]].double().numpy()
+            np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7, err_msg=problem)
