@@ -53,19 +53,16 @@ from trl.models import unwrap_model_for_generation
 from agents.config import MRTConfig
 from agents.monitor import end_metrics
 from agents.mrt import per_episode_credit, released_credit
+from agents.trl.ends import CompletionEnd, grade_ends, problem_id_of
 from agents.trl.episodes import CompletionEpisodes, prefix_seed, split_completion
 from agents.trl.prover import PolicyProver, VLLMEngineLM
-from agents.trl.rewards import completion_text
 from mrt_env.config import default_segmenter
 from mrt_env.grading import (
     FinalJ,
     Truncation,
     check_settings,
     end_j,
-    forced_prompt,
-    forced_response,
     needs_final_estimate,
-    needs_forced_answer,
 )
 from mrt_env.lm.base import SamplingParams
 from mrt_env.lm.hf import HFLanguageModel
@@ -164,7 +161,8 @@ class MRTGRPOTrainer(GRPOTrainer):
         self.mu = self.mrt.prover or self._policy_prover()
         self.last_credit: CreditRecord | None = None
         self._released_rows: list[tuple[int, float]] = []  # (prefix tokens, J(prefix)) per row
-        self._ends: list[_End] = []  # this process's rows: how each completion ended
+        self._ends: list[CompletionEnd] = []  # this process's rows: how each one ended
+        self._graded: list[str] = []  # this process's rows: the text the rewards graded
         if released:
             from agents.trl.released import released_rollout
 
@@ -245,7 +243,7 @@ class MRTGRPOTrainer(GRPOTrainer):
 
     def request(self, row: dict[str, Any], prefix: str) -> ProverRequest:
         """μ's request for the thinking ``prefix`` of a dataset row (seeded per prefix)."""
-        problem_id = _problem_id(row)
+        problem_id = problem_id_of(row)
         seed = prefix_seed(self.args.seed, int(self.state.global_step), problem_id, prefix)
         return ProverRequest(problem_id, row["prompt"], str(row["answer"]), prefix, seed)
 
@@ -258,59 +256,6 @@ class MRTGRPOTrainer(GRPOTrainer):
         """Something with ``decode`` in the policy's tokenizer."""
         return _TokenizerLM(self._tokenizer)
 
-    # -- the end of a completion (mrt_env.grading, as in the env) ---------------------------
-    def _grade_ends(
-        self, inputs: list[dict[str, Any]], completions: list[Any], ids_list: list[Any]
-    ) -> list[Any]:
-        """How each completion ended; a truncated one is graded as the env grades it.
-
-        Returns the completions the reward functions grade: a truncated completion becomes its
-        thinking + the termination suffix + the policy's forced answer
-        (``truncation="forced_answer"``); under ``"expected"`` every row gets an
-        ``expected_outcome`` column (μ's J of a truncated completion's thinking, else
-        ``None``) that :class:`~agents.trl.rewards.OutcomeReward` uses.
-        """
-        stops = {*self.eos_token_ids, self._tokenizer.pad_token_id}
-        ends = []
-        for ids in ids_list:
-            split = self.split(list(ids))
-            ends.append(_End(split, split.ended_thinking or (len(ids) > 0 and ids[-1] in stops)))
-        self._ends = ends
-        truncated = [i for i, end in enumerate(ends) if not end.finished]
-        graded = list(completions)
-        expected: list[float | None] = [None] * len(inputs)
-        if needs_forced_answer(True, self.mrt.truncation):
-            thinking = [ends[i].split.thinking for i in truncated]
-            prompts = [
-                forced_prompt(self.chat, inputs[i]["prompt"], t)
-                for i, t in zip(truncated, thinking, strict=True)
-            ]
-            seeds = [
-                prefix_seed(
-                    self.args.seed,
-                    int(self.state.global_step),
-                    _problem_id(inputs[i]),
-                    "forced\0" + t,
-                )
-                for i, t in zip(truncated, thinking, strict=True)
-            ]
-            answers = self.forced_answers(prompts, seeds)
-            for i, t, answer in zip(truncated, thinking, answers, strict=True):
-                text = forced_response(self.chat, inputs[i]["prompt"], t, answer)
-                graded[i] = (
-                    text
-                    if isinstance(completions[i], str)
-                    else [{"role": "assistant", "content": text}]
-                )
-        else:
-            requests = [self.request(inputs[i], ends[i].split.thinking) for i in truncated]
-            for i, value in zip(truncated, self.estimate_j(requests), strict=True):
-                expected[i] = value
-            for row, given in zip(inputs, expected, strict=True):
-                row["expected_outcome"] = given
-        self._graded = [completion_text(g) for g in graded]
-        return graded
-
     def _truncation_rows(self) -> list[str | None]:
         """Per row, ``None`` (finished) or how the truncated completion was graded."""
         return [None if end.finished else str(self.mrt.truncation) for end in self._ends]
@@ -318,7 +263,7 @@ class MRTGRPOTrainer(GRPOTrainer):
     # -- TRL hooks -------------------------------------------------------------------------
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):  # type: ignore[no-untyped-def]
         if self.model is not None and self.model.training:
-            completions = self._grade_ends(inputs, completions, completion_ids_list)
+            completions = grade_ends(self, inputs, completions, completion_ids_list)
         rewards_per_func = super()._calculate_rewards(
             inputs, prompts, completions, completion_ids_list
         )
@@ -487,19 +432,6 @@ class MRTGRPOTrainer(GRPOTrainer):
         for name, value in stats.items():
             mean = self.accelerator.gather(torch.tensor([value], device=device)).float().nanmean()
             self._metrics["train"][name].append(float(mean))
-
-
-@dataclass(frozen=True)
-class _End:
-    """How one completion ended: its episodes and whether it finished (closed its thinking or
-    ended with EOS) rather than being truncated at ``max_completion_length``."""
-
-    split: CompletionEpisodes
-    finished: bool
-
-
-def _problem_id(row: dict[str, Any]) -> str:
-    return str(row.get("problem_id", row["prompt"]))
 
 
 class _TokenizerLM:
