@@ -104,6 +104,18 @@ def _versus(passes: dict[str, Any]) -> str:
     )
 
 
+def _prover_words(train: dict[str, Any]) -> str:
+    """Who μ was in a run (runs recorded before ``prover_policy`` existed used a frozen μ).
+
+    Example:
+        >>> _prover_words({"prover_policy": "current"}), _prover_words({})
+        ('μ = the policy being trained', 'a frozen copy of the base model')
+    """
+    if train.get("prover_policy", "frozen") == "current":
+        return "μ = the policy being trained"
+    return "a frozen copy of the base model"
+
+
 def render_card(
     variant: str, folder: Path, passes: dict[str, Any], regret: dict[str, Any], base: Path
 ) -> str:
@@ -139,7 +151,7 @@ Trained from the shipped base model `mrt_env/assets/tiny-lm` (model.safetensors 
 temperature {train["policy"]["temperature"]}, AdamW lr {train["lr"]:g}, KL coefficient \
 {train["kl_coef"]:g}, {train["updates_per_batch"]} update per batch, token budget \
 {train["token_budget"]}, episode cap {train["max_episodes"] or "none"}, meta-prover \
-K = {train["prover_samples"]} (MRT only: a frozen copy of the base model).
+K = {train["prover_samples"]} (MRT only: {_prover_words(train)}).
 - Held-out pass@1 during training ({train["eval_problems"]} problems, T = 0.8, fixed \
 seed): {evals}.
 

@@ -316,6 +316,8 @@ def main(
     prover_policy: Annotated[
         str, typer.Option(help="mrt: μ = current policy weights | frozen starting model")
     ] = "current",
+    final_j: opts.FinalJ = "prover",
+    truncation: opts.Truncation = "forced_answer",
     use_vllm: Annotated[bool, typer.Option(help="trl: roll out (and run μ) with vLLM")] = False,
     vllm_mode: Annotated[str, typer.Option(help="trl: vLLM colocate | server")] = "colocate",
     env_url: Annotated[

@@ -17,6 +17,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from mrt_env.grading import FinalJ, Truncation, check_settings
+
 CreditMode = Literal["released", "progress", "progress_to_go"]
 """MRT credit assignment: the released termination-baseline recipe or per-episode credit."""
 
@@ -116,6 +118,13 @@ class TrainConfig:
             answer; J is re-estimated after every update) or ``"frozen"`` (a frozen copy of
             the starting model: cheaper, but progress is then measured by the base model, a
             documented deviation from the paper).
+        final_j: J after the last episode of a finished trajectory: ``"prover"`` (μ's
+            estimate from the natural end of thinking, PAPER.md) or ``"outcome"`` (the
+            verified 0/1 answer); the same setting as the env's and the TRL engine's
+            (:mod:`mrt_env.grading`).
+        truncation: Outcome of a truncated trajectory: ``"forced_answer"`` (one answer forced
+            from the policy, verified) or ``"expected"`` (μ's J of the final prefix); the env's
+            ``truncation_outcome``, the same setting in the TRL engine.
         loss_chunk_tokens: Sequence positions whose full-vocabulary logits are computed at
             once in the loss (recomputed in the backward pass; ``None`` computes the whole
             sequence at once). The default keeps a 16k-token sequence of a 152k-vocabulary
@@ -152,6 +161,8 @@ class TrainConfig:
     reward: RewardSource = "outcome"
     env_rewards: tuple[str, ...] = ("outcome", "progress")
     prover_policy: ProverPolicy = "current"
+    final_j: FinalJ = "prover"
+    truncation: Truncation = "forced_answer"
     loss_chunk_tokens: int | None = 1024
     gradient_checkpointing: bool | None = None
     policy: PolicyConfig = field(default_factory=PolicyConfig)
@@ -188,6 +199,7 @@ class TrainConfig:
             self.prover_policy in ("current", "frozen"),
             f"prover_policy must be current or frozen, got {self.prover_policy!r}",
         )
+        check_settings(self.final_j, self.truncation)  # raises ValueError naming the values
         _require(
             self.loss_chunk_tokens is None or self.loss_chunk_tokens >= 1,
             f"loss_chunk_tokens must be >= 1 or None, got {self.loss_chunk_tokens}",

@@ -51,6 +51,42 @@ def answer_metrics(trajectories: Sequence[Trajectory]) -> dict[str, float]:
     }
 
 
+def end_metrics(
+    j_sources: Sequence[str | None], truncation: Sequence[str | None], prefix: str = "env"
+) -> dict[str, float]:
+    """How the batch's trajectories ended were graded (both training engines log these).
+
+    ``PREFIX/j_final_prover`` and ``PREFIX/j_final_outcome``: shares of trajectories whose J
+    after the last episode is μ's estimate or the verified outcome (``final_j``);
+    ``PREFIX/truncated_forced_answer`` and ``PREFIX/truncated_expected``: shares graded as
+    truncated on the policy's forced answer or on μ's J (``truncation``; ``None`` entries are
+    trajectories that finished).
+
+    Example:
+        >>> end_metrics(["prover", "prover", "outcome", None], [None, "forced_answer", None, None])
+        ... # doctest: +NORMALIZE_WHITESPACE
+        {'env/j_final_prover': 0.5, 'env/j_final_outcome': 0.25,
+         'env/truncated_forced_answer': 0.25, 'env/truncated_expected': 0.0}
+    """
+    count = max(len(j_sources), 1)
+    return {
+        f"{prefix}/j_final_prover": sum(s == "prover" for s in j_sources) / count,
+        f"{prefix}/j_final_outcome": sum(s == "outcome" for s in j_sources) / count,
+        f"{prefix}/truncated_forced_answer": sum(t == "forced_answer" for t in truncation)
+        / max(len(truncation), 1),
+        f"{prefix}/truncated_expected": sum(t == "expected" for t in truncation)
+        / max(len(truncation), 1),
+    }
+
+
+def truncation_used(trajectory: Trajectory) -> str | None:
+    """How a collected trajectory was graded when truncated (``None``: it finished): on a
+    forced answer (its last episode was verified) or on μ's J (``"expected"``)."""
+    if trajectory.terminated or not trajectory.episodes:
+        return None
+    return "forced_answer" if trajectory.episodes[-1].verification is not None else "expected"
+
+
 class DegenerateRunWarning(UserWarning):
     """A training run looks degenerate (all-zero rewards, answers cut off, capped episodes)."""
 

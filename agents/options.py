@@ -32,6 +32,19 @@ ForcedAnswerTokens = Annotated[
 MaxEpisodeTokens = Annotated[
     int | None, typer.Option(help="per-episode safety cap (default: none; reported)")
 ]
+FinalJ = Annotated[
+    str,
+    typer.Option(
+        "--final-j",
+        help="J after a finished trajectory: prover (μ at the natural end) | outcome (0/1)",
+    ),
+]
+Truncation = Annotated[
+    str,
+    typer.Option(
+        help="grading of a truncated trajectory: forced_answer (policy's) | expected (μ's J)"
+    ),
+]
 PrefixCacheSize = Annotated[int | None, typer.Option(help="HF prefix-cache entries")]
 MaxDecodeRows = Annotated[int | None, typer.Option(help="HF rows per decode call")]
 

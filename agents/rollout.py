@@ -293,6 +293,7 @@ class RolloutCollector:
         if outcome is not None:
             trajectory.outcome = float(outcome)
         trajectory.total_tokens = int(info_value(infos, "total_tokens", row) or 0)
+        trajectory.j_source = info_value(infos, "j_source", row)
         regret = info_value(infos, "regret", row)
         trajectory.regret = float(regret) if regret is not None else trajectory.regret
         curve = info_value(infos, "curve", row)

@@ -43,6 +43,10 @@ RESUMABLE_SETTINGS: frozenset[str] = frozenset(
 )
 """Settings (dotted paths into ``run.json``) that may change when a run is resumed."""
 
+ADDED_SETTINGS: Mapping[str, Any] = {"train.final_j": "prover", "train.truncation": "forced_answer"}
+"""Settings added after runs were recorded, with the value every earlier run used: a
+``run.json`` without them resumes as if it held that value."""
+
 
 class RunFolderError(RuntimeError):
     """The run folder belongs to another run or is in use by another trainer."""
@@ -67,6 +71,8 @@ def _normalized(settings: Mapping[str, Any]) -> dict[str, Any]:
 def differences(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
     """The settings (dotted paths) that differ, except :data:`RESUMABLE_SETTINGS`."""
     old, new = _flatten(_normalized(stored)), _flatten(_normalized(current))
+    if "train" in stored and "train" in current:  # recorded before a setting existed
+        old, new = {**ADDED_SETTINGS, **old}, {**ADDED_SETTINGS, **new}
     names = sorted((set(old) | set(new)) - RESUMABLE_SETTINGS)
     missing = "(not set)"
     return [

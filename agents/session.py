@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from agents.config import TrainConfig
-from agents.monitor import answer_metrics
+from agents.monitor import answer_metrics, end_metrics, truncation_used
 from agents.policy import LLMPolicy
 from agents.rollout import RolloutCollector, RolloutRequest
 from agents.types import Trajectory
@@ -171,6 +171,10 @@ class TrainSession:
             "env/j_final": float(np.mean(final_j)) if final_j else float("nan"),
             "env/regret": float(np.mean([t.regret for t in trajectories])),
             "env/terminated": float(np.mean([t.terminated for t in trajectories])),
+            # which J after the last episode and which truncation grading the batch used
+            **end_metrics(
+                [t.j_source for t in trajectories], [truncation_used(t) for t in trajectories]
+            ),
             "charts/tokens": float(np.mean([t.total_tokens for t in trajectories])),
             "charts/episodes": float(np.mean([len(t.episodes) for t in trajectories])),
             "env/single_episode_share": float(
@@ -194,7 +198,9 @@ def build_session(
 
     The policy's episodes end at the env's segmenter (the object ``replay`` and the offline
     analysis use); a truncated trajectory is graded on the policy's own forced answer (the
-    env's ``truncation_lm``), while μ is a frozen copy of the starting model.
+    env's ``truncation_lm``; ``config.truncation``), J on μ's: the policy itself
+    (``prover_policy="current"``, the default) or a frozen copy of the starting model
+    (``"frozen"``). ``config.final_j`` sets J after a finished trajectory.
 
     Args:
         config: Training settings.
@@ -230,6 +236,8 @@ def build_session(
         rewards=config.env_rewards,
         segmenter=segmenter,
         truncation_lm=lm,
+        final_j=config.final_j,
+        truncation_outcome=config.truncation,
     )
     components = build_components(env_config)
     policy = LLMPolicy.for_env(lm, config.policy, components, config.token_budget)
@@ -256,7 +264,7 @@ def _prover_lm(lm: Any, model: str, config: TrainConfig, options: dict[str, Any]
 
 
 def _meta_prover(lm: Any, template: ChatTemplate, config: TrainConfig) -> Any:
-    """A ``SampledMetaProver`` (K forced answers per J) on the frozen copy ``lm``."""
+    """A ``SampledMetaProver`` (K forced answers per J) on μ's model ``lm``."""
     from mrt_env.prover.sampled import SampledMetaProver
 
     return SampledMetaProver(

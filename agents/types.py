@@ -82,6 +82,8 @@ class Trajectory:
         total_tokens: Response tokens the env counted.
         regret: The env's cumulative regret at the end.
         j_curve: ``(tokens, J)`` points read during the trajectory (for normalized regret).
+        j_source: Where J after the last episode came from (the env's ``info["j_source"]``:
+            ``"prover"``, ``"outcome"``, or ``None`` without a meta-prover).
     """
 
     problem_id: str
@@ -95,6 +97,7 @@ class Trajectory:
     total_tokens: int = 0
     regret: float = 0.0
     j_curve: tuple[tuple[float, ...], tuple[float, ...]] = ((), ())
+    j_source: str | None = None
 
     @property
     def response_text(self) -> str:

@@ -374,10 +374,16 @@ class BudgetForcing(gym.Wrapper[str, str, str, str]):
             ``None`` reads ``env.unwrapped.config.token_budget`` when present, else only the
             extension count limits forcing.
 
-    Example:
-        >>> import gymnasium as gym
-        >>> env = BudgetForcing(gym.make("MRTMath-v0"), BudgetForcingConfig(extensions=2))
-        ... # doctest: +SKIP
+    Example (a scripted model, no meta-prover; ``gym.make("MRTMath-v0")`` wraps the same way):
+        >>> from mrt_env.env import MRTMathEnv
+        >>> from mrt_env.lm.scripted import ScriptedLM
+        >>> inner = MRTMathEnv(problems=[{"id": "p", "problem": "1+1?", "answer": "2"}],
+        ...                    lm=ScriptedLM(["2}"]), prover="none")
+        >>> env = BudgetForcing(inner, BudgetForcingConfig(extensions=2))
+        >>> _, info = env.reset(seed=0)
+        >>> obs, _, terminated, _, info = env.step("1+1=2.</think>\\\\boxed{2}")
+        >>> terminated, obs.endswith("1+1=2.\\n\\nWait"), info["budget_forcing"]["extensions_left"]
+        (False, True, 1)
     """
 
     def __init__(

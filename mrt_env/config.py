@@ -22,18 +22,17 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+from mrt_env.grading import FINAL_J, TRUNCATIONS, FinalJ, Truncation
 from mrt_env.lm.base import LanguageModel
 from mrt_env.problems import Problem, ProblemSource
 from mrt_env.prover.base import MetaProver
 from mrt_env.sources import FieldNames, resolve_source
 from mrt_env.templates import AnswerCaps, ChatTemplate, check_template_spec, resolve_template
 
-TruncationOutcome = Literal["forced_answer", "expected"]
-TRUNCATION_OUTCOMES: tuple[str, ...] = ("forced_answer", "expected")
-FinalJ = Literal["prover", "outcome"]
-FINAL_J: tuple[str, ...] = ("prover", "outcome")
+TruncationOutcome = Truncation
+TRUNCATION_OUTCOMES: tuple[str, ...] = TRUNCATIONS
 
 
 @dataclass(frozen=True)
@@ -92,14 +91,16 @@ class EnvConfig:
     """Weight of each reward module (``None``: all 1, i.e. outcome + progress with α = 1)."""
 
     truncation_outcome: TruncationOutcome = "forced_answer"
-    """Outcome of a truncated trajectory: ``"forced_answer"`` samples one forced answer from
-    ``truncation_lm`` and verifies it (the paper's evaluation at a budget); ``"expected"`` uses
-    J of the final prefix (lower variance, needs a meta-prover)."""
+    """Outcome of a truncated trajectory (``mrt-train --truncation``, the same setting in both
+    training engines; see :mod:`mrt_env.grading`): ``"forced_answer"`` samples one forced answer
+    from ``truncation_lm`` and verifies it (the paper's evaluation at a budget); ``"expected"``
+    uses J of the final prefix (lower variance, needs a meta-prover)."""
 
     truncation_lm: LanguageModel | str | None = None
     """The model whose forced answer grades a truncated trajectory (``None``: ``lm``). Trainers
-    pass the policy here, so a truncated trajectory is graded on the policy's own answer while
-    μ stays the frozen ``lm``."""
+    pass the policy here, so a truncated trajectory is graded on the policy's own answer, and
+    J on μ's (``lm``: the policy itself with ``--prover-policy current``, the default, or a
+    frozen copy of the starting model with ``--prover-policy frozen``)."""
 
     lm_options: Mapping[str, Any] = field(default_factory=dict)
     """Keyword options for models built from a path or hub id
@@ -112,7 +113,7 @@ class EnvConfig:
     ``end_think``, no termination suffix); ``"outcome"`` is the policy's own verified 0/1
     answer. The J curve, progress and regret use it (``info["j_source"]`` says which); the
     outcome reward always grades the policy's own answer. Without a meta-prover the outcome
-    is used."""
+    is used. ``mrt-train --final-j`` sets it in both training engines (:mod:`mrt_env.grading`)."""
 
     segmenter: Any = None
     """Segmenter whose ``boundaries`` are the policy's stop strings (``None``: the official

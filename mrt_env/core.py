@@ -21,6 +21,14 @@ from gymnasium.error import ResetNeeded
 
 from mrt_env.budget import fit_episode
 from mrt_env.config import Components, EnvConfig
+from mrt_env.grading import (
+    end_j,
+    end_outcome,
+    forced_prompt,
+    forced_response,
+    needs_final_estimate,
+    needs_forced_answer,
+)
 from mrt_env.lm.base import Completion, SamplingParams
 from mrt_env.problems import Problem
 from mrt_env.prover.base import JEstimate, ProverRequest
@@ -173,12 +181,12 @@ class StepCore:
         at_cap = state.episode_index + 1 >= self.config.max_episodes
         truncated = not terminated and (cut or total >= self.config.token_budget or at_cap)
         request = None
-        if not terminated or self.config.final_j == "prover":  # natural end when terminated
+        if needs_final_estimate(terminated, self.config.final_j):  # natural end if terminated
             request = self._prover_request(state.problem, state.prompt, thinking, rng)
         forced = None
-        if truncated and self.config.truncation_outcome == "forced_answer":
-            forced_prompt = self.components.template.render_forced(state.prompt, thinking)
-            forced = (forced_prompt, int(rng.integers(SEED_BOUND)))
+        if needs_forced_answer(truncated, self.config.truncation_outcome):
+            prompt = forced_prompt(self.components.template, state.prompt, thinking)
+            forced = (prompt, int(rng.integers(SEED_BOUND)))
         return PendingStep(
             episode=episode,
             thinking=thinking,
@@ -246,8 +254,8 @@ class StepCore:
         if pending.terminated:
             return pending.thinking
         if pending.truncated and result.forced is not None:
-            forced = self.components.template.render_forced(state.prompt, pending.thinking)
-            return forced[len(state.prompt) :] + result.forced.text
+            template = self.components.template
+            return forced_response(template, state.prompt, pending.thinking, result.forced.text)
         return None
 
     def _context(
@@ -260,16 +268,10 @@ class StepCore:
     ) -> StepContext:
         """The reward modules' view of this step (outcome and J after it included)."""
         assert state.problem is not None
-        if verification is not None:
-            outcome: float | None = float(verification.correct)
-        elif pending.truncated and result.estimate is not None:
-            outcome = float(result.estimate.j)  # truncation_outcome="expected"
-        else:
-            outcome = None
-        final_j = self.config.final_j if result.estimate is not None else "outcome"
-        from_outcome = pending.terminated and final_j == "outcome"
-        j_after = outcome if from_outcome else _j(result.estimate)
-        j_source = "outcome" if from_outcome else ("prover" if j_after is not None else None)
+        verified = None if verification is None else float(verification.correct)
+        estimate = _j(result.estimate)
+        outcome = end_outcome(verified, pending.truncated, estimate)  # mrt_env.grading
+        j_after, j_source = end_j(pending.terminated, outcome, estimate, self.config.final_j)
         answer_tokens = 0.0 if pending.terminated else _answer_tokens(result.estimate)
         return StepContext(
             problem=state.problem.problem,

@@ -18,8 +18,13 @@ Example:
     >>> trajectory = replay(env, response, problem=0)
     >>> trajectory.episodes[0], len(trajectory.episodes)
     ('1+1=2.', 2)
-    >>> trajectory.j, trajectory.outcome, trajectory.terminated
-    ((0.5, 0.5, 1.0), 1.0, True)
+    >>> trajectory.j, trajectory.outcome, trajectory.terminated  # J after the end: μ's (0.5)
+    ((0.5, 0.5, 0.5), 1.0, True)
+    >>> env = MRTMathEnv(problems=[{"id": "p", "problem": "1+1?", "answer": "2"}],
+    ...                  lm=ScriptedLM(["2}"]), prover=TableMetaProver({}, default=0.5),
+    ...                  segmenter=MarkerSegmenter(min_paragraphs=1), final_j="outcome")
+    >>> replay(env, response, problem=0).j  # final_j="outcome": the verified answer
+    (0.5, 0.5, 1.0)
 """
 
 from __future__ import annotations

@@ -39,14 +39,16 @@ class CompletionEpisodes:
         prefixes: Thinking text before each episode (``prefixes[0] == ""``): the prefixes
             whose J is ``J(c_0), ..., J(c_{k-1})``.
         thinking: The whole thinking text (the prefix after the last episode).
-        ended_thinking: The completion closed its thinking (then J after the last episode is
-            the verified outcome, as in the env).
+        ended_thinking: The completion closed its thinking (it is finished, as in the env).
+        text: The whole completion text (thinking, end of thinking and answer): μ's prefix for
+            J after a finished completion (the natural end of thinking, as in the env).
     """
 
     spans: tuple[tuple[int, int], ...]
     prefixes: tuple[str, ...]
     thinking: str
     ended_thinking: bool
+    text: str = ""
 
 
 def split_completion(
@@ -70,6 +72,7 @@ def split_completion(
         prefixes=tuple(thinking[:start] for start in starts),
         thinking=thinking,
         ended_thinking=bool(rest),
+        text=text,
     )
 
 

@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -58,11 +59,19 @@ class OutcomeReward:
         return get_verifier(self.verifier).verify_many(pairs)
 
     def __call__(
-        self, completions: Sequence[Any], answer: Sequence[Any], **_: Any
+        self,
+        completions: Sequence[Any],
+        answer: Sequence[Any],
+        expected_outcome: Sequence[float | None] | None = None,
+        **_: Any,
     ) -> list[float | None]:
+        """One outcome per completion; a row with an ``expected_outcome`` (μ's J of a truncated
+        completion's thinking, ``truncation="expected"``) gets that instead, as in the env."""
         verdicts = self.verify(completions, answer)
         self.last_statuses = [v.status for v in verdicts]
-        return [None if v.status == "unparsable_gold" else float(v.correct) for v in verdicts]
+        outcomes = [None if v.status == "unparsable_gold" else float(v.correct) for v in verdicts]
+        expected = list(expected_outcome) if expected_outcome is not None else []
+        return [e if e is not None else o for o, e in itertools.zip_longest(outcomes, expected)]
 
 
 class FormatReward:

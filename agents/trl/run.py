@@ -1,9 +1,10 @@
 """``mrt-train --engine trl``: the TRL trainer built from ``mrt-train``'s options.
 
 One CLI, two engines: the algorithm, credit, model, problem, template and seed flags mean the
-same as with ``--engine native``. ``--algo grpo`` runs TRL's own ``GRPOTrainer`` with
-:class:`~agents.trl.rewards.OutcomeReward`; ``--algo mrt`` runs
-:class:`~agents.trl.trainer.MRTGRPOTrainer`. Under ``accelerate launch`` (with a DeepSpeed or
+same as with ``--engine native``. Both algorithms run :class:`~agents.trl.trainer.MRTGRPOTrainer`
+with :class:`~agents.trl.rewards.OutcomeReward`: ``--algo grpo`` keeps TRL's GRPO advantages
+(``credit=None``), ``--algo mrt`` replaces them with MRT's; both grade a truncated completion
+as the env does (``--truncation``). Under ``accelerate launch`` (with a DeepSpeed or
 FSDP config) every process runs this same code; TRL distributes the work. A rerun of the same
 command resumes from the last checkpoint in ``OUT`` through TRL's ``resume_from_checkpoint``.
 
@@ -13,7 +14,8 @@ x ``--group-size`` -> ``per_device_train_batch_size`` (per process), ``--tempera
 ``--token-budget`` + 32 answer tokens -> ``max_completion_length``, ``--kl-coef`` -> ``beta``,
 ``--clip-eps`` -> ``epsilon``, ``--updates-per-batch`` -> ``num_iterations``,
 ``--normalize-std`` -> ``scale_rewards`` (``group`` / ``none``), ``--checkpoint-interval`` ->
-``save_steps``, ``--device cpu`` -> ``use_cpu``.
+``save_steps``, ``--device cpu`` -> ``use_cpu``; ``--final-j`` and ``--truncation`` mean
+what they mean for the native engine (:mod:`mrt_env.grading`).
 """
 
 from __future__ import annotations
@@ -109,7 +111,7 @@ def build_trainer(
     tensorboard: bool = True,
     report_to: Sequence[str] | None = None,
 ) -> Any:
-    """A ready ``GRPOTrainer`` (``--algo grpo``) or ``MRTGRPOTrainer`` (``--algo mrt``).
+    """A ready ``MRTGRPOTrainer``: TRL's GRPO advantages (``--algo grpo``) or MRT's (``mrt``).
 
     ``report_to``: see :func:`grpo_args` (``None``: TensorBoard when ``tensorboard``).
     """
@@ -138,19 +140,18 @@ def build_trainer(
         "train_dataset": dataset,
         "processing_class": lm.tokenizer,
     }
-    if isinstance(algo_config, MRTConfig):
-        from agents.trl.trainer import MRTGRPOTrainer, MRTSettings
+    from agents.trl.trainer import MRTGRPOTrainer, MRTSettings
 
-        settings = MRTSettings(
-            credit=algo_config,
-            template=template,
-            prover_samples=train.prover_samples,
-            max_answer_tokens=ANSWER_TOKENS,
-        )
-        return MRTGRPOTrainer(**common, mrt=settings)
-    from trl import GRPOTrainer
-
-    return GRPOTrainer(**common)
+    # GRPO (credit None) keeps TRL's advantages; both grade truncated completions as the env
+    settings = MRTSettings(
+        credit=algo_config if isinstance(algo_config, MRTConfig) else None,
+        template=template,
+        prover_samples=train.prover_samples,
+        max_answer_tokens=ANSWER_TOKENS,
+        final_j=train.final_j,
+        truncation=train.truncation,
+    )
+    return MRTGRPOTrainer(**common, mrt=settings)
 
 
 def time_limit_callback(minutes: float) -> Any:

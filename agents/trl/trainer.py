@@ -17,6 +17,15 @@ trainer uses (:func:`agents.mrt.per_episode_credit`, :func:`agents.mrt.released_
 reward function left unscored (``None``) get advantage 0, as in TRL. Progress and J statistics
 are logged through TRL's metrics (``mrt/...``).
 
+The end of a completion is graded as in the env, by the same functions
+(:mod:`mrt_env.grading`), with the same settings and defaults: a completion that closed its
+thinking or ended (EOS) is *finished*, and J after its last episode is μ's estimate from the
+natural end of thinking (``final_j="prover"``) or its verified outcome (``"outcome"``); one that
+hit ``max_completion_length`` is *truncated*: the reward functions grade the policy's forced
+answer after the termination suffix (``truncation="forced_answer"``), or
+:class:`~agents.trl.rewards.OutcomeReward` takes μ's J of its thinking (``"expected"``), and J
+after its last episode is μ's estimate of its thinking.
+
 Example (TRL user code; swap the trainer class of an existing GRPO recipe)::
 
     from agents.trl import data, rewards, trainer
@@ -28,8 +37,10 @@ Example (TRL user code; swap the trainer class of an existing GRPO recipe)::
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,10 +51,20 @@ from trl import GRPOTrainer
 from trl.models import unwrap_model_for_generation
 
 from agents.config import MRTConfig
+from agents.monitor import end_metrics
 from agents.mrt import per_episode_credit, released_credit
+from agents.trl.ends import CompletionEnd, grade_ends, problem_id_of
 from agents.trl.episodes import CompletionEpisodes, prefix_seed, split_completion
 from agents.trl.prover import PolicyProver, VLLMEngineLM
 from mrt_env.config import default_segmenter
+from mrt_env.grading import (
+    FinalJ,
+    Truncation,
+    check_settings,
+    end_j,
+    needs_final_estimate,
+)
+from mrt_env.lm.base import SamplingParams
 from mrt_env.lm.hf import HFLanguageModel
 from mrt_env.prover.base import ProverRequest
 from mrt_env.templates import ChatTemplate, get_template
@@ -54,7 +75,9 @@ class MRTSettings:
     """What MRT adds to a GRPO recipe on TRL.
 
     Attributes:
-        credit: The credit mode, alpha and std normalisation (:class:`agents.config.MRTConfig`).
+        credit: The credit mode, alpha and std normalisation (:class:`agents.config.MRTConfig`);
+            ``None``: outcome-only GRPO (TRL's advantages), with the env's grading of
+            truncated completions (``mrt-train --engine trl --algo grpo``).
         template: The env's chat template (termination suffix, end-of-thinking marker).
         segmenter: Splits thinking into episodes (the template's default when ``None``).
         prover_samples: K, forced answers per J estimate.
@@ -62,14 +85,32 @@ class MRTSettings:
         prover: μ: by default a :class:`~agents.trl.prover.PolicyProver` over the current
             weights; any ``mrt_env.prover.MetaProver`` (e.g. the ``TableMetaProver`` test
             double, or one over a frozen model) is used as a fixed μ.
+        final_j: J after a finished completion: ``"prover"`` (μ's estimate from the natural
+            end of thinking) or ``"outcome"`` (the verified 0/1 answer); see
+            :mod:`mrt_env.grading`.
+        truncation: How a truncated completion is graded: ``"forced_answer"`` (one answer
+            forced from the policy) or ``"expected"`` (μ's J of its thinking).
+        truncation_lm: The model whose forced answer grades a truncated completion (``None``:
+            the policy being trained, through μ's model when μ is the default one).
     """
 
-    credit: MRTConfig = field(default_factory=MRTConfig)
+    credit: MRTConfig | None = field(default_factory=MRTConfig)
     template: str | ChatTemplate = "tiny"
     segmenter: Any = None
     prover_samples: int = 4
     max_answer_tokens: int = 32
     prover: Any = None
+    final_j: FinalJ = "prover"
+    truncation: Truncation = "forced_answer"
+    truncation_lm: Any = None
+
+    def __post_init__(self) -> None:
+        check_settings(self.final_j, self.truncation)
+        if self.credit is None and self.truncation == "expected":
+            raise ValueError(
+                "truncation='expected' needs a meta-prover: outcome-only GRPO has none "
+                "(use truncation='forced_answer')"
+            )
 
 
 @dataclass
@@ -82,6 +123,11 @@ class CreditRecord:
         rewards: ``R`` of each row.
         prefix_j: ``J(prefix)`` of each row (released recipe).
         advantages: Per-token advantages handed to TRL's loss (``[B, T]``).
+        j_sources: Where J after each row's last episode came from (``"prover"`` /
+            ``"outcome"``, as the env's ``info["j_source"]``; per-episode credit modes).
+        truncation: Per row, ``None`` (finished) or the grading of a truncated completion
+            (``"forced_answer"`` / ``"expected"``).
+        graded: Per row, the text the reward functions graded.
     """
 
     episodes: list[CompletionEpisodes]
@@ -89,6 +135,9 @@ class CreditRecord:
     rewards: np.ndarray
     prefix_j: list[float]
     advantages: torch.Tensor
+    j_sources: list[str | None] = field(default_factory=list)
+    truncation: list[str | None] = field(default_factory=list)
+    graded: list[str] = field(default_factory=list)
 
 
 class MRTGRPOTrainer(GRPOTrainer):
@@ -103,7 +152,7 @@ class MRTGRPOTrainer(GRPOTrainer):
 
     def __init__(self, *args: Any, mrt: MRTSettings | None = None, **kwargs: Any) -> None:
         self.mrt = mrt or MRTSettings()
-        released = self.mrt.credit.credit == "released"
+        released = self.mrt.credit is not None and self.mrt.credit.credit == "released"
         if released and kwargs.get("rollout_func") is not None:
             raise ValueError("credit='released' generates its own continuations: no rollout_func")
         super().__init__(*args, **kwargs)
@@ -112,6 +161,8 @@ class MRTGRPOTrainer(GRPOTrainer):
         self.mu = self.mrt.prover or self._policy_prover()
         self.last_credit: CreditRecord | None = None
         self._released_rows: list[tuple[int, float]] = []  # (prefix tokens, J(prefix)) per row
+        self._ends: list[CompletionEnd] = []  # this process's rows: how each one ended
+        self._graded: list[str] = []  # this process's rows: the text the rewards graded
         if released:
             from agents.trl.released import released_rollout
 
@@ -142,32 +193,57 @@ class MRTGRPOTrainer(GRPOTrainer):
             and not getattr(args, "vllm_enable_sleep_mode", False)
         )
 
+    @contextlib.contextmanager
+    def _current_weights(self) -> Iterator[Any]:
+        """The training model with its current weights for generation (gathered under
+        ZeRO-3: every process must enter this together, even with nothing to generate)."""
+        with (
+            unwrap_model_for_generation(
+                self.model_wrapped,
+                self.accelerator,
+                gather_deepspeed3_params=getattr(self.args, "ds3_gather_for_generation", True),
+                gradient_checkpointing_kwargs=getattr(
+                    self.args, "gradient_checkpointing_kwargs", None
+                ),
+            ) as unwrapped,
+            torch.no_grad(),
+        ):
+            yield unwrapped
+
     def estimate_j(self, requests: list[ProverRequest]) -> list[float]:
         """J of each request with the current weights (version: TRL's optimizer step)."""
-        if not requests:
-            return []
         version = int(self.state.global_step)
         if isinstance(self.mu, PolicyProver) and isinstance(self.mu.lm, HFLanguageModel):
-            with (
-                unwrap_model_for_generation(
-                    self.model_wrapped,
-                    self.accelerator,
-                    gather_deepspeed3_params=getattr(self.args, "ds3_gather_for_generation", True),
-                    gradient_checkpointing_kwargs=getattr(
-                        self.args, "gradient_checkpointing_kwargs", None
-                    ),
-                ) as unwrapped,
-                torch.no_grad(),
-            ):
+            with self._current_weights() as unwrapped:
                 self.mu.lm.model = unwrapped
-                return [e.j for e in self.mu.estimate(requests, version)]
+                return [e.j for e in self.mu.estimate(requests, version)] if requests else []
+        if not requests:
+            return []
         if isinstance(self.mu, PolicyProver):
             return [e.j for e in self.mu.estimate(requests, version)]
         return [e.j for e in self.mu.estimate(requests)]  # a fixed μ (MetaProver protocol)
 
+    def forced_answers(self, prompts: list[str], seeds: list[int]) -> list[str]:
+        """One answer of the policy (``truncation_lm``) after each forced prompt, seeded."""
+        params = SamplingParams(
+            max_new_tokens=self.chat.answer_caps(forced=self.mrt.max_answer_tokens).forced,
+            temperature=1.0,
+        )
+        lm = self.mrt.truncation_lm
+        if lm is not None:
+            return [s[0].text for s in lm.generate(prompts, params, seeds=seeds)] if prompts else []
+        if isinstance(self.mu, PolicyProver) and not isinstance(self.mu.lm, HFLanguageModel):
+            lm = self.mu.lm  # TRL's colocated vLLM engine: it holds the current weights
+            return [s[0].text for s in lm.generate(prompts, params, seeds=seeds)] if prompts else []
+        with self._current_weights() as unwrapped:
+            if not prompts:
+                return []
+            lm = HFLanguageModel(unwrapped, self._tokenizer)
+            return [s[0].text for s in lm.generate(prompts, params, seeds=seeds)]
+
     def request(self, row: dict[str, Any], prefix: str) -> ProverRequest:
         """μ's request for the thinking ``prefix`` of a dataset row (seeded per prefix)."""
-        problem_id = str(row.get("problem_id", row["prompt"]))
+        problem_id = problem_id_of(row)
         seed = prefix_seed(self.args.seed, int(self.state.global_step), problem_id, prefix)
         return ProverRequest(problem_id, row["prompt"], str(row["answer"]), prefix, seed)
 
@@ -180,8 +256,14 @@ class MRTGRPOTrainer(GRPOTrainer):
         """Something with ``decode`` in the policy's tokenizer."""
         return _TokenizerLM(self._tokenizer)
 
+    def _truncation_rows(self) -> list[str | None]:
+        """Per row, ``None`` (finished) or how the truncated completion was graded."""
+        return [None if end.finished else str(self.mrt.truncation) for end in self._ends]
+
     # -- TRL hooks -------------------------------------------------------------------------
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):  # type: ignore[no-untyped-def]
+        if self.model is not None and self.model.training:
+            completions = grade_ends(self, inputs, completions, completion_ids_list)
         rewards_per_func = super()._calculate_rewards(
             inputs, prompts, completions, completion_ids_list
         )
@@ -196,26 +278,38 @@ class MRTGRPOTrainer(GRPOTrainer):
         output = super()._generate_and_score_completions(inputs)
         if self.model is None or not self.model.training:
             return output
+        if self.mrt.credit is None:  # outcome-only GRPO: TRL's advantages, the env's grading
+            truncation = self._truncation_rows()
+            stats = end_metrics([None] * len(truncation), truncation, prefix="mrt")
+            for name, value in stats.items():
+                self._metrics["train"][name].append(value)
+            return output
         start = time.perf_counter()
         local = len(inputs)
         first = self.accelerator.process_index * local
         rewards = self._mrt_rewards[first : first + local]
         rows = _completion_rows(output["completion_ids"], output["completion_mask"])
         episodes = [self.split(ids) for ids in rows]
+        if len(self._ends) != len(rows):
+            raise RuntimeError("the completions' ends were not graded (_calculate_rewards)")
         pairs: list[list[tuple[float | None, float | None]]] = []
+        sources: list[str | None] = []
         prefix_j: list[float] = []
-        if self.mrt.credit.credit == "released":
+        if self.mrt.credit.credit == "released":  # type: ignore[union-attr]
             tokens = self._released_credit(rewards, rows)
             prefix_j = [j for _, j in self._released_rows]
         else:
-            pairs = self._episode_j(inputs, episodes, rows)
+            pairs, sources = self._episode_j(inputs, episodes, rows)
             tokens = self._episode_credit(pairs, episodes, rows)
         width = output["completion_ids"].size(1)
         advantages = torch.zeros(len(rows), width, dtype=torch.float32)
         for row, values in enumerate(tokens):
             advantages[row, : len(values)] = torch.from_numpy(values)
         output["advantages"] = advantages.to(output["completion_ids"].device)
-        self.last_credit = CreditRecord(episodes, pairs, rewards, prefix_j, advantages)
+        truncation = self._truncation_rows()
+        self.last_credit = CreditRecord(
+            episodes, pairs, rewards, prefix_j, advantages, sources, truncation, self._graded
+        )
         self._log_credit(episodes, pairs, prefix_j, advantages, output, time.perf_counter() - start)
         return output
 
@@ -225,25 +319,35 @@ class MRTGRPOTrainer(GRPOTrainer):
         inputs: list[dict[str, Any]],
         episodes: list[CompletionEpisodes],
         rows: list[list[int]],
-    ) -> list[list[tuple[float | None, float | None]]]:
-        """``(J before, J after)`` of every episode (one batched μ call for the batch)."""
-        outcome = self._outcomes(inputs, rows)
-        requests, where = [], []
+    ) -> tuple[list[list[tuple[float | None, float | None]]], list[str | None]]:
+        """``(J before, J after)`` of every episode (one batched μ call for the batch) and the
+        source of each row's final J (:func:`mrt_env.grading.end_j`, as in the env)."""
+        final_j = self.mrt.final_j
+        finished = [end.finished for end in self._ends]
+        outcome: list[float | None] = [None] * len(rows)
+        if final_j == "outcome":
+            outcome = list(self._outcomes(inputs, rows))
+        requests = []
         for row, split in enumerate(episodes):
-            prefixes = list(split.prefixes) + ([] if split.ended_thinking else [split.thinking])
-            for prefix in prefixes:
-                where.append(row)
+            # natural end of thinking when finished (the whole text), else the thinking
+            final = [split.text if finished[row] else split.thinking]
+            for prefix in [*split.prefixes, *final[: needs_final_estimate(finished[row], final_j)]]:
                 requests.append(self.request(inputs[row], prefix))
         values = iter(self.estimate_j(requests))
-        pairs = []
+        pairs: list[list[tuple[float | None, float | None]]] = []
+        sources: list[str | None] = []
         for row, split in enumerate(episodes):
             j: list[float | None] = [next(values) for _ in split.prefixes]
-            j.append(outcome[row] if split.ended_thinking else next(values))
+            estimate = next(values) if needs_final_estimate(finished[row], final_j) else None
+            last, source = end_j(finished[row], outcome[row], estimate, final_j)
+            j.append(last)
+            sources.append(source)
             pairs.append(list(itertools.pairwise(j)))
-        return pairs
+        return pairs, sources
 
     def _outcomes(self, inputs: list[dict[str, Any]], rows: list[list[int]]) -> list[float]:
-        """The verified 0/1 outcome of each completion (J after a finished trajectory)."""
+        """The verified 0/1 outcome of each completion (J after a finished trajectory with
+        ``final_j="outcome"``)."""
         import rewards as reward_lib
 
         texts = self._tokenizer.batch_decode(rows, skip_special_tokens=True)
@@ -257,7 +361,8 @@ class MRTGRPOTrainer(GRPOTrainer):
         rows: list[list[int]],
     ) -> list[np.ndarray]:
         """:func:`agents.mrt.per_episode_credit` over TRL's groups (all processes' rows)."""
-        local = len(rows)
+        settings, local = self.mrt.credit, len(rows)
+        assert settings is not None  # per-episode credit modes only
         everything = gather_object(
             [(p, list(e.spans), len(r)) for p, e, r in zip(pairs, episodes, rows, strict=True)]
         )
@@ -270,9 +375,9 @@ class MRTGRPOTrainer(GRPOTrainer):
             [everything[i][0] for i in scored],
             [everything[i][1] for i in scored],
             [everything[i][2] for i in scored],
-            alpha=self.mrt.credit.alpha,
-            mode=self.mrt.credit.credit,
-            normalize_std=self.mrt.credit.normalize_std,
+            alpha=settings.alpha,
+            mode=settings.credit,
+            normalize_std=settings.normalize_std,
         )
         tokens = [np.zeros(item[2], dtype=np.float32) for item in everything]
         for index, values in zip(scored, credit, strict=True):
@@ -319,6 +424,10 @@ class MRTGRPOTrainer(GRPOTrainer):
             )
         if prefix_j:
             stats["mrt/j_prefix"] = float(np.mean(prefix_j))
+        record = self.last_credit
+        if record is not None:  # which final J and truncation grading the batch used
+            j_sources = record.j_sources or [None] * len(record.truncation)
+            stats.update(end_metrics(j_sources, record.truncation, prefix="mrt"))
         device = self.accelerator.device
         for name, value in stats.items():
             mean = self.accelerator.gather(torch.tensor([value], device=device)).float().nanmean()

@@ -35,6 +35,18 @@ def _trajectory(group: int, spans: list[tuple[int, int]], j: list[float | None])
         ([1, 0, 1, 1], [0, 0, 1, 1], False, [0.5, -0.5, 0.0, 0.0]),
         # 1 of 4 correct: mean 0.25, std sqrt(3)/4
         ([1, 0, 0, 0], [3, 3, 3, 3], True, [0.75 / (3**0.5 / 4), *[-0.25 / (3**0.5 / 4)] * 3]),
+        # three groups, three spreads, each divided by its own std (never the batch's, 0.49):
+        # group 0: mean 0.75, std sqrt(3)/4; group 1: mean 0.5, std 0.5; group 2: all equal
+        (
+            [1, 0, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0],
+            [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2],
+            True,
+            [
+                *[v / (3**0.5 / 4) for v in (0.25, -0.75, 0.25, 0.25)],
+                *[1.0, 1.0, -1.0, -1.0],
+                *[0.0] * 4,
+            ],
+        ),
     ],
 )
 def test_grpo_outcome_advantages(

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from agents.evaluate import app, summarize
 from agents.types import EpisodeRecord, Trajectory
 from mrt_env.stats import bootstrap_ci
+from tests.shared_data import DATA_DIR, require_shared_data
 
 
 def _trajectory(
@@ -93,12 +94,12 @@ def test_evaluate_command_on_tiny_settings(tmp_path: Path) -> None:
     assert all(0.0 <= v <= 1.0 for v in figures["normalized_regret"].values())
 
 
-MATH500 = Path(__file__).resolve().parents[3] / "shared" / "data" / "math500.jsonl"
+MATH500 = DATA_DIR / "math500.jsonl"
 
 
-@pytest.mark.skipif(not MATH500.is_file(), reason=f"needs {MATH500} (../shared/data)")
 def test_evaluate_command_on_math500_with_the_tiny_lm(tmp_path: Path) -> None:
     """The same knobs as training: problems file, template, device, K, answer caps."""
+    require_shared_data(MATH500)  # skips without ../shared/data, fails under CI=true
     out = tmp_path / "results.json"
     options = ["--problems", str(MATH500), "--n", "2", "--template", "plain", "--device", "cpu"]
     options += ["--k", "2", "--token-budget", "24", "--budgets", "1024", "--seed", "0"]

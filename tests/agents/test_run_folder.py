@@ -86,3 +86,16 @@ def test_differences_ignore_the_resumable_settings() -> None:
         "algo: grpo in run.json, mrt now",
         "train.policy.top_p: 1.0 in run.json, 0.9 now",
     ]
+
+
+def test_a_run_recorded_before_final_j_and_truncation_resumes_with_their_old_values() -> None:
+    from agents.run_folder import differences
+
+    stored = {"algo": "mrt", "train": {"lr": 0.1}}
+    same = {"algo": "mrt", "train": {"lr": 0.1, "final_j": "prover", "truncation": "forced_answer"}}
+    assert differences(stored, same) == []
+    changed = {
+        "algo": "mrt",
+        "train": {"lr": 0.1, "final_j": "outcome", "truncation": "forced_answer"},
+    }
+    assert differences(stored, changed) == ["train.final_j: prover in run.json, outcome now"]

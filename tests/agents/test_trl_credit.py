@@ -34,6 +34,7 @@ def _trainer(
     credit: str,
     groups: int,
     size: int,
+    final_j: str = "prover",
 ) -> Any:
     from datasets import Dataset
     from trl import GRPOConfig
@@ -77,7 +78,11 @@ def _trainer(
         train_dataset=dataset,
         processing_class=lm.tokenizer,
         rollout_func=None if credit == "released" else rollout,
-        mrt=MRTSettings(credit=MRTConfig(credit=credit, alpha=1.0), prover=prover),  # type: ignore[arg-type]
+        mrt=MRTSettings(
+            credit=MRTConfig(credit=credit, alpha=1.0),  # type: ignore[arg-type]
+            prover=prover,
+            final_j=final_j,  # type: ignore[arg-type]
+        ),
     )
 
 
@@ -120,8 +125,9 @@ def test_hand_built_progress_credit_matches_agents_and_hand_values(tmp_path: Pat
         ("p0", "1+1=3.\n\nWait, no."): 0.0,
     }
     prover = TableMetaProver(table)
-    trainer = _trainer(tmp_path, lambda: [right, wrong], prover, "progress", 1, 2)
+    trainer = _trainer(tmp_path, lambda: [right, wrong], prover, "progress", 1, 2, "outcome")
     handed = _handed_to_loss(trainer, _batch(trainer))
+    # final_j="outcome": J after a finished completion is its verified outcome.
     # R = (1, 0): mean 0.5, std 0.5 (the scale of both terms). Progress per episode:
     # right: +0.25, +0.25 (J 0.5 -> 0.75 -> 1 = its outcome) -> (0.5 + 0.25) / 0.5 = 1.5
     # wrong: -0.25, -0.25, 0 (J 0.5 -> 0.25 -> 0 -> 0) -> -1.5, -1.5, (-0.5 + 0) / 0.5 = -1

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 import torch
 
@@ -50,3 +53,63 @@ def test_native_prover_policy(policy: str, changes: bool) -> None:
     session.reset_caches()
     [after] = prover.estimate([REQUEST])
     assert (after.j != before.j) is changes
+
+
+def test_trl_trainer_asks_mu_again_after_an_optimizer_step_only(tmp_path: Path) -> None:
+    """Through ``MRTGRPOTrainer``'s own wiring: a J estimated before is re-estimated after the
+    optimizer step (new weights), and reused after a gradient-accumulation substep (none)."""
+    pytest.importorskip("trl")
+    from datasets import Dataset
+    from transformers import TrainerCallback
+    from trl import GRPOConfig
+
+    from agents.trl.rewards import OutcomeReward
+    from agents.trl.trainer import MRTGRPOTrainer, MRTSettings
+
+    lm = load_language_model("random-tiny", "cpu", 0)
+    prompts = ["Problem: 1+1?\n<think>\n", "Problem: 2+1?\n<think>\n"]
+    dataset = Dataset.from_dict({"prompt": prompts, "answer": ["2", "3"], "problem_id": ["a", "b"]})
+    args = GRPOConfig(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=2,
+        gradient_accumulation_steps=2,  # two substeps, one optimizer step
+        num_generations=2,
+        max_completion_length=8,
+        max_steps=1,
+        learning_rate=0.1,
+        use_cpu=True,
+        report_to=[],
+        save_strategy="no",
+        seed=0,
+    )
+    trainer = MRTGRPOTrainer(
+        lm.model,
+        reward_funcs=[OutcomeReward()],
+        args=args,
+        train_dataset=dataset,
+        processing_class=lm.tokenizer,
+        mrt=MRTSettings(prover_samples=2),  # μ: the policy being trained (PolicyProver)
+    )
+    assert isinstance(trainer.mu, PolicyProver)
+    request = ProverRequest("a", prompts[0], "2", "1+1 is", seed=5)
+
+    def asks() -> int:
+        """How many model calls μ makes to answer ``request`` now (0: cached)."""
+        before = trainer.mu.prover.stats.model_calls
+        trainer.estimate_j([request])
+        return int(trainer.mu.prover.stats.model_calls - before)
+
+    events: list[tuple[str, int, int]] = []
+
+    class Probe(TrainerCallback):  # type: ignore[misc]
+        def on_substep_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            events.append(("substep", state.global_step, asks()))
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            events.append(("step", state.global_step, asks()))
+
+    assert (asks(), asks()) == (1, 0)  # estimated once, then reused with the same weights
+    trainer.add_callback(Probe())
+    trainer.train()
+    assert events == [("substep", 0, 0), ("step", 1, 1)]
+    assert asks() == 0

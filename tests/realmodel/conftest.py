@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 
 from tests.realmodel.smollm2 import FETCH_COMMAND, smollm2_folder
+from tests.shared_data import DATA_DIR, require_shared_data
 
-MATH500 = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "math500.jsonl"
+MATH500 = DATA_DIR / "math500.jsonl"
 """MATH-500 as JSONL (``../shared/data/math500.jsonl`` from the repository root)."""
 
 
@@ -33,10 +34,8 @@ def smollm2_path() -> Path:
 
 @pytest.fixture(scope="session")
 def math500() -> Path:
-    """The MATH-500 JSONL file."""
-    if not MATH500.is_file():
-        pytest.skip(f"{MATH500} not found")
-    return MATH500
+    """The MATH-500 JSONL file (missing: skip, or fail under ``CI=true``)."""
+    return require_shared_data(MATH500)
 
 
 @pytest.fixture(scope="session")
