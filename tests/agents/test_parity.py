@@ -354,7 +354,7 @@ def test_trl_grpo_normalises_each_group_by_its_own_std(tmp_path: Path) -> None:
         }
 
     train = TrainConfig(problems_per_step=3, group_size=4, token_budget=32)
-    args = grpo_args(TRLRunOptions(out=tmp_path), train, normalize_std=True, tensorboard=False)
+    args = grpo_args(TRLRunOptions(out=tmp_path), train, normalize_std=True, report_to=())
     args.shuffle_dataset = False
     trainer = MRTGRPOTrainer(
         lm.model,
@@ -492,7 +492,7 @@ def test_trl_released_recipe_hands_the_loss_r_minus_j_of_the_prefix(tmp_path: Pa
         return [[*lm.encode(text), eos] for text in texts], None
 
     train = TrainConfig(problems_per_step=3, group_size=4, token_budget=32)
-    args = grpo_args(TRLRunOptions(out=tmp_path), train, normalize_std=True, tensorboard=False)
+    args = grpo_args(TRLRunOptions(out=tmp_path), train, normalize_std=True, report_to=())
     args.shuffle_dataset = False
     trainer = MRTGRPOTrainer(
         lm.model,

@@ -137,7 +137,7 @@ def test_oversized_message_closes_the_socket(guarded: EnvServer) -> None:
         ({"rewards": ["os:system"]}, "not allowed"),
         ({"rewards": ["rewards.modules:LengthPenalty"]}, "not allowed"),
         ({"problem_set": "/etc/passwd"}, "not served"),
-        ({"problem_set": "../shared/data/math500.jsonl"}, "not served"),
+        ({"problem_set": "../data/math500.jsonl"}, "not served"),  # any path, relative too
         ({"template": "HuggingFaceTB/SmolLM2-135M-Instruct"}, "not allowed"),
         ({"lm": "gpt2"}, "unknown reset option"),
         ({"prover": "none"}, "unknown reset option"),
@@ -225,13 +225,15 @@ def test_step_after_done_is_an_error(mrt_env_server: EnvServer) -> None:
 
 
 def test_disconnect_mid_trajectory_frees_the_session(mrt_env_server: EnvServer) -> None:
+    # sessions of earlier tests on this server may still be closing: count relative to them
     baseline = mrt_env_server.wait_for("sessions_live", 0)
+    live = baseline["sessions_live"]
     ws = _ws(mrt_env_server, None).__enter__()
     assert _ask(ws, {"type": "reset", "data": {"seed": 4, "k": 1}})["type"] == "observation"
     ws.send(json.dumps({"type": "step", "data": {"text": "Let me think.\n\n"}}))
-    assert mrt_env_server.stats()["sessions_live"] == 1
+    assert mrt_env_server.stats()["sessions_live"] == live + 1
     ws.socket.close()  # drop the TCP connection without a close handshake, mid-step
     after = mrt_env_server.wait_for("sessions_live", 0)
-    assert after["sessions_live"] == 0
+    assert after["sessions_live"] <= live
     assert after["child_processes"] <= max(baseline["child_processes"], 0) + 1
     _still_serves(mrt_env_server, None)
