@@ -1,0 +1,445 @@
+"""Verification verdicts against hand-graded responses, written to kill mutants.
+
+Each case states the verdict a careful grader gives (correct / wrong / no_answer / timeout /
+unparsable_gold, and why). Grading runs in this process (``in_process=True``) so that a
+mutated verifier is exercised without starting worker processes; the worker path is covered by
+``tests/rewards/test_verification.py``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from rewards._cache import _MISSING, _ResultCache, _task_bytes
+from rewards._grading import grade, parse_gold
+from rewards.extraction import FINAL_ANSWER_PATTERN
+from rewards.normalize import is_hedged_list, normalize_answer, top_level_parts
+from rewards.pool import TIMED_OUT
+from rewards.verification import (
+    STATUSES,
+    Verification,
+    Verifier,
+    VerifierConfig,
+    _canonical_integer,
+    _integer_grades,
+    _is_grade,
+    _verdict,
+    nesting_depth,
+)
+
+
+def _verify(response: str, gold: str, **config: object) -> Verification:
+    verifier = Verifier(VerifierConfig(in_process=True, **config))  # type: ignore[arg-type]
+    return verifier.verify(response, gold)
+
+
+def _boxed(*answers: str) -> str:
+    return "<think>hmm</think>" + " ".join("\\boxed{" + a + "}" for a in answers)
+
+
+# --- verdicts ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("response", "gold", "expected"),
+    [
+        ("<think>the answer is \\boxed{3}", "3", ("no_answer", None, "unfinished_thinking")),
+        ("<think>x</think>I am not sure.", "3", ("no_answer", None, "no_boxed_answer")),
+        (_boxed("3"), "3", ("correct", "3", None)),
+        (_boxed("0918"), "918", ("correct", "0918", None)),
+        (_boxed("-07"), "-7", ("correct", "-07", None)),
+        (_boxed("7"), "-7", ("wrong", "7", None)),
+        (_boxed("4"), "3", ("wrong", "4", None)),
+        (_boxed("3", "3"), "3", ("correct", "3", None)),
+        (_boxed("3", "4"), "3", ("wrong", "4", "hedged")),  # some right, some wrong
+        (_boxed("4", "3"), "3", ("wrong", "3", "hedged")),
+        (_boxed("3 \\text{ or } 5"), "5", ("wrong", "3 \\text{ or } 5", "hedged")),
+        (_boxed("\\dfrac{4}{2}"), "2", ("correct", "\\dfrac{4}{2}", None)),
+        (_boxed("\\frac{1}{2}"), "0.5", ("correct", "\\frac{1}{2}", None)),
+        (_boxed("0.4"), "0.5", ("wrong", "0.4", None)),
+        (_boxed("\\frac{1}{2}", "0.5"), "0.5", ("correct", "0.5", None)),
+        (_boxed("3"), "$$", ("unparsable_gold", "3", None)),
+        ("\\boxed{12}", "12", ("correct", "12", None)),  # no think tags: the whole response
+    ],
+)
+def test_verdicts(response: str, gold: str, expected: tuple[str, str | None, str | None]) -> None:
+    result = _verify(response, gold)
+    assert (result.status, result.answer, result.detail) == expected
+    assert result.correct is (expected[0] == "correct")
+
+
+def test_limits_in_the_calling_process() -> None:
+    # the answer region: exactly at the limit is scanned, one more is not
+    assert _verify("</think>" + "x" * 10, "1", max_response_chars=10).detail == "no_boxed_answer"
+    too_long = _verify("</think>" + "x" * 11, "1", max_response_chars=10)
+    assert (too_long.status, too_long.detail) == ("no_answer", "response_too_long")
+    # the gold answer
+    assert _verify(_boxed("123"), "123", max_gold_chars=3).status == "correct"
+    long_gold = _verify(_boxed("123"), "1234", max_gold_chars=3)
+    assert (long_gold.status, long_gold.answer, long_gold.detail) == (
+        "unparsable_gold",
+        "123",
+        "gold_too_long",
+    )
+    # any candidate longer than max_answer_chars
+    assert _verify(_boxed("123"), "123", max_answer_chars=3).status == "correct"
+    long_answer = _verify(_boxed("1234", "123"), "123", max_answer_chars=3)
+    assert (long_answer.status, long_answer.answer, long_answer.detail) == (
+        "wrong",
+        "123",
+        "answer_too_long",
+    )
+
+
+def test_too_many_distinct_candidates_are_hedged() -> None:
+    # two wrong answers: the count check says hedged; grading alone would say plain wrong
+    hedged = _verify(_boxed("6", "7"), "5", max_candidates=1)
+    assert (hedged.status, hedged.answer, hedged.detail) == ("wrong", "7", "hedged")
+    assert _verify(_boxed("6", "7"), "5", max_candidates=2).detail is None
+    # equal after normalisation counts once
+    assert _verify(_boxed("5", "05"), "5", max_candidates=1).status == "correct"
+    assert _verify(_boxed("5", "5", "5", "5", "5"), "5", max_candidates=1).status == "correct"
+
+
+def test_answer_depth_limit() -> None:
+    # nesting 3 with a limit of 3 is graded; with a limit of 2 it is wrong unparsed
+    assert _verify(_boxed("((2))+{1}"), "3", max_answer_depth=3).status == "correct"
+    deep = _verify(_boxed("(((2)))+1"), "3", max_answer_depth=2)
+    assert (deep.status, deep.answer, deep.detail) == ("wrong", "(((2)))+1", "answer_too_deep")
+    # integer answers never reach the depth check
+    assert _verify(_boxed("3"), "3", max_answer_depth=1).status == "correct"
+
+
+def test_extra_patterns_only_when_no_box() -> None:
+    response = "<think>x</think>The final answer is 5"
+    assert _verify(response, "5").detail == "no_boxed_answer"
+    found = _verify(response, "5", extra_patterns=(FINAL_ANSWER_PATTERN,))
+    assert (found.status, found.answer) == ("correct", "5")
+    boxed_first = _verify(
+        _boxed("4") + " The final answer is 5", "5", extra_patterns=(FINAL_ANSWER_PATTERN,)
+    )
+    assert (boxed_first.status, boxed_first.answer) == ("wrong", "4")
+
+
+def test_verify_many_keeps_order_and_mixes_paths() -> None:
+    verifier = Verifier(VerifierConfig(in_process=True))
+    pairs = [
+        (_boxed("\\frac{1}{2}"), "0.5"),
+        ("<think>", "1"),
+        (_boxed("2"), "3"),
+        (_boxed("\\frac{1}{2}"), "0.5"),
+        (_boxed("\\frac{2}{4}"), "0.5"),
+    ]
+    statuses = [v.status for v in verifier.verify_many(pairs)]
+    assert statuses == ["correct", "no_answer", "wrong", "correct", "correct"]
+    assert verifier.verify_many([]) == []
+
+
+def test_grades_are_cached_by_normalised_task() -> None:
+    verifier = Verifier(VerifierConfig(in_process=True))
+    task = ("\\frac{1}{2}", ("0.5",))
+    assert verifier._cache.get(task) is _MISSING
+    verifier.verify(_boxed("0.5"), "\\frac{1}{2}")
+    assert verifier._cache.get(task) == (True,)
+    verifier.clear_cache()
+    assert verifier._cache.get(task) is _MISSING
+
+
+class _GradesAs(Verifier):
+    """Verifier double whose grading returns a fixed worker result (a timeout, an error)."""
+
+    def __init__(self, result: object, config: VerifierConfig) -> None:
+        super().__init__(config)
+        self.result = result
+        self.graded = 0
+
+    def _grade(self, tasks):  # type: ignore[no-untyped-def]
+        self.graded += len(tasks)
+        return [self.result] * len(tasks)
+
+
+@pytest.mark.parametrize("cache_timeouts", [False, True])
+def test_timeouts_are_cached_only_when_asked(cache_timeouts: bool) -> None:
+    verifier = _GradesAs(TIMED_OUT, VerifierConfig(in_process=True, cache_timeouts=cache_timeouts))
+    first = verifier.verify(_boxed("x^2"), "y")
+    assert (first.status, first.answer, first.detail) == ("timeout", "x^2", None)
+    assert verifier.verify(_boxed("x^2"), "y").status == "timeout"
+    assert verifier.graded == (1 if cache_timeouts else 2)
+
+
+@pytest.mark.parametrize("cache_timeouts", [False, True])
+def test_grading_errors_are_never_cached(cache_timeouts: bool) -> None:
+    verifier = _GradesAs(
+        "RecursionError", VerifierConfig(in_process=True, cache_timeouts=cache_timeouts)
+    )
+    result = verifier.verify(_boxed("x^2"), "y")
+    assert (result.status, result.detail) == ("wrong", "grading_error:RecursionError")
+    verifier.verify(_boxed("x^2"), "y")
+    assert verifier.graded == 2
+
+
+def test_grades_are_cached() -> None:
+    verifier = _GradesAs((False,), VerifierConfig(in_process=True))
+    assert verifier.verify(_boxed("x^2"), "y").status == "wrong"
+    assert verifier.verify(_boxed("x^2"), "y").status == "wrong"
+    assert verifier.verify(_boxed("x^3"), "y").status == "wrong"
+    assert verifier.graded == 2
+    unparsable = _GradesAs(None, VerifierConfig(in_process=True))
+    unparsable.verify(_boxed("x^2"), "y")
+    assert unparsable.verify(_boxed("x^2"), "y").status == "unparsable_gold"
+    assert unparsable.graded == 1
+    uncached = _GradesAs((True,), VerifierConfig(in_process=True, cache_size=0))
+    uncached.verify(_boxed("x^2"), "y")
+    uncached.verify(_boxed("x^2"), "y")
+    assert uncached.graded == 2
+
+
+def test_a_cached_grade_is_reused() -> None:
+    verifier = Verifier(VerifierConfig(in_process=True))
+    verifier._cache.put(("\\frac{1}{2}", ("0.7",)), (True,))  # a planted (false) grade
+    assert verifier.verify(_boxed("0.7"), "\\frac{1}{2}").status == "correct"
+
+
+# --- settings ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"timeout_s": 0.0}, r"timeout_s must be a positive finite number, got 0.0"),
+        ({"timeout_s": -1.0}, r"timeout_s must be a positive finite number"),
+        ({"timeout_s": math.inf}, r"timeout_s must be a positive finite number, got inf"),
+        ({"timeout_s": math.nan}, r"timeout_s must be a positive finite number, got nan"),
+        ({"workers": 0}, r"workers must be at least 1, got 0"),
+        ({"max_answer_chars": 0}, r"max_answer_chars must be at least 1, got 0"),
+        ({"max_answer_depth": 0}, r"max_answer_depth must be at least 1, got 0"),
+        ({"max_candidates": 0}, r"max_candidates must be at least 1, got 0"),
+        ({"max_response_chars": 0}, r"max_response_chars must be at least 1, got 0"),
+        ({"max_gold_chars": 0}, r"max_gold_chars must be at least 1, got 0"),
+        ({"cache_size": -1}, r"cache_size must be 0 \(no cache\) or more, got -1"),
+        ({"cache_bytes": -1}, r"cache_bytes must be 0 \(no cache\) or more, got -1"),
+    ],
+)
+def test_bad_verifier_settings(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        VerifierConfig(**kwargs)
+
+
+def test_smallest_verifier_settings_are_accepted() -> None:
+    config = VerifierConfig(
+        timeout_s=1e-3,
+        workers=1,
+        max_answer_chars=1,
+        max_answer_depth=1,
+        max_candidates=1,
+        max_response_chars=1,
+        max_gold_chars=1,
+        cache_size=0,
+        cache_bytes=0,
+    )
+    assert config.workers == 1
+    default = VerifierConfig()
+    assert (default.timeout_s, default.workers, default.max_candidates) == (5.0, None, 4)
+    assert (default.max_answer_chars, default.max_answer_depth) == (1000, 8)
+    assert STATUSES == ("correct", "wrong", "no_answer", "timeout", "unparsable_gold")
+
+
+# --- the pure helpers -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("grades", "expected"),
+    [
+        (TIMED_OUT, ("timeout", None)),
+        ("ValueError", ("wrong", "grading_error:ValueError")),
+        (None, ("unparsable_gold", None)),
+        ((True,), ("correct", None)),
+        ((True, True), ("correct", None)),
+        ((True, False), ("wrong", "hedged")),
+        ((False, True), ("wrong", "hedged")),
+        ((False,), ("wrong", None)),
+        ((False, False), ("wrong", None)),
+    ],
+)
+def test_verdict_of_grades(grades: object, expected: tuple[str, str | None]) -> None:
+    result = _verdict(grades, "ans")
+    assert (result.status, result.detail, result.answer) == (*expected, "ans")
+
+
+def test_is_grade() -> None:
+    assert _is_grade((True,)) and _is_grade(None)
+    assert not _is_grade(TIMED_OUT) and not _is_grade("KeyError")
+
+
+@pytest.mark.parametrize(
+    ("literal", "canonical"),
+    [
+        ("-007", "-7"),
+        ("-0", "0"),
+        ("000", "0"),
+        ("0", "0"),
+        ("12", "12"),
+        ("-12", "-12"),
+        ("0012", "12"),
+        ("-00", "0"),
+    ],
+)
+def test_canonical_integer(literal: str, canonical: str) -> None:
+    assert _canonical_integer(literal) == canonical
+
+
+@pytest.mark.parametrize(
+    ("gold", "candidates", "expected"),
+    [
+        ("918", ("918",), (True,)),
+        ("918", ("0918", "7"), (True, False)),
+        ("-5", ("-05", "5"), (True, False)),
+        ("0", ("-0", "00"), (True, True)),
+        ("1/2", ("0.5",), None),
+        ("5", ("5", "5.0"), None),
+        ("５", ("5",), None),
+        ("5", ("５",), None),
+        ("5 ", ("5",), None),
+    ],
+)
+def test_integer_grades(gold: str, candidates: tuple[str, ...], expected: object) -> None:
+    assert _integer_grades(gold, candidates) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "depth"),
+    [
+        ("", 0),
+        ("a", 0),
+        ("{[()]}", 3),
+        ("}}{", 1),
+        ("{}{}", 1),
+        ("(()", 2),
+        ("\\frac{1}{(2+x)^{2}}", 2),
+        ("])}((", 2),
+        ("[[x]]", 2),
+    ],
+)
+def test_nesting_depth(text: str, depth: int) -> None:
+    assert nesting_depth(text) == depth
+
+
+def test_grade_compares_normalised_answers() -> None:
+    assert grade("\\frac{1}{2}", ("0.5", "2")) == (True, False)
+    assert grade("3", ()) == ()
+    assert grade("", ("1",)) is None  # nothing to parse in the gold answer
+    assert grade("3", ("",)) == (False,)  # an empty candidate parses to nothing
+    assert parse_gold("3") == parse_gold("3") and len(parse_gold("3")) > 0
+
+
+# --- normalisation and hedging ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("answer", "normal"),
+    [
+        ("10{,}000", "10000"),
+        ("1\\,000", "1000"),
+        ("1,234,567", "1234567"),
+        ("-1,234.5", "-1234.5"),
+        ("1,23", "1,23"),
+        ("30^\\circ", "30"),
+        ("30^{\\circ}", "30"),
+        ("30°", "30"),
+        ("17.5\\%", "17.5"),
+        ("17.5%", "17.5"),
+        ("\\text{(B)}", "B"),
+        ("(C)", "C"),
+        ("B", "B"),
+        ("025", "25"),
+        ("-025", "-25"),
+        ("000", "0"),
+        ("\\$5", "5"),
+        ("$5$", "5"),
+        ("5\\text{ cm}^2", "5"),
+        ("12 inches", "12"),
+        ("5\\text{ m}^2\\text{ s}", "5"),
+        ("5 \\text{ m}\\,\\text{s}", "5"),
+        ("5 cm cm", "5 cm cm"),  # a unit word after a unit word: text, not a unit
+        ("\\text{cm}", "\\text{cm}"),
+        ("\\tfrac{1}{2}", "\\frac{1}{2}"),
+        ("\\displaystyle 3", "3"),
+        ("{76^\\circ}", "76"),
+        ("{ {x} }", "x"),
+        ("{a}+{b}", "{a}+{b}"),
+        ("  4  .", "4"),
+        ("a   b", "a b"),
+        ("\\[ 7 \\]", "7"),
+    ],
+)
+def test_normalize_answer(answer: str, normal: str) -> None:
+    assert normalize_answer(answer) == normal
+
+
+@pytest.mark.parametrize(
+    ("answer", "parts"),
+    [
+        ("3, 5", ["3", "5"]),
+        ("3; 5", ["3", "5"]),
+        ("3 \\text{ or } 5", ["3", "5"]),
+        ("3 or 5", ["3", "5"]),
+        ("x \\lor y", ["x", "y"]),
+        ("(1, 2)", ["(1, 2)"]),
+        ("[1, 2), 3", ["[1, 2)", "3"]),
+        ("\\{1, 2\\}", ["\\{1, 2\\}"]),
+        ("a,,b", ["a", "b"]),
+        ("or", []),
+        (")), 1", ["))", "1"]),
+    ],
+)
+def test_top_level_parts(answer: str, parts: list[str]) -> None:
+    assert top_level_parts(answer) == parts
+
+
+def test_is_hedged_list() -> None:
+    assert is_hedged_list("3 \\text{ or } 5", "5")
+    assert not is_hedged_list("3, 5", "3, 5")
+    assert not is_hedged_list("5", "5")
+    assert not is_hedged_list("(1, 2)", "(1, 2)")
+    assert is_hedged_list("1, 2", "")  # an empty gold is a single (empty) answer
+
+
+# --- the result cache -------------------------------------------------------------------------
+
+
+def test_result_cache_is_an_lru_bounded_in_entries() -> None:
+    cache = _ResultCache(size=2, max_bytes=10**6)
+    a, b, c = ("1", ("a",)), ("1", ("b",)), ("1", ("c",))
+    cache.put(a, (True,))
+    cache.put(b, (False,))
+    assert cache.get(a) == (True,)  # a is now the most recent
+    cache.put(c, None)
+    assert cache.get(b) is _MISSING
+    assert cache.get(a) == (True,) and cache.get(c) is None
+    assert cache.bytes == _task_bytes(a) + _task_bytes(c)
+    cache.put(a, (False,))  # replacing does not count twice
+    assert cache.get(a) == (False,) and cache.bytes == _task_bytes(a) + _task_bytes(c)
+    cache.clear()
+    assert cache.get(a) is _MISSING and cache.bytes == 0
+
+
+def test_result_cache_is_bounded_in_bytes() -> None:
+    a, b = ("1", ("a",)), ("1", ("b",))
+    cost = _task_bytes(a)
+    assert cost > 256  # strings plus the fixed overhead
+    cache = _ResultCache(size=10, max_bytes=cost)
+    cache.put(a, (True,))
+    assert cache.get(a) == (True,) and cache.bytes == cost
+    cache.put(b, (True,))
+    assert cache.get(a) is _MISSING and cache.get(b) == (True,) and cache.bytes == cost
+    small = _ResultCache(size=10, max_bytes=cost - 1)
+    small.put(a, (True,))
+    assert small.get(a) is _MISSING and small.bytes == 0
+    off = _ResultCache(size=0, max_bytes=10**6)
+    off.put(a, (True,))
+    assert off.get(a) is _MISSING
+    one = _ResultCache(size=1, max_bytes=10**6)
+    one.put(a, (True,))
+    assert one.get(a) == (True,)
