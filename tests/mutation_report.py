@@ -1,0 +1,141 @@
+"""Per-module report of a mutmut run (``make mutate``): killed, survived, timed out, equivalent.
+
+Reads the results mutmut keeps under ``mutants/`` (one ``<module>.py.meta`` JSON file per mutated
+module) and prints a Markdown table, the surviving mutants that are not listed as equivalent,
+and the functions no selected test runs. Run from the repository root after ``mutmut run``::
+
+    python -m tests.mutation_report            # the table and the open survivors
+    python -m tests.mutation_report --diff     # also the diff of each open survivor
+
+``EQUIVALENT`` lists the surviving mutants that cannot change behaviour, each with its reason;
+a mutant listed there that no longer survives is reported, so the list cannot go stale silently.
+Mutant names carry mutmut's per-function counter, so they change when a function changes:
+rerun and re-check the list after editing a mutated module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+
+#: mutmut's exit-code convention (mutmut.stats.status_by_exit_code), folded into report columns.
+STATUS_BY_EXIT_CODE = {
+    0: "survived",
+    1: "killed",
+    3: "killed",
+    5: "no tests",
+    33: "no tests",
+    34: "skipped",
+    36: "timeout",
+    -24: "timeout",
+    24: "timeout",
+    152: "timeout",
+    255: "timeout",
+    None: "not checked",
+}
+
+#: Surviving mutants that behave exactly like the original, with the reason.
+EQUIVALENT: dict[str, str] = {}
+
+
+def module_results(root: Path) -> dict[str, dict[str, str]]:
+    """``{module: {mutant: status}}`` from mutmut's ``.meta`` files under ``root``."""
+    results: dict[str, dict[str, str]] = {}
+    for meta in sorted(root.rglob("*.py.meta")):
+        module = meta.relative_to(root).as_posix().removesuffix(".meta")
+        codes = json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"]
+        results[module] = {
+            name: STATUS_BY_EXIT_CODE.get(code, "suspicious") for name, code in codes.items()
+        }
+    return results
+
+
+def function_of(mutant: str) -> str:
+    """``mrt_env.regret.x_pass_at_k__mutmut_3`` -> ``pass_at_k``; methods as ``Class.method``."""
+    name = mutant.split("__mutmut_")[0].rsplit(".", 1)[-1]
+    name = name.removeprefix("x_").removeprefix("xǁ")
+    return name.replace("ǁ", ".")
+
+
+def table(results: dict[str, dict[str, str]]) -> tuple[str, list[str], dict[str, Counter]]:
+    """The Markdown table, the open survivors and the untested functions per module."""
+    rows = [
+        "| module | mutants | killed | timed out | survived | equivalent | no test runs it "
+        "| not run | kill rate (tested) | kill rate (all) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    open_survivors: list[str] = []
+    untested: dict[str, Counter] = defaultdict(Counter)
+    totals: Counter = Counter()
+    for module, statuses in results.items():
+        counts: Counter = Counter()
+        for mutant, status in statuses.items():
+            if status == "survived" and mutant in EQUIVALENT:
+                status = "equivalent"
+            elif status == "survived":
+                open_survivors.append(mutant)
+            elif status == "no tests":
+                untested[module][function_of(mutant)] += 1
+            counts[status] += 1
+        counts["mutants"] = len(statuses)
+        totals.update(counts)
+        rows.append(_row(module, counts))
+    rows.append(_row("**all**", totals))
+    return "\n".join(rows), open_survivors, untested
+
+
+def _row(module: str, counts: Counter) -> str:
+    detected = counts["killed"] + counts["timeout"]
+    tested = detected + counts["survived"]
+    everything = tested + counts["no tests"]
+    return (
+        f"| {module} | {counts['mutants']} | {counts['killed']} | {counts['timeout']} "
+        f"| {counts['survived']} | {counts['equivalent']} | {counts['no tests']} "
+        f"| {counts['not checked']} "
+        f"| {_rate(detected, tested)} | {_rate(detected, everything)} |"
+    )
+
+
+def _rate(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f}%" if whole else "n/a"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mutants", type=Path, default=Path("mutants"))
+    parser.add_argument("--diff", action="store_true", help="print each open survivor's diff")
+    args = parser.parse_args()
+    results = module_results(args.mutants)
+    if not results:
+        print(f"no mutmut results under {args.mutants}/: run `make mutate` first", file=sys.stderr)
+        return 1
+    text, open_survivors, untested = table(results)
+    print(text)
+    print("\nkill rate (tested) = (killed + timed out) / (mutants - equivalent - no test runs it)")
+    print("kill rate (all)    = (killed + timed out) / (mutants - equivalent)")
+    unchecked = sum(s == "not checked" for r in results.values() for s in r.values())
+    if unchecked:
+        print(f"\n{unchecked} mutants were not checked (an interrupted run): rerun `make mutate`")
+    stale = sorted(m for m in EQUIVALENT if all(r.get(m) != "survived" for r in results.values()))
+    if stale:
+        print(f"\nlisted as equivalent but not surviving (update EQUIVALENT): {stale}")
+    print("\nfunctions no selected test runs (their mutants are 'no test runs it'):")
+    for module, functions in untested.items():
+        print(f"  {module}: " + ", ".join(f"{f} ({n})" for f, n in sorted(functions.items())))
+    print(f"\nopen survivors ({len(open_survivors)}):")
+    for mutant in open_survivors:
+        print(f"  {mutant}")
+        if args.diff:
+            shown = subprocess.run(
+                [sys.executable, "-m", "mutmut", "show", mutant], capture_output=True, text=True
+            )
+            print(shown.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
