@@ -280,6 +280,14 @@ def test_per_episode_advantages_divide_progress_by_the_given_scales() -> None:
     np.testing.assert_allclose(unscaled[1], [0.5, 0.5])
 
 
+def test_per_episode_advantages_need_one_advantage_and_scale_per_trajectory() -> None:
+    trajectory = _trajectory(0, [(0, 1)], [0.0, 0.5])
+    with pytest.raises(ValueError):
+        per_episode_advantages([trajectory], [1.0, 2.0], 1.0, "progress")
+    with pytest.raises(ValueError):
+        per_episode_advantages([trajectory], [1.0], 1.0, "progress", [1.0, 2.0])
+
+
 def test_mrt_advantages_follow_its_config() -> None:
     trajectories = [
         _trajectory(3, [(0, 1), (1, 2)], [0.25, 0.75, 0.5]),
@@ -356,7 +364,11 @@ def test_cut_is_a_seeded_draw_over_the_episodes() -> None:
 
 
 def test_released_credit_needs_the_outcome_reward() -> None:
-    with pytest.raises(ValueError, match=r"--credit released needs --reward outcome .*'return'"):
+    message = (
+        r"^--credit released needs --reward outcome \(R - J\(prefix\) compares the 0/1 outcome "
+        r"with a probability of success\); got --reward 'return'$"
+    )
+    with pytest.raises(ValueError, match=message):
         check_reward_source(MRTConfig(credit="released"), "return")
     check_reward_source(MRTConfig(credit="released"), "outcome")
     check_reward_source(MRTConfig(credit="progress"), "return")

@@ -363,6 +363,8 @@ def test_grade_compares_normalised_answers() -> None:
         ("5\\text{ m}^2\\text{ s}", "5"),
         ("5 \\text{ m}\\,\\text{s}", "5"),
         ("5 cm cm", "5 cm cm"),  # a unit word after a unit word: text, not a unit
+        ("123\\,\\text{cm}", "123"),
+        ("123\\;\\!\\text{ kg}", "123"),
         ("\\text{cm}", "\\text{cm}"),
         ("\\tfrac{1}{2}", "\\frac{1}{2}"),
         ("\\displaystyle 3", "3"),
