@@ -372,3 +372,21 @@ def test_released_credit_needs_the_outcome_reward() -> None:
         check_reward_source(MRTConfig(credit="released"), "return")
     check_reward_source(MRTConfig(credit="released"), "outcome")
     check_reward_source(MRTConfig(credit="progress"), "return")
+
+
+def test_per_episode_credit_needs_one_entry_per_trajectory() -> None:
+    with pytest.raises(ValueError):
+        per_episode_credit(
+            [1.0, 0.0],
+            [0, 0],
+            [[(0.0, 1.0)], [(0.0, 0.5)]],
+            [[(0, 1)], [(0, 1)]],
+            [1],
+            alpha=1.0,
+            mode="progress",
+        )
+
+
+def test_termination_baseline_of_integer_inputs_is_float() -> None:
+    result = termination_baseline_advantages([1, 0], [0, 1])
+    assert result.dtype == np.float64 and result.tolist() == [1.0, -1.0]

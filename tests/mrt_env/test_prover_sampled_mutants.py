@@ -9,6 +9,7 @@ verifier on integer answers (graded in-process).
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import pytest
@@ -263,3 +264,69 @@ def test_a_cache_of_one_keeps_the_newest() -> None:
     assert prover.estimate([_request("b")])[0].cached
     assert not prover.estimate([_request("a")])[0].cached
     assert len(lm.calls) == 2
+
+
+# --- what reaches the model and the verifier --------------------------------------------------
+
+
+class _RecordingLM(ScriptedLM):
+    """ScriptedLM that records the seeds of each call, sleeps ``delay`` seconds per call and
+    can drop the last output group (a broken backend)."""
+
+    def __init__(self, answers: list[str], delay: float = 0.0, drop_last: bool = False) -> None:
+        super().__init__(answers)
+        self.seeds: list[object] = []
+        self.delay = delay
+        self.drop_last = drop_last
+
+    def generate(self, prompts, params, seeds=None):  # type: ignore[no-untyped-def]
+        self.seeds.append(seeds)
+        time.sleep(self.delay)
+        outputs = super().generate(prompts, params, seeds=seeds)
+        return outputs[:-1] if self.drop_last else outputs
+
+
+class _SlowVerifier(_EndsWithGold):
+    """Table verifier double that sleeps ``delays[i]`` seconds on its i-th call."""
+
+    def __init__(self, delays: list[float]) -> None:
+        super().__init__()
+        self.delays = delays
+
+    def verify_many(self, pairs: list[tuple[str, str]]) -> list[_Verdict]:
+        time.sleep(self.delays.pop(0))
+        return super().verify_many(pairs)
+
+
+def test_each_distinct_request_samples_with_its_own_seed() -> None:
+    lm = _RecordingLM(["4}"])
+    prover = SampledMetaProver(lm, template="tiny", k=2, verifier=_EndsWithGold())
+    prover.estimate(
+        [
+            ProverRequest("a", PROMPT, "4", "", seed=11),
+            ProverRequest("b", PROMPT, "4", "", seed=22),
+            ProverRequest("a", PROMPT, "4", "", seed=33),  # a duplicate of the first
+        ]
+    )
+    assert lm.seeds == [[11, 22]]
+
+
+def test_counters_accumulate_over_calls() -> None:
+    lm = _RecordingLM(["4}", "?"], delay=0.05)
+    verifier = _SlowVerifier([0.05, 0.0])
+    prover = SampledMetaProver(lm, template="tiny", k=2, verifier=verifier)
+    prover.estimate([_request("a"), _request("b")])
+    prover.estimate([_request("c")])
+    stats = prover.stats
+    assert (stats.requests, stats.model_calls, stats.unique_prefixes) == (3, 2, 3)
+    assert (stats.generated_answers, stats.answered) == (6, 3)
+    assert stats.generate_seconds >= 0.1  # two calls of at least 50 ms each
+    assert stats.verify_seconds >= 0.05  # the first call's 50 ms is kept
+    assert stats.answered_share == 0.5
+
+
+def test_a_backend_that_drops_an_output_group_is_an_error() -> None:
+    lm = _RecordingLM(["4}"], drop_last=True)
+    prover = SampledMetaProver(lm, template="tiny", k=2, verifier=_EndsWithGold())
+    with pytest.raises(ValueError):
+        prover.estimate([_request("a"), _request("b")])

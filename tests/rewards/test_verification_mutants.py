@@ -445,3 +445,15 @@ def test_result_cache_is_bounded_in_bytes() -> None:
     one = _ResultCache(size=1, max_bytes=10**6)
     one.put(a, (True,))
     assert one.get(a) == (True,)
+
+
+def test_one_shared_verifier_per_config() -> None:
+    from rewards.verification import get_verifier
+
+    custom = VerifierConfig(timeout_s=2.5, workers=1)
+    shared = get_verifier(custom)
+    assert shared.config == custom
+    assert get_verifier(VerifierConfig(timeout_s=2.5, workers=1)) is shared
+    default = get_verifier()
+    assert default.config == VerifierConfig() and default is not shared
+    assert get_verifier(None) is default and get_verifier(VerifierConfig()) is default
