@@ -169,6 +169,24 @@ def test_checked_weights_reject_unexpected_missing_misshapen_and_nonfinite(tmp_p
             checked_weights(model, tmp_path, nonfinite)
 
 
+def test_a_tensor_stored_under_its_own_name_wins_over_its_tied_twin(tmp_path: Path) -> None:
+    model = _Tied()
+    tensors = _model_tensors(model)
+    tensors["head.weight"] = tensors["head.weight"] + 1.0  # differs from embed.weight
+    pairs = checked_weights(model, tmp_path, tensors)
+    assert torch.equal(pairs[0][1], tensors["embed.weight"])
+    assert torch.equal(pairs[1][1], tensors["head.weight"])
+
+
+def test_missing_tensors_are_counted_and_the_first_three_named(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError) as caught:
+        checked_weights(_Tied(), tmp_path / "m.safetensors", {})
+    assert str(caught.value) == (
+        f"{tmp_path / 'm.safetensors'}: 4 model tensor(s) missing, e.g. "
+        f"['embed.weight', 'head.weight', 'scale.weight'] (incomplete file). {WAYS_OUT}"
+    )
+
+
 def test_checked_weights_with_an_integer_buffer(tmp_path: Path) -> None:
     model = torch.nn.Module()
     model.register_buffer("count", torch.tensor([3, 4]))

@@ -83,6 +83,14 @@ def test_group_scale_of_a_spread_just_above_eps_adds_eps() -> None:
 def test_group_scale_of_a_spread_below_eps_is_one() -> None:
     # std 5e-7 <= STD_EPS: treated as equal rewards
     np.testing.assert_array_equal(group_scales([0.0, 1e-6], [0, 0]), [1.0, 1.0])
+    # std exactly STD_EPS (0 and 2e-6: the float std is 1e-6 to the last bit) is not above it
+    np.testing.assert_array_equal(group_scales([0.0, 2e-6], [0, 0]), [1.0, 1.0])
+
+
+def test_group_scales_of_integer_rewards_are_float() -> None:
+    result = group_scales([1, 0, 1, 1], [0, 0, 1, 1])
+    assert result.dtype == np.float64
+    np.testing.assert_allclose(result, [0.5 + 1e-6, 0.5 + 1e-6, 1.0, 1.0], rtol=1e-12)
 
 
 @pytest.mark.parametrize(

@@ -330,3 +330,27 @@ def test_a_backend_that_drops_an_output_group_is_an_error() -> None:
     prover = SampledMetaProver(lm, template="tiny", k=2, verifier=_EndsWithGold())
     with pytest.raises(ValueError):
         prover.estimate([_request("a"), _request("b")])
+
+
+def test_the_template_is_resolved_for_the_given_model() -> None:
+    class _ServedWithoutTokenizer(ScriptedLM):
+        def chat_tokenizer(self) -> None:
+            return None
+
+    with pytest.raises(ValueError, match=r"served model 'served-model' has no local tokenizer"):
+        SampledMetaProver(_ServedWithoutTokenizer(["4}"], name="served-model"), template=None)
+
+
+def test_wilson_interval_is_clamped_to_the_unit_interval() -> None:
+    # unclamped, the textbook formula leaves [0, 1] by rounding for 0/5 and 5/5 at z = 1.96
+    assert _wilson(0, 5)[0] < 0.0 and _wilson(5, 5)[1] > 1.0
+    assert wilson_interval(0, 5)[0] == 0.0
+    assert wilson_interval(5, 5)[1] == 1.0
+
+
+def test_cache_hits_accumulate_over_calls() -> None:
+    prover, lm = _prover(["4}"], k=1)
+    for _ in range(3):
+        prover.estimate([_request(), _request("b")])
+    assert prover.stats.cache_hits == 4 and prover.stats.requests == 6
+    assert len(lm.calls) == 1

@@ -103,7 +103,7 @@ def test_thinking_part() -> None:
     assert thinking_part("no end") == ("no end", "")
     assert thinking_part("x<END>y", end_think="<END>") == ("x", "<END>y")
     assert thinking_part("</think>y") == ("", "</think>y")
-    with pytest.raises(ValueError, match=r"end_think must be a non-empty string"):
+    with pytest.raises(ValueError, match=r"^end_think must be a non-empty string$"):
         thinking_part("x", end_think="")
 
 
