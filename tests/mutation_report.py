@@ -39,7 +39,47 @@ STATUS_BY_EXIT_CODE = {
 }
 
 #: Surviving mutants that behave exactly like the original, with the reason.
-EQUIVALENT: dict[str, str] = {}
+EQUIVALENT: dict[str, str] = {
+    "agents.mrt.x_termination_baseline_advantages__mutmut_3": (
+        "outcomes without dtype=float: subtracting the float64 prefix_j array gives the same "
+        "float64 result for any numeric outcomes"
+    ),
+    "agents.mrt.x_termination_baseline_advantages__mutmut_5": (
+        "the same as _3 (np.asarray(outcomes) without a dtype)"
+    ),
+    "mrt_env.prover.sampled.xǁSampledMetaProverǁ_sample__mutmut_41": (
+        "getattr default None instead of '': either differs from 'no_answer', so a verdict "
+        "without a status counts as answered in both"
+    ),
+    "mrt_env.prover.sampled.xǁSampledMetaProverǁ_sample__mutmut_47": (
+        "getattr default 'XXXX' instead of '': the same as _41"
+    ),
+    "mrt_env.prover.sampled.xǁSampledMetaProverǁ_remember__mutmut_6": (
+        "popitem(last=None): None is falsy, so the oldest entry is evicted as with last=False"
+    ),
+    "mrt_env.prover.sampled.xǁSampledMetaProverǁestimate__mutmut_39": (
+        "zip(..., strict=None) over todo and _sample(firsts): _sample returns one estimate per "
+        "request or raises on a count mismatch itself (its own strict zip), so lengths agree"
+    ),
+    "mrt_env.prover.sampled.xǁSampledMetaProverǁestimate__mutmut_42": "the same as _39",
+    "mrt_env.prover.sampled.xǁSampledMetaProverǁestimate__mutmut_44": "the same as _39",
+    "mrt_env.regret.x_maj_at_k__mutmut_33": (
+        "zip(..., strict=None): answers, correct and weights were checked to have equal "
+        "lengths just before"
+    ),
+    "mrt_env.segmenters.xǁTokenChunkSegmenterǁ_chunk_end__mutmut_6": (
+        "fits(None) instead of fits(len(text)): text[:None] is text[:len(text)]"
+    ),
+    "mrt_env.segmenters.x_segmenter_from_spec__mutmut_1": (
+        "default template_name 'XXXX' instead of '': only 'tiny' is special, both are not"
+    ),
+    "rewards.verification.x__canonical_integer__mutmut_7": (
+        "lstrip('XX-XX') strips the characters X and -: an integer literal has no X"
+    ),
+    "rewards.verification.x__canonical_integer__mutmut_8": (
+        "lstrip('XX0XX') strips the characters X and 0: an integer literal has no X"
+    ),
+}
 
 
 def module_results(root: Path) -> dict[str, dict[str, str]]:

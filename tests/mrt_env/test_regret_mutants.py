@@ -136,6 +136,11 @@ def test_bad_traces_are_named(trace: object, message: str) -> None:
         normalized_regret([[([1.0], [1.0]), trace]], 10)  # type: ignore[list-item]
 
 
+def test_a_single_trace_is_named_trace() -> None:
+    with pytest.raises(ValueError, match=r"^trace: tokens has 2 points but j has 1$"):
+        normalized_area([1.0, 2.0], [0.5], 10)
+
+
 def test_zero_tokens_are_allowed_and_equal_tokens_too() -> None:
     assert normalized_area([0.0, 0.0], [0.5, 1.0], 10) == 1.0
 
@@ -235,6 +240,7 @@ def test_token_efficiency_cases() -> None:
     assert math.isnan(token_efficiency(a, b, target=0.55))  # B never reaches 0.55
     assert token_efficiency(([0, 100], [0.5, 1.0]), ([100], [0.5])) == math.inf
     assert math.isnan(token_efficiency(([0, 100], [0.5, 1.0]), ([0], [0.5])))
+    assert token_efficiency(([0, 100], [0.5, 1.0]), ([0.5], [0.5])) == math.inf
 
 
 def test_token_efficiency_names_the_bad_curve() -> None:
@@ -296,7 +302,7 @@ def test_likelihood_weight_is_two_to_the_mean_logprob() -> None:
     assert likelihood_weight([-1.0, -3.0]) == 0.25
     assert likelihood_weight([0.0]) == 1.0
     assert likelihood_weight([-2.0, -2.0, -5.0]) == pytest.approx(2.0**-3)
-    with pytest.raises(ValueError, match=r"token_logprobs is empty"):
+    with pytest.raises(ValueError, match=r"^token_logprobs is empty$"):
         likelihood_weight([])
     with pytest.raises(ValueError, match=r"token_logprobs must be 1-D"):
         likelihood_weight([[-1.0]])
@@ -331,6 +337,7 @@ def test_maj_at_k_with_weights() -> None:
         (["4", "5"], [True, False], 1.0, None, r"k must be an int in \[1, 2\], got 1.0"),
         (["4", "5"], [True, False], 2, [1.0], r"weights must be 2 non-negative values"),
         (["4", "5"], [True, False], 2, [1.0, -0.5], r"weights must be 2 non-negative values"),
+        (["4", "5"], [True, False], 2, [math.nan, 1.0], r"^weights must be finite, got"),
     ],
 )
 def test_maj_at_k_rejects_bad_input(
