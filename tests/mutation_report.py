@@ -67,6 +67,32 @@ EQUIVALENT: dict[str, str] = {
         "zip(..., strict=None): answers, correct and weights were checked to have equal "
         "lengths just before"
     ),
+    "mrt_env.regret.x_maj_at_k__mutmut_37": "the same as _33",
+    "mrt_env.regret.x_maj_at_k__mutmut_38": "the same as _33",
+    "mrt_env.regret.x__area_up_to__mutmut_14": (
+        "np.searchsorted without side='left': 'left' is numpy's default"
+    ),
+    "mrt_env.regret.x_normalized_area_per_problem__mutmut_10": (
+        "np.empty(..., dtype=None): float64 is numpy's default"
+    ),
+    "mrt_env.regret.x_normalized_area_per_problem__mutmut_12": "the same as _10",
+    "mrt_env.regret.x_regret_over_episode_budget__mutmut_38": (
+        "a longer flat extension (budget + size values): the curve is cut to the budget next"
+    ),
+    "mrt_env.regret.x_regret_over_episode_budget__mutmut_39": (
+        "at least one extension value: the curve is cut to the budget next"
+    ),
+    "mrt_env.regret.x_regret_over_episode_budget__mutmut_55": (
+        "np.asarray(mean, dtype=None): the mean of float64 regrets is float64 already"
+    ),
+    "mrt_env.regret.x_regret_over_episode_budget__mutmut_57": "the same as _55",
+    "mrt_env.regret.x_pass_at_k__mutmut_23": (
+        "n + c < k instead of n - c < k skips a shortcut only: when n - c < k the product "
+        "includes i = k, whose factor 1 - k/k is exactly 0, so the result is exactly 1.0"
+    ),
+    "mrt_env.regret.x_pass_at_k__mutmut_32": (
+        "np.arange of ints without dtype: k / int64 array is float64, the same values"
+    ),
     "mrt_env.segmenters.xǁTokenChunkSegmenterǁ_chunk_end__mutmut_6": (
         "fits(None) instead of fits(len(text)): text[:None] is text[:len(text)]"
     ),

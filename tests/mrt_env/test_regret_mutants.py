@@ -146,7 +146,7 @@ def test_zero_tokens_are_allowed_and_equal_tokens_too() -> None:
 
 
 def test_empty_problem_lists_are_rejected() -> None:
-    with pytest.raises(ValueError, match=r"traces is empty: need at least one problem"):
+    with pytest.raises(ValueError, match=r"^traces is empty: need at least one problem$"):
         normalized_regret([], 10)
     with pytest.raises(ValueError, match=r"problem 1: no traces"):
         normalized_area_per_problem([[([1.0], [1.0])], []], 10)
@@ -177,7 +177,7 @@ def test_regret_over_episode_budget_with_another_comparator() -> None:
         ([[[0.5]]], True, r"episode_budget must be an int, got True"),
         ([[[0.5]]], 2.0, r"episode_budget must be an int, got 2.0"),
         ([[[0.5]]], 0, r"episode_budget must be >= 1, got 0"),
-        ([], 1, r"j_curves is empty: need at least one problem"),
+        ([], 1, r"^j_curves is empty: need at least one problem$"),
         ([[[0.5]], []], 1, r"problem 1: no traces"),
         ([[[0.5], []]], 1, r"problem 0, trace 1: j needs at least one value"),
         ([[[0.5], [[0.5]]]], 1, r"problem 0, trace 1: j must be 1-D"),
@@ -208,6 +208,12 @@ def test_regret_over_episode_budget_rejects_bad_input(
 )
 def test_tokens_to_reach(target: float, expected: float) -> None:
     assert tokens_to_reach([100, 200, 300], [0.2, 0.4, 0.6], target) == expected
+
+
+def test_tokens_to_reach_accepts_repeated_token_counts() -> None:
+    # a jump at 100 tokens from 0.2 to 0.4: 0.3 is first reached at 100
+    assert tokens_to_reach([100, 100, 200], [0.2, 0.4, 0.6], 0.3) == 100.0
+    assert tokens_to_reach([0.5, 1.0], [0.0, 1.0], 0.5) == 0.75
 
 
 def test_tokens_to_reach_interpolates_an_uneven_step() -> None:
@@ -324,6 +330,8 @@ def test_maj_at_k_with_weights() -> None:
     assert maj_at_k(answers, correct, 3, weights=[0.4, 0.2, 0.3]) == 0.0
     assert maj_at_k(answers, correct, 3, weights=[0.5, 0.2, 0.3]) == 0.5  # a tie
     assert maj_at_k(answers, correct, 2, weights=[0.0, 0.0, 9.0]) == 0.5  # a tie at zero
+    # tiny likelihood weights (2 ** mean logprob of long answers) still decide the vote
+    assert maj_at_k(["4", "5"], [True, False], 2, weights=[3e-17, 1e-17]) == 1.0
 
 
 @pytest.mark.parametrize(
