@@ -8,12 +8,18 @@ mutated verifier is exercised without starting worker processes; the worker path
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
+import signal
+import threading
+import time
+from collections.abc import Iterator
 
 import pytest
 
 from rewards._cache import _MISSING, _ResultCache, _task_bytes
-from rewards._grading import grade, parse_gold
+from rewards._grading import grade, parse_gold, silence_math_verify
 from rewards.extraction import FINAL_ANSWER_PATTERN
 from rewards.normalize import is_hedged_list, normalize_answer, top_level_parts
 from rewards.pool import TIMED_OUT
@@ -23,6 +29,7 @@ from rewards.verification import (
     Verifier,
     VerifierConfig,
     _canonical_integer,
+    _grade_in_process,
     _integer_grades,
     _is_grade,
     _verdict,
@@ -457,3 +464,99 @@ def test_one_shared_verifier_per_config() -> None:
     default = get_verifier()
     assert default.config == VerifierConfig() and default is not shared
     assert get_verifier(None) is default and get_verifier(VerifierConfig()) is default
+
+
+# --- the in-process time bound (SIGALRM) ------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _own_alarm(delay: float, interval: float = 0.0) -> Iterator[list[int]]:
+    """Arm ``ITIMER_REAL`` with a recording handler (pytest-timeout's alarm is set aside and
+    restored); yields the list of signals received."""
+    fired: list[int] = []
+    previous = signal.signal(signal.SIGALRM, lambda signum, frame: fired.append(signum))
+    old_delay, old_interval = signal.setitimer(signal.ITIMER_REAL, delay, interval)
+    try:
+        yield fired
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        if old_delay > 0:
+            signal.setitimer(signal.ITIMER_REAL, old_delay, old_interval)
+
+
+def _nested_fraction(depth: int) -> str:
+    return "\\frac{1}{" * depth + "2" + "}" * depth
+
+
+def test_in_process_grading_is_bounded_in_the_main_thread() -> None:
+    # math-verify needs seconds for a fraction nested 16 deep; the bound is 0.3 s
+    with _own_alarm(0.0) as fired:
+        assert _grade_in_process(("1", (_nested_fraction(16),)), 0.3) == TIMED_OUT
+        assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)  # nothing left armed
+        time.sleep(0.05)
+        assert fired == []
+
+
+def test_in_process_grading_without_an_outer_alarm_leaves_none() -> None:
+    with _own_alarm(0.0) as fired:
+        assert _grade_in_process(("\\frac{1}{2}", ("0.5",)), 5.0) == (True,)
+        assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+        time.sleep(0.05)
+        assert fired == []
+
+
+def test_an_outer_alarm_is_rearmed_with_its_remaining_time() -> None:
+    with _own_alarm(0.9) as fired:
+        assert _grade_in_process(("\\frac{1}{2}", ("0.5",)), 5.0) == (True,)
+        delay, _ = signal.getitimer(signal.ITIMER_REAL)
+        assert fired or 0.0 < delay <= 0.9
+    with _own_alarm(60.0, 7.0):
+        assert _grade_in_process(("\\frac{1}{2}", ("0.5",)), 5.0) == (True,)
+        delay, interval = signal.getitimer(signal.ITIMER_REAL)
+        assert 0.0 < delay <= 60.0 and interval == 7.0
+
+
+def test_in_process_grading_outside_the_main_thread() -> None:
+    results: list[object] = []
+
+    def work() -> None:
+        try:
+            results.append(_grade_in_process(("\\frac{1}{2}", ("0.5", "2")), 5.0))
+        except Exception as error:  # reported below
+            results.append(error)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join(60)
+    assert results == [(True, False)]
+
+
+def test_silencing_math_verify_touches_only_its_loggers() -> None:
+    root = logging.getLogger()
+    root_level, root_handlers = root.level, list(root.handlers)
+    silence_math_verify()
+    silence_math_verify()
+    for name in ("math_verify", "latex2sympy2_extended"):
+        logger = logging.getLogger(name)
+        assert logger.level == logging.CRITICAL + 1
+        assert logger.propagate is False
+        assert sum(isinstance(h, logging.NullHandler) for h in logger.handlers) == 1
+        assert None not in logger.handlers
+    assert root.level == root_level and root.handlers == root_handlers
+
+
+def test_nesting_depth_counts_only_brackets() -> None:
+    assert nesting_depth("XX") == 0
+    assert nesting_depth("{X{") == 2
+    assert nesting_depth("{{}{{") == 3
+
+
+def test_a_task_too_big_for_the_cache_evicts_nothing() -> None:
+    small = ("1", ("a",))
+    cache = _ResultCache(size=10, max_bytes=2 * _task_bytes(small))
+    cache.put(small, (True,))
+    cache.put(("g" * 1000, ("a",)), (False,))  # its gold alone is larger than the bound
+    assert cache.get(small) == (True,) and cache.bytes == _task_bytes(small)
+    assert cache.get(("g" * 1000, ("a",))) is _MISSING
+    assert _task_bytes(("g" * 1000, ())) > 1000 + 256
