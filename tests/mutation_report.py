@@ -93,6 +93,10 @@ EQUIVALENT: dict[str, str] = {
     "mrt_env.regret.x_pass_at_k__mutmut_32": (
         "np.arange of ints without dtype: k / int64 array is float64, the same values"
     ),
+    "mrt_env.regret.x_pass_at_k__mutmut_35": "the same as _32",
+    "rewards._cache.xǁ_ResultCacheǁput__mutmut_16": (
+        "popitem(last=None): None is falsy, so the oldest entry is evicted as with last=False"
+    ),
     "mrt_env.segmenters.xǁTokenChunkSegmenterǁ_chunk_end__mutmut_6": (
         "fits(None) instead of fits(len(text)): text[:None] is text[:len(text)]"
     ),

@@ -60,6 +60,12 @@ def test_cumulative_regret_rejects_bad_input(j: object, j_star: object, message:
         cumulative_regret(j, j_star)  # type: ignore[arg-type]
 
 
+def test_integer_j_values_are_read_as_floats() -> None:
+    # J* = 0.5 against J = 0, 1: regrets 0.5 and -0.5
+    result = cumulative_regret([0, 1], 0.5)
+    assert result.dtype == np.float64 and result.tolist() == [0.0, 0.5, 0.0]
+
+
 def test_probabilities_at_the_bounds_are_accepted() -> None:
     assert cumulative_regret([0.0, 1.0]).tolist() == [0.0, 1.0, 1.0]
 
@@ -93,6 +99,12 @@ def test_normalized_area(
     tokens: list[float], j: list[float], budget: float, expected: float
 ) -> None:
     assert normalized_area(tokens, j, budget) == pytest.approx(expected, rel=1e-12, abs=1e-15)
+
+
+@pytest.mark.parametrize(("budget", "expected"), [(1, 0.625), (0.5, 0.5)])
+def test_budgets_of_one_token_or_less(budget: float, expected: float) -> None:
+    # J reaches 1 at 0.5 tokens: area 0.5 * 1/2 (+ 0.5 * 1 for a budget of 1)
+    assert normalized_area([0.5], [1.0], budget) == pytest.approx(expected, rel=1e-12)
 
 
 def test_normalized_regret_averages_traces_then_problems() -> None:
