@@ -101,7 +101,7 @@ def test_normalized_area(
     assert normalized_area(tokens, j, budget) == pytest.approx(expected, rel=1e-12, abs=1e-15)
 
 
-@pytest.mark.parametrize(("budget", "expected"), [(1, 0.625), (0.5, 0.5)])
+@pytest.mark.parametrize(("budget", "expected"), [(1, 0.75), (0.5, 0.5)])
 def test_budgets_of_one_token_or_less(budget: float, expected: float) -> None:
     # J reaches 1 at 0.5 tokens: area 0.5 * 1/2 (+ 0.5 * 1 for a budget of 1)
     assert normalized_area([0.5], [1.0], budget) == pytest.approx(expected, rel=1e-12)
