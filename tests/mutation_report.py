@@ -97,6 +97,20 @@ EQUIVALENT: dict[str, str] = {
     "rewards._cache.xǁ_ResultCacheǁput__mutmut_16": (
         "popitem(last=None): None is falsy, so the oldest entry is evicted as with last=False"
     ),
+    "rewards.normalize.x__strip_outer_braces__mutmut_9": (
+        "start <= end: at start == end, text[start] == '{' cannot be closed at index end"
+    ),
+    "rewards.normalize.x__strip_outer_braces__mutmut_20": (
+        "start < end while skipping spaces: both forms leave an empty slice when only spaces "
+        "are inside"
+    ),
+    "rewards.normalize.x__strip_outer_braces__mutmut_25": (
+        "end > start while trimming: after the first loop text[start] is not a space, so the "
+        "loop stops at end == start either way"
+    ),
+    "rewards.verification.xǁVerifierǁ_prepare__mutmut_77": (
+        "distinct[...] = '' instead of None: only the keys of distinct are used"
+    ),
     "mrt_env.segmenters.xǁTokenChunkSegmenterǁ_chunk_end__mutmut_6": (
         "fits(None) instead of fits(len(text)): text[:None] is text[:len(text)]"
     ),

@@ -112,7 +112,7 @@ def test_too_many_distinct_candidates_are_hedged() -> None:
 
 def test_answer_depth_limit() -> None:
     # nesting 3 with a limit of 3 is graded; with a limit of 2 it is wrong unparsed
-    assert _verify(_boxed("((2))+{1}"), "3", max_answer_depth=3).status == "correct"
+    assert _verify(_boxed("(((2)))+{1}"), "3", max_answer_depth=3).status == "correct"
     deep = _verify(_boxed("(((2)))+1"), "3", max_answer_depth=2)
     assert (deep.status, deep.answer, deep.detail) == ("wrong", "(((2)))+1", "answer_too_deep")
     # integer answers never reach the depth check
@@ -185,6 +185,22 @@ def test_grading_errors_are_never_cached(cache_timeouts: bool) -> None:
     assert (result.status, result.detail) == ("wrong", "grading_error:RecursionError")
     verifier.verify(_boxed("x^2"), "y")
     assert verifier.graded == 2
+
+
+def test_integer_answers_are_graded_without_grading_tasks() -> None:
+    verifier = _GradesAs((False,), VerifierConfig(in_process=True))
+    assert verifier.verify(_boxed("025"), "25").status == "correct"
+    assert verifier.verify(_boxed("-3"), "3").status == "wrong"
+    assert verifier.graded == 0
+
+
+def test_a_grader_that_loses_a_task_is_an_error() -> None:
+    class _LosesTasks(Verifier):
+        def _grade(self, tasks):  # type: ignore[no-untyped-def]
+            return []
+
+    with pytest.raises(ValueError):
+        _LosesTasks(VerifierConfig(in_process=True)).verify(_boxed("x^2"), "y")
 
 
 def test_grades_are_cached() -> None:
@@ -381,6 +397,10 @@ def test_grade_compares_normalised_answers() -> None:
         ("  4  .", "4"),
         ("a   b", "a b"),
         ("\\[ 7 \\]", "7"),
+        ("\\dfrac{4}{2}", "\\frac{4}{2}"),
+        ("2X.", "2X"),
+        ("{a\\}b}", "a\\}b"),  # an escaped brace does not close
+        ("{\\a}", "\\a"),
     ],
 )
 def test_normalize_answer(answer: str, normal: str) -> None:
@@ -401,6 +421,9 @@ def test_normalize_answer(answer: str, normal: str) -> None:
         ("a,,b", ["a", "b"]),
         ("or", []),
         (")), 1", ["))", "1"]),
+        ("((1), 2)", ["((1), 2)"]),
+        ("((1, 2), 3), 4", ["((1, 2), 3)", "4"]),
+        ("AXB", ["AXB"]),
     ],
 )
 def test_top_level_parts(answer: str, parts: list[str]) -> None:
