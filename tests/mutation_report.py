@@ -108,6 +108,21 @@ EQUIVALENT: dict[str, str] = {
         "end > start while trimming: after the first loop text[start] is not a space, so the "
         "loop stops at end == start either way"
     ),
+    "rewards.normalize.x__strip_percent__mutmut_15": (
+        "lstrip instead of rstrip on return: the only caller strips both ends right after, and "
+        "the text has no leading space (stripped by _strip_wrappers)"
+    ),
+    "rewards.normalize.x_normalize_answer__mutmut_30": (
+        "the choice pattern without the length guard: after whitespace runs are collapsed, no "
+        "text longer than 64 characters can fullmatch it (the guard only saves time)"
+    ),
+    "rewards.normalize.x_normalize_answer__mutmut_32": "the same as _30 (< 64 instead of <= 64)",
+    "rewards.normalize.x_normalize_answer__mutmut_58": (
+        "lstrip('XX-XX'): the text matched -?0[0-9]+, so it has no X"
+    ),
+    "rewards.normalize.x_normalize_answer__mutmut_59": (
+        "lstrip('XX0XX'): the text matched -?0[0-9]+, so it has no X"
+    ),
     "rewards.verification.xǁVerifierǁ_prepare__mutmut_77": (
         "distinct[...] = '' instead of None: only the keys of distinct are used"
     ),

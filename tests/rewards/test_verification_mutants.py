@@ -401,6 +401,9 @@ def test_grade_compares_normalised_answers() -> None:
         ("2X.", "2X"),
         ("{a\\}b}", "a\\}b"),  # an escaped brace does not close
         ("{\\a}", "\\a"),
+        ("X cm", "X cm"),  # a unit after a letter: text, kept
+        ("\\text{B}", "B"),
+        ("17.5\\% ^\\circ", "17.5"),
     ],
 )
 def test_normalize_answer(answer: str, normal: str) -> None:
