@@ -559,17 +559,29 @@ def test_in_process_grading_outside_the_main_thread() -> None:
 
 
 def test_silencing_math_verify_touches_only_its_loggers() -> None:
+    names = ("math_verify", "latex2sympy2_extended")
+    loggers = [logging.getLogger(name) for name in names]
+    saved = [(lg.level, lg.propagate, list(lg.handlers)) for lg in loggers]
     root = logging.getLogger()
     root_level, root_handlers = root.level, list(root.handlers)
-    silence_math_verify()
-    silence_math_verify()
-    for name in ("math_verify", "latex2sympy2_extended"):
-        logger = logging.getLogger(name)
-        assert logger.level == logging.CRITICAL + 1
-        assert logger.propagate is False
-        assert sum(isinstance(h, logging.NullHandler) for h in logger.handlers) == 1
-        assert None not in logger.handlers
-    assert root.level == root_level and root.handlers == root_handlers
+    try:
+        for logger in loggers:  # start from a fresh state, whatever ran before in this process
+            logger.setLevel(logging.NOTSET)
+            logger.propagate = True
+            logger.handlers = []
+        silence_math_verify()
+        silence_math_verify()
+        for logger in loggers:
+            assert logger.level == logging.CRITICAL + 1
+            assert logger.propagate is False
+            assert len(logger.handlers) == 1
+            assert isinstance(logger.handlers[0], logging.NullHandler)
+        assert root.level == root_level and root.handlers == root_handlers
+    finally:
+        for logger, (level, propagate, handlers) in zip(loggers, saved, strict=True):
+            logger.setLevel(level)
+            logger.propagate = propagate
+            logger.handlers = handlers
 
 
 def test_nesting_depth_counts_only_brackets() -> None:
