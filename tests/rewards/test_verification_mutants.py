@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import signal
 import threading
 import time
@@ -598,3 +599,47 @@ def test_a_task_too_big_for_the_cache_evicts_nothing() -> None:
     assert cache.get(small) == (True,) and cache.bytes == _task_bytes(small)
     assert cache.get(("g" * 1000, ("a",))) is _MISSING
     assert _task_bytes(("g" * 1000, ())) > 1000 + 256
+
+
+# --- the worker pool's wiring (no process is started) -----------------------------------------
+
+
+def test_the_worker_pool_is_made_once_per_process_and_closed() -> None:
+    verifier = Verifier(VerifierConfig(workers=3))
+    pool = verifier._worker_pool()  # workers start on demand: none is started here
+    assert pool.size == 3 and pool.pid == os.getpid()
+    assert verifier._worker_pool() is pool
+    verifier.close()
+    assert verifier._pool is None
+    verifier.close()  # closing twice is fine
+    again = verifier._worker_pool()
+    assert again is not pool and again.size == 3
+    verifier.close()
+    default = Verifier()
+    assert default._worker_pool().size == min(2, os.cpu_count() or 1)
+    default.close()
+
+
+class _FakePool:
+    """Worker-pool double: records ``run_many`` calls and grades every candidate correct."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[list[object], float]] = []
+
+    def run_many(self, tasks: list[object], timeout_s: float) -> list[object]:
+        self.calls.append((list(tasks), timeout_s))
+        return [(True,) * len(task[1]) for task in tasks]  # type: ignore[index]
+
+
+def test_tasks_go_to_the_worker_pool_with_the_time_bound() -> None:
+    pool = _FakePool()
+
+    class _WithFakePool(Verifier):
+        def _worker_pool(self):  # type: ignore[no-untyped-def]
+            return pool
+
+    verifier = _WithFakePool(VerifierConfig(timeout_s=2.5))
+    result = verifier.verify(_boxed("x^2", "x^{2}"), "y")
+    assert result.status == "correct"
+    assert pool.calls == [([("y", ("x^2", "x^{2}"))], 2.5)]
+    assert verifier.verify_many([]) == [] and len(pool.calls) == 1  # nothing to grade
