@@ -47,6 +47,11 @@ EQUIVALENT: dict[str, str] = {
     "agents.mrt.x_termination_baseline_advantages__mutmut_5": (
         "the same as _3 (np.asarray(outcomes) without a dtype)"
     ),
+    "agents.mrt.x_termination_baseline_advantages__mutmut_7": (
+        "prefix_j without dtype=float: it is subtracted from the float64 outcomes array, so the "
+        "result is the same float64 for any numeric prefix_j"
+    ),
+    "agents.mrt.x_termination_baseline_advantages__mutmut_9": "the same as _7",
     "mrt_env.prover.sampled.xǁSampledMetaProverǁ_sample__mutmut_41": (
         "getattr default None instead of '': either differs from 'no_answer', so a verdict "
         "without a status counts as answered in both"
@@ -57,6 +62,13 @@ EQUIVALENT: dict[str, str] = {
     "mrt_env.prover.sampled.xǁSampledMetaProverǁ_remember__mutmut_6": (
         "popitem(last=None): None is falsy, so the oldest entry is evicted as with last=False"
     ),
+    "mrt_env.prover.sampled.xǁSampledMetaProverǁ_sample__mutmut_28": (
+        "zip(rendered, requests, outputs, strict=None): when a backend returns fewer output "
+        "groups, _sample returns fewer estimates and estimate's strict zip raises the same "
+        "ValueError (tests/mrt_env/test_prover_sampled_mutants.py checks the error)"
+    ),
+    "mrt_env.prover.sampled.xǁSampledMetaProverǁ_sample__mutmut_32": "the same as _28",
+    "mrt_env.prover.sampled.xǁSampledMetaProverǁ_sample__mutmut_33": "the same as _28",
     "mrt_env.prover.sampled.xǁSampledMetaProverǁestimate__mutmut_39": (
         "zip(..., strict=None) over todo and _sample(firsts): _sample returns one estimate per "
         "request or raises on a count mismatch itself (its own strict zip), so lengths agree"
