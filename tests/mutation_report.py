@@ -6,6 +6,7 @@ and the functions no selected test runs. Run from the repository root after ``mu
 
     python -m tests.mutation_report            # the table and the open survivors
     python -m tests.mutation_report --diff     # also the diff of each open survivor
+    python -m tests.mutation_report --equivalents   # the equivalent mutants, as Markdown
 
 ``EQUIVALENT`` lists the surviving mutants that cannot change behaviour, each with its reason;
 a mutant listed there that no longer survives is reported, so the list cannot go stale silently.
@@ -242,7 +243,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mutants", type=Path, default=Path("mutants"))
     parser.add_argument("--diff", action="store_true", help="print each open survivor's diff")
+    parser.add_argument(
+        "--equivalents", action="store_true", help="print the equivalent mutants as Markdown"
+    )
     args = parser.parse_args()
+    if args.equivalents:
+        for mutant, reason in EQUIVALENT.items():
+            print(f"- `{mutant}`: {reason}")
+        return 0
     results = module_results(args.mutants)
     if not results:
         print(f"no mutmut results under {args.mutants}/: run `make mutate` first", file=sys.stderr)

@@ -615,9 +615,16 @@ def test_the_worker_pool_is_made_once_per_process_and_closed() -> None:
     again = verifier._worker_pool()
     assert again is not pool and again.size == 3
     verifier.close()
-    default = Verifier()
-    assert default._worker_pool().size == min(2, os.cpu_count() or 1)
-    default.close()
+
+
+@pytest.mark.parametrize(("cpus", "size"), [(8, 2), (2, 2), (1, 1), (None, 1)])
+def test_the_default_pool_has_two_workers_at_most(
+    monkeypatch: pytest.MonkeyPatch, cpus: int | None, size: int
+) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: cpus)
+    verifier = Verifier()
+    assert verifier._worker_pool().size == size
+    verifier.close()
 
 
 class _FakePool:
@@ -638,8 +645,27 @@ def test_tasks_go_to_the_worker_pool_with_the_time_bound() -> None:
         def _worker_pool(self):  # type: ignore[no-untyped-def]
             return pool
 
-    verifier = _WithFakePool(VerifierConfig(timeout_s=2.5))
+    verifier = _WithFakePool(VerifierConfig(timeout_s=2.5, in_process=False))
     result = verifier.verify(_boxed("x^2", "x^{2}"), "y")
     assert result.status == "correct"
     assert pool.calls == [([("y", ("x^2", "x^{2}"))], 2.5)]
     assert verifier.verify_many([]) == [] and len(pool.calls) == 1  # nothing to grade
+
+
+def test_the_module_level_functions_use_the_shared_default_verifier(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rewards import verification
+
+    pool = _FakePool()
+
+    class _WithFakePool(Verifier):
+        def _worker_pool(self):  # type: ignore[no-untyped-def]
+            return pool
+
+    monkeypatch.setitem(verification._shared, VerifierConfig(), _WithFakePool())
+    result = verification.verify(_boxed("x^2"), "y")
+    assert (result.status, result.answer) == ("correct", "x^2")
+    many = verification.verify_many([(_boxed("x^3"), "z"), ("<think>", "z")])
+    assert [v.status for v in many] == ["correct", "no_answer"]
+    assert pool.calls == [([("y", ("x^2",))], 5.0), ([("z", ("x^3",))], 5.0)]
