@@ -242,3 +242,35 @@ def test_mrt_released_needs_a_meta_prover() -> None:
         ValueError, match=r"^the released MRT recipe needs J\(prefix\): give the env a meta-prover$"
     ):
         MRT(MRTConfig(credit="released")).train_step(session, seed=0)  # type: ignore[arg-type]
+
+
+def test_a_batch_without_response_tokens_reports_zero_advantage() -> None:
+    def empty(request: RolloutRequest, index: int, call: int) -> Trajectory:
+        trajectory = Trajectory(request.problem, request.group, "prompt", [0])
+        trajectory.outcome = float(index % 2)
+        return trajectory
+
+    session = _Session(empty, ["p0"], per_step=1, group_size=2)
+    metrics = MRT(MRTConfig(credit="progress")).train_step(session, seed=0)  # type: ignore[arg-type]
+    assert metrics["charts/advantage_abs"] == 0.0
+    [(_, tokens)] = session.learner.calls
+    assert [len(t) for t in tokens] == [0, 0]
+
+
+def test_a_released_source_without_episodes_has_no_j_prefix() -> None:
+    def empty(request: RolloutRequest, index: int, call: int) -> Trajectory:
+        return Trajectory(request.problem, request.group, "prompt", [0])
+
+    session = _Session(empty, ["p0"], per_step=1, group_size=2)
+    with pytest.raises(ValueError, match=r"^the released MRT recipe needs J\(prefix\)"):
+        MRT(MRTConfig(credit="released")).train_step(session, seed=0)  # type: ignore[arg-type]
+
+
+def test_a_collector_that_loses_a_source_is_an_error() -> None:
+    class _Lossy(_Session):
+        def collect(self, requests: list[RolloutRequest], seed: int) -> list[Trajectory]:
+            return super().collect(requests, seed)[:-1]
+
+    session = _Lossy(_released_script, ["p0", "p1"], per_step=2, group_size=2)
+    with pytest.raises(ValueError):
+        MRT(MRTConfig(credit="released")).train_step(session, seed=0)  # type: ignore[arg-type]
