@@ -63,6 +63,14 @@ EQUIVALENT: dict[str, str] = {
     "mrt_env.prover.sampled.xǁSampledMetaProverǁ_remember__mutmut_6": (
         "popitem(last=None): None is falsy, so the oldest entry is evicted as with last=False"
     ),
+    "agents.mrt.x_collect_continuations__mutmut_67": (
+        "zip(sources, cuts, strict=None): cuts is built from sources, one per source"
+    ),
+    "agents.mrt.x_collect_continuations__mutmut_70": "the same as _67",
+    "agents.mrt.x_collect_continuations__mutmut_71": "the same as _67",
+    "agents.mrt.xǁMRTǁtrain_step__mutmut_45": (
+        "np.zeros(2) instead of np.zeros(1) for a batch without tokens: the mean is 0 either way"
+    ),
     "mrt_env.prover.sampled.xǁSampledMetaProverǁ_sample__mutmut_28": (
         "zip(rendered, requests, outputs, strict=None): when a backend returns fewer output "
         "groups, _sample returns fewer estimates and estimate's strict zip raises the same "
