@@ -258,6 +258,7 @@ class StepCore:
         from_outcome = pending.terminated and final_j == "outcome"
         j_after = outcome if from_outcome else _j(result.estimate)
         j_source = "outcome" if from_outcome else ("prover" if j_after is not None else None)
+        j_estimator = result.estimate.source if j_source == "prover" and result.estimate else None
         answer_tokens = 0.0 if pending.terminated else _answer_tokens(result.estimate)
         return StepContext(
             problem=state.problem.problem,
@@ -279,6 +280,7 @@ class StepCore:
                 "answer_tokens": answer_tokens,
                 "episode_cut": pending.cut,
                 "j_source": j_source,
+                "j_estimator": j_estimator,
             },
         )
 
@@ -314,6 +316,7 @@ class StepCore:
             "verification": None if verification is None else verification.status,
             "reward_terms": dict(terms.terms),
             "j_source": context.metadata["j_source"],
+            "j_estimator": context.metadata["j_estimator"],
             "regret": state.regret if j_before is not None else None,
             "curve": list(state.curve),
         }

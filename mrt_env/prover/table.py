@@ -62,5 +62,5 @@ class TableMetaProver:
         for request in requests:
             j = self._lookup(request)
             correct = round(j * self.num_samples)
-            estimates.append(JEstimate(j, correct, self.num_samples, j, j))
+            estimates.append(JEstimate(j, correct, self.num_samples, j, j, source="table"))
         return estimates
