@@ -257,6 +257,9 @@ def main(
     prover_policy: Annotated[
         str, typer.Option(help="mrt: μ = current policy weights | frozen starting model")
     ] = "current",
+    prover: Annotated[
+        str, typer.Option(help="μ: sampled (K forced answers) | learned:PATH (mrt-prover train)")
+    ] = "sampled",
     use_vllm: Annotated[bool, typer.Option(help="trl: roll out (and run μ) with vLLM")] = False,
     vllm_mode: Annotated[str, typer.Option(help="trl: vLLM colocate | server")] = "colocate",
 ) -> None:

@@ -116,6 +116,10 @@ class TrainConfig:
             answer; J is re-estimated after every update) or ``"frozen"`` (a frozen copy of
             the starting model: cheaper, but progress is then measured by the base model, a
             documented deviation from the paper).
+        prover: μ's estimator: ``"sampled"`` (K forced answers, the paper's) or
+            ``"learned:PATH"`` (a :class:`~mrt_env.prover.learned.LearnedMetaProver` folder:
+            one forward pass of its frozen feature model, no sampling; ``prover_policy`` and
+            ``prover_samples`` then do not apply).
         loss_chunk_tokens: Sequence positions whose full-vocabulary logits are computed at
             once in the loss (recomputed in the backward pass; ``None`` computes the whole
             sequence at once). The default keeps a 16k-token sequence of a 152k-vocabulary
@@ -152,6 +156,7 @@ class TrainConfig:
     reward: RewardSource = "outcome"
     env_rewards: tuple[str, ...] = ("outcome", "progress")
     prover_policy: ProverPolicy = "current"
+    prover: str = "sampled"
     loss_chunk_tokens: int | None = 1024
     gradient_checkpointing: bool | None = None
     policy: PolicyConfig = field(default_factory=PolicyConfig)
@@ -187,6 +192,10 @@ class TrainConfig:
         _require(
             self.prover_policy in ("current", "frozen"),
             f"prover_policy must be current or frozen, got {self.prover_policy!r}",
+        )
+        _require(
+            self.prover == "sampled" or self.prover.startswith("learned:"),
+            f"prover must be sampled or learned:PATH, got {self.prover!r}",
         )
         _require(
             self.loss_chunk_tokens is None or self.loss_chunk_tokens >= 1,

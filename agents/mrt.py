@@ -349,4 +349,6 @@ class MRT:
             else np.zeros(1)
         )
         metrics["charts/advantage_abs"] = float(np.abs(trained).mean())
-        return {**session.rollout_metrics(trajectories), **metrics}
+        prover = session.collector.components.prover
+        learned = float(getattr(prover, "source", "sampled") == "learned")
+        return {**session.rollout_metrics(trajectories), **metrics, "prover/learned": learned}

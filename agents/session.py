@@ -234,15 +234,22 @@ def _prover_lm(lm: Any, model: str, config: TrainConfig, options: dict[str, Any]
     after every update (:meth:`TrainSession.reset_caches`), so J always uses the current
     weights. The frozen copy (bf16 on CUDA) is the cheaper approximation.
     """
-    if config.prover_policy == "current":
-        return lm
+    if config.prover_policy == "current" or config.prover != "sampled":
+        return lm  # a learned μ brings its own frozen feature model
     frozen = load_language_model(model, config.device, config.seed, **options)  # bf16 on CUDA
     frozen.model.eval().requires_grad_(False)
     return frozen
 
 
 def _meta_prover(lm: Any, template: ChatTemplate, config: TrainConfig) -> Any:
-    """A ``SampledMetaProver`` (K forced answers per J) on the frozen copy ``lm``."""
+    """A ``SampledMetaProver`` (K forced answers per J) on ``lm``, or the learned μ folder of
+    ``config.prover`` (its feature model must share ``lm``'s tokenizer)."""
+    if config.prover.startswith("learned:"):
+        from mrt_env.prover.learned import LearnedMetaProver
+
+        return LearnedMetaProver.from_pretrained(
+            config.prover[len("learned:") :], policy_lm=lm, device=config.device, template=template
+        )
     from mrt_env.prover.sampled import SampledMetaProver
 
     return SampledMetaProver(

@@ -115,11 +115,19 @@ def build_trainer(
     if isinstance(algo_config, MRTConfig):
         from agents.trl.trainer import MRTGRPOTrainer, MRTSettings
 
+        prover = None
+        if getattr(train, "prover", "sampled").startswith("learned:"):
+            from mrt_env.prover.learned import LearnedMetaProver
+
+            prover = LearnedMetaProver.from_pretrained(
+                train.prover[len("learned:") :], policy_lm=lm, template=template
+            )
         settings = MRTSettings(
             credit=algo_config,
             template=template,
             prover_samples=train.prover_samples,
             max_answer_tokens=ANSWER_TOKENS,
+            prover=prover,
         )
         return MRTGRPOTrainer(**common, mrt=settings)
     from trl import GRPOTrainer

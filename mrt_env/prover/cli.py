@@ -40,8 +40,10 @@ def collect(
     ),
     seed: Annotated[int, typer.Option(help="seed of responses and forced answers")] = 0,
     device: Annotated[str | None, typer.Option(help="cpu or cuda")] = None,
+    threads: Annotated[int, typer.Option(help="CPU threads for torch (0 = torch's default)")] = 1,
 ) -> None:
     """Label every episode boundary of a policy's responses with K forced answers."""
+    _set_threads(threads)
     from mrt_env.config import build_lm
     from mrt_env.prover.labels import collect_labels
     from mrt_env.sources import resolve_source
@@ -84,8 +86,10 @@ def train(
     val_fraction: Annotated[float, typer.Option(help="share of problems for validation")] = 0.2,
     seed: Annotated[int, typer.Option(help="seed of the split and the heads")] = 0,
     device: Annotated[str | None, typer.Option(help="cpu or cuda")] = None,
+    threads: Annotated[int, typer.Option(help="CPU threads for torch (0 = torch's default)")] = 1,
 ) -> None:
     """Fit the probe with the binomial loss, early stopping on held-out problems."""
+    _set_threads(threads)
     from mrt_env.prover.fit import FitConfig
     from mrt_env.prover.train import train_from_labels
 
@@ -104,6 +108,14 @@ def train(
     )
     chosen = prover.card["training"]["chosen"]
     typer.echo(json.dumps({"out": str(out), **chosen}, indent=2))
+
+
+def _set_threads(threads: int) -> None:
+    """Small models on shared CPUs run faster single-threaded (no thread-pool contention)."""
+    if threads > 0:
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 if __name__ == "__main__":  # pragma: no cover - python -m mrt_env.prover.cli

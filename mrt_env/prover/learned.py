@@ -103,6 +103,9 @@ class LearnedMetaProver:
         batch_size: Requests per forward pass.
     """
 
+    source = "learned"
+    """What its estimates' ``JEstimate.source`` says (trainers log it)."""
+
     def __init__(
         self,
         feature_lm: Any,

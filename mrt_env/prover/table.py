@@ -29,6 +29,9 @@ class TableMetaProver:
         [0.75]
     """
 
+    source = "table"
+    """What its estimates' ``JEstimate.source`` says."""
+
     def __init__(
         self, table: JTable, *, num_samples: int = 8, default: float | None = None
     ) -> None:
