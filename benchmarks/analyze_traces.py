@@ -66,6 +66,9 @@ class Args:
     """marker[:MIN_PARAGRAPHS], preset:NAME (aime2024, regret-comparison) or paragraph"""
     k: int = 4
     """forced answers per J estimate"""
+    prover: str = "sampled"
+    """meta-prover: sampled (K forced answers of --model) or learned:PATH (a learned
+    meta-prover folder of mrt-prover train, whose tokenizer must be --model's)"""
     prover_temperature: float = 1.0
     """sampling temperature of the forced answers"""
     max_answer_tokens: int | None = None
@@ -121,10 +124,16 @@ def replay_traces(records: list[dict[str, Any]], args: Args) -> tuple[list[Any],
     lm = load_model(args)
     longest = max(lm.count_tokens(r["response"]) for r in records)
     unique = list({p.id: p for p in problems}.values())
-    env = replay_env(args, lm, unique, token_budget=longest + 64, max_episodes=1024)
+    prover = None if args.prover == "sampled" else f"{args.prover}"
+    if prover is not None and not prover.startswith("learned:"):
+        raise SystemExit(f"--prover must be sampled or learned:PATH, got {args.prover!r}")
+    env = replay_env(args, lm, unique, token_budget=longest + 64, max_episodes=1024, prover=prover)
     trajectories = replay_many(env, [r["response"] for r in records], problems, seed=args.seed)
-    stats = env.unwrapped.core.components.prover.stats
-    answered = {"forced_answers": stats.generated_answers, "answered_share": stats.answered_share}
+    stats = getattr(env.unwrapped.core.components.prover, "stats", None)
+    answered = {
+        "forced_answers": stats.generated_answers if stats else 0,
+        "answered_share": stats.answered_share if stats else float("nan"),
+    }
     return trajectories, answered
 
 

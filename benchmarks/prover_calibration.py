@@ -29,6 +29,7 @@ import os
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import itertools
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -197,7 +198,7 @@ curve = [
     for k in ks
 ]
 equal_k, cost_ratio = None, None
-for (x0, b0, w0), (x1, b1, w1) in zip(curve, curve[1:], strict=False):
+for (x0, b0, w0), (x1, b1, w1) in itertools.pairwise(curve):
     if min(b0, b1) <= target <= max(b0, b1) and b0 != b1:
         t = (b0 - target) / (b0 - b1)
         equal_k = float(2 ** (x0 + t * (x1 - x0)))

@@ -75,7 +75,9 @@ def train_from_labels(
         feature_lm: An already loaded feature model (its spec is still ``feature_model``).
         template: The template the labels were collected with.
         kinds: Head kinds to try (``"logistic"``, ``"mlp"``).
-        layers: Layers to try (``None``: all, embeddings included).
+        layers: Layers to try (``None``: every block's output, 1 to ``num_layers``; layer 0,
+            the embedding of the input's last token, is the same for every input that ends
+            with the termination suffix, so it carries no information about the prefix).
         config: Fit settings.
         device: Device of a feature model loaded from ``feature_model``.
     """
@@ -87,7 +89,7 @@ def train_from_labels(
 
         feature_lm = build_lm(feature_model, device)
     extractor = FeatureExtractor(feature_lm, template)
-    chosen_layers = tuple(range(extractor.num_layers + 1)) if layers is None else tuple(layers)
+    chosen_layers = tuple(range(1, extractor.num_layers + 1)) if layers is None else tuple(layers)
     requests = [ProverRequest(r.problem_id, r.prompt, r.gold, r.prefix) for r in rows]
     start = time.perf_counter()
     features = extractor.features(requests, chosen_layers)

@@ -129,3 +129,16 @@ def test_collect_resumes_and_records_policy_and_seed(tmp_path: Path) -> None:
     assert len(lm.calls) == calls + 2  # one response call and one μ call for p2 only
     with pytest.raises(LabelError, match="this run collects policy 'other'"):
         collect_labels(lm, _problems(3), tmp_path, policy_id="other", k=4, progress=False)
+
+
+def test_cli_names_the_bad_file_and_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from mrt_env.prover.cli import app
+
+    path = _write(tmp_path, [GOOD, {**GOOD, "num_correct": 12}])
+    result = CliRunner().invoke(app, ["train", "--labels", str(path), "--out", str(tmp_path / "o")])
+    assert result.exit_code != 0
+    assert f"{path}:2: num_correct must be in" in str(result.exception)
+    result = CliRunner().invoke(app, ["collect", "--out", str(tmp_path / "c"), "--k", "0"])
+    assert result.exit_code != 0 and "--k must be >= 1" in result.output
