@@ -72,6 +72,8 @@ class Args:
     """seed of responses and J*; the sampled μ uses seeds offset from it by 10**6 * K"""
     out: str = "runs/prover_calibration"
     """output folder (J* cache, summary.json, plots)"""
+    write_card: bool = False
+    """record the figures in the learned μ folder's card.json ("calibration")"""
 
 
 def brier_corrected(p: np.ndarray, j_ref: np.ndarray, k_ref: int) -> float:
@@ -284,6 +286,30 @@ summary = {
     "load_average_end": os.getloadavg(),
 }
 write_json(out / "summary.json", summary)
+if args.write_card:
+    import sys
+
+    card_path = Path(args.prover) / "card.json"
+    card = json.loads(card_path.read_text())
+    card["calibration"] = {
+        "command": "python benchmarks/prover_calibration.py " + " ".join(sys.argv[1:]),
+        **{
+            key: summary[key]
+            for key in (
+                "prefixes",
+                "problems",
+                "jstar_share_graded",
+                "jstar_histogram",
+                "equal_brier_k",
+                "cost_ratio_at_equal_k",
+            )
+        },
+        "k_ref": args.k_ref,
+        "results": results,
+        "load_average_end": summary["load_average_end"],
+    }
+    card_path.write_text(json.dumps(card, indent=2, sort_keys=True, default=float) + "\n")
+    print(f"recorded the figures in {card_path}")
 (out / "table.md").write_text(table + "\n")
 print(f"wrote {out / 'summary.json'}, {out / 'table.md'}, {out / 'calibration.png'}")
 print(json.dumps({"equal_brier_k": equal_k, "cost_ratio": cost_ratio}))
