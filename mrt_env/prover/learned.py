@@ -40,6 +40,8 @@ from mrt_env.templates import ChatTemplate
 HEAD_FILE = "head.safetensors"
 CARD_FILE = "card.json"
 CARD_FORMAT = 1
+SHIPPED = {"tiny": Path(__file__).resolve().parents[1] / "assets" / "prover-tiny"}
+"""Learned μ folders shipped with the package, by name (``prover="learned:tiny"``)."""
 
 
 class ProbeHead(nn.Module):
@@ -47,6 +49,9 @@ class ProbeHead(nn.Module):
 
     ``forward`` returns the logit of J; :meth:`probability` returns J.
     """
+
+    mean: torch.Tensor
+    scale: torch.Tensor
 
     def __init__(self, input_dim: int, hidden: int = 0) -> None:
         super().__init__()
@@ -196,7 +201,8 @@ class LearnedMetaProver:
         """Load a learned μ folder.
 
         Args:
-            path: The folder written by :meth:`save_pretrained` (or ``mrt-prover train``).
+            path: The folder written by :meth:`save_pretrained` (or ``mrt-prover train``), or
+                the name of a shipped one (``"tiny"``: for the embedded tiny LM).
             feature_lm: The feature model (``None``: load the card's ``feature_model`` spec,
                 e.g. ``"tiny"``). Its weights must be those the head was trained on.
             policy_lm: The policy's model; its tokenizer must equal the feature model's.
@@ -208,7 +214,7 @@ class LearnedMetaProver:
                 checksum, a card naming another feature model or template (the message names
                 the file).
         """
-        folder = Path(path)
+        folder = SHIPPED.get(str(path), Path(path))
         card = read_card(folder)
         head = _load_head(folder / HEAD_FILE, card)
         if feature_lm is None:

@@ -201,3 +201,12 @@ def test_feature_model_with_another_tokenizer_than_the_policy_names_both(tiny_lm
     assert tiny_lm.name in str(error.value) and policy.name in str(error.value)
     with pytest.raises(ValueError, match="hidden size"):
         LearnedMetaProver(tiny_lm, ProbeHead(7), layer=4)
+
+
+def test_the_shipped_tiny_prover_loads_by_name_with_its_figures() -> None:
+    prover = LearnedMetaProver.from_pretrained("tiny")
+    card = prover.card
+    assert card["feature_model"] == "tiny" and card["labels"]["k"] == [8]
+    assert {"results", "jstar_share_graded", "command"} <= set(card["calibration"])
+    [estimate] = prover.estimate([ProverRequest("q", PROMPT, "19", "12+7=19.")])
+    assert 0 < estimate.j < 1 and estimate.source == "learned"
