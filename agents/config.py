@@ -119,7 +119,11 @@ class TrainConfig:
         prover: μ's estimator: ``"sampled"`` (K forced answers, the paper's) or
             ``"learned:PATH"`` (a :class:`~mrt_env.prover.learned.LearnedMetaProver` folder:
             one forward pass of its frozen feature model, no sampling; ``prover_policy`` and
-            ``prover_samples`` then do not apply).
+            ``prover_samples`` then do not apply) or ``"hybrid:PATH"`` (that learned μ answers
+            every request; a sampled μ with ``prover_policy``'s weights and K answers a random
+            ``prover_sample_share`` of them, and those labels update the head between optimizer
+            steps; native engine only).
+        prover_sample_share: ρ of ``prover="hybrid:PATH"``.
         loss_chunk_tokens: Sequence positions whose full-vocabulary logits are computed at
             once in the loss (recomputed in the backward pass; ``None`` computes the whole
             sequence at once). The default keeps a 16k-token sequence of a 152k-vocabulary
@@ -157,6 +161,7 @@ class TrainConfig:
     env_rewards: tuple[str, ...] = ("outcome", "progress")
     prover_policy: ProverPolicy = "current"
     prover: str = "sampled"
+    prover_sample_share: float = 0.1
     loss_chunk_tokens: int | None = 1024
     gradient_checkpointing: bool | None = None
     policy: PolicyConfig = field(default_factory=PolicyConfig)
@@ -194,8 +199,12 @@ class TrainConfig:
             f"prover_policy must be current or frozen, got {self.prover_policy!r}",
         )
         _require(
-            self.prover == "sampled" or self.prover.startswith("learned:"),
-            f"prover must be sampled or learned:PATH, got {self.prover!r}",
+            self.prover == "sampled" or self.prover.startswith(("learned:", "hybrid:")),
+            f"prover must be sampled, learned:PATH or hybrid:PATH, got {self.prover!r}",
+        )
+        _require(
+            0 <= self.prover_sample_share <= 1,
+            f"prover_sample_share must be in [0, 1], got {self.prover_sample_share}",
         )
         _require(
             self.loss_chunk_tokens is None or self.loss_chunk_tokens >= 1,

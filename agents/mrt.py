@@ -350,5 +350,8 @@ class MRT:
         )
         metrics["charts/advantage_abs"] = float(np.abs(trained).mean())
         prover = session.collector.components.prover
-        learned = float(getattr(prover, "source", "sampled") == "learned")
-        return {**session.rollout_metrics(trajectories), **metrics, "prover/learned": learned}
+        metrics["prover/learned"] = float(getattr(prover, "source", "sampled") == "learned")
+        update = getattr(prover, "update", None)  # a hybrid μ's online head update
+        if callable(update):
+            metrics.update(update())
+        return {**session.rollout_metrics(trajectories), **metrics}

@@ -116,7 +116,9 @@ def build_trainer(
         from agents.trl.trainer import MRTGRPOTrainer, MRTSettings
 
         prover = None
-        if getattr(train, "prover", "sampled").startswith("learned:"):
+        if train.prover.startswith("hybrid:"):
+            raise ValueError("--prover hybrid:PATH runs on the native engine only")
+        if train.prover.startswith("learned:"):
             from mrt_env.prover.learned import LearnedMetaProver
 
             prover = LearnedMetaProver.from_pretrained(
