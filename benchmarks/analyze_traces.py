@@ -254,9 +254,13 @@ def main(args: Args) -> dict[str, Any]:
     (run / "results.md").write_text(markdown(groups, args))
     print((run / "results.md").read_text())
     share = answered["answered_share"]
-    print(
-        f"forced answers with a readable final answer: {share:.1%} of {answered['forced_answers']}"
-    )
+    if args.prover != "sampled":
+        print(f"μ is {args.prover}: J from a learned probe, no forced answers sampled")
+    else:
+        print(
+            "forced answers with a readable final answer: "
+            f"{share:.1%} of {answered['forced_answers']}"
+        )
     if share < args.answered_warn:
         print(
             f"WARNING: only {share:.0%} of the forced answers hold a readable final answer: "
