@@ -177,3 +177,13 @@ def test_trace_analysis_with_the_shipped_learned_prover(tmp_path: Path) -> None:
     group = output["groups"]["all"]
     assert group["traces"] == 2
     assert all(0.0 < s["mean"] < 1.0 for s in group["j_by_episode"])  # the probe's J
+
+
+def test_regret_script_builds_a_learned_prover_and_needs_no_prover_model() -> None:
+    from mrt_env.prover.learned import LearnedMetaProver
+    from mrt_env.tinymath import load_tiny_lm
+
+    args = regret.Args(prover="learned:tiny")
+    assert regret.load_prover_model(args) is None  # the folder brings its feature model
+    prover = regret.build_prover(load_tiny_lm(), args)
+    assert isinstance(prover, LearnedMetaProver) and prover.source == "learned"
