@@ -42,16 +42,18 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
 def model_fingerprint(model: Any) -> str:
     """A short hash of a model's weights (names, shapes and a strided sample of values).
 
-    Cheap on any size (at most 4096 values per tensor are read); different checkpoints of one
-    architecture differ in it.
+    Cheap on any size (at most 4096 values per tensor are read, rounded to bfloat16, so a
+    checkpoint loaded in float32 or bfloat16 gives the same fingerprint); different
+    checkpoints of one architecture differ in it.
     """
     digest = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
         flat = tensor.detach().reshape(-1)
         step = max(1, flat.numel() // 4096)
-        sample = flat[::step][:4096].to("cpu", torch.float32).numpy()
+        # through bfloat16: the same checkpoint loaded in float32 or bfloat16 matches
+        sample = flat[::step][:4096].to(torch.bfloat16).to("cpu", torch.float32).numpy()
         digest.update(f"{name}:{tuple(tensor.shape)}".encode())
-        digest.update(sample.round(5).tobytes())
+        digest.update(sample.tobytes())
     return digest.hexdigest()[:16]
 
 

@@ -210,3 +210,16 @@ def test_the_shipped_tiny_prover_loads_by_name_with_its_figures() -> None:
     assert {"results", "jstar_share_graded", "command"} <= set(card["calibration"])
     [estimate] = prover.estimate([ProverRequest("q", PROMPT, "19", "12+7=19.")])
     assert 0 < estimate.j < 1 and estimate.source == "learned"
+
+
+def test_feature_model_fingerprint_ignores_dtype_but_not_weights(tiny_lm) -> None:  # type: ignore[no-untyped-def]
+    import copy
+
+    from mrt_env.prover.features import model_fingerprint
+
+    same = copy.deepcopy(tiny_lm.model).to(torch.bfloat16)
+    assert model_fingerprint(same) == model_fingerprint(tiny_lm.model)
+    other = copy.deepcopy(tiny_lm.model)
+    with torch.no_grad():
+        next(other.parameters()).add_(0.05)
+    assert model_fingerprint(other) != model_fingerprint(tiny_lm.model)
