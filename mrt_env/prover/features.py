@@ -64,17 +64,26 @@ class FeatureExtractor:
         lm: An :class:`~mrt_env.lm.hf.HFLanguageModel` (anything with ``model``,
             ``tokenizer`` and ``encode``); its weights are only read.
         template: Template whose ``render_meta`` builds the input (preset name or instance).
-        batch_size: Requests per forward pass.
+        batch_size: Requests per forward pass (``None``: 64 on CUDA; 1 on CPU, where a padded
+            batch takes a slower attention path: on the tiny LM 87 inputs took 1.12 s one at a
+            time against 1.89 s in padded batches of 64).
     """
 
     def __init__(
-        self, lm: Any, template: str | ChatTemplate | None = "tiny", *, batch_size: int = 64
+        self,
+        lm: Any,
+        template: str | ChatTemplate | None = "tiny",
+        *,
+        batch_size: int | None = None,
     ) -> None:
         if not hasattr(lm, "model") or not hasattr(lm, "tokenizer"):
             raise TypeError(
                 f"a learned meta-prover needs a transformers model (HFLanguageModel) as its "
                 f"feature model, got {type(lm).__name__}"
             )
+        if batch_size is None:
+            on_cuda = next(lm.model.parameters()).device.type == "cuda"
+            batch_size = 64 if on_cuda else 1
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.lm = lm

@@ -105,7 +105,8 @@ class LearnedMetaProver:
             mean), so J-vs-tokens curves keep the sampled μ's x positions.
         card: The folder's card (kept for :meth:`save_pretrained` and reports).
         policy_lm: When given, its tokenizer must equal the feature model's.
-        batch_size: Requests per forward pass.
+        batch_size: Requests per forward pass (``None``: 64 on CUDA, 1 on CPU; see
+            :class:`~mrt_env.prover.features.FeatureExtractor`).
     """
 
     source = "learned"
@@ -121,7 +122,7 @@ class LearnedMetaProver:
         answer_tokens: float = 0.0,
         card: Mapping[str, Any] | None = None,
         policy_lm: Any = None,
-        batch_size: int = 64,
+        batch_size: int | None = None,
     ) -> None:
         self.extractor = FeatureExtractor(feature_lm, template, batch_size=batch_size)
         if head.input_dim != self.extractor.hidden_size:

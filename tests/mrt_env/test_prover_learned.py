@@ -223,3 +223,13 @@ def test_feature_model_fingerprint_ignores_dtype_but_not_weights(tiny_lm) -> Non
     with torch.no_grad():
         next(other.parameters()).add_(0.05)
     assert model_fingerprint(other) != model_fingerprint(tiny_lm.model)
+
+
+def test_padded_batches_give_the_features_of_one_input_at_a_time(tiny_lm) -> None:  # type: ignore[no-untyped-def]
+    from mrt_env.prover.features import FeatureExtractor
+
+    requests = [ProverRequest("q", PROMPT, "19", p) for p in ("", "12+7=19.", "12+7=1", "x")]
+    one = FeatureExtractor(tiny_lm, "tiny", batch_size=1).features(requests, (2, 4))
+    padded = FeatureExtractor(tiny_lm, "tiny", batch_size=64).features(requests, (2, 4))
+    assert torch.allclose(one, padded, atol=1e-4)
+    assert not torch.allclose(one[0], one[1], atol=1e-3)  # different prefixes differ
