@@ -72,6 +72,8 @@ class Args:
     """seed of responses and J*; the sampled μ uses seeds offset from it by 10**6 * K"""
     out: str = "runs/prover_calibration"
     """output folder (J* cache, summary.json, plots)"""
+    threads: int = 1
+    """torch CPU threads (0 = torch's default; 1 is faster for small models on shared CPUs)"""
     write_card: bool = False
     """record the figures in the learned μ folder's card.json ("calibration")"""
 
@@ -130,6 +132,10 @@ def metrics(p: np.ndarray, rows: list[Any], j_ref: np.ndarray, k_ref: int) -> di
 
 
 args = parse_args(Args)
+if args.threads > 0:
+    import torch
+
+    torch.set_num_threads(args.threads)
 out = Path(args.out)
 ks = [int(k) for k in args.ks.split(",")]
 print(f"load average at start: {os.getloadavg()}")
