@@ -318,6 +318,16 @@ def main(
     ] = "current",
     final_j: opts.FinalJ = "prover",
     truncation: opts.Truncation = "forced_answer",
+    prover: Annotated[
+        str,
+        typer.Option(
+            help="μ: sampled (K forced answers) | learned:PATH (mrt-prover train) | hybrid:PATH "
+            "(learned, updated online from a sampled share)"
+        ),
+    ] = "sampled",
+    prover_sample_share: Annotated[
+        float, typer.Option(help="hybrid:PATH: share ρ of J requests also sampled")
+    ] = 0.1,
     use_vllm: Annotated[bool, typer.Option(help="trl: roll out (and run μ) with vLLM")] = False,
     vllm_mode: Annotated[str, typer.Option(help="trl: vLLM colocate | server")] = "colocate",
     env_url: Annotated[

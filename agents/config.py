@@ -125,6 +125,14 @@ class TrainConfig:
         truncation: Outcome of a truncated trajectory: ``"forced_answer"`` (one answer forced
             from the policy, verified) or ``"expected"`` (μ's J of the final prefix); the env's
             ``truncation_outcome``, the same setting in the TRL engine.
+        prover: μ's estimator: ``"sampled"`` (K forced answers, the paper's) or
+            ``"learned:PATH"`` (a :class:`~mrt_env.prover.learned.LearnedMetaProver` folder:
+            one forward pass of its frozen feature model, no sampling; ``prover_policy`` and
+            ``prover_samples`` then do not apply) or ``"hybrid:PATH"`` (that learned μ answers
+            every request; a sampled μ with ``prover_policy``'s weights and K answers a random
+            ``prover_sample_share`` of them, and those labels update the head between optimizer
+            steps; native engine only).
+        prover_sample_share: ρ of ``prover="hybrid:PATH"``.
         loss_chunk_tokens: Sequence positions whose full-vocabulary logits are computed at
             once in the loss (recomputed in the backward pass; ``None`` computes the whole
             sequence at once). The default keeps a 16k-token sequence of a 152k-vocabulary
@@ -163,6 +171,8 @@ class TrainConfig:
     prover_policy: ProverPolicy = "current"
     final_j: FinalJ = "prover"
     truncation: Truncation = "forced_answer"
+    prover: str = "sampled"
+    prover_sample_share: float = 0.1
     loss_chunk_tokens: int | None = 1024
     gradient_checkpointing: bool | None = None
     policy: PolicyConfig = field(default_factory=PolicyConfig)
@@ -200,6 +210,14 @@ class TrainConfig:
             f"prover_policy must be current or frozen, got {self.prover_policy!r}",
         )
         check_settings(self.final_j, self.truncation)  # raises ValueError naming the values
+        _require(
+            self.prover == "sampled" or self.prover.startswith(("learned:", "hybrid:")),
+            f"prover must be sampled, learned:PATH or hybrid:PATH, got {self.prover!r}",
+        )
+        _require(
+            0 <= self.prover_sample_share <= 1,
+            f"prover_sample_share must be in [0, 1], got {self.prover_sample_share}",
+        )
         _require(
             self.loss_chunk_tokens is None or self.loss_chunk_tokens >= 1,
             f"loss_chunk_tokens must be >= 1 or None, got {self.loss_chunk_tokens}",

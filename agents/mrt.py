@@ -349,4 +349,9 @@ class MRT:
             else np.zeros(1)
         )
         metrics["charts/advantage_abs"] = float(np.abs(trained).mean())
+        prover = session.collector.components.prover
+        metrics["prover/learned"] = float(getattr(prover, "source", "sampled") == "learned")
+        update = getattr(prover, "update", None)  # a hybrid μ's online head update
+        if callable(update):
+            metrics.update(update())
         return {**session.rollout_metrics(trajectories), **metrics}

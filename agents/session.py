@@ -256,23 +256,40 @@ def _prover_lm(lm: Any, model: str, config: TrainConfig, options: dict[str, Any]
     after every update (:meth:`TrainSession.reset_caches`), so J always uses the current
     weights. The frozen copy (bf16 on CUDA) is the cheaper approximation.
     """
-    if config.prover_policy == "current":
-        return lm
+    if config.prover_policy == "current" or config.prover.startswith("learned:"):
+        return lm  # a learned μ brings its own frozen feature model
     frozen = load_language_model(model, config.device, config.seed, **options)  # bf16 on CUDA
     frozen.model.eval().requires_grad_(False)
     return frozen
 
 
 def _meta_prover(lm: Any, template: ChatTemplate, config: TrainConfig) -> Any:
-    """A ``SampledMetaProver`` (K forced answers per J) on μ's model ``lm``."""
+    """A ``SampledMetaProver`` (K forced answers per J) on ``lm``, the learned μ folder of
+    ``config.prover`` (its feature model must share ``lm``'s tokenizer), or the hybrid of both
+    (``hybrid:PATH``: the sampled μ on ``lm`` labels a share of the requests)."""
+    kind, _, path = config.prover.partition(":")
+    learned = None
+    if kind in ("learned", "hybrid"):
+        from mrt_env.prover.learned import LearnedMetaProver
+
+        learned = LearnedMetaProver.from_pretrained(
+            path, policy_lm=lm, device=config.device, template=template
+        )
+        if kind == "learned":
+            return learned
     from mrt_env.prover.sampled import SampledMetaProver
 
-    return SampledMetaProver(
+    sampled = SampledMetaProver(
         lm,
         template=template,
         k=config.prover_samples,
         max_answer_tokens=config.forced_answer_tokens,
     )
+    if learned is None:
+        return sampled
+    from mrt_env.prover.hybrid import HybridMetaProver
+
+    return HybridMetaProver(learned, sampled, share=config.prover_sample_share, seed=config.seed)
 
 
 def _pad_id(lm: Any) -> int:

@@ -70,6 +70,9 @@ class Args:
     """marker[:MIN_PARAGRAPHS], preset:NAME (aime2024, regret-comparison) or paragraph"""
     k: int = 4
     """forced answers per J estimate"""
+    prover: str = "sampled"
+    """meta-prover: sampled (K forced answers of --model) or learned:PATH (a learned
+    meta-prover folder of mrt-prover train, whose tokenizer must be --model's)"""
     prover_temperature: float = 1.0
     """sampling temperature of the forced answers"""
     max_answer_tokens: int | None = None
@@ -154,13 +157,19 @@ def replay_traces(
     longest = max(lm.count_tokens(r["response"]) for r in records)
     unique = list({p.id: p for p in problems}.values())
     check_budgets(lm, unique, args)
-    env = replay_env(args, lm, unique, token_budget=longest + 64, max_episodes=1024)
+    prover = None if args.prover == "sampled" else f"{args.prover}"
+    if prover is not None and not prover.startswith("learned:"):
+        raise SystemExit(f"--prover must be sampled or learned:PATH, got {args.prover!r}")
+    env = replay_env(args, lm, unique, token_budget=longest + 64, max_episodes=1024, prover=prover)
     with tqdm(total=len(records), desc="traces replayed", unit="trace") as bar:
         trajectories = replay_many(
             env, [r["response"] for r in records], problems, seed=args.seed, progress=bar.update
         )
-    stats = env.unwrapped.core.components.prover.stats
-    answered = {"forced_answers": stats.generated_answers, "answered_share": stats.answered_share}
+    stats = getattr(env.unwrapped.core.components.prover, "stats", None)
+    answered = {
+        "forced_answers": stats.generated_answers if stats else 0,
+        "answered_share": stats.answered_share if stats else float("nan"),
+    }
     return trajectories, answered
 
 
@@ -323,9 +332,13 @@ def main(args: Args) -> dict[str, Any]:
     (run / "results.md").write_text(markdown(groups, args, flagged))
     print((run / "results.md").read_text())
     share = answered["answered_share"]
-    print(
-        f"forced answers with a readable final answer: {share:.1%} of {answered['forced_answers']}"
-    )
+    if args.prover != "sampled":
+        print(f"μ is {args.prover}: J from a learned probe, no forced answers sampled")
+    else:
+        print(
+            "forced answers with a readable final answer: "
+            f"{share:.1%} of {answered['forced_answers']}"
+        )
     if share < args.answered_warn:
         print(
             f"WARNING: only {share:.0%} of the forced answers hold a readable final answer: "

@@ -33,6 +33,7 @@ Usage:
 
 from __future__ import annotations
 
+import json
 import os
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -90,7 +91,7 @@ class Args:
     """nucleus mass of the responses"""
     prover: str = "self"
     """meta-prover model: self (each policy's own model, as in the paper), base, a path,
-    openai:URL or vllm:PATH"""
+    openai:URL, vllm:PATH, or learned:PATH (a learned meta-prover folder, mrt-prover train)"""
     prover_temperature: float = 1.0
     """sampling temperature of the forced answers"""
     max_answer_tokens: int | None = None
@@ -244,7 +245,12 @@ def forcing_context_limit(lm: Any, args: Args) -> int | None:
 
 
 def build_prover(lm: Any, args: Args) -> Any:
-    """A sampled meta-prover on ``lm`` with the configured K, temperature and answer cap."""
+    """A sampled meta-prover on ``lm`` with the configured K, temperature and answer cap, or
+    the learned meta-prover of ``--prover learned:PATH`` (its tokenizer checked against ``lm``)."""
+    if args.prover.startswith("learned:"):
+        from mrt_env.prover.learned import LearnedMetaProver
+
+        return LearnedMetaProver.from_pretrained(args.prover[len("learned:") :], policy_lm=lm)
     from mrt_env.config import EnvConfig
     from mrt_env.config import build_prover as build_env_prover
     from mrt_env.templates import resolve_template
@@ -301,7 +307,8 @@ def process_chunk(
         status(f"reading J (K={args.k}) after every episode: {replayed}/{len(todo)} responses")
 
     replay_status(0)
-    before = (prover.stats.generated_answers, prover.stats.answered)
+    stats = getattr(prover, "stats", None)  # a learned μ samples no forced answers
+    before = (stats.generated_answers, stats.answered) if stats else (0, 0)
     # a response may stop at the sampling budget without ending thinking: not a finished one,
     # so its curve ends at μ's J after its last episode (those that end thinking terminate)
     trajectories = replay_many(
@@ -316,8 +323,8 @@ def process_chunk(
     TIMINGS["replay_s"] += time.perf_counter() - clock
     # the chunk's forced-answer counters, on its first record (sums over records are totals)
     counts = {
-        "forced_answers": prover.stats.generated_answers - before[0],
-        "forced_answered": prover.stats.answered - before[1],
+        "forced_answers": stats.generated_answers - before[0] if stats else 0,
+        "forced_answered": stats.answered - before[1] if stats else 0,
     }
     clock = time.perf_counter()
     status(f"grading {len(jobs)} responses")
@@ -448,7 +455,7 @@ def prover_spec(args: Args) -> str:
 
 def load_prover_model(args: Args) -> Any | None:
     """The meta-prover's model when it is not each policy's own (``--prover``)."""
-    if args.prover == "self":
+    if args.prover == "self" or args.prover.startswith("learned:"):
         return None
     spec = prover_spec(args)
     lm, why = load_policy(spec, args.device, args)
@@ -464,6 +471,9 @@ def evaluate_policies(
     from tqdm import tqdm
 
     prover_tag = "" if args.prover == "self" else ":" + policy_fingerprint(prover_spec(args))
+    if args.prover.startswith("learned:"):  # the head's checksum identifies a learned μ
+        card = Path(args.prover[len("learned:") :]) / "card.json"
+        prover_tag = ":" + json.loads(card.read_text())["head_sha256"][:16]
     fingerprints = {name: policy_fingerprint(spec) + prover_tag for name, spec in specs.items()}
     done = {
         key: record

@@ -76,6 +76,8 @@ class Args:
     """env episode cap"""
     prover_samples: int = 4
     """K forced answers per J"""
+    prover: str = "sampled"
+    """μ of the MRT step: sampled (K forced answers) or learned:PATH (e.g. learned:tiny)"""
     repeats: int = 5
     """timed steps per algorithm (after one warm-up step each); medians are reported"""
     threads: int = 1
@@ -353,6 +355,7 @@ def main() -> None:
         token_budget=args.token_budget,
         max_episodes=args.max_episodes,
         prover_samples=args.prover_samples,
+        prover=args.prover,
         seed=args.seed,
         device=args.device,
         policy=policy,

@@ -55,7 +55,9 @@ class EnvConfig:
 
     prover: MetaProver | str | None = None
     """The meta-prover μ: ``None`` builds a ``SampledMetaProver`` on ``lm``; an instance is
-    used as is; ``"none"`` disables μ (no J, progress, regret or curve)."""
+    used as is; ``"learned:PATH"`` loads a ``LearnedMetaProver`` folder (J from one forward
+    pass of its feature model, which must share ``lm``'s tokenizer); ``"none"`` disables μ
+    (no J, progress, regret or curve)."""
 
     template: str | ChatTemplate | None = None
     """Chat/termination template: a preset name (``"tiny"``, ``"r1-distill"``, ``"plain"``,
@@ -156,8 +158,12 @@ class EnvConfig:
             raise ValueError(f"final_j must be one of {FINAL_J}, got {self.final_j!r}")
         if self.truncation_outcome == "expected" and self.prover == "none":
             raise ValueError("truncation_outcome='expected' needs a meta-prover (prover='none')")
-        if isinstance(self.prover, str) and self.prover != "none":
-            raise ValueError(f"prover must be None, a MetaProver or 'none', got {self.prover!r}")
+        if isinstance(self.prover, str) and not (
+            self.prover == "none" or self.prover.startswith("learned:")
+        ):
+            raise ValueError(
+                f"prover must be None, a MetaProver, 'learned:PATH' or 'none', got {self.prover!r}"
+            )
         if self.prover is not None and not isinstance(self.prover, str | MetaProver):
             raise TypeError(f"prover must implement MetaProver.estimate, got {self.prover!r}")
         for name in ("lm", "truncation_lm"):
@@ -326,6 +332,12 @@ def build_prover(config: EnvConfig, lm: LanguageModel, template: ChatTemplate) -
     """The configured meta-prover (``None`` when disabled)."""
     if config.prover == "none":
         return None
+    if isinstance(config.prover, str) and config.prover.startswith("learned:"):
+        learned = importlib.import_module("mrt_env.prover.learned")
+        loaded: MetaProver = learned.LearnedMetaProver.from_pretrained(
+            config.prover[len("learned:") :], policy_lm=lm, device=config.device, template=template
+        )
+        return loaded
     if config.prover is not None:
         return config.prover  # type: ignore[return-value]
     sampled = importlib.import_module("mrt_env.prover.sampled")

@@ -272,6 +272,7 @@ class StepCore:
         estimate = _j(result.estimate)
         outcome = end_outcome(verified, pending.truncated, estimate)  # mrt_env.grading
         j_after, j_source = end_j(pending.terminated, outcome, estimate, self.config.final_j)
+        j_estimator = result.estimate.source if j_source == "prover" and result.estimate else None
         answer_tokens = 0.0 if pending.terminated else _answer_tokens(result.estimate)
         return StepContext(
             problem=state.problem.problem,
@@ -293,6 +294,7 @@ class StepCore:
                 "answer_tokens": answer_tokens,
                 "episode_cut": pending.cut,
                 "j_source": j_source,
+                "j_estimator": j_estimator,
             },
         )
 
@@ -328,6 +330,7 @@ class StepCore:
             "verification": None if verification is None else verification.status,
             "reward_terms": dict(terms.terms),
             "j_source": context.metadata["j_source"],
+            "j_estimator": context.metadata["j_estimator"],
             "regret": state.regret if j_before is not None else None,
             "curve": list(state.curve),
         }

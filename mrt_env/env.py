@@ -62,7 +62,9 @@ class MRTMathEnv(gym.Env[str, str]):
     ``curve``. ``step``: ``problem_id``, ``episode_index``, ``episode_tokens``,
     ``total_tokens``, ``episode_cut``, ``j_before``, ``j_after``, ``progress``, ``outcome``,
     ``verification``, ``reward_terms``, ``j_source`` (``"prover"`` or ``"outcome"``: what
-    ``j_after`` is; ``None`` without μ), ``regret`` (cumulative, Δ_k = Σ_{j<k} (J* − J(c_j))
+    ``j_after`` is; ``None`` without μ), ``j_estimator`` (the ``JEstimate.source`` of μ's
+    estimate behind ``j_after``: ``"sampled"``, ``"learned"``, ``"table"``, ...; ``None`` when
+    ``j_source`` is not ``"prover"``), ``regret`` (cumulative, Δ_k = Σ_{j<k} (J* − J(c_j))
     over the contexts before each episode) and ``curve`` (``(tokens, J)`` points as in the
     paper's regret plots: tokens = prompt + thinking + the forced answer's mean tokens, made
     non-decreasing; the last point of a terminated trajectory is (prompt + response, J(final))).

@@ -142,6 +142,15 @@ def build_trainer(
     }
     from agents.trl.trainer import MRTGRPOTrainer, MRTSettings
 
+    prover = None
+    if train.prover.startswith("hybrid:"):
+        raise ValueError("--prover hybrid:PATH runs on the native engine only")
+    if train.prover.startswith("learned:"):
+        from mrt_env.prover.learned import LearnedMetaProver
+
+        prover = LearnedMetaProver.from_pretrained(
+            train.prover[len("learned:") :], policy_lm=lm, template=template
+        )
     # GRPO (credit None) keeps TRL's advantages; both grade truncated completions as the env
     settings = MRTSettings(
         credit=algo_config if isinstance(algo_config, MRTConfig) else None,
@@ -150,6 +159,7 @@ def build_trainer(
         max_answer_tokens=ANSWER_TOKENS,
         final_j=train.final_j,
         truncation=train.truncation,
+        prover=prover,
     )
     return MRTGRPOTrainer(**common, mrt=settings)
 

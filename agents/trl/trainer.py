@@ -413,6 +413,7 @@ class MRTGRPOTrainer(GRPOTrainer):
             "mrt/episodes": float(np.mean([len(e.spans) for e in episodes])),
             "mrt/advantage_abs": float(trained.abs().mean()) if trained.numel() else 0.0,
             "mrt/credit_seconds": seconds,
+            "prover/learned": float(getattr(self.mu, "source", "sampled") == "learned"),
         }
         if pairs:
             progress = [sum(a - b for b, a in p if a is not None and b is not None) for p in pairs]

@@ -8,10 +8,25 @@ from mrt_env.prover.table import TableMetaProver
 
 __all__ = [
     "JEstimate",
+    "LearnedMetaProver",
     "MetaProver",
+    "ProbeHead",
+    "ProverFolderError",
     "ProverRequest",
     "ProverStats",
     "SampledMetaProver",
     "TableMetaProver",
     "wilson_interval",
 ]
+
+
+_LAZY = {"LearnedMetaProver", "ProbeHead", "ProverFolderError"}
+
+
+def __getattr__(name: str) -> object:
+    """The learned meta-prover's names, imported on first use (they need torch)."""
+    if name in _LAZY:
+        from mrt_env.prover import learned
+
+        return getattr(learned, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -30,16 +30,21 @@ class ProverRequest:
 
 @dataclass(frozen=True)
 class JEstimate:
-    """A Monte-Carlo estimate of J.
+    """An estimate of J and where it came from.
 
     Attributes:
-        j: Fraction of verified-correct forced answers (``num_correct / num_samples``).
-        num_correct: Verified-correct samples.
-        num_samples: Samples drawn (K).
-        ci_low: Lower end of a 95% Wilson interval.
-        ci_high: Upper end of a 95% Wilson interval.
-        answer_tokens: Mean number of tokens of the forced answers (for J-vs-tokens curves).
+        j: The estimate: for a sampled μ the fraction of verified-correct forced answers
+            (``num_correct / num_samples``); for a learned μ the head's probability.
+        num_correct: Verified-correct samples (0 for an estimator that samples nothing).
+        num_samples: Samples drawn (K; 0 for a learned μ, which samples nothing).
+        ci_low: Lower end of a 95% Wilson interval (``j`` for an estimator without one).
+        ci_high: Upper end of a 95% Wilson interval (``j`` for an estimator without one).
+        answer_tokens: Mean number of tokens of the forced answers (for J-vs-tokens curves;
+            a learned μ reports the mean of its training labels).
         cached: Whether this estimate came from the cache.
+        source: The estimator: ``"sampled"`` (K forced answers), ``"learned"`` (a probe on
+            the feature model's hidden state), ``"table"`` (a test double) or another name a
+            custom μ chooses. The environment reports it as ``info["j_estimator"]``.
     """
 
     j: float
@@ -49,6 +54,7 @@ class JEstimate:
     ci_high: float
     answer_tokens: float = 0.0
     cached: bool = False
+    source: str = "sampled"
 
 
 @runtime_checkable

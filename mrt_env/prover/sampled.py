@@ -139,6 +139,9 @@ class SampledMetaProver:
         (0.5, 4)
     """
 
+    source = "sampled"
+    """What its estimates' ``JEstimate.source`` says (trainers log it)."""
+
     def __init__(
         self,
         lm: LanguageModel,
@@ -237,7 +240,9 @@ class SampledMetaProver:
             correct = sum(bool(v.correct) for v in verdicts[q * self.k : (q + 1) * self.k])
             low, high = wilson_interval(correct, self.k)
             tokens = sum(len(c.token_ids) for c in group) / self.k
-            estimates.append(JEstimate(correct / self.k, correct, self.k, low, high, tokens))
+            estimates.append(
+                JEstimate(correct / self.k, correct, self.k, low, high, tokens, source="sampled")
+            )
         return estimates
 
     def _verify_many(self, pairs: list[tuple[str, str]]) -> Sequence[Any]:

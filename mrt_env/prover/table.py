@@ -29,6 +29,9 @@ class TableMetaProver:
         [0.75]
     """
 
+    source = "table"
+    """What its estimates' ``JEstimate.source`` says."""
+
     def __init__(
         self, table: JTable, *, num_samples: int = 8, default: float | None = None
     ) -> None:
@@ -62,5 +65,5 @@ class TableMetaProver:
         for request in requests:
             j = self._lookup(request)
             correct = round(j * self.num_samples)
-            estimates.append(JEstimate(j, correct, self.num_samples, j, j))
+            estimates.append(JEstimate(j, correct, self.num_samples, j, j, source="table"))
         return estimates

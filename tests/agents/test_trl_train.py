@@ -75,11 +75,20 @@ def test_two_optimizer_steps_write_a_loadable_checkpoint(
     _check_run(tmp_path, ("loss", "mrt/advantage_abs", *keys) if algo[1] == "mrt" else keys)
 
 
+def test_learned_prover_on_trl_logs_its_source(tmp_path: Path) -> None:
+    args = ["--algo", "mrt", "--credit", "progress", "--prover", "learned:tiny"]
+    result = CliRunner().invoke(app, [*TINY, *args, "--steps", "2", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    _check_run(tmp_path, ("loss", "mrt/progress", "mrt/j"))
+    assert [h["prover/learned"] for h in _history(tmp_path, 2)] == [1.0, 1.0]
+
+
 def test_engine_trl_rejects_what_it_cannot_run(tmp_path: Path) -> None:
     for extra in (
         ["--algo", "star"],
         ["--algo", "mrt", "--prover-policy", "frozen"],
         ["--algo", "grpo", "--eval-interval", "1"],
+        ["--algo", "mrt", "--prover", "hybrid:tiny"],
     ):
         result = CliRunner().invoke(app, [*TINY, *extra, "--out", str(tmp_path)])
         assert result.exit_code != 0

@@ -198,3 +198,43 @@ def test_train_option_runs_mrt_train_with_equal_wall_clock(
     assert trained == {a: str(tmp_path / "train" / a / "model") for a in ("grpo", "mrt")}
     specs = regret.policy_specs(regret.Args(), trained)
     assert specs == {"base": "tiny:base", **trained}
+
+
+def test_trace_analysis_with_the_shipped_learned_prover(tmp_path: Path) -> None:
+    from mrt_env.tinymath import TinyMathSource, load_tiny_lm
+    from mrt_env.tinymath.evaluate import respond
+
+    problems = [TinyMathSource(split="heldout", size=2, seed=0)[i] for i in range(2)]
+    responses = respond(load_tiny_lm(), problems, temperature=0.0, max_new_tokens=96, seed=0)
+    traces = tmp_path / "traces.jsonl"
+    traces.write_text(
+        "".join(
+            json.dumps({"problem_id": p.id, "response": r}) + "\n"
+            for p, r in zip(problems, responses, strict=True)
+        )
+    )
+    analyze = load_script("analyze_traces")
+    output = analyze.main(
+        analyze.parse_args(
+            analyze.Args,
+            [
+                "--traces", str(traces), "--problems", "tinymath:heldout", "--model", "tiny",
+                "--prover", "learned:tiny", "--budgets", "32",
+                "--run-dir", str(tmp_path / "runs"), "--name", "learned",
+            ],
+        )
+    )  # fmt: skip
+    assert output["forced_answers_answered"]["forced_answers"] == 0  # nothing sampled
+    group = output["groups"]["all"]
+    assert group["traces"] == 2
+    assert all(0.0 < s["mean"] < 1.0 for s in group["j_by_episode"])  # the probe's J
+
+
+def test_regret_script_builds_a_learned_prover_and_needs_no_prover_model() -> None:
+    from mrt_env.prover.learned import LearnedMetaProver
+    from mrt_env.tinymath import load_tiny_lm
+
+    args = regret.Args(prover="learned:tiny")
+    assert regret.load_prover_model(args) is None  # the folder brings its feature model
+    prover = regret.build_prover(load_tiny_lm(), args)
+    assert isinstance(prover, LearnedMetaProver) and prover.source == "learned"

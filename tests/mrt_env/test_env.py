@@ -30,6 +30,7 @@ STEP_INFO_KEYS = {
     "verification",
     "reward_terms",
     "j_source",
+    "j_estimator",
     "regret",
     "curve",
 }
@@ -167,6 +168,7 @@ def test_ending_thinking_with_the_right_answer_terminates_with_outcome_1() -> No
     assert (info["outcome"], info["verification"]) == (1.0, "correct")
     assert info["reward_terms"]["outcome"] == 1.0  # the policy's own verified answer
     assert (info["j_after"], info["j_source"]) == (0.25, "prover")  # μ's J(final): one "="
+    assert info["j_estimator"] == "sampled"  # the double's JEstimate keeps the default source
     assert info["progress"] == 0.0
     assert reward == pytest.approx(1.0)
     assert info["curve"][-1][1] == 0.25
@@ -187,6 +189,7 @@ def test_final_j_outcome_keeps_the_policys_0_1_answer_as_j() -> None:
     env.step("1+1=2.")
     _, reward, terminated, _, info = env.step(" Done.\n</think>\nSo \\boxed{2}.")
     assert terminated and (info["j_after"], info["j_source"]) == (1.0, "outcome")
+    assert info["j_estimator"] is None  # J came from the outcome, not from μ
     assert info["progress"] == 0.75
     assert reward == pytest.approx(1.0 + 0.75)
 
