@@ -68,6 +68,8 @@ class _Session:
         self.script = script
         self.learner = _Learner()
         self.collected: list[tuple[list[RolloutRequest], int]] = []
+        # no μ object: the trajectories come with their J already (a sampled μ's defaults)
+        self.collector = SimpleNamespace(components=SimpleNamespace(prover=None))
 
     def sample_problems(self, rng: np.random.Generator) -> list[Any]:
         chosen = rng.choice(len(self.problems), size=self.config.problems_per_step, replace=False)
