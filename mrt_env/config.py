@@ -113,7 +113,9 @@ class EnvConfig:
     segmenter: Any = None
     """Segmenter whose ``boundaries`` are the policy's stop strings (``None``: the official
     ``MarkerSegmenter``; with the ``tiny`` template ``MarkerSegmenter(min_paragraphs=1)``, since
-    the tiny LM writes one paragraph per episode); ``replay`` splits responses with it."""
+    the tiny LM writes one paragraph per episode; with ``template="chat"`` on a model without
+    thinking tags a ``FallbackSegmenter``, see :func:`default_segmenter`); ``replay`` splits
+    responses with it. A ``FallbackSegmenter`` without ``count_tokens`` gets ``lm``'s."""
 
     j_star: float = 1.0
     """Comparator J* of the cumulative regret."""
@@ -335,11 +337,38 @@ def build_reward(config: EnvConfig) -> Any:
     return rewards.WeightedSum(modules, weights=config.reward_weights)
 
 
-def default_segmenter(template: ChatTemplate) -> Any:
-    """The official ``MarkerSegmenter``; one paragraph per episode for the tiny LM's template."""
-    from mrt_env.segmenters import MarkerSegmenter
+def default_segmenter(template: ChatTemplate, lm: LanguageModel | None = None) -> Any:
+    """The env's segmenter when none is given.
 
-    return MarkerSegmenter(min_paragraphs=1) if template.name == "tiny" else MarkerSegmenter()
+    The official ``MarkerSegmenter`` for R1-style thinking (and any fixed preset but ``tiny``);
+    one paragraph per episode (``min_paragraphs=1``) for the tiny LM's template; and for
+    ``template="chat"`` on a model without thinking tags (its end of thinking is the first
+    ``\\boxed{``), a ``FallbackSegmenter`` counting ``lm``'s tokens: the marker rule, else
+    paragraphs of at least 48 tokens (such models rarely write marker words, and one episode
+    per response leaves progress credit empty).
+
+    Example:
+        >>> from mrt_env.templates import TEMPLATES
+        >>> default_segmenter(TEMPLATES["tiny"]).min_paragraphs
+        1
+    """
+    from mrt_env.segmenters import FallbackSegmenter, MarkerSegmenter
+
+    if template.name == "tiny":
+        return MarkerSegmenter(min_paragraphs=1)
+    if template.name == "chat" and template.end_think != "</think>" and lm is not None:
+        return FallbackSegmenter(count_tokens=lm.count_tokens)
+    return MarkerSegmenter()
+
+
+def _segmenter(config: EnvConfig, template: ChatTemplate, lm: LanguageModel) -> Any:
+    """The configured segmenter (a ``FallbackSegmenter`` from a spec counts ``lm``'s tokens),
+    else :func:`default_segmenter`."""
+    from mrt_env.segmenters import bind_segmenter
+
+    if config.segmenter is None:
+        return default_segmenter(template, lm)
+    return bind_segmenter(config.segmenter, lm.count_tokens)
 
 
 def build_components(config: EnvConfig) -> Components:
@@ -355,7 +384,7 @@ def build_components(config: EnvConfig) -> Components:
         lm=lm,
         prover=build_prover(config, lm, template),
         template=template,
-        segmenter=config.segmenter if config.segmenter is not None else default_segmenter(template),
+        segmenter=_segmenter(config, template, lm),
         reward=build_reward(config),
         truncation_lm=truncation_lm,
         answer_caps=template.answer_caps(forced=config.max_answer_tokens),

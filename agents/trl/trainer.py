@@ -44,6 +44,7 @@ from agents.mrt import per_episode_credit, released_credit
 from agents.trl.episodes import CompletionEpisodes, prefix_seed, split_completion
 from agents.trl.prover import PolicyProver, VLLMEngineLM
 from mrt_env.config import default_segmenter
+from mrt_env.segmenters import bind_segmenter
 from mrt_env.lm.hf import HFLanguageModel
 from mrt_env.prover.base import ProverRequest
 from mrt_env.templates import ChatTemplate, get_template
@@ -108,7 +109,9 @@ class MRTGRPOTrainer(GRPOTrainer):
             raise ValueError("credit='released' generates its own continuations: no rollout_func")
         super().__init__(*args, **kwargs)
         self.chat = get_template(self.mrt.template)
-        self.segmenter = self.mrt.segmenter or default_segmenter(self.chat)
+        self.segmenter = bind_segmenter(
+            self.mrt.segmenter or default_segmenter(self.chat), self._count_tokens
+        )
         self.mu = self.mrt.prover or self._policy_prover()
         self.last_credit: CreditRecord | None = None
         self._released_rows: list[tuple[int, float]] = []  # (prefix tokens, J(prefix)) per row
@@ -116,6 +119,11 @@ class MRTGRPOTrainer(GRPOTrainer):
             from agents.trl.released import released_rollout
 
             self.rollout_func = released_rollout
+
+    def _count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` under the policy's tokenizer (a ``fallback`` segmenter's counter)."""
+        tokenizer = getattr(self.processing_class, "tokenizer", self.processing_class)
+        return len(tokenizer.encode(text, add_special_tokens=False))
 
     # -- μ ---------------------------------------------------------------------------------
     def _policy_prover(self) -> PolicyProver:
