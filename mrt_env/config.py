@@ -98,9 +98,11 @@ class EnvConfig:
     μ stays the frozen ``lm``."""
 
     lm_options: Mapping[str, Any] = field(default_factory=dict)
-    """Keyword options for models built from a path or hub id
-    (``HFLanguageModel.from_pretrained``), e.g. ``{"prefix_cache_size": 256,
-    "max_decode_rows": 64, "dtype": "bfloat16"}``."""
+    """Keyword options of the backend built from a name: ``HFLanguageModel.from_pretrained``
+    for a path or hub id (e.g. ``{"prefix_cache_size": 256, "max_decode_rows": 64,
+    "dtype": "bfloat16"}``), ``OpenAICompatibleLM`` for ``"openai:URL"`` (e.g.
+    ``{"max_concurrency": 1, "stop_mode": "client"}``), ``VLLMLanguageModel.from_pretrained``
+    for ``"vllm:..."``. An option the backend does not take raises ``TypeError``."""
 
     final_j: FinalJ = "prover"
     """J after the last episode of a trajectory that ended thinking: ``"prover"`` is μ's
@@ -268,19 +270,22 @@ def build_lm(
     ``"openai:URL"`` / ``"openai:URL#MODEL"`` connect an ``OpenAICompatibleLM`` to a completions
     server (``vllm serve``, SGLang, ``transformers serve``); ``"vllm:PATH_OR_ID"`` starts an
     in-process ``VLLMLanguageModel``; any other string is a local path or hub id for
-    ``HFLanguageModel.from_pretrained``, with ``options`` as its keyword arguments (the tiny
-    model takes them too).
+    ``HFLanguageModel.from_pretrained``. ``options`` are the keyword arguments of whichever
+    backend is built (``OpenAICompatibleLM``, e.g. ``max_concurrency=1``,
+    ``stop_mode="client"``; ``VLLMLanguageModel.from_pretrained``; the HF and tiny models); an
+    option the backend does not take raises ``TypeError``.
     """
     if not isinstance(spec, str):
         return spec
     if spec.startswith("openai:"):
-        server: LanguageModel = importlib.import_module(
-            "mrt_env.lm.openai_compat"
-        ).OpenAICompatibleLM.from_spec(spec)
+        openai_lm = importlib.import_module("mrt_env.lm.openai_compat").OpenAICompatibleLM
+        check_options(openai_lm, options, "an OpenAI-compatible server (openai:URL)")
+        server: LanguageModel = openai_lm.from_spec(spec, **dict(options or {}))
         return server
     if spec.startswith("vllm:"):
-        backend = importlib.import_module("mrt_env.lm.vllm_backend")
-        engine: LanguageModel = backend.VLLMLanguageModel.from_pretrained(spec[len("vllm:") :])
+        vllm_lm = importlib.import_module("mrt_env.lm.vllm_backend").VLLMLanguageModel
+        check_options(vllm_lm.from_pretrained, options, "in-process vLLM (vllm:PATH)")
+        engine: LanguageModel = vllm_lm.from_pretrained(spec[len("vllm:") :], **dict(options or {}))
         return engine
     kwargs: dict[str, Any] = dict(options or {})
     if device is not None:
@@ -293,6 +298,30 @@ def build_lm(
     hf = importlib.import_module("mrt_env.lm.hf")
     loaded: LanguageModel = hf.HFLanguageModel.from_pretrained(spec, **kwargs)
     return loaded
+
+
+def check_options(target: Any, options: Mapping[str, Any] | None, backend: str) -> None:
+    """Raise ``TypeError`` naming the valid ones when ``options`` has a keyword ``target``
+    (a class or function) does not take: an option is never silently ignored.
+
+    Example:
+        >>> check_options(lambda *, k=1: k, {"kk": 2}, "a backend")
+        Traceback (most recent call last):
+        ...
+        TypeError: lm_options ['kk'] are not options of a backend; valid: ['k']
+    """
+    import inspect
+
+    parameters = inspect.signature(target).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return
+    valid = {p.name for p in parameters if p.kind is not inspect.Parameter.VAR_POSITIONAL}
+    valid -= {"self", "base_url", "spec", "model_name_or_path", "path"}
+    unknown = sorted(set(options or {}) - valid)
+    if unknown:
+        raise TypeError(
+            f"lm_options {unknown} are not options of {backend}; valid: {sorted(valid)}"
+        )
 
 
 def check_model_path(spec: str) -> None:

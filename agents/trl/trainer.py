@@ -44,9 +44,9 @@ from agents.mrt import per_episode_credit, released_credit
 from agents.trl.episodes import CompletionEpisodes, prefix_seed, split_completion
 from agents.trl.prover import PolicyProver, VLLMEngineLM
 from mrt_env.config import default_segmenter
-from mrt_env.segmenters import bind_segmenter
 from mrt_env.lm.hf import HFLanguageModel
 from mrt_env.prover.base import ProverRequest
+from mrt_env.segmenters import bind_segmenter
 from mrt_env.templates import ChatTemplate, get_template
 
 
