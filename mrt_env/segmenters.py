@@ -489,6 +489,6 @@ def segmenter_from_spec(spec: str | None, template_name: str = "") -> Any:
             "fallback[:MIN_TOKENS]"
         )
     if rule and isinstance(segmenter, FallbackSegmenter):
-        marker = dataclasses.replace(segmenter.marker, paragraph_rule=rule)
+        marker = dataclasses.replace(segmenter.marker, paragraph_rule=rule)  # type: ignore[arg-type]
         return dataclasses.replace(segmenter, marker=marker)
     return dataclasses.replace(segmenter, paragraph_rule=rule) if rule else segmenter

@@ -122,7 +122,7 @@ class MRTGRPOTrainer(GRPOTrainer):
 
     def _count_tokens(self, text: str) -> int:
         """Tokens of ``text`` under the policy's tokenizer (a ``fallback`` segmenter's counter)."""
-        tokenizer = getattr(self.processing_class, "tokenizer", self.processing_class)
+        tokenizer: Any = getattr(self.processing_class, "tokenizer", self.processing_class)
         return len(tokenizer.encode(text, add_special_tokens=False))
 
     # -- μ ---------------------------------------------------------------------------------

@@ -104,6 +104,9 @@ def _connection(url: str, until: float) -> tuple[http.client.HTTPConnection, str
     kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
 
     class Connection(kind):  # type: ignore[valid-type,misc]
+        sock: Any
+        guarded: _DeadlineSocket
+
         def connect(self) -> None:
             self.timeout = _left(until)
             super().connect()
