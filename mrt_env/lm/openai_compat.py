@@ -42,7 +42,8 @@ How the protocol's promises are kept on a server:
   raises ``ConnectionError``; timeouts, dropped connections and 5xx answers are retried with
   exponential backoff until ``deadline`` seconds have passed, then a ``ConnectionError`` names
   the URL. One request takes at most ``request_timeout`` seconds of wall-clock time in all
-  (default: ``deadline`` plus one second per ``min_tokens_per_second`` requested tokens), also
+  (default: ``deadline`` plus one second per ``min_tokens_per_second`` (1) requested tokens;
+  a CPU server shared by concurrent requests can be that slow), also
   against a server that never answers or sends a byte at a time. A 4xx answer raises
   ``ValueError`` with the server's message; redirects are not followed. Answers that are not
   the API's (text that is not a string, a chat reply, more choices than ``n``, a
@@ -156,7 +157,7 @@ class OpenAICompatibleLM:
         request_timeout: float | None = None,
         deadline: float = 60.0,
         connect_deadline: float = 5.0,
-        min_tokens_per_second: float = 4.0,
+        min_tokens_per_second: float = 1.0,
         send_generation_config: bool = True,
         extra_body: Mapping[str, Any] | None = None,
         seed: int = 0,
