@@ -42,9 +42,9 @@ How the protocol's promises are kept on a server:
   raises ``ConnectionError``; timeouts, dropped connections and 5xx answers are retried with
   exponential backoff until ``deadline`` seconds have passed, then a ``ConnectionError`` names
   the URL. One request takes at most ``request_timeout`` seconds of wall-clock time in all
-  (default: ``deadline`` plus one second per ``min_tokens_per_second`` (1) requested tokens;
-  a CPU server shared by concurrent requests can be that slow), also
-  against a server that never answers or sends a byte at a time. A 4xx answer raises
+  (default: ``deadline + max_tokens / min_tokens_per_second`` with 1 token/s, as slow as a
+  CPU server shared by concurrent requests can be), also against a server that never answers
+  or sends a byte at a time. A 4xx answer raises
   ``ValueError`` with the server's message; redirects are not followed. Answers that are not
   the API's (text that is not a string, a chat reply, more choices than ``n``, a
   ``finish_reason`` other than ``stop``/``length``, more tokens than ``max_tokens``, a
