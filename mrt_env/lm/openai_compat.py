@@ -42,9 +42,10 @@ How the protocol's promises are kept on a server:
   raises ``ConnectionError``; timeouts, dropped connections and 5xx answers are retried with
   exponential backoff until ``deadline`` seconds have passed, then a ``ConnectionError`` names
   the URL. One request takes at most ``request_timeout`` seconds of wall-clock time in all
-  (default: ``deadline + max_tokens / min_tokens_per_second`` with 1 token/s, as slow as a
-  CPU server shared by concurrent requests can be), also against a server that never answers
-  or sends a byte at a time. A 4xx answer raises
+  (default: ``deadline + max_tokens * in_flight / min_tokens_per_second``, where ``in_flight``
+  is the number of requests the call keeps in flight at once, at most ``max_concurrency``, and
+  ``min_tokens_per_second`` is 1: as slow as a loaded CPU server can be), also against a server
+  that never answers or sends a byte at a time. A 4xx answer raises
   ``ValueError`` with the server's message; redirects are not followed. Answers that are not
   the API's (text that is not a string, a chat reply, more choices than ``n``, a
   ``finish_reason`` other than ``stop``/``length``, more tokens than ``max_tokens``, a
@@ -130,11 +131,13 @@ class OpenAICompatibleLM:
         max_concurrency: Requests in flight at once within one ``generate`` call
             (``transformers serve`` is reproducible only with 1).
         request_timeout: Seconds one HTTP request may take in all, on the wall clock
-            (``None``: ``deadline + max_tokens / min_tokens_per_second``).
+            (``None``: ``deadline + max_tokens * in_flight / min_tokens_per_second``, with
+            ``in_flight`` the requests one call keeps in flight, at most ``max_concurrency``).
         deadline: Seconds after which a failing request is not retried again
             (``ConnectionError``, naming the URL).
         connect_deadline: Seconds a refused connection is retried for (nothing listening).
-        min_tokens_per_second: The slowest generation the default ``request_timeout`` allows.
+        min_tokens_per_second: The slowest generation (tokens per second of the server, for
+            all the requests in flight together) the default ``request_timeout`` allows.
         send_generation_config: Send :data:`SAMPLING_CONFIG` as ``generation_config`` with
             ``temperature > 0`` (what ``transformers serve`` needs to sample).
         extra_body: Extra JSON fields of every completion request (server-specific
@@ -189,6 +192,7 @@ class OpenAICompatibleLM:
         self._rng = np.random.default_rng(seed)
         self._server_tokenizes = False
         self._lock = threading.Lock()
+        self._in_flight = 1  # requests one generate call keeps in flight at once
         self._notes: list[str] = []  # warnings raised in worker threads, emitted by generate
         self._warned: set[str] = set()
         self._sampled_prompts = 0  # prompts sampled more than once at temperature > 0 ...
@@ -214,10 +218,11 @@ class OpenAICompatibleLM:
 
     # ------------------------------------------------------------------ HTTP with retries
     def _timeout(self, max_tokens: int = 0) -> float:
-        """Wall-clock seconds one request asking for ``max_tokens`` tokens may take."""
+        """Wall-clock seconds one request asking for ``max_tokens`` tokens may take: the
+        requests in flight share the server, which must make ``min_tokens_per_second``."""
         if self.request_timeout is not None:
             return self.request_timeout
-        return self.deadline + max_tokens / self.min_tokens_per_second
+        return self.deadline + max_tokens * self._in_flight / self.min_tokens_per_second
 
     def _call(self, what: str, request: Callable[[], T]) -> T:
         """Run ``request()``; retry transient failures with backoff (a refused connection for
@@ -409,6 +414,8 @@ class OpenAICompatibleLM:
     def _sample_all(
         self, prompts: Sequence[str], params: SamplingParams, seeds: Sequence[int]
     ) -> list[list[ServerSample]]:
+        requests = len(prompts) * (1 if self.use_n is not False and params.n > 1 else params.n)
+        self._in_flight = max(1, min(self.max_concurrency, requests))
         with ThreadPoolExecutor(max_workers=self.max_concurrency) as pool:
             if self.use_n is not False and params.n > 1:
                 batched = list(
@@ -419,6 +426,7 @@ class OpenAICompatibleLM:
                 if all(group is not None for group in batched):
                     return [group or [] for group in batched]
             jobs = [(i, j) for i in range(len(prompts)) for j in range(params.n)]
+            self._in_flight = max(1, min(self.max_concurrency, len(jobs)))
             samples = list(
                 pool.map(
                     lambda job: self._one(prompts[job[0]], params, seeds[job[0]], job[1]), jobs

@@ -126,10 +126,10 @@ def test_the_default_request_deadline_follows_deadline_and_requested_tokens() ->
         connection.wait()
 
     with hostile_server(behave, lifetime=40) as server:
-        lm = client(server.base_url, deadline=1.0, min_tokens_per_second=2.0)
+        lm = client(server.base_url, deadline=1.0, min_tokens_per_second=4.0)
         start = time.monotonic()
-        with pytest.raises(ConnectionError):
-            lm.generate(["Q"], PARAMS, seeds=[0])  # 1 s + 4 tokens / 2 per s = 3 s
+        with pytest.raises(ConnectionError):  # 2 requests in flight: 1 s + 4 * 2 / 4 s = 3 s
+            lm.generate(["Q", "R"], PARAMS, seeds=[0, 1])
         elapsed = time.monotonic() - start
     assert 2.5 < elapsed < 9.0
 

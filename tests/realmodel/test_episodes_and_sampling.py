@@ -103,7 +103,7 @@ def test_served_and_in_process_j_agree_within_their_intervals(
     template = env.unwrapped.core.components.template
     problem = easy_problems(math500)[0]  # the remainder of 2004 / 12: 0
     prompt = template.render_prompt(problem["problem"])
-    prefixes = ["", "2004 = 12 * 167, so the remainder is"]
+    prefixes = ["", "2004 divided by 12 is 167 with remainder 0.\n\nSo the remainder is 0."]
     requests = [
         ProverRequest(problem["id"], prompt, problem["answer"], prefix, seed=i)
         for i, prefix in enumerate(prefixes)
