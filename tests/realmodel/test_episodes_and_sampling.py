@@ -27,7 +27,7 @@ from mrt_env.prover.base import ProverRequest
 from mrt_env.prover.sampled import SampledMetaProver
 from mrt_env.segmenters import FallbackSegmenter, MarkerSegmenter, thinking_part
 
-pytestmark = pytest.mark.realmodel
+pytestmark = [pytest.mark.realmodel, pytest.mark.timeout(900)]  # ~1-4 min each under load
 
 EASY_IDS = ("test/number_theory/132.json", "test/algebra/1004.json", "test/prealgebra/192.json")
 """Short level-1 MATH-500 problems (remainder of 2004 / 12; 2^8 = 4^x; 2^3 * 3^x = 72)."""
