@@ -12,10 +12,10 @@ read and write waits only for what is left of the request's time. A reply larger
 - :class:`BadReply` (too large, not JSON): the server answered garbage; not worth retrying.
 
 Example:
-    >>> post_json("http://127.0.0.1:1/v1/completions", {}, timeout=1.0)  # doctest: +ELLIPSIS
+    >>> post_json("http://127.0.0.1:1/v1/completions", {}, timeout=1.0)  # nothing listens
+    ... # doctest: +IGNORE_EXCEPTION_DETAIL
     Traceback (most recent call last):
-    ...
-    mrt_env.lm.http_json.Unreachable: ConnectionRefusedError: ...
+    mrt_env.lm.http_json.Unreachable: ConnectionRefusedError: [Errno 111] Connection refused
 """
 
 from __future__ import annotations
