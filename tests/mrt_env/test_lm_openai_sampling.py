@@ -100,3 +100,13 @@ def test_lm_options_reach_the_server_backend_and_unknown_ones_raise() -> None:
             "MRTMath-v0", lm=spec, lm_options={"max_concurency": 1}, template="tiny",
             prover="none",
         )  # fmt: skip
+
+
+def test_load_language_model_passes_options_to_the_server_backend() -> None:
+    from agents.session import load_language_model
+
+    spec = "openai:http://127.0.0.1:1/v1#m"
+    lm = load_language_model(spec, "cpu", tokenizer=CharTokenizer(), max_concurrency=2)
+    assert lm.max_concurrency == 2
+    with pytest.raises(TypeError, match="prefix_cache_size"):
+        load_language_model(spec, "cpu", prefix_cache_size=8)
