@@ -80,20 +80,28 @@ def test_served_smollm2_samples_with_the_readmes_command(
     plain_server: Any, smollm2_path: Path
 ) -> None:
     """K forced answers through a server on the unchanged folder: distinct, as asked."""
-    prompts = ["The capital of France is", "Once upon a time,", "My favourite number is"]
+    prompts = [
+        "The capital of France is",
+        "Once upon a time,",
+        "My favourite number is",  # greedy: " 11." (too short to count as evidence)
+        "In a small village by the sea,",
+    ]
     params = SamplingParams(max_new_tokens=12, temperature=1.0, n=4)
     served = OpenAICompatibleLM(plain_server.base_url, max_concurrency=1)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a sampling server raises no "ignores" warning
-        groups = served.generate(prompts, params, seeds=[0, 1, 2])
+        groups = served.generate(prompts, params, seeds=[0, 1, 2, 3])
     assert all(len({c.text for c in group}) >= 2 for group in groups)
 
     greedy = OpenAICompatibleLM(
         plain_server.base_url, max_concurrency=1, send_generation_config=False
     )
-    with pytest.warns(UserWarning, match="ignores the temperature"):
-        groups = greedy.generate(prompts, params, seeds=[0, 1, 2])
-    assert all(len({c.text for c in group}) == 1 for group in groups)  # what the warning says
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        groups = greedy.generate(prompts, params, seeds=[0, 1, 2, 3])
+    print("\nwithout generation_config:", [[c.text for c in g] for g in groups], caught)
+    assert all(len({c.text for c in group}) == 1 for group in groups)  # greedy
+    assert any("ignores the temperature" in str(w.message) for w in caught)
 
 
 def test_served_and_in_process_j_agree_within_their_intervals(
