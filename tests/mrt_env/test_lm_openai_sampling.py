@@ -1,7 +1,7 @@
 """OpenAICompatibleLM asks servers to sample, warns about one that does not, takes lm_options.
 
 The server is a named double (``tests.attacks.hostile_http``) that records each request; the
-real ``transformers serve`` path is in ``tests/realmodel/test_served_sampling.py``.
+real ``transformers serve`` path is in ``tests/realmodel/test_episodes_and_sampling.py``.
 """
 
 from __future__ import annotations
