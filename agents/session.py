@@ -42,12 +42,13 @@ def load_language_model(
             the model samples under bfloat16 autocast (``compute_dtype``).
         **options: ``HFLanguageModel`` options (e.g. ``max_decode_rows``,
             ``prefix_cache_max_bytes``, ``prefix_cache_size``); not used by the random test
-            double.
+            double. For ``openai:``/``vllm:`` they go to that backend, which raises
+            ``TypeError`` for an option it does not take.
     """
     if model.startswith(("openai:", "vllm:")):  # a completions server or in-process vLLM
         from mrt_env.config import build_lm
 
-        return build_lm(model, None)
+        return build_lm(model, None, options)  # an option the backend lacks raises TypeError
     dtype, compute = model_dtypes(device, trainable)
     if compute is not None:
         options.setdefault("compute_dtype", compute)

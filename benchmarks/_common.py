@@ -221,10 +221,11 @@ def fmt_ci(stat: dict[str, float], digits: int = 3) -> str:
 
 # ---------------------------------------------------------------- segmenters and checkpoints
 def build_segmenter(spec: str) -> Any:
-    """A segmenter from ``marker[:MIN_PARAGRAPHS]``, ``preset:NAME`` or ``paragraph``."""
+    """A segmenter from ``marker[:MIN_PARAGRAPHS]``, ``preset:NAME``, ``paragraph`` or
+    ``fallback[:MIN_TOKENS]``; ``""`` is ``None``: the env's default for the template."""
     from mrt_env.segmenters import segmenter_from_spec
 
-    return segmenter_from_spec(spec)
+    return segmenter_from_spec(spec) if spec else None
 
 
 def replay_env(

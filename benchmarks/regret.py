@@ -106,8 +106,10 @@ class Args:
     template: str | None = None
     """chat/termination template preset: tiny, r1-distill, plain, chat (default: tiny for the
     tiny LM, the tokenizer's chat template for other models)"""
-    segmenter: str = "marker:1"
-    """marker[:MIN_PARAGRAPHS], preset:NAME (aime2024, regret-comparison) or paragraph"""
+    segmenter: str = ""
+    """marker[:MIN_PARAGRAPHS], preset:NAME (aime2024, regret-comparison), paragraph or
+    fallback[:MIN_TOKENS] (default: the template's: marker:1 for tiny, fallback for a chat model
+    without thinking tags, the official marker rule otherwise)"""
     token_budget: int = 256
     """max new tokens of a natural response (response tokens only, like the env's
     token_budget; the prompt is not counted)"""

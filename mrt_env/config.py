@@ -105,9 +105,11 @@ class EnvConfig:
     frozen copy of the starting model with ``--prover-policy frozen``)."""
 
     lm_options: Mapping[str, Any] = field(default_factory=dict)
-    """Keyword options for models built from a path or hub id
-    (``HFLanguageModel.from_pretrained``), e.g. ``{"prefix_cache_size": 256,
-    "max_decode_rows": 64, "dtype": "bfloat16"}``."""
+    """Keyword options of the backend built from a name: ``HFLanguageModel.from_pretrained``
+    for a path or hub id (e.g. ``{"prefix_cache_size": 256, "max_decode_rows": 64,
+    "dtype": "bfloat16"}``), ``OpenAICompatibleLM`` for ``"openai:URL"`` (e.g.
+    ``{"max_concurrency": 1, "stop_mode": "client"}``), ``VLLMLanguageModel.from_pretrained``
+    for ``"vllm:..."``. An option the backend does not take raises ``TypeError``."""
 
     final_j: FinalJ = "prover"
     """J after the last episode of a trajectory that ended thinking: ``"prover"`` is μ's
@@ -120,7 +122,9 @@ class EnvConfig:
     segmenter: Any = None
     """Segmenter whose ``boundaries`` are the policy's stop strings (``None``: the official
     ``MarkerSegmenter``; with the ``tiny`` template ``MarkerSegmenter(min_paragraphs=1)``, since
-    the tiny LM writes one paragraph per episode); ``replay`` splits responses with it."""
+    the tiny LM writes one paragraph per episode; with ``template="chat"`` on a model without
+    thinking tags a ``FallbackSegmenter``, see :func:`default_segmenter`); ``replay`` splits
+    responses with it. A ``FallbackSegmenter`` without ``count_tokens`` gets ``lm``'s."""
 
     j_star: float = 1.0
     """Comparator J* of the cumulative regret."""
@@ -277,19 +281,22 @@ def build_lm(
     ``"openai:URL"`` / ``"openai:URL#MODEL"`` connect an ``OpenAICompatibleLM`` to a completions
     server (``vllm serve``, SGLang, ``transformers serve``); ``"vllm:PATH_OR_ID"`` starts an
     in-process ``VLLMLanguageModel``; any other string is a local path or hub id for
-    ``HFLanguageModel.from_pretrained``, with ``options`` as its keyword arguments (the tiny
-    model takes them too).
+    ``HFLanguageModel.from_pretrained``. ``options`` are the keyword arguments of whichever
+    backend is built (``OpenAICompatibleLM``, e.g. ``max_concurrency=1``,
+    ``stop_mode="client"``; ``VLLMLanguageModel.from_pretrained``; the HF and tiny models); an
+    option the backend does not take raises ``TypeError``.
     """
     if not isinstance(spec, str):
         return spec
     if spec.startswith("openai:"):
-        server: LanguageModel = importlib.import_module(
-            "mrt_env.lm.openai_compat"
-        ).OpenAICompatibleLM.from_spec(spec)
+        openai_lm = importlib.import_module("mrt_env.lm.openai_compat").OpenAICompatibleLM
+        check_options(openai_lm, options, "an OpenAI-compatible server (openai:URL)")
+        server: LanguageModel = openai_lm.from_spec(spec, **dict(options or {}))
         return server
     if spec.startswith("vllm:"):
-        backend = importlib.import_module("mrt_env.lm.vllm_backend")
-        engine: LanguageModel = backend.VLLMLanguageModel.from_pretrained(spec[len("vllm:") :])
+        vllm_lm = importlib.import_module("mrt_env.lm.vllm_backend").VLLMLanguageModel
+        check_options(vllm_lm.from_pretrained, options, "in-process vLLM (vllm:PATH)")
+        engine: LanguageModel = vllm_lm.from_pretrained(spec[len("vllm:") :], **dict(options or {}))
         return engine
     kwargs: dict[str, Any] = dict(options or {})
     if device is not None:
@@ -302,6 +309,30 @@ def build_lm(
     hf = importlib.import_module("mrt_env.lm.hf")
     loaded: LanguageModel = hf.HFLanguageModel.from_pretrained(spec, **kwargs)
     return loaded
+
+
+def check_options(target: Any, options: Mapping[str, Any] | None, backend: str) -> None:
+    """Raise ``TypeError`` naming the valid ones when ``options`` has a keyword ``target``
+    (a class or function) does not take: an option is never silently ignored.
+
+    Example:
+        >>> check_options(lambda *, k=1: k, {"kk": 2}, "a backend")
+        Traceback (most recent call last):
+        ...
+        TypeError: lm_options ['kk'] are not options of a backend; valid: ['k']
+    """
+    import inspect
+
+    parameters = inspect.signature(target).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return
+    valid = {p.name for p in parameters if p.kind is not inspect.Parameter.VAR_POSITIONAL}
+    valid -= {"self", "base_url", "spec", "model_name_or_path", "path"}
+    unknown = sorted(set(options or {}) - valid)
+    if unknown:
+        raise TypeError(
+            f"lm_options {unknown} are not options of {backend}; valid: {sorted(valid)}"
+        )
 
 
 def check_model_path(spec: str) -> None:
@@ -359,11 +390,38 @@ def build_reward(config: EnvConfig) -> Any:
     return rewards.WeightedSum(modules, weights=config.reward_weights)
 
 
-def default_segmenter(template: ChatTemplate) -> Any:
-    """The official ``MarkerSegmenter``; one paragraph per episode for the tiny LM's template."""
-    from mrt_env.segmenters import MarkerSegmenter
+def default_segmenter(template: ChatTemplate, lm: LanguageModel | None = None) -> Any:
+    """The env's segmenter when none is given.
 
-    return MarkerSegmenter(min_paragraphs=1) if template.name == "tiny" else MarkerSegmenter()
+    The official ``MarkerSegmenter`` for R1-style thinking (and any fixed preset but ``tiny``);
+    one paragraph per episode (``min_paragraphs=1``) for the tiny LM's template; and for
+    ``template="chat"`` on a model without thinking tags (its end of thinking is the first
+    ``\\boxed{``), a ``FallbackSegmenter`` counting ``lm``'s tokens: the marker rule, else
+    paragraphs of at least 48 tokens (such models rarely write marker words, and one episode
+    per response leaves progress credit empty).
+
+    Example:
+        >>> from mrt_env.templates import TEMPLATES
+        >>> default_segmenter(TEMPLATES["tiny"]).min_paragraphs
+        1
+    """
+    from mrt_env.segmenters import FallbackSegmenter, MarkerSegmenter
+
+    if template.name == "tiny":
+        return MarkerSegmenter(min_paragraphs=1)
+    if template.name == "chat" and template.end_think != "</think>" and lm is not None:
+        return FallbackSegmenter(count_tokens=lm.count_tokens)
+    return MarkerSegmenter()
+
+
+def _segmenter(config: EnvConfig, template: ChatTemplate, lm: LanguageModel) -> Any:
+    """The configured segmenter (a ``FallbackSegmenter`` from a spec counts ``lm``'s tokens),
+    else :func:`default_segmenter`."""
+    from mrt_env.segmenters import bind_segmenter
+
+    if config.segmenter is None:
+        return default_segmenter(template, lm)
+    return bind_segmenter(config.segmenter, lm.count_tokens)
 
 
 def build_components(config: EnvConfig) -> Components:
@@ -379,7 +437,7 @@ def build_components(config: EnvConfig) -> Components:
         lm=lm,
         prover=build_prover(config, lm, template),
         template=template,
-        segmenter=config.segmenter if config.segmenter is not None else default_segmenter(template),
+        segmenter=_segmenter(config, template, lm),
         reward=build_reward(config),
         truncation_lm=truncation_lm,
         answer_caps=template.answer_caps(forced=config.max_answer_tokens),

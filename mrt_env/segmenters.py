@@ -363,15 +363,100 @@ class TokenChunkSegmenter:
         return low
 
 
+@dataclass(frozen=True)
+class FallbackSegmenter:
+    """The official marker rule, or paragraphs of a minimum token size when it finds no marker.
+
+    Instruct models without R1-style thinking (SmolLM2, Llama instruct) rarely open a paragraph
+    with a marker word, so :class:`MarkerSegmenter` leaves their whole reply as one episode and
+    progress credit is empty. This segmenter splits a text with ``marker`` when that finds at
+    least one boundary; otherwise it falls back to the official paragraph split
+    (``text.split("\\n\\n")``) and merges consecutive paragraphs until each episode holds at
+    least ``min_tokens`` tokens (a shorter tail joins the episode before it). A continuation
+    is judged on its own, like any text given to :meth:`split`.
+
+    ``count_tokens`` is the policy's token counter; the env binds its model's
+    ``count_tokens`` when it is ``None`` (a segmenter built from a spec).
+
+    Attributes:
+        min_tokens: Minimum tokens of an episode in the paragraph fallback.
+        count_tokens: Counts tokens of a text (``lm.count_tokens``); ``None`` until bound.
+        marker: The marker rule tried first.
+
+    Example:
+        >>> words = lambda s: len(s.split())
+        >>> seg = FallbackSegmenter(min_tokens=3, count_tokens=words)
+        >>> seg.split("a b\\n\\nc d\\n\\ne f g\\n\\nh")  # no marker: paragraphs of >= 3 words
+        ['a b\\n\\nc d', '\\n\\ne f g\\n\\nh']
+        >>> seg.split("a\\n\\nb\\n\\nc\\n\\nWait, d")  # a marker boundary: the official rule
+        ['a\\n\\nb\\n\\nc', '\\n\\nWait, d']
+    """
+
+    min_tokens: int = 48
+    count_tokens: Callable[[str], int] | None = None
+    marker: MarkerSegmenter = dataclasses.field(default_factory=MarkerSegmenter)
+
+    def __post_init__(self) -> None:
+        _check_positive("min_tokens", self.min_tokens)
+        if self.count_tokens is not None and not callable(self.count_tokens):
+            raise TypeError(f"count_tokens must be callable, got {type(self.count_tokens)}")
+        if not isinstance(self.marker, MarkerSegmenter):
+            raise TypeError(f"marker must be a MarkerSegmenter, got {self.marker!r}")
+
+    def bind(self, count_tokens: Callable[[str], int]) -> FallbackSegmenter:
+        """This segmenter counting tokens with ``count_tokens`` (unless it already has one)."""
+        if self.count_tokens is not None:
+            return self
+        return dataclasses.replace(self, count_tokens=count_tokens)
+
+    @property
+    def boundaries(self) -> tuple[str, ...]:
+        """The blank-line separator: an episode may start at any paragraph."""
+        return (PARAGRAPH_SEPARATOR,)
+
+    def split(self, text: str) -> list[str]:
+        """Split a thinking text into episodes (lossless, no empty episodes)."""
+        episodes = self.marker.split(text)
+        if len(episodes) > 1:
+            return episodes
+        if self.count_tokens is None:
+            raise ValueError(
+                "FallbackSegmenter has no count_tokens: pass one (e.g. lm.count_tokens) or "
+                "give the segmenter to the env, which binds its model's"
+            )
+        merged: list[str] = []
+        size = 0
+        for piece in split_paragraphs(text, self.marker.paragraph_rule):
+            if merged and size < self.min_tokens:
+                merged[-1] += piece
+                size += self.count_tokens(piece)
+            else:
+                merged.append(piece)
+                size = self.count_tokens(piece)
+        if len(merged) > 1 and size < self.min_tokens:
+            tail = merged.pop()
+            merged[-1] += tail
+        return [episode for episode in merged if episode]
+
+
+def bind_segmenter(segmenter: Any, count_tokens: Callable[[str], int]) -> Any:
+    """``segmenter`` with ``count_tokens`` bound where it needs one (:class:`FallbackSegmenter`)."""
+    bind = getattr(segmenter, "bind", None)
+    return bind(count_tokens) if callable(bind) else segmenter
+
+
 def segmenter_from_spec(spec: str | None, template_name: str = "") -> Any:
     """A segmenter from a command-line spec, shared by training, evaluation and analysis.
 
     Specs: ``marker[:MIN_PARAGRAPHS]`` (:class:`MarkerSegmenter`, 3 by default),
-    ``preset:NAME`` (:meth:`MarkerSegmenter.preset`) or ``paragraph``
-    (:class:`ParagraphSegmenter`), each optionally followed by ``+blank_lines`` (the
-    ``paragraph_rule``; the default is the official ``text.split("\\n\\n")``). ``None`` or ``""``
-    gives the env's default for the template: ``marker:1`` for ``tiny`` (one paragraph per
-    episode), the official ``marker`` otherwise.
+    ``preset:NAME`` (:meth:`MarkerSegmenter.preset`), ``paragraph``
+    (:class:`ParagraphSegmenter`) or ``fallback[:MIN_TOKENS]`` (:class:`FallbackSegmenter`, 48
+    by default; the env binds its model's token counter), each optionally followed by
+    ``+blank_lines`` (the ``paragraph_rule``; the default is the official
+    ``text.split("\\n\\n")``). ``None`` or ``""`` gives ``marker:1`` for ``tiny`` (one
+    paragraph per episode) and the official ``marker`` otherwise; the env's own default
+    (``segmenter=None``, :func:`mrt_env.config.default_segmenter`) also picks ``fallback`` for
+    ``template="chat"`` on a model without thinking tags.
 
     Example:
         >>> segmenter_from_spec("marker:1").min_paragraphs
@@ -394,8 +479,16 @@ def segmenter_from_spec(spec: str | None, template_name: str = "") -> Any:
         segmenter = MarkerSegmenter.preset(value)
     elif kind == "paragraph":
         segmenter = ParagraphSegmenter()
+    elif kind == "fallback":
+        segmenter = FallbackSegmenter(min_tokens=int(value or 48))
     elif kind == "tokens":
         raise ValueError("tokens:N needs the policy's tokenizer; build TokenChunkSegmenter")
     else:
-        raise ValueError(f"unknown segmenter {spec!r}; use marker[:MIN], preset:NAME or paragraph")
+        raise ValueError(
+            f"unknown segmenter {spec!r}; use marker[:MIN], preset:NAME, paragraph or "
+            "fallback[:MIN_TOKENS]"
+        )
+    if rule and isinstance(segmenter, FallbackSegmenter):
+        marker = dataclasses.replace(segmenter.marker, paragraph_rule=rule)  # type: ignore[arg-type]
+        return dataclasses.replace(segmenter, marker=marker)
     return dataclasses.replace(segmenter, paragraph_rule=rule) if rule else segmenter

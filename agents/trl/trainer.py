@@ -67,6 +67,7 @@ from mrt_env.grading import (
 from mrt_env.lm.base import SamplingParams
 from mrt_env.lm.hf import HFLanguageModel
 from mrt_env.prover.base import ProverRequest
+from mrt_env.segmenters import bind_segmenter
 from mrt_env.templates import ChatTemplate, get_template
 
 
@@ -157,7 +158,9 @@ class MRTGRPOTrainer(GRPOTrainer):
             raise ValueError("credit='released' generates its own continuations: no rollout_func")
         super().__init__(*args, **kwargs)
         self.chat = get_template(self.mrt.template)
-        self.segmenter = self.mrt.segmenter or default_segmenter(self.chat)
+        self.segmenter = bind_segmenter(
+            self.mrt.segmenter or default_segmenter(self.chat), self._count_tokens
+        )
         self.mu = self.mrt.prover or self._policy_prover()
         self.last_credit: CreditRecord | None = None
         self._released_rows: list[tuple[int, float]] = []  # (prefix tokens, J(prefix)) per row
@@ -167,6 +170,11 @@ class MRTGRPOTrainer(GRPOTrainer):
             from agents.trl.released import released_rollout
 
             self.rollout_func = released_rollout
+
+    def _count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` under the policy's tokenizer (a ``fallback`` segmenter's counter)."""
+        tokenizer: Any = getattr(self.processing_class, "tokenizer", self.processing_class)
+        return len(tokenizer.encode(text, add_special_tokens=False))
 
     # -- μ ---------------------------------------------------------------------------------
     def _policy_prover(self) -> PolicyProver:

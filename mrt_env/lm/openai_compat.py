@@ -2,8 +2,8 @@
 
 :class:`OpenAICompatibleLM` sends raw text prompts to ``POST {base_url}/completions`` (never
 chat completions: a thinking prefix must be continued verbatim) of ``vllm serve``, SGLang,
-``transformers serve`` or a hosted endpoint, with the official ``openai`` client (the
-``mrt-gym[server]`` extra).
+``transformers serve`` or a hosted endpoint, as JSON over HTTP (:mod:`mrt_env.lm.http_json`,
+the standard library: one request's deadline holds on the wall clock).
 
 How the protocol's promises are kept on a server:
 
@@ -29,11 +29,28 @@ How the protocol's promises are kept on a server:
   endpoints (vLLM). ``Completion.token_ids`` are the text re-encoded (the server's own ids are
   used with ``logprobs=True`` when it returns them as ``token_id:N``). ``Completion.logprobs``
   are NaN unless ``logprobs=True``; a server that then returns none raises an error.
-- **Robustness.** The requests of one ``generate`` call run on a bounded thread pool;
-  connection errors, timeouts and 5xx answers are retried with exponential backoff until
-  ``deadline`` seconds have passed, then a ``ConnectionError`` names the URL; one request
-  never waits longer than ``request_timeout``. A 4xx answer raises ``ValueError`` with the
-  server's message. Empty prompts raise ``ValueError`` (servers reject them).
+- **Sampling.** With ``temperature > 0`` each request also carries ``generation_config``
+  ``{"do_sample": true, "top_k": 0}`` (``transformers serve`` otherwise decodes greedily unless
+  the model folder says ``do_sample``, and applies top-k 50); vLLM and SGLang ignore the
+  field, and a server that rejects it is remembered and no longer sent it
+  (``send_generation_config=False`` never sends it). A server whose samples of one prompt are
+  all identical at ``temperature > 0`` (on the first three prompts sampled more than once
+  with samples of at least 8 tokens) ignores the temperature: a warning says so once, with
+  the fix.
+- **Robustness.** The requests of one ``generate`` call run on a bounded thread pool. A
+  refused connection is retried (each retry logs a line) for ``connect_deadline`` seconds, then
+  raises ``ConnectionError``; timeouts, dropped connections and 5xx answers are retried with
+  exponential backoff until ``deadline`` seconds have passed, then a ``ConnectionError`` names
+  the URL. One request takes at most ``request_timeout`` seconds of wall-clock time in all
+  (default: ``deadline + max_tokens * in_flight / min_tokens_per_second``, where ``in_flight``
+  is the number of requests the call keeps in flight at once, at most ``max_concurrency``, and
+  ``min_tokens_per_second`` is 1: as slow as a loaded CPU server can be), also against a server
+  that never answers or sends a byte at a time. A 4xx answer raises
+  ``ValueError`` with the server's message; redirects are not followed. Answers that are not
+  the API's (text that is not a string, a chat reply, more choices than ``n``, a
+  ``finish_reason`` other than ``stop``/``length``, more tokens than ``max_tokens``, a
+  ``/tokenize`` without tokens, a body larger than the request can need) raise ``ValueError``
+  naming the server. Empty prompts raise ``ValueError`` (servers reject them).
 
 Example:
     >>> from mrt_env.lm.openai_server import CharTokenizer
@@ -45,7 +62,10 @@ Example:
 
 from __future__ import annotations
 
+import json
+import logging
 import math
+import threading
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -55,17 +75,36 @@ from typing import Any, Literal, TypeVar
 
 import numpy as np
 
+from mrt_env.lm import http_json
 from mrt_env.lm.base import Completion, SamplingParams, find_stop, resolve_seeds
 from mrt_env.lm.openai_server import (
     ServerSample,
     derive_seed,
-    error_message,
     kept_tokens,
     load_tokenizer,
     names_stops,
+    parse_choices,
     parse_openai_spec,
     reported_stop,
 )
+
+logger = logging.getLogger(__name__)
+
+SAMPLING_CONFIG = {"do_sample": True, "top_k": 0}
+"""``generation_config`` sent with ``temperature > 0`` (what ``transformers serve`` needs to
+sample as asked: plain multinomial sampling, no top-k)."""
+
+TOKEN_SLACK = 8
+"""Tokens a re-encoded answer may exceed ``max_tokens`` by (BPE may split a text differently
+from the sampled tokens) before the server is said not to enforce ``max_tokens``."""
+
+IDENTICAL_PROMPTS = 3
+"""Prompts sampled more than once at ``temperature > 0`` whose samples must all be identical
+before the client warns that the server ignores the temperature."""
+
+MIN_CHECKED_TOKENS = 8
+"""Samples shorter than this (in tokens) do not count for that check (they may agree by
+chance)."""
 
 StopMode = Literal["server", "client"]
 T = TypeVar("T")
@@ -89,10 +128,18 @@ class OpenAICompatibleLM:
         use_n: ``True``/``False`` forces one request with ``n`` / one request per sample;
             ``None`` detects a server that ignores ``n``.
         logprobs: Request each sampled token's log-probability (error if the server has none).
-        max_concurrency: Requests in flight at once within one ``generate`` call.
-        request_timeout: Seconds one HTTP request may take (a long generation must fit).
+        max_concurrency: Requests in flight at once within one ``generate`` call
+            (``transformers serve`` is reproducible only with 1).
+        request_timeout: Seconds one HTTP request may take in all, on the wall clock
+            (``None``: ``deadline + max_tokens * in_flight / min_tokens_per_second``, with
+            ``in_flight`` the requests one call keeps in flight, at most ``max_concurrency``).
         deadline: Seconds after which a failing request is not retried again
             (``ConnectionError``, naming the URL).
+        connect_deadline: Seconds a refused connection is retried for (nothing listening).
+        min_tokens_per_second: The slowest generation (tokens per second of the server, for
+            all the requests in flight together) the default ``request_timeout`` allows.
+        send_generation_config: Send :data:`SAMPLING_CONFIG` as ``generation_config`` with
+            ``temperature > 0`` (what ``transformers serve`` needs to sample).
         extra_body: Extra JSON fields of every completion request (server-specific
             options, e.g. ``{"top_k": -1}`` for vLLM); servers may reject unknown fields.
         seed: Seed of the generator that draws prompt seeds when ``generate`` gets none.
@@ -110,8 +157,11 @@ class OpenAICompatibleLM:
         use_n: bool | None = None,
         logprobs: bool = False,
         max_concurrency: int = 16,
-        request_timeout: float = 600.0,
+        request_timeout: float | None = None,
         deadline: float = 60.0,
+        connect_deadline: float = 5.0,
+        min_tokens_per_second: float = 1.0,
+        send_generation_config: bool = True,
         extra_body: Mapping[str, Any] | None = None,
         seed: int = 0,
     ) -> None:
@@ -119,14 +169,14 @@ class OpenAICompatibleLM:
             raise ValueError(f"stop_mode must be 'server' or 'client', got {stop_mode!r}")
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
-        if deadline <= 0 or request_timeout <= 0:
-            raise ValueError("deadline and request_timeout must be positive")
-        try:
-            import openai
-        except ImportError as error:  # pragma: no cover - depends on the environment
-            raise ImportError(
-                "OpenAICompatibleLM needs the openai client: pip install 'mrt-gym[server]'"
-            ) from error
+        positive = (deadline, connect_deadline, min_tokens_per_second, request_timeout or 1.0)
+        if not all(value > 0 for value in positive):
+            raise ValueError(
+                "deadline, connect_deadline, min_tokens_per_second and request_timeout must be "
+                "positive"
+            )
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
         self.base_url = base_url.rstrip("/")
         self.stop_mode: StopMode = stop_mode
         self.use_n = use_n
@@ -134,14 +184,19 @@ class OpenAICompatibleLM:
         self.max_concurrency = max_concurrency
         self.request_timeout = request_timeout
         self.deadline = deadline
+        self.connect_deadline = min(connect_deadline, deadline)
+        self.min_tokens_per_second = min_tokens_per_second
+        self.send_generation_config = send_generation_config
         self.extra_body = dict(extra_body or {})
-        self._openai = openai
-        self._client = openai.OpenAI(
-            base_url=self.base_url, api_key=api_key, max_retries=0, timeout=request_timeout
-        )
+        self._headers = {"Authorization": f"Bearer {api_key}"}
         self._rng = np.random.default_rng(seed)
-        self._warned_ambiguous = False
         self._server_tokenizes = False
+        self._lock = threading.Lock()
+        self._in_flight = 1  # requests one generate call keeps in flight at once
+        self._notes: list[str] = []  # warnings raised in worker threads, emitted by generate
+        self._warned: set[str] = set()
+        self._sampled_prompts = 0  # prompts sampled more than once at temperature > 0 ...
+        self._identical_prompts = 0  # ... and those whose samples were all identical
         self.model = model if model is not None else self._served_model()
         self.name = name or self.model
         self.tokenizer = load_tokenizer(tokenizer) if isinstance(tokenizer, str) else tokenizer
@@ -162,36 +217,64 @@ class OpenAICompatibleLM:
         return cls(url, model=kwargs.pop("model", None) or model, **kwargs)
 
     # ------------------------------------------------------------------ HTTP with retries
-    def _call(self, what: str, request: Callable[[float], T]) -> T:
-        """Run ``request(timeout)``; retry transient failures with backoff, starting no new
-        attempt once ``deadline`` seconds have passed since the first."""
-        errors = self._openai
+    def _timeout(self, max_tokens: int = 0) -> float:
+        """Wall-clock seconds one request asking for ``max_tokens`` tokens may take: the
+        requests in flight share the server, which must make ``min_tokens_per_second``."""
+        if self.request_timeout is not None:
+            return self.request_timeout
+        return self.deadline + max_tokens * self._in_flight / self.min_tokens_per_second
+
+    def _call(self, what: str, request: Callable[[], T]) -> T:
+        """Run ``request()``; retry transient failures with backoff (a refused connection for
+        ``connect_deadline`` seconds, others for ``deadline``), starting no new attempt after
+        that; each retry logs a line."""
         start = time.monotonic()
         attempt = 0
         while True:
             try:
-                return request(self.request_timeout)
-            except (errors.APIConnectionError, errors.InternalServerError) as error:
-                last: Exception = error
-            except errors.APIStatusError as error:
+                return request()
+            except http_json.Rejected as error:
                 raise ValueError(
-                    f"server at {self.base_url} rejected {what} "
-                    f"({error.status_code}): {error_message(error)}"
+                    f"server at {self.base_url} rejected {what} {error.args[0]}"
                 ) from error
+            except http_json.BadReply as error:
+                raise ValueError(f"server at {self.base_url} answered {what}: {error}") from error
+            except (http_json.Unreachable, http_json.Transient) as error:
+                last: Exception = error
+            refused = isinstance(last, http_json.Unreachable)
+            limit = self.connect_deadline if refused else self.deadline
             attempt += 1
             pause = min(2.0, 0.1 * 2**attempt)
             elapsed = time.monotonic() - start
-            if elapsed + pause >= self.deadline:
+            if elapsed + pause >= limit:
+                cause = "nothing accepts connections there" if refused else "no answer"
                 raise ConnectionError(
-                    f"server at {self.base_url} did not answer {what}: {attempt} attempts in "
-                    f"{elapsed:.1f} s (retry deadline {self.deadline:g} s); last error "
+                    f"server at {self.base_url} did not answer {what} ({cause}): {attempt} "
+                    f"attempts in {elapsed:.1f} s (retry deadline {limit:g} s); last error "
                     f"{type(last).__name__}: {last}"
                 ) from last
+            logger.warning(
+                "server at %s: %s failed (%s: %s); retry %d in %.1f s",
+                self.base_url, what, type(last).__name__, last, attempt, pause,
+            )  # fmt: skip
             time.sleep(pause)
 
+    def _post(self, url: str, body: dict[str, Any], max_tokens: int, max_bytes: int) -> Any:
+        return http_json.post_json(
+            url, body, timeout=self._timeout(max_tokens), max_bytes=max_bytes,
+            headers=self._headers,
+        )  # fmt: skip
+
     def _served_model(self) -> str:
-        listing = self._call("GET /models", lambda t: self._client.models.list(timeout=t))
-        ids = [m.id for m in listing.data]
+        url = f"{self.base_url}/models"
+        listing = self._call(
+            "GET /models",
+            lambda: http_json.get_json(url, timeout=self._timeout(), headers=self._headers),
+        )
+        data = listing.get("data") if isinstance(listing, dict) else None
+        if not isinstance(data, list):
+            raise ValueError(f"server at {self.base_url} answered GET /models without a list")
+        ids = [m.get("id") for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)]
         if len(ids) != 1:
             raise ValueError(
                 f"server at {self.base_url} serves {len(ids)} models {ids[:10]}: pass model=NAME "
@@ -199,22 +282,35 @@ class OpenAICompatibleLM:
             )
         return str(ids[0])
 
-    def _root_post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        """POST to a path at the server root (``/tokenize`` lives beside ``/v1``)."""
-        root = self.base_url.removesuffix("/v1")
-
-        def request(timeout: float) -> dict[str, Any]:
-            answer: Any = self._client.post(
-                f"{root}{path}", body=body, cast_to=object, options={"timeout": timeout}
-            )
-            return dict(answer)
-
+    def _root_post(self, path: str, body: dict[str, Any], size: int) -> dict[str, Any]:
+        """POST to a path at the server root (``/tokenize`` lives beside ``/v1``); ``size``
+        bounds the answer (about the number of tokens or characters it carries)."""
+        url = f"{self.base_url.removesuffix('/v1')}{path}"
         try:
-            return self._call(f"POST {path}", request)
+            answer = self._call(
+                f"POST {path}", lambda: self._post(url, body, 0, (1 << 20) + 64 * size)
+            )
         except ValueError as error:
             raise ValueError(
                 f"{error} (vLLM serves {path}; other servers need a tokenizer)"
             ) from error
+        if not isinstance(answer, dict):
+            raise ValueError(f"server at {self.base_url} answered {path} with {answer!r:.100}")
+        return answer
+
+    def _note(self, key: str, message: str) -> None:
+        """Remember a warning (once per ``key``) to emit from the thread that called
+        ``generate`` (a warning raised in a worker thread names the thread pool's code)."""
+        with self._lock:
+            if key not in self._warned:
+                self._warned.add(key)
+                self._notes.append(message)
+
+    def _emit_notes(self) -> None:
+        with self._lock:
+            notes, self._notes = self._notes, []
+        for message in notes:
+            warnings.warn(message, UserWarning, stacklevel=3)
 
     # ------------------------------------------------------------------ tokens
     def chat_tokenizer(self) -> Any | None:
@@ -238,7 +334,7 @@ class OpenAICompatibleLM:
         if self.tokenizer is not None or self._server_tokenizes:
             return self.tokenizer
         try:
-            self._root_post("/tokenize", {"model": self.model, "prompt": "1"})
+            self._server_tokens("1")
             self._server_tokenizes = True
             return None
         except ValueError as error:
@@ -256,8 +352,23 @@ class OpenAICompatibleLM:
         tokenizer = self._tokenizer()
         if tokenizer is not None:
             return list(tokenizer.encode(text, add_special_tokens=False))
+        return list(self._server_tokens(text))
+
+    def _server_tokens(self, text: str) -> tuple[int, ...]:
+        """The server's ``/tokenize`` of ``text``, checked: a list of ints, non-empty for a
+        non-empty text (no tokens would turn every token budget off)."""
         body = {"model": self.model, "prompt": text, "add_special_tokens": False}
-        return [int(t) for t in self._root_post("/tokenize", body)["tokens"]]
+        tokens = self._root_post("/tokenize", body, len(text)).get("tokens")
+        if not isinstance(tokens, list) or not all(
+            isinstance(t, int) and not isinstance(t, bool) for t in tokens
+        ):
+            raise ValueError(f"server at {self.base_url} answered /tokenize without token ids")
+        if text and not tokens:
+            raise ValueError(
+                f"server at {self.base_url} answered /tokenize with no tokens for a non-empty "
+                "text (token budgets would be off): pass tokenizer=PATH"
+            )
+        return tuple(tokens)
 
     def decode(self, token_ids: Sequence[int]) -> str:
         """Text of ``token_ids`` (special tokens skipped)."""
@@ -265,7 +376,10 @@ class OpenAICompatibleLM:
         if tokenizer is not None:
             return str(tokenizer.decode(list(token_ids), skip_special_tokens=True))
         body = {"model": self.model, "tokens": list(token_ids)}
-        return str(self._root_post("/detokenize", body)["prompt"])
+        text = self._root_post("/detokenize", body, len(token_ids)).get("prompt")
+        if not isinstance(text, str):
+            raise ValueError(f"server at {self.base_url} answered /detokenize without a text")
+        return text
 
     def count_tokens(self, text: str) -> int:
         """Number of tokens of ``text`` under :meth:`encode` (cached)."""
@@ -289,6 +403,19 @@ class OpenAICompatibleLM:
             )
         if params.max_new_tokens == 0:
             return [[Completion("", (), (), "length") for _ in range(params.n)] for _ in prompts]
+        try:
+            groups = self._sample_all(prompts, params, seeds)
+            out = [[self._finish(s) for s in group] for group in groups]
+            self._check_sampling(out, params)
+        finally:
+            self._emit_notes()
+        return out
+
+    def _sample_all(
+        self, prompts: Sequence[str], params: SamplingParams, seeds: Sequence[int]
+    ) -> list[list[ServerSample]]:
+        requests = len(prompts) * (1 if self.use_n is not False and params.n > 1 else params.n)
+        self._in_flight = max(1, min(self.max_concurrency, requests))
         with ThreadPoolExecutor(max_workers=self.max_concurrency) as pool:
             if self.use_n is not False and params.n > 1:
                 batched = list(
@@ -297,17 +424,38 @@ class OpenAICompatibleLM:
                     )
                 )
                 if all(group is not None for group in batched):
-                    return [[self._finish(s) for s in group or []] for group in batched]
+                    return [group or [] for group in batched]
             jobs = [(i, j) for i in range(len(prompts)) for j in range(params.n)]
+            self._in_flight = max(1, min(self.max_concurrency, len(jobs)))
             samples = list(
                 pool.map(
                     lambda job: self._one(prompts[job[0]], params, seeds[job[0]], job[1]), jobs
                 )
             )
-        return [
-            [self._finish(s) for s in samples[i * params.n : (i + 1) * params.n]]
-            for i in range(len(prompts))
-        ]
+        return [samples[i * params.n : (i + 1) * params.n] for i in range(len(prompts))]
+
+    def _check_sampling(self, groups: list[list[Completion]], params: SamplingParams) -> None:
+        """Warn once when the first prompts sampled several times at ``temperature > 0`` got
+        identical samples every time (a server that decodes greedily)."""
+        if params.temperature <= 0 or params.n < 2 or self._sampled_prompts >= IDENTICAL_PROMPTS:
+            return
+        for group in groups:
+            if self._sampled_prompts >= IDENTICAL_PROMPTS:
+                break
+            if min(len(c.token_ids) for c in group) < MIN_CHECKED_TOKENS:
+                continue  # short answers may agree by chance
+            self._sampled_prompts += 1
+            self._identical_prompts += len({c.token_ids for c in group}) == 1
+        if self._identical_prompts == IDENTICAL_PROMPTS:
+            self._note(
+                "greedy",
+                f"server at {self.base_url} ignores the temperature: the {params.n} samples of "
+                f"each of {IDENTICAL_PROMPTS} prompts at temperature {params.temperature:g} "
+                "were identical, so J from its forced answers is 0 or 1. For transformers "
+                'serve, put "do_sample": true (and "top_k": 0) in the model folder\'s '
+                "generation_config.json or leave send_generation_config=True; for other "
+                "servers, check that they sample",
+            )
 
     def _with_n(self, prompt: str, params: SamplingParams, seed: int) -> list[ServerSample] | None:
         """All ``n`` samples from one request, or ``None`` when the server ignores ``n``."""
@@ -349,17 +497,39 @@ class OpenAICompatibleLM:
             body["stop"] = list(params.stop)
         if self.want_logprobs:
             body["logprobs"] = 0
-
-        def request(timeout: float) -> Any:
-            return self._client.completions.create(
-                **body, extra_body=self.extra_body or None, timeout=timeout
+        sampling = self.send_generation_config and params.temperature > 0
+        if sampling:
+            body["generation_config"] = json.dumps(SAMPLING_CONFIG)
+        body.update(self.extra_body)
+        url = f"{self.base_url}/completions"
+        size = (1 << 20) + n * max_tokens * (1024 if self.want_logprobs else 64)
+        try:
+            answer = self._call(
+                "POST /completions", lambda: self._post(url, body, max_tokens, size)
             )
-
-        answer = self._call("POST /completions", request)
-        choices = sorted(answer.choices, key=lambda c: c.index)
-        if not choices:
-            raise ValueError(f"server at {self.base_url} returned no choices for a completion")
+        except ValueError as error:
+            if not sampling or "generation_config" not in str(error):
+                raise
+            self.send_generation_config = False  # a server property: never sent again
+            body.pop("generation_config")
+            answer = self._call(
+                "POST /completions", lambda: self._post(url, body, max_tokens, size)
+            )
+        choices = parse_choices(answer, self.base_url, n)
+        for choice in choices:
+            self._check_length(choice.text, max_tokens)
         return choices
+
+    def _check_length(self, text: str, max_tokens: int) -> None:
+        """A text of more than ``max_tokens`` tokens (beyond re-encoding slack) is an error."""
+        if len(text.encode()) <= max_tokens:  # a (byte-level) token holds at least one byte
+            return
+        count = self.count_tokens(text)
+        if count > max_tokens + TOKEN_SLACK:
+            raise ValueError(
+                f"server at {self.base_url} returned {count} tokens for max_tokens={max_tokens}: "
+                "it does not enforce max_tokens"
+            )
 
     def _normalise(self, choice: Any, params: SamplingParams) -> ServerSample:
         text = str(choice.text or "")
@@ -378,13 +548,12 @@ class OpenAICompatibleLM:
             )
         if reported in params.stop:
             return ServerSample(text, "stop", reported, ids, logprobs)
-        if sent_stops and not names_stops(choice) and not self._warned_ambiguous:
-            self._warned_ambiguous = True
-            warnings.warn(
+        if sent_stops and not names_stops(choice):
+            self._note(
+                "ambiguous",
                 f"server at {self.base_url} does not name the stop that ended a sample (as "
                 "vLLM's stop_reason does): if it trims stop strings from the text, a sample it "
                 "ended at a stop is reported as 'eos' (stop_mode='client' is exact everywhere)",
-                stacklevel=4,
             )
         return ServerSample(text, "eos", None, ids, logprobs)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -91,13 +92,75 @@ def names_stops(choice: Any) -> bool:
     return "stop_reason" in extra or "matched_stop" in extra
 
 
-def error_message(error: Any) -> str:
-    body = getattr(error, "body", None)
-    if isinstance(body, dict):
-        detail = body.get("detail") or body.get("message") or body.get("error")
-        if detail:
-            return str(detail)
-    return str(getattr(error, "message", error))
+FINISH_REASONS = ("stop", "length")
+"""The ``finish_reason`` values of the completions API; any other (``abort``,
+``content_filter``) is an error, never a silent end of sequence."""
+
+
+def parse_choices(payload: Any, server: str, n: int) -> list[SimpleNamespace]:
+    """The choices of a ``/completions`` answer, checked: each has a string ``text``, a known
+    ``finish_reason`` and a distinct ``index`` below ``n``; at most ``n`` of them. Anything else
+    raises ``ValueError`` naming ``server`` (a reply of the chat API says so).
+
+    Returns:
+        ``SimpleNamespace(index, text, finish_reason, logprobs, model_extra)`` per choice,
+        sorted by index; ``model_extra`` holds vLLM's ``stop_reason`` / SGLang's
+        ``matched_stop`` when present.
+
+    Example:
+        >>> [c.text for c in parse_choices({"choices": [{"text": "4}", "index": 0,
+        ...     "finish_reason": "stop"}]}, "http://h/v1", 1)]
+        ['4}']
+        >>> parse_choices({"choices": [{"index": 0, "message": {"content": "4"},
+        ...     "finish_reason": "stop"}]}, "http://h/v1", 1)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: server at http://h/v1 answered /completions with a chat reply ...
+    """
+    where = f"server at {server}"
+    choices = payload.get("choices") if isinstance(payload, dict) else None
+    if not isinstance(choices, list) or not choices:
+        raise ValueError(f"{where} returned no choices for a completion: {str(payload)[:200]}")
+    if len(choices) > n:
+        raise ValueError(f"{where} returned {len(choices)} choices for a request of n={n}")
+    parsed = [_choice(choice, position, where) for position, choice in enumerate(choices)]
+    indices = [c.index for c in parsed]
+    if len(set(indices)) != len(indices) or not all(0 <= i < n for i in indices):
+        raise ValueError(f"{where} returned choice indices {indices} for a request of n={n}")
+    return sorted(parsed, key=lambda c: c.index)
+
+
+def _choice(choice: Any, position: int, where: str) -> SimpleNamespace:
+    if not isinstance(choice, dict):
+        raise ValueError(f"{where} returned a choice that is not an object: {str(choice)[:100]}")
+    if "text" not in choice and "message" in choice:
+        raise ValueError(
+            f"{where} answered /completions with a chat reply (choices[].message): serve the "
+            "completions API at this URL"
+        )
+    text = choice.get("text")
+    if not isinstance(text, str):
+        raise ValueError(
+            f"{where} returned a choice whose text is {type(text).__name__}, not a string"
+        )
+    finish = choice.get("finish_reason")
+    if finish not in FINISH_REASONS:
+        raise ValueError(
+            f"{where} ended a sample with finish_reason={finish!r}; only {FINISH_REASONS} say how "
+            "a sample ended (an aborted or filtered sample is no answer)"
+        )
+    index = choice.get("index", position)
+    if isinstance(index, bool) or not isinstance(index, int):
+        raise ValueError(f"{where} returned a choice index {index!r}")
+    logprobs = choice.get("logprobs")
+    if isinstance(logprobs, dict):
+        logprobs = SimpleNamespace(
+            tokens=logprobs.get("tokens"), token_logprobs=logprobs.get("token_logprobs")
+        )
+    extra = {key: choice[key] for key in ("stop_reason", "matched_stop") if key in choice}
+    return SimpleNamespace(
+        index=index, text=text, finish_reason=finish, logprobs=logprobs, model_extra=extra
+    )
 
 
 def load_tokenizer(path_or_id: str) -> Any:

@@ -66,6 +66,7 @@ def test_settings_hash_is_stable_and_sensitive() -> None:
         ("marker", "MarkerSegmenter", 3),  # default minimum paragraphs per episode
         ("marker:1", "MarkerSegmenter", 1),  # explicit minimum
         ("paragraph", "ParagraphSegmenter", None),  # one paragraph per episode
+        ("fallback:32", "FallbackSegmenter", None),  # marker rule, else 32-token paragraphs
     ],
 )
 def test_build_segmenter(spec: str, kind: str, min_paragraphs: int | None) -> None:
@@ -73,6 +74,11 @@ def test_build_segmenter(spec: str, kind: str, min_paragraphs: int | None) -> No
     assert type(segmenter).__name__ == kind
     if min_paragraphs is not None:
         assert segmenter.min_paragraphs == min_paragraphs
+
+
+def test_an_empty_segmenter_spec_leaves_the_choice_to_the_env() -> None:
+    assert common.build_segmenter("") is None
+    assert common.build_segmenter("fallback:32").min_tokens == 32
 
 
 def test_build_segmenter_paragraph_rule() -> None:

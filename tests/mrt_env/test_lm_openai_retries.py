@@ -36,7 +36,11 @@ class FlakyCompletionsDouble(BaseHTTPRequestHandler):
         if body["max_tokens"] == 999:
             return self._send(400, {"detail": "max_tokens is too large"})
         choices: list[dict[str, Any]] = [
-            {"index": j, "text": f"s{body['seed']}.{j}", "finish_reason": "length"}
+            {
+                "index": j,
+                "text": f"s{body['seed']}.{j}"[: body["max_tokens"]],
+                "finish_reason": "length",
+            }
             for j in range(body.get("n", 1))
         ]
         if body.get("logprobs") is not None:  # vLLM with return_tokens_as_token_ids
