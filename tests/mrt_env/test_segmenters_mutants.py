@@ -244,7 +244,11 @@ def test_segmenter_from_spec_defaults_to_the_official_rule() -> None:
     [
         ("marker+xyz", r"unknown paragraph rule 'xyz'; use \+blank_lines or \+official"),
         ("tokens:5", r"^tokens:N needs the policy's tokenizer; build TokenChunkSegmenter$"),
-        ("words", r"unknown segmenter 'words'; use marker\[:MIN\], preset:NAME or paragraph"),
+        (
+            "words",
+            r"unknown segmenter 'words'; use marker\[:MIN\], preset:NAME, paragraph or "
+            r"fallback\[:MIN_TOKENS\]",
+        ),
         ("preset:x", r"unknown preset 'x'"),
     ],
 )
