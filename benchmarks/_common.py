@@ -193,6 +193,21 @@ def fmt_spread(values: Sequence[float], digits: int = 2, scale: float = 1.0) -> 
     return f"{median:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}] (n = {array.size})"
 
 
+def check_budgets(lm: Any, problems: Sequence[Any], args: Any) -> None:
+    """Stop before any sampling or replay when a regret budget C0 (``args.budgets``) is not
+    above a prompt: C0 counts the prompt (rendered with ``args.template``), while the env's
+    ``--token-budget`` counts response tokens only."""
+    from mrt_env.regret import check_budgets_above_prompts
+    from mrt_env.templates import resolve_template
+
+    template = resolve_template(args.template, lm)
+    prompts = {p.id: lm.count_tokens(template.render_prompt(p.problem)) for p in problems}
+    try:
+        check_budgets_above_prompts(args.budgets, prompts)
+    except ValueError as error:
+        raise SystemExit(f"--budgets: {error}") from None
+
+
 def write_json(path: Path, data: Any) -> None:
     """Write ``data`` as indented, strict JSON atomically (write then rename): NaN and
     infinities become ``null`` (:func:`mrt_env.stats.strict_json`)."""

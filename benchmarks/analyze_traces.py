@@ -38,6 +38,7 @@ import numpy as np
 from _common import (
     Line,
     bootstrap_ci,
+    check_budgets,
     fmt_ci,
     parse_args,
     plot_title,
@@ -131,19 +132,6 @@ def select_traces(records: list[dict[str, Any]], args: Args) -> tuple[list[dict]
     if unknown:
         raise SystemExit(f"problem ids not in {args.problems}: {unknown[:5]} ...")
     return records, by_id
-
-
-def check_budgets(lm: Any, problems: list[Any], args: Args) -> None:
-    """Stop before replaying when a budget is not above a prompt (budgets include it)."""
-    from mrt_env.regret import check_budgets_above_prompts
-    from mrt_env.templates import resolve_template
-
-    template = resolve_template(args.template, lm)
-    prompts = {p.id: lm.count_tokens(template.render_prompt(p.problem)) for p in problems}
-    try:
-        check_budgets_above_prompts(args.budgets, prompts)
-    except ValueError as error:
-        raise SystemExit(f"--budgets: {error}") from None
 
 
 def replay_traces(

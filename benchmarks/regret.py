@@ -51,6 +51,7 @@ from _common import (
     Line,
     append_cache,
     build_records,
+    check_budgets,
     compare_records,
     mean_j_on_grid,
     parse_args,
@@ -187,20 +188,6 @@ def load_problems(args: Args) -> list[Any]:
     source = resolve_source(args.problems, FieldNames())
     count = min(args.num_problems, len(source))
     return [source[i] for i in range(count)]
-
-
-def check_budgets(lm: Any, problems: list[Any], args: Args) -> None:
-    """Stop before sampling when a budget C0 is not above a prompt (C0 includes the prompt;
-    ``--token-budget`` counts response tokens only)."""
-    from mrt_env.regret import check_budgets_above_prompts
-    from mrt_env.templates import resolve_template
-
-    template = resolve_template(args.template, lm)
-    prompts = {p.id: lm.count_tokens(template.render_prompt(p.problem)) for p in problems}
-    try:
-        check_budgets_above_prompts(args.budgets, prompts)
-    except ValueError as error:
-        raise SystemExit(f"--budgets: {error}") from None
 
 
 def sample_seed(seed: int, problem_index: int, sample: int) -> int:
