@@ -146,14 +146,26 @@ def identical_tasks(args: Args) -> list[Task]:
     return list(tasks.items())
 
 
-def run_in_process(tasks: list[Task]) -> tuple[list[object], float]:
-    """`rewards._grading.grade` on every task, one at a time in this process."""
+def grade_in_this_process(tasks: list[Task]) -> tuple[list[object], float]:
+    """`rewards._grading.grade` on every task, one at a time in the calling process."""
     from rewards._grading import grade, warm_up
 
     warm_up()  # imports outside the timing, as a worker does before it reports "ready"
     start = time.perf_counter()
     results: list[object] = [grade(*task) for task in tqdm(tasks, desc="in-process", leave=False)]
     return results, time.perf_counter() - start
+
+
+def run_in_process(tasks: list[Task]) -> tuple[list[object], float]:
+    """The in-process side in a fresh process each round, as fresh as the pool's workers:
+    sympy's and math-verify's own caches would otherwise keep the parses of earlier rounds of
+    the same golds and make later rounds less work than the pool's."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as executor:
+        return executor.submit(grade_in_this_process, tasks).result()
 
 
 def run_pool(tasks: list[Task], workers: int, timeout_s: float) -> tuple[list[object], float]:
