@@ -78,12 +78,26 @@ EQUIVALENT: dict[str, str] = {
     ),
     "mrt_env.prover.sampled.xǁSampledMetaProverǁ_sample__mutmut_32": "the same as _28",
     "mrt_env.prover.sampled.xǁSampledMetaProverǁ_sample__mutmut_33": "the same as _28",
-    "mrt_env.prover.sampled.xǁSampledMetaProverǁestimate__mutmut_39": (
+    "mrt_env.prover.sampled.xǁSampledMetaProverǁestimate__mutmut_40": (
         "zip(..., strict=None) over todo and _sample(firsts): _sample returns one estimate per "
         "request or raises on a count mismatch itself (its own strict zip), so lengths agree"
     ),
-    "mrt_env.prover.sampled.xǁSampledMetaProverǁestimate__mutmut_42": "the same as _39",
-    "mrt_env.prover.sampled.xǁSampledMetaProverǁestimate__mutmut_44": "the same as _39",
+    "mrt_env.prover.sampled.xǁSampledMetaProverǁestimate__mutmut_43": "the same as _40",
+    "mrt_env.prover.sampled.xǁSampledMetaProverǁestimate__mutmut_45": "the same as _40",
+    "mrt_env.prover.sampled.xǁSampledMetaProverǁ_sample__mutmut_88": (
+        "JEstimate(..., source='sampled') without source: 'sampled' is JEstimate's default"
+    ),
+    "agents.mrt.xǁMRTǁtrain_step__mutmut_58": (
+        "getattr(prover, 'source', None): the default only applies to a μ without `source`, "
+        "and any default other than 'learned' logs prover/learned = 0 for it"
+    ),
+    "agents.mrt.xǁMRTǁtrain_step__mutmut_64": "the same as _58 ('XXsampledXX')",
+    "agents.mrt.xǁMRTǁtrain_step__mutmut_65": "the same as _58 ('SAMPLED')",
+    "mrt_env.segmenters.xǁFallbackSegmenterǁsplit__mutmut_13": (
+        "size = None before the loop: the first paragraph always takes the `else` branch "
+        "(merged is empty), which sets size before it is read"
+    ),
+    "mrt_env.segmenters.xǁFallbackSegmenterǁsplit__mutmut_14": "the same as _13 (size = 1)",
     "mrt_env.regret.x_maj_at_k__mutmut_33": (
         "zip(..., strict=None): answers, correct and weights were checked to have equal "
         "lengths just before"

@@ -276,3 +276,34 @@ def test_a_collector_that_loses_a_source_is_an_error() -> None:
     session = _Lossy(_released_script, ["p0", "p1"], per_step=2, group_size=2)
     with pytest.raises(ValueError):
         MRT(MRTConfig(credit="released")).train_step(session, seed=0)  # type: ignore[arg-type]
+
+
+class _HybridProverDouble:
+    """A μ double that says it is learned and hands back its online-update metrics."""
+
+    source = "learned"
+
+    def __init__(self) -> None:
+        self.updates = 0
+
+    def update(self) -> dict[str, float]:
+        self.updates += 1
+        return {"prover/brier_online": 0.125, "prover/drift": -0.25}
+
+
+@pytest.mark.parametrize("prover", [None, "sampled-like", "hybrid"])
+def test_mrt_step_logs_which_mu_it_used_and_runs_a_hybrid_update(prover: str | None) -> None:
+    session = _Session(_mrt_script, ["p0"], per_step=1, group_size=2)
+    double: Any = None
+    if prover == "sampled-like":
+        double = SimpleNamespace(source="sampled")  # no update method: nothing else is called
+    elif prover == "hybrid":
+        double = _HybridProverDouble()
+    session.collector = SimpleNamespace(components=SimpleNamespace(prover=double))
+    metrics = MRT(MRTConfig(credit="progress", alpha=1.0)).train_step(session, seed=3)  # type: ignore[arg-type]
+    assert metrics["prover/learned"] == (1.0 if prover == "hybrid" else 0.0)
+    if prover == "hybrid":
+        assert double.updates == 1  # once per optimizer step
+        assert metrics["prover/brier_online"] == 0.125 and metrics["prover/drift"] == -0.25
+    else:
+        assert "prover/drift" not in metrics and "prover/brier_online" not in metrics

@@ -354,3 +354,24 @@ def test_cache_hits_accumulate_over_calls() -> None:
         prover.estimate([_request(), _request("b")])
     assert prover.stats.cache_hits == 4 and prover.stats.requests == 6
     assert len(lm.calls) == 1
+
+
+class _AlwaysWrong:
+    """Verifier double: every answer is wrong."""
+
+    def verify_many(self, pairs: list[tuple[str, str]]) -> list[object]:
+        return [type("V", (), {"correct": False, "status": "wrong"})() for _ in pairs]
+
+
+def test_a_change_of_mu_settings_or_verifier_re_estimates_instead_of_reusing_j() -> None:
+    from dataclasses import replace
+
+    prover = SampledMetaProver(ScriptedLM(["4}"]), template="tiny", k=2)
+    request = ProverRequest("p1", "Problem: 2+2?\n<think>\n", "4", "")
+    assert prover.estimate([request])[0].j == 1.0
+    prover.params = replace(prover.params, temperature=0.5)  # a setting that changes J
+    assert prover.estimate([request])[0].cached is False
+    prover.verifier = _AlwaysWrong()  # another verifier: another J for the same text
+    [again] = prover.estimate([request])
+    assert again.j == 0.0 and again.cached is False
+    assert prover.stats.cache_hits == 0 and prover.stats.unique_prefixes == 3

@@ -370,3 +370,12 @@ def test_maj_at_k_rejects_bad_input(
 def test_maj_at_k_checks_conflicts_only_among_votes() -> None:
     # the conflicting fourth answer is outside k = 3
     assert maj_at_k(["4", "5", "4", "4"], [True, False, True, False], k=3) == 1.0
+
+
+def test_budget_check_names_the_longest_prompt_not_the_last_id() -> None:
+    from mrt_env.regret import check_budgets_above_prompts
+
+    # "b" sorts after "a" but has the shorter prompt: the check is against a's 90 tokens
+    with pytest.raises(ValueError, match=r"C0=80 is not above the 90-token prompt of problem 'a'"):
+        check_budgets_above_prompts([80, 200], {"a": 90, "b": 10})
+    check_budgets_above_prompts([91], {"a": 90, "b": 10})  # above every prompt: fine

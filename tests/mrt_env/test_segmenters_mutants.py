@@ -255,3 +255,36 @@ def test_segmenter_from_spec_defaults_to_the_official_rule() -> None:
 def test_segmenter_from_spec_rejects_bad_specs(spec: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         segmenter_from_spec(spec)
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def test_fallback_follows_its_marker_rule_for_paragraphs() -> None:
+    from mrt_env.segmenters import FallbackSegmenter, MarkerSegmenter
+
+    text = "a b c\n \nd e f"  # a whitespace-only line: a paragraph break under blank_lines only
+    official = FallbackSegmenter(min_tokens=2, count_tokens=_words)
+    assert official.split(text) == [text]
+    blank = FallbackSegmenter(
+        min_tokens=2, count_tokens=_words, marker=MarkerSegmenter(paragraph_rule="blank_lines")
+    )
+    assert blank.split(text) == ["a b c", "\n \nd e f"]
+
+
+def test_fallback_errors_name_what_is_wrong() -> None:
+    from mrt_env.segmenters import FallbackSegmenter
+
+    with pytest.raises(ValueError, match=r"^min_tokens must be "):
+        FallbackSegmenter(min_tokens=0)
+    with pytest.raises(TypeError, match=r"^count_tokens must be callable, got <class 'int'>$"):
+        FallbackSegmenter(count_tokens=3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^marker must be a MarkerSegmenter, got 'x'$"):
+        FallbackSegmenter(marker="x")  # type: ignore[arg-type]
+    with pytest.raises(ValueError) as error:
+        FallbackSegmenter().split("no marker here\n\nat all")
+    assert str(error.value) == (
+        "FallbackSegmenter has no count_tokens: pass one (e.g. lm.count_tokens) or give the "
+        "segmenter to the env, which binds its model's"
+    )
