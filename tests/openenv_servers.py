@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.servers import free_port
+from tests.servers import free_port, wait_until_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,7 +79,13 @@ def serve_env(
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
     server = EnvServer(f"http://127.0.0.1:{port}", token, log, process)
     try:
-        _wait_until_ready(server, startup_timeout)
+        wait_until_ready(
+            server.process,
+            f"{server.base_url}/health",
+            server.log,
+            startup_timeout,
+            "mrt-gym serve",
+        )
         yield server
     finally:
         process.terminate()
@@ -88,20 +94,3 @@ def serve_env(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=15)
-
-
-def _wait_until_ready(server: EnvServer, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            pytest.fail(f"mrt-gym serve exited:\n{server.log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{server.base_url}/health", timeout=2) as answer:
-                if answer.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.25)
-    pytest.fail(
-        f"mrt-gym serve did not answer within {timeout:g} s:\n{server.log.read_text()[-3000:]}"
-    )

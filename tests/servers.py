@@ -103,7 +103,7 @@ def serve_model(folder: Path, *, startup_timeout: float = 180.0) -> Iterator[Ser
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
     base_url = f"http://127.0.0.1:{port}/v1"
     try:
-        _wait_until_ready(process, base_url, log, startup_timeout)
+        wait_until_ready(process, f"{base_url}/models", log, startup_timeout, "transformers serve")
         yield Server(base_url, str(folder), log, time.monotonic() - start)
     finally:
         process.terminate()
@@ -114,22 +114,20 @@ def serve_model(folder: Path, *, startup_timeout: float = 180.0) -> Iterator[Ser
             process.wait(timeout=10)
 
 
-def _wait_until_ready(
-    process: subprocess.Popen[bytes], base_url: str, log: Path, timeout: float
+def wait_until_ready(
+    process: subprocess.Popen[bytes], url: str, log: Path, timeout: float, name: str
 ) -> None:
+    """Poll ``url`` until it answers 200 (bounded by ``timeout``); fail with the log's tail
+    when the server ``name`` exits or never answers."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            pytest.fail(
-                f"transformers serve exited ({process.returncode}):\n{log.read_text()[-3000:]}"
-            )
+            pytest.fail(f"{name} exited ({process.returncode}):\n{log.read_text()[-3000:]}")
         try:
-            with urllib.request.urlopen(f"{base_url}/models", timeout=2) as answer:
+            with urllib.request.urlopen(url, timeout=2) as answer:
                 if answer.status == 200:
                     return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             pass
         time.sleep(0.25)
-    pytest.fail(
-        f"transformers serve did not answer within {timeout:g} s:\n{log.read_text()[-3000:]}"
-    )
+    pytest.fail(f"{name} did not answer within {timeout:g} s:\n{log.read_text()[-3000:]}")

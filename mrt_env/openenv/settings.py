@@ -16,13 +16,7 @@ from typing import Any
 
 from mrt_env.config import FINAL_J, TRUNCATION_OUTCOMES
 
-RESET_OPTIONS: tuple[str, ...] = (
-    "seed",
-    "episode_id",
-    "problem_set",
-    "problem_id",
-    "index",
-    "problem",
+_CONFIG_OPTIONS: tuple[str, ...] = (
     "k",
     "token_budget",
     "max_episodes",
@@ -31,6 +25,17 @@ RESET_OPTIONS: tuple[str, ...] = (
     "reward_weights",
     "truncation_outcome",
     "final_j",
+)
+"""Reset options that override the session env's config."""
+
+RESET_OPTIONS: tuple[str, ...] = (
+    "seed",
+    "episode_id",
+    "problem_set",
+    "problem_id",
+    "index",
+    "problem",
+    *_CONFIG_OPTIONS,
 )
 """Every option ``reset`` accepts; anything else is refused."""
 
@@ -39,17 +44,6 @@ ALLOWED_REWARDS: tuple[str, ...] = ("outcome", "progress", "format", "length")
 
 SERVER_TEMPLATES: tuple[str, ...] = ("tiny", "r1-distill", "plain")
 """Template presets a client may name."""
-
-_CONFIG_OPTIONS = (
-    "k",
-    "token_budget",
-    "max_episodes",
-    "template",
-    "rewards",
-    "reward_weights",
-    "truncation_outcome",
-    "final_j",
-)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -62,3 +62,10 @@ class MetaProver(Protocol):
     """Estimates J for a batch of (problem, prefix) requests in one call."""
 
     def estimate(self, requests: Sequence[ProverRequest]) -> list[JEstimate]: ...
+
+
+def check_requests(requests: Sequence[Any]) -> None:
+    """Raise ``TypeError`` unless every request is a :class:`ProverRequest`."""
+    for request in requests:
+        if not isinstance(request, ProverRequest):
+            raise TypeError(f"expected ProverRequest, got {type(request).__name__}")

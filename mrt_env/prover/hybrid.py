@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mrt_env.prover.base import JEstimate, ProverRequest
+from mrt_env.prover.base import JEstimate, ProverRequest, check_requests
 from mrt_env.prover.fit import binomial_nll
 from mrt_env.prover.learned import LearnedMetaProver
 
@@ -78,9 +78,7 @@ class HybridMetaProver:
 
     def estimate(self, requests: Sequence[ProverRequest]) -> list[JEstimate]:
         """The learned μ's J for every request; a random share is also sampled (kept)."""
-        for request in requests:
-            if not isinstance(request, ProverRequest):
-                raise TypeError(f"expected ProverRequest, got {type(request).__name__}")
+        check_requests(requests)
         if not requests:
             return []
         learned = self.learned

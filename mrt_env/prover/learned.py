@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mrt_env.prover.base import JEstimate, ProverRequest
+from mrt_env.prover.base import JEstimate, ProverRequest, check_requests
 from mrt_env.prover.features import FeatureExtractor, model_fingerprint, tokenizer_fingerprint
 from mrt_env.templates import ChatTemplate
 
@@ -145,9 +145,7 @@ class LearnedMetaProver:
 
     def estimate(self, requests: Sequence[ProverRequest]) -> list[JEstimate]:
         """J for every request (one batched forward pass; nothing sampled or verified)."""
-        for request in requests:
-            if not isinstance(request, ProverRequest):
-                raise TypeError(f"expected ProverRequest, got {type(request).__name__}")
+        check_requests(requests)
         if not requests:
             return []
         features = self.extractor.features(requests, layers=(self.layer,))[:, 0]
