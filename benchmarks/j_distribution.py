@@ -11,7 +11,11 @@ at T = 1 (``SampledMetaProver``, answers checked by ``rewards.verify``). Printed
 * the share of trajectories whose J* rises somewhere before its last boundary,
 * the base pass@1 (greedy and sampled) on ``--pass-problems`` held-out problems,
 * the mean sampled response length in tokens and the generation wall time (the tiny LM's speed),
-* wall time and the load average (the machine may be shared).
+* wall time and the load average (the machine may be shared),
+* the graded world's targets as PASS/FAIL checks (``mrt_env.tinymath.targets``): share graded
+  >= 25%, mean J* rising with episodes, and greedy and sampled pass@1 inside the 95% Wilson
+  band of the ``--base`` model's pass@1 on the same problems (read from its
+  ``j_distribution.json`` when that was measured the same way, else measured here).
 
 Results go to ``--out``: ``j_distribution.json`` and ``j_distribution.png`` (mean J* by episode
 index); with ``--out`` a tiny-LM folder, its model card (``mrt_env.tinymath.card``) shows them.
@@ -23,6 +27,7 @@ Run:  .venv/bin/python benchmarks/j_distribution.py                       # the 
 
 from __future__ import annotations
 
+import json
 import os
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -41,6 +46,7 @@ from mrt_env.lm.hf import HFLanguageModel
 from mrt_env.tinymath.evaluate import j_curves, pass_at_1, respond
 from mrt_env.tinymath.loading import tiny_lm_path
 from mrt_env.tinymath.problems import TinyMathSource
+from mrt_env.tinymath.targets import j_checks, pass_checks
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,8 @@ class Args:
     """torch CPU threads"""
     out: str = "runs/j-distribution"
     """folder for j_distribution.json and j_distribution.png"""
+    base: str = str(tiny_lm_path("base"))
+    """folder of the model whose pass@1 band the checks use ("" to skip the band checks)"""
 
 
 args = parse_args(Args)
@@ -100,12 +108,43 @@ if args.pass_problems:
     pass_sampled = pass_at_1(
         respond(lm, held, args.temperature, args.max_new_tokens, args.seed), held
     )
+
+
+# 4. the targets of a graded world: share graded, rising J*, pass@1 in the base's band
+def base_pass(folder: str) -> dict[str, float]:
+    """The base's pass@1 on the same problems: its own j_distribution.json, else measured."""
+    recorded = Path(folder) / "j_distribution.json"
+    same = ("pass_problems", "seed", "temperature", "max_new_tokens")
+    if recorded.is_file():
+        old = json.loads(recorded.read_text())
+        if all(old["args"].get(key) == getattr(args, key) for key in same):
+            return {"greedy": old["greedy_pass_at_1"], "sampled": old["sampled_pass_at_1"]}
+    base_lm = HFLanguageModel.from_pretrained(folder)
+    return {
+        "greedy": pass_at_1(respond(base_lm, held, 0.0, args.max_new_tokens, args.seed), held),
+        "sampled": pass_at_1(
+            respond(base_lm, held, args.temperature, args.max_new_tokens, args.seed), held
+        ),
+    }
+
+
+checks = j_checks(graded, by_episode.tolist())
+base_figures = None
+if args.base and pass_greedy is not None and pass_sampled is not None:
+    base_figures = base_pass(args.base)
+    measured = {"greedy": pass_greedy, "sampled": pass_sampled}
+    checks += pass_checks(measured, base_figures, args.pass_problems)
 seconds = time.monotonic() - start
 load = os.getloadavg()
 
 matplotlib.use("Agg")
 results = {
-    "args": {**asdict(args), "model": os.path.relpath(args.model), "out": os.path.relpath(out)},
+    "args": {
+        **asdict(args),
+        "model": os.path.relpath(args.model),
+        "out": os.path.relpath(out),
+        "base": os.path.relpath(args.base) if args.base else "",
+    },
     "prefixes": len(j_all),
     "share_graded": graded,
     "histogram": histogram.tolist(),
@@ -116,6 +155,10 @@ results = {
     "share_trajectories_rising_before_last_boundary": rises_before_end,
     "greedy_pass_at_1": pass_greedy,
     "sampled_pass_at_1": pass_sampled,
+    "base": {"model": os.path.relpath(args.base), "pass_at_1": base_figures}
+    if base_figures
+    else None,
+    "checks": [asdict(check) for check in checks],
     "mean_response_tokens": response_tokens,
     "generation_seconds": generation_seconds,
     "seconds": seconds,
@@ -124,7 +167,7 @@ results = {
 }
 write_json(out / "j_distribution.json", results)
 
-# 4. the figure: histogram of J* and mean J* by episode index
+# 5. the figure: histogram of J* and mean J* by episode index
 figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
 left.bar(np.arange(10) / 10 + 0.05, histogram, width=0.09)
 left.set(xlabel="J*", ylabel="prefixes", title=f"J* at episode boundaries ({graded:.0%} graded)")
@@ -152,4 +195,7 @@ print(
     f"{args.trajectories} sampled responses: {response_tokens:.0f} tokens on average, "
     f"generated in {generation_seconds:.1f} s"
 )
+print("targets of a graded world:")
+for check in checks:
+    print("  " + check.line())
 print(f"{seconds:.0f} s, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; wrote {out}")

@@ -192,7 +192,32 @@ K = {args["k"]} forced answers at T = 1. It took {measured["seconds"]:.0f} s (lo
 | Mean J* after 0, 1, 2, ... episodes | {curve} |
 | Trajectories whose J* rises at some boundary | {_pct(measured["share_trajectories_rising"])} |
 
-![J* histogram and mean J* by episode](j_distribution.png){_reading(recipe)}"""
+![J* histogram and mean J* by episode](j_distribution.png){_checks(measured)}{_reading(recipe)}"""
+
+
+def _checks(measured: dict[str, Any]) -> str:
+    """The graded world's targets as printed by ``j_distribution.py`` (when it checked them)."""
+    checks = measured.get("checks")
+    if not checks:
+        return ""
+    rows = "\n".join(
+        f"| {c['name']} | {c['value']} | {c['target']} | {'PASS' if c['passed'] else 'FAIL'} |"
+        for c in checks
+    )
+    base = measured.get("base") or {}
+    band = (
+        f" The pass@1 band is the 95% Wilson interval of `{base['model']}`'s pass@1 on the same"
+        f" {measured['args']['pass_problems']} held-out problems (its measurement uncertainty)."
+        if base
+        else ""
+    )
+    return f"""
+
+The targets of a graded world, checked by the same command (`mrt_env.tinymath.targets`).{band}
+
+| target | measured | required | |
+|---|---|---|---|
+{rows}"""
 
 
 def _reading(recipe: str | None) -> str:

@@ -23,6 +23,7 @@ from mrt_env.templates import TEMPLATES
 from mrt_env.tinymath.problems import DEFAULT_LEVELS, Split, sample_problem
 from mrt_env.tinymath.traces import (
     GRADED_FORCED,
+    WORKED_FORCED,
     ForcedRecipe,
     TraceRecipe,
     forced_cut,
@@ -57,25 +58,39 @@ class DataRecipe:
 DATA_RECIPES: dict[str, DataRecipe] = {
     "classic": DataRecipe(),
     "graded": DataRecipe(forced=GRADED_FORCED),
+    "worked": DataRecipe(forced_fraction=0.5, forced=WORKED_FORCED),
 }
 """Named data recipes: ``classic`` (the shipped ``tiny-lm``: a forced answer copies the last
-answer stated, so J is a step) and ``graded`` (a forced answer follows the belief the prefix's
-evidence earns, so J rises with checks; the shipped ``tiny-lm-graded``)."""
+answer stated, so J is a step), ``graded`` (a forced answer follows a designed belief in the
+prefix's evidence, so J rises with checks) and ``worked`` (a forced answer is always the gold
+answer, cut from traces that slip more often: J is the model's own reliability at finishing the
+work; meant for fine-tuning with ``TrainConfig.anchor``)."""
+
+
+def training_example(
+    rng: np.random.Generator, recipe: DataRecipe, split: Split = "train"
+) -> tuple[str, int, bool]:
+    """One example: ``(text, loss_start, natural)``; the loss covers ``text[loss_start:]`` +
+    EOS; ``natural`` is False for a forced termination."""
+    template = TEMPLATES["tiny"]
+    expression, _ = sample_problem(rng, split, recipe.levels)
+    prompt = problem_prompt(expression, template)
+    trace = sample_trace(expression, rng, recipe.trace)
+    if rng.random() < recipe.forced_fraction:
+        if recipe.forced.trace is not None:
+            trace = sample_trace(expression, rng, recipe.forced.trace)
+        prefix, answer = forced_cut(trace, expression.value, rng, recipe.forced)
+        forced = template.render_forced(prompt, prefix)
+        return f"{forced}{answer}}}", len(forced), False
+    return prompt + natural_response(trace, template), len(prompt), True
 
 
 def training_text(
     rng: np.random.Generator, recipe: DataRecipe, split: Split = "train"
 ) -> tuple[str, int]:
     """One example: ``(text, loss_start)``; the loss covers ``text[loss_start:]`` + EOS."""
-    template = TEMPLATES["tiny"]
-    expression, _ = sample_problem(rng, split, recipe.levels)
-    prompt = problem_prompt(expression, template)
-    trace = sample_trace(expression, rng, recipe.trace)
-    if rng.random() < recipe.forced_fraction:
-        prefix, answer = forced_cut(trace, expression.value, rng, recipe.forced)
-        forced = template.render_forced(prompt, prefix)
-        return f"{forced}{answer}}}", len(forced)
-    return prompt + natural_response(trace, template), len(prompt)
+    text, start, _ = training_example(rng, recipe, split)
+    return text, start
 
 
 def encode_example(text: str, loss_start: int, tokenizer) -> tuple[list[int], list[int]]:  # type: ignore[no-untyped-def]
@@ -87,18 +102,25 @@ def encode_example(text: str, loss_start: int, tokenizer) -> tuple[list[int], li
 
 
 def collate(examples: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-pad a batch into ``input_ids``, ``attention_mask`` and ``labels`` tensors."""
+    """Right-pad a batch into ``input_ids``, ``attention_mask`` and ``labels`` tensors.
+
+    An example may carry a third item, whether it is a natural trace; the batch then has a
+    ``natural`` boolean row mask too (pop it before calling the model).
+    """
     import torch
 
-    width = max(len(ids) for ids, _ in examples)
+    width = max(len(example[0]) for example in examples)
     ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
     labels = torch.full((len(examples), width), IGNORE_INDEX, dtype=torch.long)
     mask = torch.zeros((len(examples), width), dtype=torch.long)
-    for row, (tokens, targets) in enumerate(examples):
+    for row, (tokens, targets, *_) in enumerate(examples):
         ids[row, : len(tokens)] = torch.tensor(tokens)
         labels[row, : len(targets)] = torch.tensor(targets)
         mask[row, : len(tokens)] = 1
-    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    batch = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    if examples and len(examples[0]) == 3:
+        batch["natural"] = torch.tensor([bool(example[2]) for example in examples])  # type: ignore[misc]
+    return batch
 
 
 def batches(
@@ -108,14 +130,19 @@ def batches(
     seed: int,
     split: Split = "train",
     pool_batches: int = 32,
+    kinds: bool = False,
 ) -> Iterator[dict[str, torch.Tensor]]:
-    """Endless seeded batches; examples of similar length are batched together."""
+    """Endless seeded batches; examples of similar length are batched together.
+
+    With ``kinds`` each batch also has a ``natural`` row mask (see :func:`collate`).
+    """
     rng = np.random.default_rng(seed)
     while True:
-        pool = [
-            encode_example(*training_text(rng, recipe, split), tokenizer)
-            for _ in range(batch_size * pool_batches)
-        ]
+        pool: list = []
+        for _ in range(batch_size * pool_batches):
+            text, start, natural = training_example(rng, recipe, split)
+            ids, labels = encode_example(text, start, tokenizer)
+            pool.append((ids, labels, natural) if kinds else (ids, labels))
         pool.sort(key=lambda example: len(example[0]))
         order = rng.permutation(pool_batches)
         for index in order:

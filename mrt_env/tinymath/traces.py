@@ -255,16 +255,31 @@ class ForcedRecipe:
             for more), else the other candidate: the gold answer when the stated one is wrong,
             a near miss one digit off when it is right (see :func:`forced_answer`).
         guess_confidence: Belief in a quick guess (the graded recipe only).
+        worked: The *worked* recipe: the forced answer is the gold answer after every
+            prefix (what finishing the written work without a slip gives), whatever the
+            prefix states; ``confidence`` is then unused. A model that copies a stated answer
+            it cannot tell from a slipped one, and recomputes a slipped one only partly,
+            answers right with a probability between 0 and 1: J is the model's own
+            reliability at finishing the work from the prefix.
+        trace: How the traces that forced terminations cut are sampled (``None``: the
+            natural traces' recipe). More slips there give more prefixes whose stated answer
+            is wrong, so the forced answer learns to doubt and recompute.
     """
 
     empty: float = 0.15
     boundary: float = 0.6
     confidence: tuple[float, ...] = ()
     guess_confidence: float = 0.25
+    worked: bool = False
+    trace: TraceRecipe | None = None
 
 
 GRADED_FORCED = ForcedRecipe(confidence=GRADED_CONFIDENCE)
 """The graded recipe's forced terminations."""
+
+WORKED_FORCED = ForcedRecipe(worked=True, trace=TraceRecipe(first_slip=0.5))
+"""The worked recipe's forced terminations: gold targets, cut from traces whose first attempt
+slips half of the time."""
 
 
 def near_miss(answer: int, rng: np.random.Generator) -> int:
@@ -290,15 +305,16 @@ def forced_answer(
 ) -> int:
     """The training target of a forced answer after a prefix that states ``stated``.
 
-    No answer stated: the gold answer (a direct guess, which a small model mostly gets
-    wrong). Classic recipe: ``stated``. Graded recipe: ``stated`` with the belief its
-    evidence earns (``guess_confidence`` for a quick guess, ``confidence[confirmations]`` for
-    a worked answer), else the other candidate (gold when ``stated`` is wrong, a
-    :func:`near_miss` when it is right). J of a right answer is then its belief and J of a
+    No answer stated, or the worked recipe (``recipe.worked``): the gold answer (a direct
+    guess, or finishing the written work without a slip). Classic recipe: ``stated``. Graded
+    recipe: ``stated`` with the belief its evidence earns (``guess_confidence`` for a quick
+    guess, ``confidence[confirmations]`` for a worked answer), else the other candidate (gold
+    when ``stated`` is wrong, a :func:`near_miss` when it is right). J of a right answer is
+    then its belief and J of a
     wrong one at most one minus it: J rises with checks instead of jumping from 0 to 1.
     """
     recipe = recipe or ForcedRecipe()
-    if stated is None:
+    if stated is None or recipe.worked:
         return gold
     if not recipe.confidence:
         return stated

@@ -43,6 +43,10 @@ class TrainConfig:
         threads: Torch CPU threads.
         init: A saved tiny LM to start from (fine-tuning) instead of a fresh seeded init; it
             must have ``preset``'s shape.
+        anchor: Train natural traces toward the ``init`` model's next-token distribution
+            (the KL divergence from it, see :func:`anchored_loss`) instead of the recipe's
+            tokens, so fine-tuning the forced answers leaves the policy where it was. Needs
+            ``init``.
         data: The data recipe.
     """
 
@@ -58,7 +62,12 @@ class TrainConfig:
     eval_examples: int = 256
     threads: int = 1
     init: str | None = None
+    anchor: bool = False
     data: DataRecipe = field(default_factory=DataRecipe)
+
+    def __post_init__(self) -> None:
+        if self.anchor and self.init is None:
+            raise ValueError("anchor keeps the policy of the starting model: give init too")
 
 
 @dataclass
@@ -139,6 +148,46 @@ def test_loss(model: Any, eval_set: list[Any]) -> float:
     return total / max(count, 1)
 
 
+def anchored_loss(logits: Any, labels: Any, natural: Any, reference: Any) -> Any:
+    """Mean loss over the labelled positions of a batch, natural traces anchored.
+
+    A forced-termination row (``natural`` False) is trained on its tokens (cross-entropy, as
+    usual); a natural-trace row on the reference model's next-token distribution: at each
+    labelled position ``KL(p_ref || p) = sum_v p_ref(v) (log p_ref(v) - log p(v))``, zero when
+    the model predicts as the reference does. Positions are shifted as in causal-LM training
+    (the logits at ``t`` predict ``labels[t + 1]``) and ``-100`` labels are ignored.
+
+    Args:
+        logits: ``(batch, length, vocab)`` logits of the model being trained.
+        labels: ``(batch, length)`` token ids, ``-100`` where no loss is taken.
+        natural: ``(batch,)`` booleans, True for natural-trace rows.
+        reference: ``(batch, length, vocab)`` logits of the reference (starting) model.
+    """
+    import torch
+
+    logits, reference, targets = logits[:, :-1], reference[:, :-1], labels[:, 1:]
+    kept = targets != -100
+    log_p = torch.log_softmax(logits.float(), dim=-1)
+    cross_entropy = -log_p.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    log_ref = torch.log_softmax(reference.float(), dim=-1)
+    kl = (log_ref.exp() * (log_ref - log_p)).sum(-1)
+    per_token = torch.where(natural.unsqueeze(-1), kl, cross_entropy)
+    return (per_token * kept).sum() / kept.sum().clamp(min=1)
+
+
+def _step_loss(model: Any, reference: Any, batch: dict[str, Any]) -> Any:
+    """The training loss of one batch (anchored when there is a reference model)."""
+    import torch
+
+    natural = batch.pop("natural", None)
+    if reference is None:
+        return model(**batch).loss
+    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    with torch.no_grad():
+        reference_logits = reference(**inputs).logits
+    return anchored_loss(model(**inputs).logits, batch["labels"], natural, reference_logits)
+
+
 def _lr_factor(step: int, config: TrainConfig) -> float:
     if step < config.warmup_steps:
         return (step + 1) / config.warmup_steps
@@ -156,8 +205,13 @@ def train(config: TrainConfig, progress: bool = True) -> tuple[Any, Any, TrainRe
     torch.set_num_threads(config.threads)
     tokenizer = build_tokenizer()
     model = build_model(config.preset, tokenizer, config.seed)
+    reference = None
     if config.init is not None:
         _load_weights(model, Path(config.init))
+    if config.anchor:
+        reference = build_model(config.preset, tokenizer, config.seed)
+        _load_weights(reference, Path(str(config.init)))
+        reference.eval()
     optimizer = torch.optim.AdamW(
         model.parameters(),
         lr=config.learning_rate,
@@ -166,14 +220,14 @@ def train(config: TrainConfig, progress: bool = True) -> tuple[Any, Any, TrainRe
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, config))
     eval_set = fixed_batches(tokenizer, config.data, config.eval_examples, 64, config.seed + 1)
-    stream = batches(tokenizer, config.data, config.batch_size, config.seed)
+    stream = batches(tokenizer, config.data, config.batch_size, config.seed, kinds=config.anchor)
     result = TrainResult(test_loss=[(0, test_loss(model, eval_set))])
     start = time.monotonic()
     bar = tqdm(range(config.steps), desc="train tiny LM", disable=not progress)
     model.train()
     for step in bar:
         batch = next(stream)
-        loss = model(**batch).loss
+        loss = _step_loss(model, reference, batch)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -223,6 +277,7 @@ def _record(config: TrainConfig, result: TrainResult, parameters: int) -> dict[s
         recipe_flag += f" --forced-fraction {config.data.forced_fraction:g}"
     init_flag = f" --warmup {config.warmup_steps}" if config.warmup_steps != 100 else ""
     init_flag += f" --init {config.init}" if config.init else ""
+    init_flag += " --anchor" if config.anchor else ""
 
     return {
         "config": asdict(config),
@@ -261,12 +316,17 @@ def config_from_args(argv: list[str] | None = None) -> tuple[TrainConfig, Path]:
     )
     parser.add_argument("--warmup", type=int, default=TrainConfig.warmup_steps)
     parser.add_argument("--init", default=None, help="a saved tiny LM to fine-tune from")
+    parser.add_argument(
+        "--anchor",
+        action="store_true",
+        help="train natural traces toward the --init model's distribution (keeps its policy)",
+    )
     parser.add_argument("--levels", default=None, help="comma-separated TinyMath levels")
     parser.add_argument(
         "--recipe",
         default="classic",
         choices=sorted(DATA_RECIPES),
-        help="data recipe: classic (forced answers copy the last answer) or graded",
+        help="data recipe: classic (forced answers copy the last answer), graded or worked",
     )
     parser.add_argument("--out", type=Path, default=Path("mrt_env/assets/tiny-lm"))
     args = parser.parse_args(argv)
@@ -286,6 +346,7 @@ def config_from_args(argv: list[str] | None = None) -> tuple[TrainConfig, Path]:
         threads=args.threads,
         warmup_steps=args.warmup,
         init=args.init,
+        anchor=args.anchor,
     )
     return config, args.out
 

@@ -111,6 +111,86 @@ def test_command_line_names_the_recipe_and_the_starting_model() -> None:
     assert record["recipe"] == "classic" and "--recipe" not in record["command"]
 
 
+def test_anchored_loss_is_cross_entropy_on_forced_rows_and_kl_on_natural_rows() -> None:
+    import torch
+
+    from mrt_env.tinymath.train import anchored_loss
+
+    # two rows of length 3 over a vocabulary of 2; row 0 natural, row 1 forced; the logits at
+    # position t predict the label at t + 1, so each row has the positions 0 and 1.
+    logits = torch.tensor(
+        [[[0.0, 0.0], [1.0, 0.0], [9.0, 9.0]], [[2.0, 0.0], [0.0, 3.0], [5.0, 5.0]]]
+    )
+    reference = torch.tensor(
+        [[[0.0, 1.0], [1.0, 0.0], [0.0, 0.0]], [[7.0, 7.0], [7.0, 7.0], [7.0, 7.0]]]
+    )
+    labels = torch.tensor([[-100, 0, 1], [-100, -100, 0]])
+    natural = torch.tensor([True, False])
+
+    def softmax(row: list[float]) -> np.ndarray:
+        e = np.exp(np.array(row, dtype=np.float64))
+        return e / e.sum()
+
+    # row 0, position 0 (label 0 kept): KL(softmax([0, 1]) || softmax([0, 0]))
+    q, p = softmax([0.0, 1.0]), softmax([0.0, 0.0])
+    kl_first = float(np.sum(q * np.log(q / p)))
+    # row 0, position 1 (label 1 kept): the reference predicts as the model: KL 0
+    # row 1, position 1 (label 0 kept): cross-entropy of token 0 under softmax([0, 3])
+    cross_entropy = -float(np.log(softmax([0.0, 3.0])[0]))
+    expected = (kl_first + 0.0 + cross_entropy) / 3
+    loss = anchored_loss(logits, labels, natural, reference)
+    assert float(loss) == pytest.approx(expected, rel=1e-6)
+    # all rows forced: the usual causal-LM loss
+    forced = anchored_loss(logits, labels, torch.tensor([False, False]), reference)
+    ce = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, 2), labels[:, 1:].reshape(-1))
+    assert float(forced) == pytest.approx(float(ce), rel=1e-6)
+
+
+def test_an_anchored_fine_tune_on_natural_traces_leaves_the_policy_unchanged(
+    tmp_path: Path,
+) -> None:
+    from mrt_env.tinymath.data import DataRecipe
+    from mrt_env.tinymath.train import TrainConfig, save, train
+
+    config = TrainConfig(preset="tiny", steps=3, batch_size=4, eval_every=3, eval_examples=64)
+    start, tokenizer, _ = train(config, progress=False)
+    save(start, tokenizer, tmp_path, {"note": "test"})
+    natural_only = TrainConfig(
+        preset="tiny",
+        steps=6,
+        batch_size=4,
+        learning_rate=3e-2,
+        warmup_steps=1,
+        eval_examples=64,
+        seed=3,
+        init=str(tmp_path),
+        data=DataRecipe(forced_fraction=0.0),
+    )
+    _, _, anchored = train(replace(natural_only, anchor=True), progress=False)
+    _, _, plain = train(natural_only, progress=False)
+    # the same held-out set: the starting model's loss, then each fine-tune's
+    assert anchored.test_loss[0] == plain.test_loss[0]
+    moved = abs(plain.test_loss[-1][1] - plain.test_loss[0][1])
+    assert moved > 0.3, plain.test_loss  # the recipe's tokens pull the undertrained model
+    assert abs(anchored.test_loss[-1][1] - anchored.test_loss[0][1]) < 0.25 * moved, (
+        anchored.test_loss
+    )
+    with pytest.raises(ValueError, match="init"):
+        TrainConfig(anchor=True)
+
+
+def test_command_line_records_the_worked_recipe_and_the_anchor() -> None:
+    from mrt_env.tinymath.data import DATA_RECIPES
+    from mrt_env.tinymath.train import TrainResult, _record, config_from_args
+
+    config, _ = config_from_args(["--recipe", "worked", "--init", "base", "--anchor"])
+    assert config.anchor and config.data == DATA_RECIPES["worked"] and config.data.forced.worked
+    record = _record(config, TrainResult(), 1)
+    assert record["recipe"] == "worked"
+    assert record["command"].endswith("--recipe worked --forced-fraction 0.5 --init base --anchor")
+    assert config_from_args(record["command"].split()[3:])[0] == config
+
+
 def test_missing_variant_names_the_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(loading, "ASSETS", tmp_path)
     with pytest.raises(FileNotFoundError, match=r"mrt_env\.tinymath\.train"):

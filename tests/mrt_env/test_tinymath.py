@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -298,3 +300,44 @@ def test_graded_recipe_cuts_are_seeded_and_graded_after_an_unchecked_attempt() -
     assert len(unchecked) > 300 and len(checked) > 200
     assert 0.4 < np.mean([a == s for a, s in unchecked]) < 0.6
     assert 0.65 < np.mean([a == s for a, s in checked]) < 0.85
+
+
+# ---------------------------------------------------------------- the worked forced answers
+def test_worked_forced_answers_are_the_gold_answer_after_every_prefix() -> None:
+    worked = ForcedRecipe(worked=True, confidence=(0.5,))  # confidence is unused when worked
+    rng, trace = np.random.default_rng(4), _hand_trace()
+    # the hand trace's answers: a guess of 80, a slipped 75, then 85 (gold) twice confirmed
+    for stated, confirmations in [(None, 0), (80, -1), (75, 0), (85, 0), (85, 2)]:
+        assert {forced_answer(stated, confirmations, 85, rng, worked) for _ in range(50)} == {85}
+    cuts = [forced_cut(trace, 85, rng, worked) for _ in range(300)]
+    assert {answer for _, answer in cuts} == {85}
+    assert len({prefix for prefix, _ in cuts}) > 20  # cut at many places, yet always 85
+
+
+def test_worked_recipe_cuts_forced_examples_from_traces_that_slip_more() -> None:
+    import re
+
+    from mrt_env.tinymath.data import training_example
+
+    def shares(recipe: DataRecipe) -> tuple[float, float]:
+        """(share of whole first attempts that are wrong, share of natural examples)."""
+        rng, wrong, attempts, natural = np.random.default_rng(5), 0, 0, 0
+        for _ in range(2000):
+            text, start, is_natural = training_example(rng, recipe)
+            natural += is_natural
+            if is_natural:
+                continue
+            problem = text.split("Problem: ", 1)[1].split("\n", 1)[0]
+            gold = int(eval(problem))  # level 1: "47+38"
+            assert int(text[start:-1]) == gold or not recipe.forced.worked
+            stated = re.search(r", so (\d+)\.", text)  # the first worked attempt, if cut whole
+            if stated:
+                attempts += 1
+                wrong += int(stated.group(1)) != gold
+        return wrong / attempts, natural / 2000
+
+    worked, natural_share = shares(replace(DATA_RECIPES["worked"], levels=(1,)))
+    classic, _ = shares(DataRecipe(levels=(1,), forced_fraction=0.5))
+    assert abs(natural_share - 0.5) < 0.05  # half the examples are natural traces
+    # first_slip 0.5 for the traces the forced examples cut, against the natural traces' 0.2
+    assert 0.4 < worked < 0.6 and 0.12 < classic < 0.28, (worked, classic)
