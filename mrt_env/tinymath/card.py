@@ -8,6 +8,9 @@ from typing import Any
 
 from mrt_env.tinymath.loading import VARIANTS
 
+GRADED_RECIPES = ("graded", "worked")
+"""Data recipes whose forced answers do not just copy the last answer (a graded J)."""
+
 
 def _usage(folder: str) -> str:
     """How to load the model in ``mrt_env/assets/<folder>``."""
@@ -101,6 +104,20 @@ def _forced_section(forced: dict[str, Any]) -> str:
     cuts = f"""- Forced termination: the thinking cut at nothing ({forced["empty"]}), at an episode
   boundary ({forced["boundary"]}) or at a random character (the rest), then the `tiny`
   template's termination suffix and"""
+    if forced.get("worked"):
+        slips = (forced.get("trace") or {}).get("first_slip")
+        cut_from = (
+            f" The traces cut for these examples slip in their first attempt with probability"
+            f" {slips:g} (the natural traces: as above), so that a stated answer is often wrong."
+            if slips is not None
+            else ""
+        )
+        return f"""{cuts} the gold answer, whatever the prefix
+  states (the *worked* recipe, `--recipe worked`): what finishing the written work without a
+  slip gives.{cut_from} A forced answer thus no longer copies the last number: the model
+  copies a stated answer it cannot tell from a slipped one and recomputes a slipped one only
+  partly, so J is its own probability of finishing the work right from the prefix. The loss
+  covers only the forced answer."""
     if not forced.get("confidence"):
         return f"""{cuts} the last answer stated in the prefix (the gold answer as
   a direct guess when none is). The loss covers only the forced answer."""
@@ -221,21 +238,28 @@ The targets of a graded world, checked by the same command (`mrt_env.tinymath.ta
 
 
 def _reading(recipe: str | None) -> str:
-    if recipe == "graded":
+    if recipe in GRADED_RECIPES:
         return ""
     return """
 
 A forced answer copies the last answer the thinking wrote, so J is a step: about 0 until the
 episode that writes a right answer, about 1 after it. `tiny-lm-graded` is this model
-fine-tuned on the graded forced-answer recipe; there J rises with partial work."""
+fine-tuned on a graded forced-answer recipe; there J rises with partial work."""
 
 
 def _intro(training: dict[str, Any], folder: str) -> str:
-    if training.get("recipe") == "graded":
-        role = """It is the *graded* tiny LM: the same model size and the same natural
-traces as `tiny-lm`, with the graded forced-answer recipe (`--recipe graded`, below), so that
-J rises with partial work instead of jumping from 0 to 1 at the episode that writes the answer.
-Use it where the progress bonus and the meta-prover should have something to act on."""
+    recipe = training.get("recipe")
+    if recipe in GRADED_RECIPES:
+        anchored = (
+            ", its policy held at `tiny-lm`'s (natural traces trained toward `tiny-lm`'s own"
+            " next-token distribution, `--anchor`)"
+            if training["config"].get("anchor")
+            else ""
+        )
+        role = f"""It is the *graded* tiny LM: the same model size as `tiny-lm`{anchored},
+with the {recipe} forced-answer recipe (`--recipe {recipe}`, below), so that J rises with
+partial work instead of jumping from 0 to 1 at the episode that writes the answer. Use it where
+the progress bonus and the meta-prover should have something to act on."""
     else:
         role = """It is the default policy and meta-prover μ of `gym.make("MRTMath-v0")`."""
     init = training["config"].get("init")
@@ -273,6 +297,18 @@ def render_card(
 
 
 def _limitations(training: dict[str, Any]) -> str:
+    if training.get("recipe") == "worked":
+        return """\
+A toy, like `tiny-lm`: column addition, subtraction and one-digit multiplication of small
+numbers, much weaker on levels 3–5 than on additions. Its J is the model's own probability of
+answering right when forced to stop, trained toward the right answer after every prefix; how
+graded it is depends on how partly the model learned to doubt and redo written work, not on a
+designed schedule, so J after a right answer is mostly near 1 and J after a wrong one spreads
+between 0 and 1 (the histogram above). The empty thinking stays near 0: from nothing, the
+model seldom guesses an answer right. Its forced answers recompute, while its natural traces
+still copy their own slips (they are held at `tiny-lm`'s), so μ is a better arithmetician than
+the policy it scores: J after a wrong answer is the chance of recovering from it by stopping,
+not the chance that the policy itself will."""
     if training.get("recipe") == "graded":
         return """\
 A toy, like `tiny-lm`: column addition, subtraction and one-digit multiplication of small

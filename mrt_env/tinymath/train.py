@@ -43,10 +43,11 @@ class TrainConfig:
         threads: Torch CPU threads.
         init: A saved tiny LM to start from (fine-tuning) instead of a fresh seeded init; it
             must have ``preset``'s shape.
-        anchor: Train natural traces toward the ``init`` model's next-token distribution
-            (the KL divergence from it, see :func:`anchored_loss`) instead of the recipe's
-            tokens, so fine-tuning the forced answers leaves the policy where it was. Needs
-            ``init``.
+        anchor: Share of natural traces trained toward the ``init`` model's next-token
+            distribution (the KL divergence from it, see :func:`anchored_loss`) instead of the
+            recipe's tokens, so fine-tuning the forced answers leaves the policy near where it
+            was (1: all of them; 0: none, the recipe's tokens). Rows are picked by a generator
+            seeded from ``seed``. Needs ``init`` when positive.
         data: The data recipe.
     """
 
@@ -62,10 +63,12 @@ class TrainConfig:
     eval_examples: int = 256
     threads: int = 1
     init: str | None = None
-    anchor: bool = False
+    anchor: float = 0.0
     data: DataRecipe = field(default_factory=DataRecipe)
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.anchor <= 1.0:
+            raise ValueError(f"anchor is a share of natural traces in [0, 1], got {self.anchor}")
         if self.anchor and self.init is None:
             raise ValueError("anchor keeps the policy of the starting model: give init too")
 
@@ -175,17 +178,18 @@ def anchored_loss(logits: Any, labels: Any, natural: Any, reference: Any) -> Any
     return (per_token * kept).sum() / kept.sum().clamp(min=1)
 
 
-def _step_loss(model: Any, reference: Any, batch: dict[str, Any]) -> Any:
-    """The training loss of one batch (anchored when there is a reference model)."""
+def _step_loss(model: Any, reference: Any, batch: dict[str, Any], anchored: Any) -> Any:
+    """The training loss of one batch; ``anchored`` marks the rows trained toward
+    ``reference`` (``None``: no reference, the usual loss)."""
     import torch
 
-    natural = batch.pop("natural", None)
+    batch.pop("natural", None)
     if reference is None:
         return model(**batch).loss
     inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
     with torch.no_grad():
         reference_logits = reference(**inputs).logits
-    return anchored_loss(model(**inputs).logits, batch["labels"], natural, reference_logits)
+    return anchored_loss(model(**inputs).logits, batch["labels"], anchored, reference_logits)
 
 
 def _lr_factor(step: int, config: TrainConfig) -> float:
@@ -208,7 +212,7 @@ def train(config: TrainConfig, progress: bool = True) -> tuple[Any, Any, TrainRe
     reference = None
     if config.init is not None:
         _load_weights(model, Path(config.init))
-    if config.anchor:
+    if config.anchor > 0:
         reference = build_model(config.preset, tokenizer, config.seed)
         _load_weights(reference, Path(str(config.init)))
         reference.eval()
@@ -220,14 +224,20 @@ def train(config: TrainConfig, progress: bool = True) -> tuple[Any, Any, TrainRe
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, config))
     eval_set = fixed_batches(tokenizer, config.data, config.eval_examples, 64, config.seed + 1)
-    stream = batches(tokenizer, config.data, config.batch_size, config.seed, kinds=config.anchor)
+    anchoring = config.anchor > 0
+    stream = batches(tokenizer, config.data, config.batch_size, config.seed, kinds=anchoring)
+    picker = torch.Generator().manual_seed(config.seed + 2)
     result = TrainResult(test_loss=[(0, test_loss(model, eval_set))])
     start = time.monotonic()
     bar = tqdm(range(config.steps), desc="train tiny LM", disable=not progress)
     model.train()
     for step in bar:
         batch = next(stream)
-        loss = _step_loss(model, reference, batch)
+        anchored = None
+        if reference is not None:
+            picked = torch.rand(len(batch["natural"]), generator=picker) < config.anchor
+            anchored = batch["natural"] & picked
+        loss = _step_loss(model, reference, batch, anchored)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -277,7 +287,8 @@ def _record(config: TrainConfig, result: TrainResult, parameters: int) -> dict[s
         recipe_flag += f" --forced-fraction {config.data.forced_fraction:g}"
     init_flag = f" --warmup {config.warmup_steps}" if config.warmup_steps != 100 else ""
     init_flag += f" --init {config.init}" if config.init else ""
-    init_flag += " --anchor" if config.anchor else ""
+    if config.anchor:
+        init_flag += " --anchor" + ("" if config.anchor == 1.0 else f" {config.anchor:g}")
 
     return {
         "config": asdict(config),
@@ -318,8 +329,12 @@ def config_from_args(argv: list[str] | None = None) -> tuple[TrainConfig, Path]:
     parser.add_argument("--init", default=None, help="a saved tiny LM to fine-tune from")
     parser.add_argument(
         "--anchor",
-        action="store_true",
-        help="train natural traces toward the --init model's distribution (keeps its policy)",
+        type=float,
+        nargs="?",
+        const=1.0,
+        default=0.0,
+        help="share of natural traces trained toward the --init model's distribution "
+        "(keeps its policy; no value: all of them)",
     )
     parser.add_argument("--levels", default=None, help="comma-separated TinyMath levels")
     parser.add_argument(

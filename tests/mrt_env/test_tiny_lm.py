@@ -146,7 +146,7 @@ def test_anchored_loss_is_cross_entropy_on_forced_rows_and_kl_on_natural_rows() 
     assert float(forced) == pytest.approx(float(ce), rel=1e-6)
 
 
-def test_an_anchored_fine_tune_on_natural_traces_leaves_the_policy_unchanged(
+def test_an_anchored_fine_tune_on_natural_traces_leaves_the_policy_near_where_it_was(
     tmp_path: Path,
 ) -> None:
     from mrt_env.tinymath.data import DataRecipe
@@ -166,22 +166,23 @@ def test_an_anchored_fine_tune_on_natural_traces_leaves_the_policy_unchanged(
         init=str(tmp_path),
         data=DataRecipe(forced_fraction=0.0),
     )
-    _, _, anchored = train(replace(natural_only, anchor=True), progress=False)
+    _, _, anchored = train(replace(natural_only, anchor=1.0), progress=False)
     _, _, plain = train(natural_only, progress=False)
     # the same held-out set: the starting model's loss, then each fine-tune's
     assert anchored.test_loss[0] == plain.test_loss[0]
     moved = abs(plain.test_loss[-1][1] - plain.test_loss[0][1])
     assert moved > 0.3, plain.test_loss  # the recipe's tokens pull the undertrained model
-    assert abs(anchored.test_loss[-1][1] - anchored.test_loss[0][1]) < 0.25 * moved, (
-        anchored.test_loss
-    )
+    held = abs(anchored.test_loss[-1][1] - anchored.test_loss[0][1])
+    assert held < 0.25 * moved, anchored.test_loss
+    _, _, half = train(replace(natural_only, anchor=0.5), progress=False)  # half the rows
+    assert held < abs(half.test_loss[-1][1] - half.test_loss[0][1]) < moved, half.test_loss
     with pytest.raises(ValueError, match="init"):
-        TrainConfig(anchor=True)
+        TrainConfig(anchor=1.0)
 
 
 def test_command_line_records_the_worked_recipe_and_the_anchor() -> None:
     from mrt_env.tinymath.data import DATA_RECIPES
-    from mrt_env.tinymath.train import TrainResult, _record, config_from_args
+    from mrt_env.tinymath.train import TrainConfig, TrainResult, _record, config_from_args
 
     config, _ = config_from_args(["--recipe", "worked", "--init", "base", "--anchor"])
     assert config.anchor and config.data == DATA_RECIPES["worked"] and config.data.forced.worked
@@ -189,6 +190,13 @@ def test_command_line_records_the_worked_recipe_and_the_anchor() -> None:
     assert record["recipe"] == "worked"
     assert record["command"].endswith("--recipe worked --forced-fraction 0.5 --init base --anchor")
     assert config_from_args(record["command"].split()[3:])[0] == config
+    half, _ = config_from_args(["--init", "base", "--anchor", "0.6"])
+    assert half.anchor == 0.6 and _record(half, TrainResult(), 1)["command"].endswith(
+        "--init base --anchor 0.6"
+    )
+    assert config_from_args(["--init", "base"])[0].anchor == 0.0
+    with pytest.raises(ValueError, match="share"):
+        TrainConfig(anchor=1.5, init="base")
 
 
 def test_missing_variant_names_the_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
