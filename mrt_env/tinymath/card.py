@@ -8,7 +8,7 @@ from typing import Any
 
 from mrt_env.tinymath.loading import VARIANTS
 
-GRADED_RECIPES = ("graded", "worked")
+GRADED_RECIPES = ("graded", "graded-checks", "worked")
 """Data recipes whose forced answers do not just copy the last answer (a graded J)."""
 
 
@@ -71,7 +71,7 @@ def _reproduction(check: dict[str, Any] | None) -> str:
   `model.safetensors` {same} this one (sha256 `{check["sha256"][:16]}…`)."""
 
 
-def _data_section(data: dict[str, Any]) -> str:
+def _data_section(data: dict[str, Any], recipe: str | None = None) -> str:
     trace, forced = data["trace"], data["forced"]
     return f"""## Data recipe
 
@@ -96,10 +96,10 @@ by a hash of the expression). Each example is a natural trace (probability
   checked with probability {trace["first_check"]}, again with {trace["extra_check"]}; at most
   {trace["max_episodes"]} episodes, one paragraph each, so `MarkerSegmenter(min_paragraphs=1)`
   splits them.
-{_forced_section(forced)}"""
+{_forced_section(forced, recipe)}"""
 
 
-def _forced_section(forced: dict[str, Any]) -> str:
+def _forced_section(forced: dict[str, Any], recipe: str | None = None) -> str:
     """The forced-termination bullet (the classic or the graded recipe)."""
     cuts = f"""- Forced termination: the thinking cut at nothing ({forced["empty"]}), at an episode
   boundary ({forced["boundary"]}) or at a random character (the rest), then the `tiny`
@@ -122,12 +122,19 @@ def _forced_section(forced: dict[str, Any]) -> str:
         return f"""{cuts} the last answer stated in the prefix (the gold answer as
   a direct guess when none is). The loss covers only the forced answer."""
     beliefs = ", ".join(f"{c:g}" for c in forced["confidence"])
+    halving = all(abs((1 - b) - 0.5 ** (i + 1)) < 1e-9 for i, b in enumerate(forced["confidence"]))
+    growth = (
+        "each check halves the doubt"
+        if halving
+        else "each check raises it, capped below 0.9 so that J stays inside (0.1, 0.9)"
+    )
+    name = recipe if recipe in GRADED_RECIPES else "graded"
     return f"""{cuts} an answer drawn from the belief the prefix
-  earns (the *graded* recipe, `--recipe graded`): with no answer stated yet, the gold answer
+  earns (the *graded* recipe, `--recipe {name}`): with no answer stated yet, the gold answer
   (a direct guess); after a quick guess, the guess with probability
   {forced["guess_confidence"]:g}; after a worked answer confirmed by 0, 1, 2, 3 checks that
   passed (`Yes.`/`Same.`; a failed check resets the count), that answer with probability
-  {beliefs} (each check halves the doubt). Otherwise the other candidate: the gold answer
+  {beliefs} ({growth}). Otherwise the other candidate: the gold answer
   when the stated one is wrong, a near miss one digit off by one when it is right. A forced
   answer thus no longer copies the last number: J of a right answer is the belief its
   evidence earns and rises with every check, J of a wrong one is at most one minus it. The
@@ -286,7 +293,7 @@ def render_card(
 
 {_training_section(training, folder)}
 
-{_data_section(training["config"]["data"])}
+{_data_section(training["config"]["data"], training.get("recipe"))}
 
 {_figures_section(figures, folder)}{_j_distribution_section(j_distribution, training.get("recipe"))}
 

@@ -22,6 +22,7 @@ import numpy as np
 from mrt_env.templates import TEMPLATES
 from mrt_env.tinymath.problems import DEFAULT_LEVELS, Split, sample_problem
 from mrt_env.tinymath.traces import (
+    CAPPED_FORCED,
     GRADED_FORCED,
     WORKED_FORCED,
     ForcedRecipe,
@@ -58,11 +59,17 @@ class DataRecipe:
 DATA_RECIPES: dict[str, DataRecipe] = {
     "classic": DataRecipe(),
     "graded": DataRecipe(forced=GRADED_FORCED),
+    "graded-checks": DataRecipe(
+        trace=TraceRecipe(first_check=0.95, extra_check=0.5), forced=CAPPED_FORCED
+    ),
     "worked": DataRecipe(forced_fraction=0.5, forced=WORKED_FORCED),
 }
 """Named data recipes: ``classic`` (the shipped ``tiny-lm``: a forced answer copies the last
 answer stated, so J is a step), ``graded`` (a forced answer follows a designed belief in the
-prefix's evidence, so J rises with checks) and ``worked`` (a forced answer is always the gold
+prefix's evidence, so J rises with checks), ``graded-checks`` (the graded forced answers with
+beliefs capped below 0.9, and natural traces that check a right answer more often, so more
+prefixes state a right answer at a given accuracy; meant for fine-tuning with
+``TrainConfig.anchor``) and ``worked`` (a forced answer is always the gold
 answer, cut from traces that slip more often: J is the model's own reliability at finishing the
 work; meant for fine-tuning with ``TrainConfig.anchor``)."""
 

@@ -277,6 +277,13 @@ class ForcedRecipe:
 GRADED_FORCED = ForcedRecipe(confidence=GRADED_CONFIDENCE)
 """The graded recipe's forced terminations."""
 
+CAPPED_CONFIDENCE: tuple[float, ...] = (0.5, 0.65, 0.75, 0.8)
+"""Belief in a worked answer after 0, 1, 2, 3 confirming checks, kept below 0.9: J of a right
+answer stays graded (inside (0.1, 0.9)) however often it was checked."""
+
+CAPPED_FORCED = ForcedRecipe(confidence=CAPPED_CONFIDENCE)
+"""The graded-checks recipe's forced terminations."""
+
 WORKED_FORCED = ForcedRecipe(worked=True, trace=TraceRecipe(first_slip=0.5))
 """The worked recipe's forced terminations: gold targets, cut from traces whose first attempt
 slips half of the time."""

@@ -16,6 +16,7 @@ from mrt_env.tinymath.data import DATA_RECIPES, DataRecipe, encode_example, trai
 from mrt_env.tinymath.traces import (
     ForcedRecipe,
     Trace,
+    TraceRecipe,
     forced_answer,
     forced_cut,
     natural_response,
@@ -341,3 +342,42 @@ def test_worked_recipe_cuts_forced_examples_from_traces_that_slip_more() -> None
     assert abs(natural_share - 0.5) < 0.05  # half the examples are natural traces
     # first_slip 0.5 for the traces the forced examples cut, against the natural traces' 0.2
     assert 0.4 < worked < 0.6 and 0.12 < classic < 0.28, (worked, classic)
+
+
+def test_graded_checks_recipe_caps_the_belief_and_checks_right_answers_more() -> None:
+    recipe = DATA_RECIPES["graded-checks"]
+    rng, n = np.random.default_rng(6), 4000
+    trace = _hand_trace()  # 85 (gold) stated by the tie-break, then two checks that pass
+    ends = np.cumsum([len(e) for e in trace.episodes]).tolist()
+    # beliefs after 0 and 2 checks (0.5, 0.75), and 0.8 for 3 or more: never 0.9 or above
+    for cut, belief in [(ends[3], 0.5), (ends[5], 0.75)]:
+        stated, confirmations = trace.support_at(cut)
+        answers = [forced_answer(stated, confirmations, 85, rng, recipe.forced) for _ in range(n)]
+        share = np.mean([a == 85 for a in answers])
+        assert abs(share - belief) < 4 * np.sqrt(belief * (1 - belief) / n), (cut, share)
+    answers = [forced_answer(85, 7, 85, rng, recipe.forced) for _ in range(n)]
+    assert abs(np.mean([a == 85 for a in answers]) - 0.8) < 4 * np.sqrt(0.16 / n)
+
+    def checks_of_right_traces(trace_recipe: TraceRecipe) -> tuple[float, float]:
+        """(share of right first attempts checked at least once, mean checks of those)."""
+        rng, checked, total, count = np.random.default_rng(7), 0, 0, 0
+        while count < 1500:
+            expression = Expression(
+                (int(rng.integers(10, 100)), int(rng.integers(10, 100))), ("+",)
+            )
+            trace = sample_trace(expression, rng, trace_recipe)
+            kinds = [k for k in trace.kinds if k != "guess"]
+            if trace.answers[-1][1] != expression.value or len(trace.answers) != 1 + (
+                trace.kinds[0] == "guess"
+            ):
+                continue  # only traces whose first worked attempt is right and kept
+            count += 1
+            checks = sum(k in ("check", "redo") for k in kinds)
+            checked += checks > 0
+            total += checks
+        return checked / count, total / count
+
+    natural = checks_of_right_traces(recipe.trace)
+    classic = checks_of_right_traces(TraceRecipe())
+    assert abs(natural[0] - 0.95) < 0.03 and abs(classic[0] - 0.8) < 0.04, (natural, classic)
+    assert natural[1] > classic[1] + 0.3
