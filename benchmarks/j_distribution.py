@@ -9,6 +9,9 @@ at T = 1 (``SampledMetaProver``, answers checked by ``rewards.verify``). Printed
 * a 10-bin histogram of J* over [0, 1],
 * mean J* against episode index (a finished trajectory keeps its last J*), plotted to a PNG,
 * the share of trajectories whose J* rises somewhere before its last boundary,
+* J* by the kind of prefix: the empty thinking, no answer stated yet, the last answer stated
+  right, or wrong (the last ``so N.`` or ``about N.`` outside check episodes): how many, their
+  mean J* and how many are graded (where a graded share comes from),
 * the base pass@1 (greedy and sampled) on ``--pass-problems`` held-out problems,
 * the mean sampled response length in tokens and the generation wall time (the tiny LM's speed),
 * wall time and the load average (the machine may be shared),
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -43,10 +47,11 @@ import torch
 from _common import parse_args, run_environment, write_json
 
 from mrt_env.lm.hf import HFLanguageModel
-from mrt_env.tinymath.evaluate import j_curves, pass_at_1, respond
+from mrt_env.tinymath.evaluate import episodes_of, j_curves, pass_at_1, respond
 from mrt_env.tinymath.loading import tiny_lm_path
 from mrt_env.tinymath.problems import TinyMathSource
 from mrt_env.tinymath.targets import j_checks, pass_checks
+from mrt_env.tinymath.traces import CHECK_MARKERS, REDO_MARKER
 
 
 @dataclass(frozen=True)
@@ -100,7 +105,38 @@ by_episode = padded.mean(axis=0)
 rises = float(np.mean([np.any(np.diff(c) > 0) for c in curves]))
 rises_before_end = float(np.mean([np.any(np.diff(c[:-1]) > 0) for c in curves]))
 
-# 3. base pass@1 on a larger held-out set
+
+# 3. J* by the kind of prefix: empty, no answer yet, the last stated answer right or wrong
+def prefix_kind(episodes: list[str], gold: str) -> str:
+    """What the thinking ``episodes`` state: a check restates an answer without stating one."""
+    stated = None
+    for episode in episodes:
+        if episode.lstrip().startswith((*CHECK_MARKERS, REDO_MARKER)):
+            continue
+        found = re.findall(r"(?:so|about) (\d+)\.", episode)
+        stated = found[-1] if found else stated
+    if not episodes:
+        return "empty thinking"
+    if stated is None:
+        return "no answer stated"
+    return "right answer stated" if stated == gold else "wrong answer stated"
+
+
+kinds = [
+    prefix_kind(episodes_of(response)[:i], problem.answer)
+    for problem, response, curve in zip(problems, responses, curves, strict=True)
+    for i in range(len(curve))
+]
+by_kind = {}
+for kind in ("empty thinking", "no answer stated", "right answer stated", "wrong answer stated"):
+    js = j_all[[k == kind for k in kinds]]
+    by_kind[kind] = {
+        "prefixes": len(js),
+        "mean_j": float(js.mean()) if len(js) else None,
+        "graded": int(((js > 0.1) & (js < 0.9)).sum()),
+    }
+
+# 4. base pass@1 on a larger held-out set
 pass_greedy = pass_sampled = None
 if args.pass_problems:
     held = list(TinyMathSource("heldout", args.pass_problems, seed=args.seed))
@@ -110,7 +146,7 @@ if args.pass_problems:
     )
 
 
-# 4. the targets of a graded world: share graded, rising J*, pass@1 in the base's band
+# 5. the targets of a graded world: share graded, rising J*, pass@1 in the base's band
 def base_pass(folder: str) -> dict[str, float]:
     """The base's pass@1 on the same problems: its own j_distribution.json, else measured."""
     recorded = Path(folder) / "j_distribution.json"
@@ -153,6 +189,7 @@ results = {
     "trajectories_reaching_episode": reached,
     "share_trajectories_rising": rises,
     "share_trajectories_rising_before_last_boundary": rises_before_end,
+    "by_prefix_kind": by_kind,
     "greedy_pass_at_1": pass_greedy,
     "sampled_pass_at_1": pass_sampled,
     "base": {"model": os.path.relpath(args.base), "pass_at_1": base_figures}
@@ -167,7 +204,7 @@ results = {
 }
 write_json(out / "j_distribution.json", results)
 
-# 5. the figure: histogram of J* and mean J* by episode index
+# 6. the figure: histogram of J* and mean J* by episode index
 figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
 left.bar(np.arange(10) / 10 + 0.05, histogram, width=0.09)
 left.set(xlabel="J*", ylabel="prefixes", title=f"J* at episode boundaries ({graded:.0%} graded)")
@@ -186,6 +223,9 @@ print("histogram of J* over ten bins [0, 0.1), ..., [0.9, 1]:", ", ".join(map(st
 print("mean J* by episode index:", " -> ".join(f"{j:.3f}" for j in by_episode))
 print("trajectories reaching episode index:", ", ".join(map(str, reached)))
 print(f"trajectories whose J* rises at some boundary: {rises:.3f}")
+for kind, row in by_kind.items():
+    mean = "-" if row["mean_j"] is None else f"{row['mean_j']:.3f}"
+    print(f"  {kind}: {row['prefixes']} prefixes, mean J* {mean}, {row['graded']} graded")
 if pass_greedy is not None:
     print(
         f"base pass@1 on {args.pass_problems} held-out problems: greedy {pass_greedy:.3f}, "
