@@ -33,3 +33,14 @@ def test_j_distribution_script_reports_a_consistent_distribution(tmp_path: Path)
     assert len(curve) == len(reached) and np.all(np.array(curve) >= 0)
     assert f"share of prefixes with J* in (0.1, 0.9): {result['share_graded']:.3f}" in out
     assert "load average" in out and 0 <= result["greedy_pass_at_1"] <= 1
+    kinds = result["by_prefix_kind"]
+    assert sum(row["prefixes"] for row in kinds.values()) == prefixes
+    assert kinds["empty thinking"]["prefixes"] == 6  # one empty thinking per trajectory
+    assert sum(row["graded"] for row in kinds.values()) == round(result["share_graded"] * prefixes)
+    # the targets: share, rising J*, greedy and sampled pass@1 in the base's band (the base's
+    # pass@1 measured here on the same 10 problems, its recorded figures being on 500)
+    names = [check["name"] for check in result["checks"]]
+    assert len(names) == 4 and "greedy pass@1 in the base's band" in names
+    assert result["base"]["pass_at_1"]["greedy"] is not None
+    for check in result["checks"]:
+        assert f"{'PASS' if check['passed'] else 'FAIL'}  {check['name']}: " in out

@@ -382,3 +382,44 @@ def test_card_of_a_graded_model_shows_its_recipe_and_j_distribution(tmp_path: Pa
     assert "with probability\n  0.5, 0.75, 0.875, 0.9375" in card
     assert "| Share with J* in (0.1, 0.9) | 35.8% |" in card
     assert "70, 3, 2, 20, 10, 30, 5, 20, 10, 20" in card and "0.010 → 0.300 → 0.450" in card
+
+
+@needs_shipped
+def test_card_shows_the_band_checks_and_an_anchored_recipe(tmp_path: Path) -> None:
+    from dataclasses import asdict
+
+    from mrt_env.tinymath.card import write_card
+    from mrt_env.tinymath.data import DATA_RECIPES
+
+    training = json.loads((SHIPPED / "training.json").read_text())
+    training["config"]["data"] = asdict(DATA_RECIPES["graded-checks"])
+    training["config"].update(init="mrt_env/assets/tiny-lm", anchor=0.8)
+    training["recipe"] = "graded-checks"
+    measured = {
+        "args": {"model": "m", "out": "o", "trajectories": 60, "k": 32, "seed": 0},
+        "prefixes": 196,
+        "share_graded": 0.194,
+        "histogram": [153, 2, 2, 1, 3, 4, 6, 10, 10, 5],
+        "mean_j_by_episode": [0.004, 0.143],
+        "share_trajectories_rising": 0.55,
+        "seconds": 44.0,
+        "load_average": [2.0, 3.0, 4.0],
+        "base": {"model": "mrt_env/assets/tiny-lm", "pass_at_1": {"greedy": 0.454}},
+        "checks": [
+            {"name": "share graded", "value": "0.194", "target": ">= 0.25", "passed": False},
+            {"name": "greedy band", "value": "0.488", "target": "[0.411, 0.498]", "passed": True},
+        ],
+    }
+    measured["args"].update(temperature=0.8, pass_problems=500)
+    folder = tmp_path / "tiny-lm-graded"
+    folder.mkdir()
+    (folder / "training.json").write_text(json.dumps(training))
+    (folder / "eval.json").write_text((SHIPPED / "eval.json").read_text())
+    (folder / "j_distribution.json").write_text(json.dumps(measured))
+    card = write_card(folder).read_text()
+    assert "| share graded | 0.194 | >= 0.25 | FAIL |" in card
+    assert "| greedy band | 0.488 | [0.411, 0.498] | PASS |" in card
+    assert "95% Wilson interval of `mrt_env/assets/tiny-lm`'s pass@1 on the same 500" in card
+    assert "(`--recipe graded-checks`, below)" in card and "`--anchor`" in card
+    assert "0.5, 0.65, 0.75, 0.8 (each check raises it, capped below 0.9" in card
+    assert "checked with probability 0.95, again with 0.5" in card
