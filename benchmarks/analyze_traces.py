@@ -153,7 +153,11 @@ def replay_traces(
     env = replay_env(args, lm, unique, token_budget=longest + 64, max_episodes=1024, prover=prover)
     with tqdm(total=len(records), desc="traces replayed", unit="trace") as bar:
         trajectories = replay_many(
-            env, [r["response"] for r in records], problems, seed=args.seed, progress=bar.update
+            env,
+            [r["response"] for r in records],
+            problems,
+            seed=args.seed,
+            progress=lambda ended: bar.update(len(ended)),
         )
     stats = getattr(env.unwrapped.core.components.prover, "stats", None)
     answered = {
