@@ -111,7 +111,10 @@ def _default(cls: type, f: dataclasses.Field[Any]) -> Any:
 
 
 def parse_args(cls: type[T], argv: Sequence[str] | None = None) -> T:
-    """Build ``cls`` (a dataclass with defaults) from command-line flags ``--field-name``."""
+    """Build ``cls`` (a dataclass with defaults) from command-line flags ``--field-name``.
+
+    A tuple field takes several values after its flag; one whose default is empty may also be
+    repeated, each flag adding its values (``--lm-option a=1 --lm-option b=2``)."""
     docs = _field_docs(cls)
     hints = typing.get_type_hints(cls)
     parser = argparse.ArgumentParser(description=(cls.__doc__ or "").strip().splitlines()[0])
@@ -124,13 +127,15 @@ def parse_args(cls: type[T], argv: Sequence[str] | None = None) -> T:
         choices = None
         if typing.get_origin(hints[f.name]) is typing.Literal:
             choices = list(typing.get_args(hints[f.name]))
+        repeated = nargs is not None and default == ()
         parser.add_argument(
             flag,
             type=kind,
             nargs=nargs if nargs else ("?" if kind is _parse_bool else None),
             const=True if kind is _parse_bool else None,
-            default=default,
+            default=[] if repeated else default,
             choices=choices,
+            action="extend" if repeated else None,
             help=f"{docs.get(f.name, '')} (default: {default})",
         )
     namespace = parser.parse_args(argv)

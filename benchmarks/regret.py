@@ -101,6 +101,10 @@ class Args:
     termination suffix)"""
     answered_warn: float = 0.5
     """warn when fewer forced answers than this share hold a readable final answer"""
+    lm_option: tuple[str, ...] = ()
+    """KEY=VALUE backend option of every model loaded (policies and --prover's model), e.g.
+    max_concurrency=1 stop_mode=client for openai:URL; repeatable; VALUE is read as JSON (1,
+    2.5, true, null), else as text; an option the backend does not take is an error"""
     prefix_cache_size: int | None = None
     """HF backend: prefix-cache entries (default: the backend's)"""
     max_decode_rows: int | None = None
@@ -170,16 +174,36 @@ def policy_specs(args: Args, trained: dict[str, str]) -> dict[str, str]:
 def load_policy(spec: str, device: str, args: Args) -> tuple[Any | None, str | None]:
     """The policy's language model, or ``None`` and the reason it could not be loaded."""
     from agents.session import load_language_model
+    from mrt_env.lm_options import parse_lm_options
 
     options = {
         name: getattr(args, name)
         for name in ("prefix_cache_size", "max_decode_rows")
         if getattr(args, name) is not None
     }
+    given = parse_lm_options(args.lm_option)
     try:
-        return load_language_model(spec, device, **options), None
+        return load_language_model(spec, device, **options, **given), None
     except (FileNotFoundError, OSError, ValueError, KeyError) as error:
         return None, f"{type(error).__name__}: {error}"
+    except TypeError as error:  # an option the backend does not take
+        if not given:
+            raise
+        raise SystemExit(f"--lm-option: {error}") from None
+
+
+def check_lm_option_flags(args: Args, specs: dict[str, str]) -> None:
+    """Stop before any work when ``--lm-option`` is not KEY=VALUE, or names an option that
+    a server or vLLM backend of a policy or of ``--prover`` does not take (the transformers
+    backend checks its options when the model loads)."""
+    from mrt_env.lm_options import check_lm_options, parse_lm_options
+
+    try:
+        options = parse_lm_options(args.lm_option)
+        for spec in [*specs.values(), prover_spec(args)]:
+            check_lm_options(spec, options)
+    except (ValueError, TypeError) as error:
+        raise SystemExit(f"--lm-option: {error}") from None
 
 
 def load_problems(args: Args) -> list[Any]:
@@ -607,7 +631,9 @@ def evaluate_policies(
 
 def main(args: Args) -> dict[str, Any]:
     start = time.perf_counter()
+    check_lm_option_flags(args, policy_specs(args, {}))
     excluded = ("name", "run_dir", "dump_traces")
+    excluded += () if args.lm_option else ("lm_option",)  # earlier runs' folders still resume
     settings = {k: v for k, v in asdict(args).items() if k not in excluded}
     run = Path(args.run_dir) / (args.name or f"run-{settings_hash(settings)}")
     run.mkdir(parents=True, exist_ok=True)
