@@ -54,7 +54,9 @@ from _common import (
     build_records,
     check_budgets,
     compare_records,
+    load_model,
     mean_j_on_grid,
+    model_options,
     parse_args,
     plot_title,
     policy_fingerprint,
@@ -173,37 +175,10 @@ def policy_specs(args: Args, trained: dict[str, str]) -> dict[str, str]:
 
 def load_policy(spec: str, device: str, args: Args) -> tuple[Any | None, str | None]:
     """The policy's language model, or ``None`` and the reason it could not be loaded."""
-    from agents.session import load_language_model
-    from mrt_env.lm_options import parse_lm_options
-
-    options = {
-        name: getattr(args, name)
-        for name in ("prefix_cache_size", "max_decode_rows")
-        if getattr(args, name) is not None
-    }
-    given = parse_lm_options(args.lm_option)
     try:
-        return load_language_model(spec, device, **options, **given), None
+        return load_model(spec, device, args), None
     except (FileNotFoundError, OSError, ValueError, KeyError) as error:
         return None, f"{type(error).__name__}: {error}"
-    except TypeError as error:  # an option the backend does not take
-        if not given:
-            raise
-        raise SystemExit(f"--lm-option: {error}") from None
-
-
-def check_lm_option_flags(args: Args, specs: dict[str, str]) -> None:
-    """Stop before any work when ``--lm-option`` is not KEY=VALUE, or names an option that
-    a server or vLLM backend of a policy or of ``--prover`` does not take (the transformers
-    backend checks its options when the model loads)."""
-    from mrt_env.lm_options import check_lm_options, parse_lm_options
-
-    try:
-        options = parse_lm_options(args.lm_option)
-        for spec in [*specs.values(), prover_spec(args)]:
-            check_lm_options(spec, options)
-    except (ValueError, TypeError) as error:
-        raise SystemExit(f"--lm-option: {error}") from None
 
 
 def load_problems(args: Args) -> list[Any]:
@@ -631,7 +606,7 @@ def evaluate_policies(
 
 def main(args: Args) -> dict[str, Any]:
     start = time.perf_counter()
-    check_lm_option_flags(args, policy_specs(args, {}))
+    model_options(args, [*policy_specs(args, {}).values(), prover_spec(args)])  # fail early
     excluded = ("name", "run_dir", "dump_traces")
     excluded += () if args.lm_option else ("lm_option",)  # earlier runs' folders still resume
     settings = {k: v for k, v in asdict(args).items() if k not in excluded}

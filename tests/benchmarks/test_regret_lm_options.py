@@ -130,3 +130,25 @@ def test_a_bad_lm_option_stops_the_run_before_any_work(
     with pytest.raises(SystemExit, match=message.replace("[", r"\[").replace("]", r"\]")):
         regret.main(args)
     assert not CompletionsDouble.bodies and not (tmp_path / "runs").exists()
+
+
+def test_analyze_traces_passes_lm_options_to_its_served_model(
+    tmp_path: Path, server_url: str
+) -> None:
+    analyze = load_script("analyze_traces")
+    argv = _argv(tmp_path, server_url)
+    problems = argv[argv.index("--problems") + 1]
+    traces = tmp_path / "traces.jsonl"
+    lines = [{"problem_id": f"q{i}", "response": "1+1=2.</think>\\boxed{2}"} for i in range(2)]
+    traces.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    common = [
+        "--traces", str(traces), "--problems", problems, "--model", f"openai:{server_url}#m",
+        "--template", "tiny", "--k", "2", "--budgets", "64", "--run-dir", str(tmp_path / "a"),
+    ]  # fmt: skip
+    with pytest.raises(SystemExit, match=r"--lm-option: lm_options \['max_concurency'\]"):
+        analyze.main(analyze.parse_args(analyze.Args, [*common, "--lm-option", "max_concurency=1"]))
+    assert not CompletionsDouble.bodies and not (tmp_path / "a").exists()  # before any work
+    options = ["max_concurrency=1", "use_n=false", f"tokenizer={tiny_lm_path()}"]
+    analyze.main(analyze.parse_args(analyze.Args, [*common, "--lm-option", *options]))
+    assert CompletionsDouble.bodies and not [b for b in CompletionsDouble.bodies if "n" in b]
+    assert CompletionsDouble.in_flight[1] == 1
