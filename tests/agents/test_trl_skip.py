@@ -23,20 +23,20 @@ RIGHT = "1+1=2.\n\nWait, yes.</think>\\boxed{2}"
 WRONG = "1+1=3.\n\nWait, no.</think>\\boxed{3}"
 
 
-def _one_step(tmp_path: Path, completions: list[str], beta: float) -> tuple[bool, Any, float]:
+def _one_step(tmp_path: Path, completions: list[str], credit: str) -> tuple[bool, Any, float]:
     """(weights unchanged, the trainer, logged ``mrt/skipped_update``) after one step."""
     trainer = tiny_trl_trainer(
         tmp_path,
         lambda: list(completions),
         TableMetaProver(lambda request: 0.0),
-        "progress",
+        credit,
         1,
         len(completions),
         "outcome",
         max_steps=1,
         learning_rate=1e-2,
         weight_decay=0.1,  # moves every weight on a zero gradient unless the step is skipped
-        beta=beta,
+        beta=0.0,
         logging_steps=1,
         save_strategy="no",
         disable_tqdm=True,
@@ -50,22 +50,24 @@ def _one_step(tmp_path: Path, completions: list[str], beta: float) -> tuple[bool
     return unchanged, trainer, logged["mrt/skipped_update"]
 
 
+@pytest.mark.parametrize("credit", ["progress", "grpo"])
 def test_all_equal_rewards_skip_the_step_and_leave_weights_and_optimizer_untouched(
-    tmp_path: Path,
+    tmp_path: Path, credit: str
 ) -> None:
-    unchanged, trainer, skipped = _one_step(tmp_path, [WRONG, WRONG], beta=0.0)
-    assert trainer.last_credit is not None
-    assert not any(bool(a.any()) for a in trainer.last_credit.advantages)  # every advantage 0
+    unchanged, trainer, skipped = _one_step(tmp_path, [WRONG, WRONG], credit)
+    if credit == "progress":  # MRT's advantages (GRPO's are TRL's: 0 for equal rewards)
+        assert not any(bool(a.any()) for a in trainer.last_credit.advantages)
     assert skipped == 1.0
     assert unchanged  # byte-identical: no weight decay, no momentum
     assert not trainer.optimizer.state  # AdamW made no state for any parameter
 
 
-def test_non_zero_advantages_train(tmp_path: Path) -> None:
-    unchanged, trainer, skipped = _one_step(tmp_path, [RIGHT, WRONG], beta=0.0)
-    assert any(bool(a.any()) for a in trainer.last_credit.advantages)
+@pytest.mark.parametrize("credit", ["progress", "grpo"])
+def test_non_zero_advantages_train(tmp_path: Path, credit: str) -> None:
+    unchanged, trainer, skipped = _one_step(tmp_path, [RIGHT, WRONG], credit)
     assert skipped == 0.0
     assert not unchanged
+    assert trainer.optimizer.state
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,8 @@ def tiny_trl_trainer(
     **config: Any,
 ) -> Any:
     """An ``MRTGRPOTrainer`` on ``random-tiny`` whose completions are ``completions()`` (a
-    TRL ``rollout_func``; TRL samples them with ``credit="released"``), ``groups`` prompts of
+    TRL ``rollout_func``; TRL samples them with ``credit="released"``; ``credit="grpo"``:
+    outcome-only GRPO, TRL's advantages), ``groups`` prompts of
     ``size`` completions per batch, J from ``prover``; ``config`` overrides ``GRPOConfig``."""
     from datasets import Dataset
     from trl import GRPOConfig
@@ -68,7 +69,7 @@ def tiny_trl_trainer(
         processing_class=lm.tokenizer,
         rollout_func=None if credit == "released" else rollout,
         mrt=MRTSettings(
-            credit=MRTConfig(credit=credit, alpha=1.0),  # type: ignore[arg-type]
+            credit=None if credit == "grpo" else MRTConfig(credit=credit, alpha=1.0),  # type: ignore[arg-type]
             prover=prover,
             final_j=final_j,  # type: ignore[arg-type]
         ),
