@@ -395,12 +395,12 @@ def run_repeat(
     grpo, mrt = GRPO(), MRT(MRTConfig(credit="progress"))
     jobs: list[str | None] = [None, *mrt_sessions]
     shift = index % len(jobs)
-    grpo_s, grpo_metrics, per_mu = 0.0, {}, {}
+    grpo_s, grpo_metrics, per_mu = 0.0, {}, {}  # type: ignore[var-annotated]
     for mu in jobs[shift:] + jobs[:shift]:
         if mu is None:
             grpo_s, grpo_metrics = timed_step(grpo, grpo_session, seed)
             continue
-        prover = mrt_sessions[mu].collector.components.prover
+        prover: Any = mrt_sessions[mu].collector.components.prover
         timers[mu].seconds = 0.0
         if hasattr(prover, "stats"):
             prover.stats.reset()

@@ -173,7 +173,7 @@ class MRTGRPOTrainer(GRPOTrainer):
         self.segmenter = bind_segmenter(
             self.mrt.segmenter or default_segmenter(self.chat), self._count_tokens
         )
-        self.mu = self.mrt.prover or self._policy_prover()
+        self.mu: Any = self.mrt.prover or self._policy_prover()
         if self.mrt.prover_sample_share > 0:
             self.mu = self._hybrid_prover()
         self.last_credit: CreditRecord | None = None
