@@ -31,7 +31,7 @@ One run, one model, the same batches:
   re-encoded at episode boundaries.
 
 Run:  .venv/bin/python benchmarks/train_step.py                    # shipped tiny LM, CPU
-      .venv/bin/python benchmarks/train_step.py --model random-tiny
+      .venv/bin/python benchmarks/train_step.py --model random-tiny --provers sampled
       .venv/bin/python benchmarks/train_step.py --model PATH --device cuda --template r1-distill \
           --provers sampled
 """
