@@ -131,7 +131,8 @@ class TrainConfig:
             ``prover_samples`` then do not apply) or ``"hybrid:PATH"`` (that learned μ answers
             every request; a sampled μ with ``prover_policy``'s weights and K answers a random
             ``prover_sample_share`` of them, and those labels update the head between optimizer
-            steps; native engine only).
+            steps; on the TRL engine the policy being trained answers the share, one
+            process only).
         prover_sample_share: ρ of ``prover="hybrid:PATH"``.
         loss_chunk_tokens: Sequence positions whose full-vocabulary logits are computed at
             once in the loss (recomputed in the backward pass; ``None`` computes the whole

@@ -142,15 +142,13 @@ def build_trainer(
     }
     from agents.trl.trainer import MRTGRPOTrainer, MRTSettings
 
-    prover = None
-    if train.prover.startswith("hybrid:"):
-        raise ValueError("--prover hybrid:PATH runs on the native engine only")
-    if train.prover.startswith("learned:"):
+    prover, share = None, 0.0
+    kind, _, path = train.prover.partition(":")
+    if kind in ("learned", "hybrid"):  # hybrid: the trainer samples a share ρ on the policy
         from mrt_env.prover.learned import LearnedMetaProver
 
-        prover = LearnedMetaProver.from_pretrained(
-            train.prover[len("learned:") :], policy_lm=lm, template=template
-        )
+        prover = LearnedMetaProver.from_pretrained(path, policy_lm=lm, template=template)
+        share = train.prover_sample_share if kind == "hybrid" else 0.0
     # GRPO (credit None) keeps TRL's advantages; both grade truncated completions as the env
     settings = MRTSettings(
         credit=algo_config if isinstance(algo_config, MRTConfig) else None,
@@ -160,6 +158,7 @@ def build_trainer(
         final_j=train.final_j,
         truncation=train.truncation,
         prover=prover,
+        prover_sample_share=share,
     )
     return MRTGRPOTrainer(**common, mrt=settings)
 

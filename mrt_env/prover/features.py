@@ -107,19 +107,24 @@ class FeatureExtractor:
         """``[len(requests), len(layers), hidden]`` float32 states at each input's last token.
 
         Layer 0 is the embedding output and layer ``num_layers`` the last block's (normed)
-        output, as in transformers' ``hidden_states``; ``None`` means every layer.
+        output, as in transformers' ``hidden_states``; ``None`` means every layer. Requests
+        with the same input share one row of the forward pass.
         """
         chosen = tuple(range(self.num_layers + 1)) if layers is None else tuple(layers)
         for layer in chosen:
             if not 0 <= layer <= self.num_layers:
                 raise ValueError(f"layer must be in [0, {self.num_layers}], got {layer}")
-        encoded = [self.input_ids(r) for r in requests]
+        # identical inputs (the env asks J of one prefix for every trajectory sharing it) are
+        # encoded once
+        distinct: dict[tuple[int, ...], int] = {}
+        index = [distinct.setdefault(tuple(self.input_ids(r)), len(distinct)) for r in requests]
+        encoded = [list(ids) for ids in distinct]
         out = torch.zeros(len(encoded), len(chosen), self.hidden_size)
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         for start in range(0, len(order), self.batch_size):
             rows = order[start : start + self.batch_size]
             out[rows] = self._batch([encoded[i] for i in rows], chosen)
-        return out
+        return out[torch.tensor(index, dtype=torch.long)]
 
     def _batch(self, sequences: list[list[int]], layers: tuple[int, ...]) -> torch.Tensor:
         device = next(self.lm.model.parameters()).device

@@ -83,12 +83,46 @@ def test_learned_prover_on_trl_logs_its_source(tmp_path: Path) -> None:
     assert [h["prover/learned"] for h in _history(tmp_path, 2)] == [1.0, 1.0]
 
 
+def test_hybrid_prover_on_trl_samples_a_share_and_updates_the_head(tmp_path: Path) -> None:
+    import torch
+
+    from agents.config import MRTConfig, TrainConfig
+    from agents.trl.prover import HybridPolicyProver
+    from agents.trl.run import TRLRunOptions, build_trainer
+    from mrt_env.prover.learned import LearnedMetaProver
+
+    config = TrainConfig(
+        steps=2,
+        problems_per_step=2,
+        group_size=2,
+        token_budget=48,
+        prover_samples=2,
+        prover="hybrid:tiny",
+        prover_sample_share=1.0,  # every request also sampled: labels for sure
+    )
+    options = TRLRunOptions(out=tmp_path, model="tiny", extra=(("save_strategy", "no"),))
+    trainer = build_trainer(options, config, MRTConfig(credit="progress"), tensorboard=False)
+    assert isinstance(trainer.mu, HybridPolicyProver)
+    shipped = LearnedMetaProver.from_pretrained("tiny").head.state_dict()
+    trainer.train()
+    logs = [h for h in trainer.state.log_history if "loss" in h]
+    assert [h["prover/learned"] for h in logs] == [1.0, 1.0]
+    assert "prover/drift" not in logs[0]  # no update before the first optimizer step
+    assert logs[1]["prover/online_labels"] > 0 and np.isfinite(logs[1]["prover/drift"])
+    assert trainer.mu.online.version == 1  # the share was sampled with step 1's weights
+    after = trainer.mu.hybrid.learned.head.state_dict()
+    assert any(not torch.equal(after[k], shipped[k]) for k in shipped)  # the head learned
+    with pytest.raises(ValueError, match="needs a LearnedMetaProver"):
+        from agents.trl.trainer import MRTSettings
+
+        MRTSettings(prover_sample_share=0.1)
+
+
 def test_engine_trl_rejects_what_it_cannot_run(tmp_path: Path) -> None:
     for extra in (
         ["--algo", "star"],
         ["--algo", "mrt", "--prover-policy", "frozen"],
         ["--algo", "grpo", "--eval-interval", "1"],
-        ["--algo", "mrt", "--prover", "hybrid:tiny"],
     ):
         result = CliRunner().invoke(app, [*TINY, *extra, "--out", str(tmp_path)])
         assert result.exit_code != 0
