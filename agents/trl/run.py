@@ -149,7 +149,10 @@ def build_trainer(
         from mrt_env.prover.learned import LearnedMetaProver
 
         prover = LearnedMetaProver.from_pretrained(
-            train.prover[len("learned:") :], policy_lm=lm, template=template
+            train.prover[len("learned:") :],
+            policy_lm=lm,
+            template=template,
+            follow_policy=train.prover_features == "policy",
         )
     # GRPO (credit None) keeps TRL's advantages; both grade truncated completions as the env
     settings = MRTSettings(
