@@ -132,4 +132,5 @@ def test_mrt_train_passes_prover_features_to_the_config(tmp_path: Path) -> None:
     args = ["--algo", "mrt", "--prover", "learned:tiny", "--prover-features", "weights"]
     result = CliRunner().invoke(app, [*args, "--out", str(tmp_path), "--no-progress"])
     assert result.exit_code != 0
-    assert "prover_features must be frozen or policy, got 'weights'" in str(result.exception)
+    message = str(result.exception) + result.output
+    assert "prover_features must be frozen or policy, got 'weights'" in message
