@@ -77,6 +77,8 @@ class Args:
     """base-policy responses per problem"""
     max_tokens: int = 256
     """token cap of a response"""
+    temperature: float = 1.0
+    """sampling temperature of the base policy's responses (part of J*'s cache key)"""
     k_ref: int = 64
     """forced answers of the reference J*"""
     ks: str = "1,2,4,8,16"
@@ -203,10 +205,12 @@ jstar_path = collect_labels(
     lm,
     problems,
     out / "jstar",
-    policy_id=args.model,
+    policy_id=args.model if args.temperature == 1.0 else f"{args.model}@T={args.temperature}",
     k=args.k_ref,
     responses_per_problem=args.responses,
     max_tokens=args.max_tokens,
+    temperature=args.temperature,
+    chunk_size=4,  # K* = 64 answers for every prefix of a chunk are sampled in one call
     seed=args.seed,
 )
 wanted = {p.id for p in problems}

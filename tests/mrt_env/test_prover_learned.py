@@ -212,6 +212,28 @@ def test_the_shipped_tiny_prover_loads_by_name_with_its_figures() -> None:
     assert 0 < estimate.j < 1 and estimate.source == "learned"
 
 
+def test_the_shipped_graded_prover_follows_checks_and_slips() -> None:
+    """prover-tiny-graded against the graded tiny LM's own forced answers (its card, K = 64:
+    J = 0.594 after an unchecked right attempt, 0.813 after one passed recomputation, 0.109
+    after a dropped carry)."""
+    prover = LearnedMetaProver.from_pretrained("tiny:graded")
+    card = prover.card
+    assert card["feature_model"] == "tiny:graded" and card["features"] == "hidden+gold"
+    assert card["labels"]["policies"] == ["tiny:graded"] and card["labels"]["k"] == [8]
+    assert card["calibration"]["jstar_share_graded"] >= 0.25
+    attempt = "47+38: 7+8=15, 4+3+1=8, so 85."
+    redo = "\n\nBut let me double-check: 47+38: 7+8=15, 4+3+1=8, so 85 (before: 85). Same."
+    slipped = "47+38: 7+8=15, 4+3=7, so 75."
+    prompt = "Problem: 47+38\n<think>\n"
+    right, checked, wrong = (
+        e.j
+        for e in prover.estimate(
+            [ProverRequest("q", prompt, "85", p) for p in (attempt, attempt + redo, slipped)]
+        )
+    )
+    assert 0.35 < right < 0.8 and checked > right + 0.1 and wrong < 0.25
+
+
 def test_feature_model_fingerprint_ignores_dtype_but_not_weights(tiny_lm) -> None:  # type: ignore[no-untyped-def]
     import copy
 
