@@ -12,7 +12,9 @@ same prefixes:
 Cost is measured as each μ is used in training: the requests go to ``estimate`` in calls of
 ``--call-size`` (16 = the trajectories of one ``mrt-train`` step at its defaults); the sampled
 μ makes one ``generate`` call per call (its K answers share the prefix's prefill), the learned
-μ one padded forward pass per call. ``--repeats`` timed passes over all prefixes (estimates
+μ one padded forward pass per call; the sampled μ's prefix KV cache is emptied before each
+pass (it reuses, within a call, the KV of a shorter prefix of the same response, as in
+training it reuses the policy's). ``--repeats`` timed passes over all prefixes (estimates
 are identical across repeats: same seeds); reported: median [min, max] of wall seconds per
 estimate, and generated tokens per estimate.
 
@@ -154,11 +156,18 @@ def timed_estimates(
     prover: Any, requests: list[ProverRequest], call_size: int, repeats: int
 ) -> tuple[np.ndarray, list[float], list[float]]:
     """J of every request in calls of ``call_size``, ``repeats`` times: (J of the first
-    pass, wall seconds per estimate of each pass, generated tokens of each estimate)."""
+    pass, wall seconds per estimate of each pass, generated tokens of each estimate).
+
+    The language model's prefix KV cache is emptied before each pass: J*'s pass (and the pass
+    before) left these very inputs in it, which no training step would find there.
+    """
     walls: list[float] = []
     first: np.ndarray | None = None
     tokens: list[float] = []
+    clear = getattr(getattr(prover, "lm", None), "clear_prefix_cache", None)
     for _ in range(repeats):
+        if clear is not None:
+            clear()
         found: list[Any] = []
         start = time.perf_counter()
         for at in range(0, len(requests), call_size):
