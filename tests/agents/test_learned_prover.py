@@ -134,3 +134,26 @@ def test_mrt_train_passes_prover_features_to_the_config(tmp_path: Path) -> None:
     assert result.exit_code != 0
     message = str(result.exception) + result.output
     assert "prover_features must be frozen or policy, got 'weights'" in message
+
+
+@pytest.mark.parametrize("features", ["policy", "frozen"])
+def test_trl_learned_prover_reads_the_trained_model_only_with_policy_features(
+    tmp_path: Path, features: str
+) -> None:
+    pytest.importorskip("trl")
+    from agents.config import MRTConfig
+    from agents.trl.run import TRLRunOptions, build_trainer
+    from mrt_env.tinymath import TinyMathSource
+
+    options = TRLRunOptions(out=tmp_path, model="tiny", problems=TinyMathSource(size=8))
+    train = TrainConfig(
+        prover="learned:tiny",
+        prover_features=features,  # type: ignore[arg-type]
+        steps=1,
+        problems_per_step=1,
+        group_size=2,
+        token_budget=48,
+    )
+    trainer = build_trainer(options, train, MRTConfig(credit="progress"), tensorboard=False)
+    follows = trainer.mu.extractor.lm.model is trainer.model
+    assert follows == (features == "policy")
