@@ -98,6 +98,8 @@ class FeatureExtractor:
         batch_size: Requests per forward pass (``None``: every request of a call in one
             right-padded pass, as a learned μ is used in training).
         features: ``"hidden"`` or ``"hidden+gold"`` (see the module docstring).
+        max_batch_tokens: Cap on the padded tokens (rows × longest input) of one pass; a
+            larger call is split into passes of length-sorted requests under it (memory).
     """
 
     def __init__(
@@ -107,6 +109,7 @@ class FeatureExtractor:
         *,
         batch_size: int | None = None,
         features: str = "hidden",
+        max_batch_tokens: int = 65536,
     ) -> None:
         if not hasattr(lm, "model") or not hasattr(lm, "tokenizer"):
             raise TypeError(
@@ -120,6 +123,7 @@ class FeatureExtractor:
         self.lm = lm
         self.template = resolve_template(template, lm)
         self.batch_size = batch_size
+        self.max_batch_tokens = max_batch_tokens
         self.feature_set = features
         self.num_layers = int(lm.model.config.num_hidden_layers)
         self.hidden_size = int(lm.model.config.hidden_size)
@@ -160,18 +164,30 @@ class FeatureExtractor:
                 raise ValueError(f"layer must be in [0, {self.num_layers}], got {layer}")
         encoded = [(self.input_ids(r), self.gold_ids(r) if self.gold else []) for r in requests]
         out = torch.zeros(len(encoded), len(chosen), self.feature_size)
-        order = sorted(range(len(encoded)), key=lambda i: sum(map(len, encoded[i])))
-        size = self.batch_size or max(1, len(order))
+        lengths = [sum(map(len, pair)) for pair in encoded]
         model = self.lm.model
         was_training = model.training
         model.eval()
         try:
-            for start in range(0, len(order), size):
-                rows = order[start : start + size]
+            for rows in self._passes(lengths):
                 out[rows] = self._batch([encoded[i] for i in rows], chosen)
         finally:
             model.train(was_training)
         return out
+
+    def _passes(self, lengths: list[int]) -> list[list[int]]:
+        """Request indices of each forward pass: sorted by length, at most ``batch_size``
+        requests and (beyond one request) ``max_batch_tokens`` padded tokens per pass."""
+        passes: list[list[int]] = []
+        for i in sorted(range(len(lengths)), key=lambda i: lengths[i]):
+            last = passes[-1] if passes else None
+            full = last is None or (self.batch_size is not None and len(last) >= self.batch_size)
+            if full or (len(last or []) + 1) * lengths[i] > self.max_batch_tokens:
+                passes.append([i])
+            else:
+                assert last is not None
+                last.append(i)
+        return passes
 
     def _batch(
         self, sequences: list[tuple[list[int], list[int]]], layers: tuple[int, ...]

@@ -325,3 +325,18 @@ def test_follow_policy_reads_the_policy_itself(trained, tiny_lm) -> None:  # typ
     assert prover.extractor.lm is tiny_lm
     with pytest.raises(ValueError, match="follow_policy=True reads features from policy_lm"):
         LearnedMetaProver.from_pretrained(folder, follow_policy=True)
+
+
+def test_a_call_over_the_token_cap_is_split_into_passes_with_the_same_features(tiny_lm) -> None:  # type: ignore[no-untyped-def]
+    from mrt_env.prover.features import FeatureExtractor
+
+    requests = [ProverRequest("q", PROMPT, "19", "12+7=19. " * n) for n in range(6)]
+    lengths = [len(FeatureExtractor(tiny_lm, "tiny").input_ids(r)) for r in requests]
+    cap = 2 * max(lengths)  # two of the longest inputs fit in one pass, three do not
+    capped = FeatureExtractor(tiny_lm, "tiny", max_batch_tokens=cap)
+    passes = capped._passes(lengths)
+    assert sorted(i for rows in passes for i in rows) == list(range(6))
+    assert all(len(rows) * max(lengths[i] for i in rows) <= cap for rows in passes)
+    assert len(passes) >= 3 and len(FeatureExtractor(tiny_lm, "tiny")._passes(lengths)) == 1
+    one = FeatureExtractor(tiny_lm, "tiny", batch_size=1).features(requests, (3,))
+    assert torch.allclose(capped.features(requests, (3,)), one, atol=1e-4)
