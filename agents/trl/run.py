@@ -147,7 +147,12 @@ def build_trainer(
     if kind in ("learned", "hybrid"):  # hybrid: the trainer samples a share ρ on the policy
         from mrt_env.prover.learned import LearnedMetaProver
 
-        prover = LearnedMetaProver.from_pretrained(path, policy_lm=lm, template=template)
+        prover = LearnedMetaProver.from_pretrained(
+            path,
+            policy_lm=lm,
+            template=template,
+            follow_policy=train.prover_features == "policy",
+        )
         share = train.prover_sample_share if kind == "hybrid" else 0.0
     # GRPO (credit None) keeps TRL's advantages; both grade truncated completions as the env
     settings = MRTSettings(
