@@ -201,15 +201,11 @@ def test_vllm_colocate_two_steps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 @pytest.mark.parametrize("credit", ["progress", "released"])
 def test_two_processes_under_torchrun_train_mrt_on_cpu(credit: str, tmp_path: Path) -> None:
     """The TRL engine on 2 CPU processes (gloo): both ranks finish, rank 0 saves the model."""
-    import socket
-
-    with socket.socket() as probe:  # a free loopback port for the rendezvous
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     out = tmp_path / "run"
+    # --standalone: a local rendezvous on a port the launcher picks itself (no probe-then-bind
+    # race with other tests' servers)
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-        "--master_addr", "127.0.0.1", "--master_port", str(port),
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
         "-m", "agents.cli", "--algo", "mrt", "--credit", credit, "--steps", "2",
         *TINY, "--out", str(out),
     ]  # fmt: skip
