@@ -185,13 +185,40 @@ def time_limit_callback(minutes: float) -> Any:
     return TimeLimit()
 
 
+def resumed_progress_callback() -> Any:
+    """transformers' ``ProgressCallback`` whose bar starts at the step training starts from,
+    so a resumed run shows its true step (the stock bar starts at 0 and jumps after the first
+    step of a resumed run)."""
+    from transformers.trainer_callback import ProgressCallback
+
+    class ResumedProgress(ProgressCallback):  # type: ignore[misc]
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            super().on_train_begin(args, state, control, **kwargs)
+            if self.training_bar is not None and state.global_step:
+                self.training_bar.update(state.global_step)
+            self.current_step = state.global_step
+
+    return ResumedProgress()
+
+
+def show_resumed_steps(trainer: Any) -> None:
+    """Replace ``trainer``'s stock progress bar (if it has one: not with ``disable_tqdm``)
+    by :func:`resumed_progress_callback`'s."""
+    from transformers.trainer_callback import ProgressCallback
+
+    if trainer.pop_callback(ProgressCallback) is not None:
+        trainer.add_callback(resumed_progress_callback())
+
+
 def train(trainer: Any, out: Path, minutes: float | None = None) -> tuple[int, Path]:
     """Train (resuming from the last ``checkpoint-N`` in ``out``); export the final model.
 
     ``minutes`` stops training after that much training time (a checkpoint is written then).
+    The progress bar of a resumed run starts at the step it resumes from.
     """
     if minutes is not None:
         trainer.add_callback(time_limit_callback(minutes))
+    show_resumed_steps(trainer)
     resume = any(out.glob("checkpoint-*"))
     _start_wandb(trainer, out)
     try:

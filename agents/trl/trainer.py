@@ -56,6 +56,7 @@ from agents.mrt import per_episode_credit, released_credit
 from agents.trl.ends import CompletionEnd, grade_ends, problem_id_of
 from agents.trl.episodes import CompletionEpisodes, prefix_seed, split_completion
 from agents.trl.prover import PolicyProver, VLLMEngineLM
+from agents.trl.skip import SkipZeroAdvantageSteps
 from mrt_env.config import default_segmenter
 from mrt_env.grading import (
     FinalJ,
@@ -141,8 +142,9 @@ class CreditRecord:
     graded: list[str] = field(default_factory=list)
 
 
-class MRTGRPOTrainer(GRPOTrainer):
-    """``GRPOTrainer`` with MRT's per-token advantages (see the module docs).
+class MRTGRPOTrainer(SkipZeroAdvantageSteps, GRPOTrainer):
+    """``GRPOTrainer`` with MRT's per-token advantages (see the module docs); a step whose
+    every advantage is 0 (and no KL term) is skipped (:mod:`agents.trl.skip`).
 
     Args:
         *args: ``GRPOTrainer``'s arguments.

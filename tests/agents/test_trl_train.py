@@ -188,3 +188,25 @@ def test_two_processes_under_torchrun_train_mrt_on_cpu(credit: str, tmp_path: Pa
     assert output.count("mrt (trl): 2 steps") == 2  # one line per rank
     assert (out / "model" / "model.safetensors").exists()
     assert (out / "checkpoint-2").is_dir()
+
+
+def test_resumed_run_bar_starts_at_the_checkpoint_step(tmp_path: Path) -> None:
+    from transformers import TrainerControl, TrainerState
+    from transformers.trainer_callback import ProgressCallback
+
+    from agents.trl.run import show_resumed_steps
+    from tests.agents.trl_doubles import tiny_trl_trainer
+
+    trainer = tiny_trl_trainer(tmp_path, list, None, "progress", 1, 2)
+    show_resumed_steps(trainer)
+    [bar] = [c for c in trainer.callback_handler.callbacks if isinstance(c, ProgressCallback)]
+    state = TrainerState(max_steps=10, global_step=4)  # as restored from checkpoint-4
+    stock = ProgressCallback()
+    for callback in (bar, stock):
+        callback.on_train_begin(trainer.args, state, TrainerControl())
+    assert (bar.training_bar.n, stock.training_bar.n) == (4, 0)  # the stock bar restarts at 0
+    state.global_step = 5
+    bar.on_step_end(trainer.args, state, TrainerControl())
+    assert bar.training_bar.n == 5  # one step later: one more, not 5 more
+    bar.training_bar.close()
+    stock.training_bar.close()
