@@ -17,6 +17,7 @@ from mrt_env.prover.sampled import SampledMetaProver
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import os
 from collections.abc import Sequence, Sized
@@ -26,7 +27,14 @@ from mrt_env.core import StepCore
 from mrt_env.openenv.settings import ServeSettings
 from mrt_env.prover.sampled import SampledMetaProver
 
-__all__ = ["bound_j_cache", "child_processes", "lm_options", "memory_stats", "rss_bytes"]
+__all__ = [
+    "bound_j_cache",
+    "child_processes",
+    "lm_options",
+    "memory_stats",
+    "release_free_memory",
+    "rss_bytes",
+]
 
 _REMOTE_BACKENDS = ("openai:", "vllm:")
 """``lm`` specs whose model (and its prefix cache) lives outside this process's allocator."""
@@ -83,6 +91,20 @@ def memory_stats(cores: Sequence[StepCore], lm: Any, sessions: Sized) -> dict[st
         "prefix_cache_bytes": prefix.bytes if prefix is not None else None,
         "verifier_cache_entries": get_verifier().cache_entries,
     }
+
+
+def release_free_memory() -> bool:
+    """Hand the allocator's free heap memory back to the system (glibc ``malloc_trim``).
+
+    Freed tensors and strings of closed sessions stay in malloc's free lists otherwise, so
+    RSS would not show that they were freed. Returns whether the call was available.
+    """
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return False
+    trim(0)
+    return True
 
 
 def rss_bytes() -> int:

@@ -38,6 +38,7 @@ from mrt_env.openenv.memory import (
     child_processes,
     lm_options,
     memory_stats,
+    release_free_memory,
     rss_bytes,
 )
 from mrt_env.openenv.models import MRTAction, MRTObservation, MRTState
@@ -220,12 +221,18 @@ class MRTServerEnvironment(Environment[MRTAction, MRTObservation, MRTState]):
         )
 
     def close(self) -> None:
-        """Free the trajectory (the shared models stay loaded for other sessions)."""
+        """Free the trajectory (the shared models stay loaded for other sessions).
+
+        When the last open session closes, the allocator's free memory goes back to the
+        system, so the server's RSS shows what it still holds.
+        """
         if not self._closed:
             self.runtime.sessions_closed += 1
         self._closed = True
         self._trajectory = TrajectoryState()
         self._core = None
+        if self.runtime.sessions_opened == self.runtime.sessions_closed:
+            release_free_memory()
 
     def _check_open(self) -> None:
         if self._closed:

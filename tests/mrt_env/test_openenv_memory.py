@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import sys
 import threading
 import time
 import urllib.request
@@ -21,7 +22,7 @@ import pytest
 pytest.importorskip("openenv")
 
 from mrt_env.env import MRTMathEnv
-from mrt_env.openenv.memory import lm_options
+from mrt_env.openenv.memory import lm_options, release_free_memory
 from mrt_env.openenv.models import MRTAction
 from mrt_env.openenv.server import ServerRuntime
 from mrt_env.openenv.settings import ServeSettings
@@ -139,6 +140,11 @@ def test_a_cache_hit_returns_the_same_j_as_a_fresh_estimate(runtime: ServerRunti
     assert hits >= 3  # the second trajectory's J estimates came from the cache
     assert curves[0] == curves[1] == curves[2]
     assert first == second == expected
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="glibc malloc_trim")
+def test_free_memory_goes_back_to_the_system_on_linux() -> None:
+    assert release_free_memory() is True
 
 
 def test_prefix_cache_cap_reaches_a_local_model_only() -> None:
