@@ -8,7 +8,6 @@ is capped (see :class:`~mrt_env.openenv.settings.ServeSettings`): μ's J cache p
 
 Example:
     >>> from mrt_env.openenv.settings import ServeSettings
-from mrt_env.prover.sampled import SampledMetaProver
     >>> lm_options(ServeSettings(prefix_cache_mb=64))
     {'prefix_cache_max_bytes': 67108864}
     >>> lm_options(ServeSettings(lm="openai:http://127.0.0.1:8001/v1", prefix_cache_mb=64))
