@@ -328,6 +328,13 @@ def main(
     prover_sample_share: Annotated[
         float, typer.Option(help="hybrid:PATH: share ρ of J requests also sampled")
     ] = 0.1,
+    prover_features: Annotated[
+        str,
+        typer.Option(
+            help="learned/hybrid μ's features: frozen (starting weights) | policy (the current "
+            "policy's weights, shared)"
+        ),
+    ] = "frozen",
     use_vllm: Annotated[bool, typer.Option(help="trl: roll out (and run μ) with vLLM")] = False,
     vllm_mode: Annotated[str, typer.Option(help="trl: vLLM colocate | server")] = "colocate",
     env_url: Annotated[

@@ -26,6 +26,7 @@ RewardSource = Literal["outcome", "return"]
 """What trajectory rewards are: the 0/1 outcome or the env's summed step rewards."""
 
 ProverPolicy = Literal["current", "frozen"]
+ProverFeatures = Literal["frozen", "policy"]
 """Whose weights the meta-prover μ samples with: the policy being trained, or a frozen copy
 of the starting model (cheaper on GPUs: a bf16 copy, no weights to follow)."""
 
@@ -131,8 +132,14 @@ class TrainConfig:
             ``prover_samples`` then do not apply) or ``"hybrid:PATH"`` (that learned μ answers
             every request; a sampled μ with ``prover_policy``'s weights and K answers a random
             ``prover_sample_share`` of them, and those labels update the head between optimizer
-            steps; native engine only).
+            steps; on the TRL engine the policy being trained answers the share, one
+            process only).
         prover_sample_share: ρ of ``prover="hybrid:PATH"``.
+        prover_features: Feature model of a learned or hybrid μ: ``"frozen"`` (the card's
+            feature model, loaded as a separate frozen copy of the starting weights) or
+            ``"policy"`` (the policy being trained: the head reads the current weights' hidden
+            states, so the features follow the policy; the head was fitted to the starting
+            weights, so with ``hybrid:PATH`` the online updates keep it in step).
         loss_chunk_tokens: Sequence positions whose full-vocabulary logits are computed at
             once in the loss (recomputed in the backward pass; ``None`` computes the whole
             sequence at once). The default keeps a 16k-token sequence of a 152k-vocabulary
@@ -173,6 +180,7 @@ class TrainConfig:
     truncation: Truncation = "forced_answer"
     prover: str = "sampled"
     prover_sample_share: float = 0.1
+    prover_features: ProverFeatures = "frozen"
     loss_chunk_tokens: int | None = 1024
     gradient_checkpointing: bool | None = None
     policy: PolicyConfig = field(default_factory=PolicyConfig)
@@ -217,6 +225,10 @@ class TrainConfig:
         _require(
             0 <= self.prover_sample_share <= 1,
             f"prover_sample_share must be in [0, 1], got {self.prover_sample_share}",
+        )
+        _require(
+            self.prover_features in ("frozen", "policy"),
+            f"prover_features must be frozen or policy, got {self.prover_features!r}",
         )
         _require(
             self.loss_chunk_tokens is None or self.loss_chunk_tokens >= 1,

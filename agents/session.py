@@ -224,7 +224,7 @@ def build_session(
         reference = reference.model.eval()
         reference.requires_grad_(False)
     template = resolve_template(template, prover_lm)
-    prover = _meta_prover(prover_lm, template, config) if with_prover else "none"
+    prover = _meta_prover(prover_lm, template, config, lm) if with_prover else "none"
     env_config = EnvConfig(
         problems=train_problems,
         lm=prover_lm,
@@ -264,9 +264,10 @@ def _prover_lm(lm: Any, model: str, config: TrainConfig, options: dict[str, Any]
     return frozen
 
 
-def _meta_prover(lm: Any, template: ChatTemplate, config: TrainConfig) -> Any:
+def _meta_prover(lm: Any, template: ChatTemplate, config: TrainConfig, policy: Any) -> Any:
     """A ``SampledMetaProver`` (K forced answers per J) on ``lm``, the learned μ folder of
-    ``config.prover`` (its feature model must share ``lm``'s tokenizer), or the hybrid of both
+    ``config.prover`` (its feature model must share ``lm``'s tokenizer; with
+    ``prover_features="policy"`` it is ``policy`` itself), or the hybrid of both
     (``hybrid:PATH``: the sampled μ on ``lm`` labels a share of the requests)."""
     kind, _, path = config.prover.partition(":")
     learned = None
@@ -274,7 +275,11 @@ def _meta_prover(lm: Any, template: ChatTemplate, config: TrainConfig) -> Any:
         from mrt_env.prover.learned import LearnedMetaProver
 
         learned = LearnedMetaProver.from_pretrained(
-            path, policy_lm=lm, device=config.device, template=template
+            path,
+            policy_lm=policy,
+            device=config.device,
+            template=template,
+            follow_policy=config.prover_features == "policy",
         )
         if kind == "learned":
             return learned

@@ -111,7 +111,10 @@ def _default(cls: type, f: dataclasses.Field[Any]) -> Any:
 
 
 def parse_args(cls: type[T], argv: Sequence[str] | None = None) -> T:
-    """Build ``cls`` (a dataclass with defaults) from command-line flags ``--field-name``."""
+    """Build ``cls`` (a dataclass with defaults) from command-line flags ``--field-name``.
+
+    A tuple field takes several values after its flag; one whose default is empty may also be
+    repeated, each flag adding its values (``--lm-option a=1 --lm-option b=2``)."""
     docs = _field_docs(cls)
     hints = typing.get_type_hints(cls)
     parser = argparse.ArgumentParser(description=(cls.__doc__ or "").strip().splitlines()[0])
@@ -124,13 +127,15 @@ def parse_args(cls: type[T], argv: Sequence[str] | None = None) -> T:
         choices = None
         if typing.get_origin(hints[f.name]) is typing.Literal:
             choices = list(typing.get_args(hints[f.name]))
+        repeated = nargs is not None and default == ()
         parser.add_argument(
             flag,
             type=kind,
             nargs=nargs if nargs else ("?" if kind is _parse_bool else None),
             const=True if kind is _parse_bool else None,
-            default=default,
+            default=[] if repeated else default,
             choices=choices,
+            action="extend" if repeated else None,
             help=f"{docs.get(f.name, '')} (default: {default})",
         )
     namespace = parser.parse_args(argv)
@@ -191,6 +196,42 @@ def fmt_spread(values: Sequence[float], digits: int = 2, scale: float = 1.0) -> 
         return "n/a (no repeats)"
     median, low, high = np.median(array), array.min(), array.max()
     return f"{median:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}] (n = {array.size})"
+
+
+def model_options(args: Any, specs: Sequence[str] = ()) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(transformers backend options, --lm-option options)`` of the models a script loads:
+    ``args.prefix_cache_size`` / ``args.max_decode_rows`` when set, and ``args.lm_option``'s
+    ``KEY=VALUE`` entries (``mrt_env.lm_options.parse_lm_options``). Stops (``SystemExit``)
+    when an entry is malformed or names an option that the server or vLLM backend of one of
+    ``specs`` does not take (the transformers backend checks its own when the model loads)."""
+    from mrt_env.lm_options import check_lm_options, parse_lm_options
+
+    backend = {
+        name: getattr(args, name)
+        for name in ("prefix_cache_size", "max_decode_rows")
+        if getattr(args, name) is not None
+    }
+    try:
+        given = parse_lm_options(args.lm_option)
+        for spec in specs:
+            check_lm_options(spec, given)
+    except (ValueError, TypeError) as error:
+        raise SystemExit(f"--lm-option: {error}") from None
+    return backend, given
+
+
+def load_model(spec: str, device: str, args: Any) -> Any:
+    """``agents.session.load_language_model`` with :func:`model_options`; an option the
+    backend does not take stops the script, naming it."""
+    from agents.session import load_language_model
+
+    backend, given = model_options(args, [spec])
+    try:
+        return load_language_model(spec, device, **backend, **given)
+    except TypeError as error:  # an --lm-option the transformers backend does not take
+        if not given:
+            raise
+        raise SystemExit(f"--lm-option: {error}") from None
 
 
 def check_budgets(lm: Any, problems: Sequence[Any], args: Any) -> None:

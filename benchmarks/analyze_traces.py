@@ -40,6 +40,8 @@ from _common import (
     bootstrap_ci,
     check_budgets,
     fmt_ci,
+    load_model,
+    model_options,
     parse_args,
     plot_title,
     read_traces,
@@ -83,6 +85,10 @@ class Args:
     termination suffix)"""
     answered_warn: float = 0.5
     """warn when fewer forced answers than this share hold a readable final answer"""
+    lm_option: tuple[str, ...] = ()
+    """KEY=VALUE backend option of the model, e.g. max_concurrency=1 for openai:URL;
+    repeatable; VALUE is read as JSON (1, 2.5, true, null), else as text; an option the
+    backend does not take is an error"""
     prefix_cache_size: int | None = None
     """HF backend: prefix-cache entries (default: the backend's)"""
     max_decode_rows: int | None = None
@@ -103,18 +109,6 @@ class Args:
     name: str = ""
     """run folder name (default: the time of the run, e.g. 20250101-120000, so reruns never
     overwrite each other)"""
-
-
-def load_model(args: Args) -> Any:
-    """The meta-prover's language model."""
-    from agents.session import load_language_model
-
-    options = {
-        name: getattr(args, name)
-        for name in ("prefix_cache_size", "max_decode_rows")
-        if getattr(args, name) is not None
-    }
-    return load_language_model(args.model, args.device, **options)
 
 
 def select_traces(records: list[dict[str, Any]], args: Args) -> tuple[list[dict], dict]:
@@ -143,7 +137,7 @@ def replay_traces(
     from mrt_env.replay import replay_many
 
     problems = [by_id[str(r["problem_id"])] for r in records]
-    lm = load_model(args)
+    lm = load_model(args.model, args.device, args)
     longest = max(lm.count_tokens(r["response"]) for r in records)
     unique = list({p.id: p for p in problems}.values())
     check_budgets(lm, unique, args)
@@ -153,7 +147,11 @@ def replay_traces(
     env = replay_env(args, lm, unique, token_budget=longest + 64, max_episodes=1024, prover=prover)
     with tqdm(total=len(records), desc="traces replayed", unit="trace") as bar:
         trajectories = replay_many(
-            env, [r["response"] for r in records], problems, seed=args.seed, progress=bar.update
+            env,
+            [r["response"] for r in records],
+            problems,
+            seed=args.seed,
+            progress=lambda ended: bar.update(len(ended)),
         )
     stats = getattr(env.unwrapped.core.components.prover, "stats", None)
     answered = {
@@ -293,6 +291,7 @@ def main(args: Args) -> dict[str, Any]:
     if not args.traces:
         raise SystemExit("--traces is required (a JSONL with problem_id and response)")
     start = time.perf_counter()
+    model_options(args, [args.model])  # a bad --lm-option stops the run before any work
     name = args.name or time.strftime("%Y%m%d-%H%M%S")
     run = Path(args.run_dir) / name
     while not args.name and run.exists():  # two runs in one second: never overwrite

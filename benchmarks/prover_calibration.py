@@ -7,20 +7,33 @@ J* of each prefix is the fraction of ``--k-ref`` (64) sampled forced answers ver
 same prefixes:
 
 * the sampled μ at every K of ``--ks`` (1, 2, 4, 8, 16), with seeds independent of J*'s;
-* the learned μ of ``--prover`` (a folder of ``mrt-prover train``).
+* the learned μ of each folder of ``--prover`` (``mrt-prover train``; comma-separated).
+
+Cost is measured as each μ is used in training: the requests go to ``estimate`` in calls of
+``--call-size`` (16 = the trajectories of one ``mrt-train`` step at its defaults); the sampled
+μ makes one ``generate`` call per call (its K answers share the prefix's prefill), the learned
+μ one padded forward pass per call; the sampled μ's prefix KV cache is emptied before each
+pass (it reuses, within a call, the KV of a shorter prefix of the same response, as in
+training it reuses the policy's). ``--repeats`` timed passes over all prefixes (estimates
+are identical across repeats: same seeds); reported: median [min, max] of wall seconds per
+estimate, and generated tokens per estimate.
 
 Printed per estimator: Brier score against J* with J*'s binomial noise subtracted,
 ``mean((p - Ĵ*)^2 - Ĵ*(1 - Ĵ*) / (K* - 1))`` (``Ĵ*(1 - Ĵ*)/(K* - 1)`` is an unbiased estimate
 of Var(Ĵ*) = J*(1 - J*)/K*, so the figure estimates ``mean((p - J*)^2)``); expected
 calibration error (10 equal-width bins of p, |mean p - mean Ĵ*| weighted by the bin's share);
 AUROC of p for Ĵ* > 0.5; Spearman correlation and sign agreement of **progress** (ΔJ between
-consecutive prefixes of a response; a |Δ| ≤ 0.05 counts as sign 0); and cost per estimate
-(wall seconds and generated tokens). Also: the J* distribution (share in (0.1, 0.9)), the K at
-which the sampled μ's Brier equals the learned μ's (interpolated in log2 K) and the cost ratio
-there, a plot of error against cost and a reliability diagram.
+consecutive prefixes of a response; a |Δ| ≤ 0.05 counts as sign 0); and cost per estimate.
+Also: the J* distribution (share in (0.1, 0.9)); the K at which the sampled μ's Brier equals
+the learned μ's, log2-interpolated between measured K, and from the sampled μ's expected error
+``V / K`` with ``V = mean Ĵ*(1 - Ĵ*) K*/(K* - 1)`` (the sampled μ at K is an unbiased draw of
+the J* it is scored against, so its noise-corrected Brier is J's binomial variance over K);
+the cost ratio of the sampled μ to the learned μ at every K and at the equal-error K; a plot of
+error against cost and a reliability diagram. Per-prefix estimates: ``OUT/estimates.jsonl``.
 
 Run:  .venv/bin/python benchmarks/prover_calibration.py --prover mrt_env/assets/prover-tiny
-      .venv/bin/python benchmarks/prover_calibration.py --prover PATH --num-problems 40
+      .venv/bin/python benchmarks/prover_calibration.py --model tiny:graded \
+          --prover mrt_env/assets/prover-tiny-graded --num-problems 60
 """
 
 from __future__ import annotations
@@ -31,13 +44,15 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import itertools
 import json
+import statistics
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import parse_args, run_environment, write_json
+from _common import fmt_spread, parse_args, run_environment, write_json
 from scipy import stats
 
 from mrt_env.config import build_lm
@@ -53,7 +68,7 @@ class Args:
     """Calibration of the learned meta-prover against the sampled one, and their cost."""
 
     prover: str = "mrt_env/assets/prover-tiny"
-    """folder of the learned meta-prover (mrt-prover train)"""
+    """folder(s) of learned meta-provers (mrt-prover train), comma-separated"""
     model: str = "tiny"
     """policy and sampled μ's model: tiny, tiny:VARIANT or a path"""
     problems: str = "tinymath:heldout"
@@ -64,6 +79,8 @@ class Args:
     """base-policy responses per problem"""
     max_tokens: int = 256
     """token cap of a response"""
+    temperature: float = 1.0
+    """sampling temperature of the base policy's responses (part of J*'s cache key)"""
     k_ref: int = 64
     """forced answers of the reference J*"""
     ks: str = "1,2,4,8,16"
@@ -71,11 +88,15 @@ class Args:
     seed: int = 0
     """seed of responses and J*; the sampled μ uses seeds offset from it by 10**6 * K"""
     out: str = "runs/prover_calibration"
-    """output folder (J* cache, summary.json, plots)"""
+    """output folder (J* cache, summary.json, estimates.jsonl, plots)"""
     threads: int = 1
     """torch CPU threads (0 = torch's default; 1 is faster for small models on shared CPUs)"""
+    call_size: int = 16
+    """requests per estimate call (as in training: the trajectories of one step)"""
+    repeats: int = 3
+    """timed passes over all prefixes per estimator (median and spread reported)"""
     write_card: bool = False
-    """record the figures in the learned μ folder's card.json ("calibration")"""
+    """record the figures in each learned μ folder's card.json ("calibration")"""
 
 
 def brier_corrected(p: np.ndarray, j_ref: np.ndarray, k_ref: int) -> float:
@@ -131,14 +152,59 @@ def metrics(p: np.ndarray, rows: list[Any], j_ref: np.ndarray, k_ref: int) -> di
     }
 
 
+def timed_estimates(
+    prover: Any, requests: list[ProverRequest], call_size: int, repeats: int
+) -> tuple[np.ndarray, list[float], list[float]]:
+    """J of every request in calls of ``call_size``, ``repeats`` times: (J of the first
+    pass, wall seconds per estimate of each pass, generated tokens of each estimate).
+
+    The language model's prefix KV cache is emptied before each pass: J*'s pass (and the pass
+    before) left these very inputs in it, which no training step would find there.
+    """
+    walls: list[float] = []
+    first: np.ndarray | None = None
+    tokens: list[float] = []
+    clear = getattr(getattr(prover, "lm", None), "clear_prefix_cache", None)
+    for _ in range(repeats):
+        if clear is not None:
+            clear()
+        found: list[Any] = []
+        start = time.perf_counter()
+        for at in range(0, len(requests), call_size):
+            found.extend(prover.estimate(requests[at : at + call_size]))
+        walls.append((time.perf_counter() - start) / len(requests))
+        if first is None:
+            first = np.array([e.j for e in found])
+            tokens = [e.answer_tokens * e.num_samples for e in found]
+    assert first is not None
+    return first, walls, tokens
+
+
+def equal_error_k(
+    curve: list[tuple[int, float, float]], target: float
+) -> tuple[float | None, float | None]:
+    """K where the sampled μ's Brier equals ``target`` (log2-interpolated between the measured
+    K of ``curve`` = [(K, Brier, wall)]) and the sampled μ's wall there; ``None`` outside."""
+    for (k0, b0, w0), (k1, b1, w1) in itertools.pairwise(curve):
+        if min(b0, b1) <= target <= max(b0, b1) and b0 != b1:
+            t = (b0 - target) / (b0 - b1)
+            x = np.log2(k0) + t * (np.log2(k1) - np.log2(k0))
+            return float(2**x), float(w0 + t * (w1 - w0))
+    return None, None
+
+
 args = parse_args(Args)
 if args.threads > 0:
     import torch
 
     torch.set_num_threads(args.threads)
+if args.call_size < 1 or args.repeats < 1:
+    raise SystemExit("--call-size and --repeats must be >= 1")
 out = Path(args.out)
 ks = [int(k) for k in args.ks.split(",")]
-print(f"load average at start: {os.getloadavg()}")
+folders = [f.strip() for f in args.prover.split(",") if f.strip()]
+load_start = os.getloadavg()
+print(f"load average at start: {load_start}")
 
 # 1. the reference J*: base-policy responses cut at every episode boundary, K* answers each
 lm = build_lm(args.model, None)
@@ -148,10 +214,12 @@ jstar_path = collect_labels(
     lm,
     problems,
     out / "jstar",
-    policy_id=args.model,
+    policy_id=args.model if args.temperature == 1.0 else f"{args.model}@T={args.temperature}",
     k=args.k_ref,
     responses_per_problem=args.responses,
     max_tokens=args.max_tokens,
+    temperature=args.temperature,
+    chunk_size=4,  # K* = 64 answers for every prefix of a chunk are sampled in one call
     seed=args.seed,
 )
 wanted = {p.id for p in problems}
@@ -170,7 +238,7 @@ if graded < 0.25:
         "trivial (J* is almost always 0 or 1); it cannot test the headline target"
     )
 
-# 2. every estimator on the same prefixes, in one run
+# 2. every estimator on the same prefixes, in one run, called as in training
 results: dict[str, dict[str, Any]] = {}
 estimates: dict[str, np.ndarray] = {}
 for k in ks:
@@ -183,59 +251,79 @@ for k in ks:
         )
         for q in requests
     ]
-    start = time.perf_counter()
-    found = sampled.estimate(shifted)
-    wall = time.perf_counter() - start
-    estimates[f"sampled K={k}"] = np.array([e.j for e in found])
-    tokens = float(np.mean([e.answer_tokens * e.num_samples for e in found]))
-    results[f"sampled K={k}"] = {"k": k, "wall_s": wall / len(rows), "gen_tokens": tokens}
-learned = LearnedMetaProver.from_pretrained(args.prover, policy_lm=lm)
-learned.estimate(requests[:2])  # warm-up (first-call allocations), not timed
-start = time.perf_counter()
-found = learned.estimate(requests)
-wall = time.perf_counter() - start
-estimates["learned"] = np.array([e.j for e in found])
-results["learned"] = {"k": 0, "wall_s": wall / len(rows), "gen_tokens": 0.0}
+    p, walls, tokens = timed_estimates(sampled, shifted, args.call_size, args.repeats)
+    estimates[f"sampled K={k}"] = p
+    results[f"sampled K={k}"] = {"k": k, "gen_tokens": float(np.mean(tokens)), "walls": walls}
+learned_folders: dict[str, str] = {}
+cards: dict[str, dict[str, Any]] = {}
+for folder in folders:
+    name = "learned" if len(folders) == 1 else f"learned {Path(folder).name}"
+    learned_folders[name] = folder
+    learned = LearnedMetaProver.from_pretrained(folder, policy_lm=lm)
+    learned.estimate(requests[:2])  # warm-up (first-call allocations), not timed
+    passes = learned.forward_passes
+    p, walls, _ = timed_estimates(learned, requests, args.call_size, args.repeats)
+    calls = args.repeats * -(-len(requests) // args.call_size)
+    estimates[name] = p
+    results[name] = {
+        "k": 0,
+        "gen_tokens": 0.0,
+        "walls": walls,
+        "forward_passes_per_call": (learned.forward_passes - passes) / calls,
+    }
+    cards[name] = {key: learned.card.get(key) for key in ("feature_model", "layer", "head")}
+    cards[name]["features"] = learned.card.get("features", "hidden")
 for name, p in estimates.items():
+    results[name]["wall_s"] = statistics.median(results[name]["walls"])
     results[name].update(metrics(p, rows, j_ref, args.k_ref))
 
 # 3. the learned μ's worth in samples: K where the sampled μ's Brier equals the learned μ's
-target = results["learned"]["brier"]
-curve = [
-    (np.log2(k), results[f"sampled K={k}"]["brier"], results[f"sampled K={k}"]["wall_s"])
-    for k in ks
-]
-equal_k, cost_ratio = None, None
-for (x0, b0, w0), (x1, b1, w1) in itertools.pairwise(curve):
-    if min(b0, b1) <= target <= max(b0, b1) and b0 != b1:
-        t = (b0 - target) / (b0 - b1)
-        equal_k = float(2 ** (x0 + t * (x1 - x0)))
-        cost_ratio = float((w0 + t * (w1 - w0)) / results["learned"]["wall_s"])
-        break
-if equal_k is None:
-    where = "better than" if target < min(b for _, b, _ in curve) else "worse than"
-    print(f"the learned μ's Brier is {where} every sampled K in {ks}: no crossing")
+variance = float(np.mean(j_ref * (1 - j_ref) * args.k_ref / (args.k_ref - 1)))
+curve = [(k, results[f"sampled K={k}"]["brier"], results[f"sampled K={k}"]["wall_s"]) for k in ks]
+worth: dict[str, dict[str, Any]] = {}
+for name in learned_folders:
+    target, wall = results[name]["brier"], results[name]["wall_s"]
+    equal_k, equal_wall = equal_error_k(curve, target)
+    worth[name] = {
+        "equal_brier_k": equal_k,
+        "cost_ratio_at_equal_k": None if equal_wall is None else equal_wall / wall,
+        "equal_brier_k_expected": variance / target if target > 0 else None,
+        "cost_ratio": {f"K={k}": results[f"sampled K={k}"]["wall_s"] / wall for k in ks},
+    }
+    if equal_k is None:
+        where = "better than" if target < min(b for _, b, _ in curve) else "worse than"
+        print(f"{name}: its Brier is {where} every sampled K in {ks}: no crossing between them")
 
 # 4. report
 header = (
     "| μ | Brier (noise-corrected) | ECE | AUROC J*>0.5 | progress Spearman | "
-    "progress sign agr. | wall ms / estimate | gen. tokens / estimate |"
+    "progress sign agr. | wall ms / estimate, median [min, max] | gen. tokens / estimate |"
 )
 lines = [header, "|" + "---|" * 8]
 for name, r in results.items():
     lines.append(
         f"| {name} | {r['brier']:.4f} | {r['ece']:.3f} | {r['auroc']:.3f} | "
         f"{r['progress_spearman']:.3f} | {r['progress_sign_agreement']:.3f} | "
-        f"{1000 * r['wall_s']:.2f} | {r['gen_tokens']:.1f} |"
+        f"{fmt_spread(r['walls'], 2, 1000).rsplit(' (', 1)[0]} | {r['gen_tokens']:.1f} |"
     )
 table = "\n".join(lines)
 print(table)
-if equal_k is not None:
-    print(
-        f"sampled μ matches the learned μ's Brier at K ≈ {equal_k:.2f}; "
-        f"its cost there is {cost_ratio:.1f}x the learned μ's (wall per estimate)"
-    )
-print(f"load average at end: {os.getloadavg()}")
+print(
+    f"sampled μ's expected Brier V/K with V = {variance:.4f}: "
+    + ", ".join(f"K={k}: {variance / k:.4f}" for k in ks)
+)
+for name, w in worth.items():
+    ratios = ", ".join(f"{key}: {value:.1f}x" for key, value in w["cost_ratio"].items())
+    print(f"{name}: wall cost of the sampled μ / the learned μ's: {ratios}")
+    if w["equal_brier_k"] is not None:
+        print(
+            f"{name}: the sampled μ matches its Brier at K ≈ {w['equal_brier_k']:.2f} "
+            f"(interpolated), at {w['cost_ratio_at_equal_k']:.1f}x its cost"
+        )
+    if w["equal_brier_k_expected"] is not None:
+        print(f"{name}: expected equal-error K = V / Brier ≈ {w['equal_brier_k_expected']:.1f}")
+load_end = os.getloadavg()
+print(f"load average at end: {load_end}")
 
 import matplotlib  # noqa: E402
 
@@ -253,18 +341,16 @@ for k in ks:
     left.annotate(
         f"K={k}", (results[f"sampled K={k}"]["wall_s"], results[f"sampled K={k}"]["brier"])
     )
-left.plot(
-    [results["learned"]["wall_s"]], [results["learned"]["brier"]], "r*", ms=12, label="learned μ"
-)
+for name in learned_folders:
+    left.plot([results[name]["wall_s"]], [results[name]["brier"]], "*", ms=12, label=name)
 left.set(
     xscale="log",
     xlabel="wall seconds per estimate",
-    ylabel="Brier vs J* (corrected)",
+    ylabel="Brier vs J* (noise-corrected)",
     title="error against cost",
 )
 left.legend()
-edges = np.linspace(0, 1, 11)
-for name in ("learned", "sampled K=8"):
+for name in [*learned_folders, "sampled K=8"]:
     if name not in estimates:
         continue
     p = estimates[name]
@@ -278,44 +364,52 @@ right.legend()
 figure.tight_layout()
 figure.savefig(out / "calibration.png", dpi=120)
 
+with (out / "estimates.jsonl").open("w") as handle:
+    for i, row in enumerate(rows):
+        record = {
+            "problem_id": row.problem_id,
+            "response_index": row.response_index,
+            "episode_index": row.episode_index,
+            "j_star": row.j,
+            "k_star": row.num_samples,
+            "estimates": {name: float(p[i]) for name, p in estimates.items()},
+        }
+        handle.write(json.dumps(record) + "\n")
+command = "python benchmarks/prover_calibration.py " + " ".join(sys.argv[1:])
 summary = {
+    "command": command,
     "args": asdict(args),
     "prefixes": len(rows),
     "problems": len(problems),
     "jstar_share_graded": graded,
     "jstar_histogram": histogram,
+    "jstar_variance": variance,
     "results": results,
-    "equal_brier_k": equal_k,
-    "cost_ratio_at_equal_k": cost_ratio,
-    "learned_card": {k: learned.card.get(k) for k in ("feature_model", "layer", "head")},
+    "worth": worth,
+    "learned_cards": cards,
     "environment": run_environment(),
-    "load_average_end": os.getloadavg(),
+    "load_average_start": load_start,
+    "load_average_end": load_end,
 }
 write_json(out / "summary.json", summary)
 if args.write_card:
-    import sys
-
-    card_path = Path(args.prover) / "card.json"
-    card = json.loads(card_path.read_text())
-    card["calibration"] = {
-        "command": "python benchmarks/prover_calibration.py " + " ".join(sys.argv[1:]),
-        **{
-            key: summary[key]
-            for key in (
-                "prefixes",
-                "problems",
-                "jstar_share_graded",
-                "jstar_histogram",
-                "equal_brier_k",
-                "cost_ratio_at_equal_k",
-            )
-        },
-        "k_ref": args.k_ref,
-        "results": results,
-        "load_average_end": summary["load_average_end"],
-    }
-    card_path.write_text(json.dumps(card, indent=2, sort_keys=True, default=float) + "\n")
-    print(f"recorded the figures in {card_path}")
+    for name, folder in learned_folders.items():
+        card_path = Path(folder) / "card.json"
+        card = json.loads(card_path.read_text())
+        card["calibration"] = {
+            "command": command,
+            **{
+                key: summary[key]
+                for key in ("prefixes", "problems", "jstar_share_graded", "jstar_histogram")
+            },
+            **worth[name],
+            "k_ref": args.k_ref,
+            "results": results,
+            "load_average_start": load_start,
+            "load_average_end": load_end,
+        }
+        card_path.write_text(json.dumps(card, indent=2, sort_keys=True, default=float) + "\n")
+        print(f"recorded the figures in {card_path}")
 (out / "table.md").write_text(table + "\n")
-print(f"wrote {out / 'summary.json'}, {out / 'table.md'}, {out / 'calibration.png'}")
-print(json.dumps({"equal_brier_k": equal_k, "cost_ratio": cost_ratio}))
+print(f"wrote {out / 'summary.json'}, {out / 'estimates.jsonl'}, {out / 'table.md'}, ", end="")
+print(f"{out / 'calibration.png'}")

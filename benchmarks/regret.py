@@ -41,6 +41,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -53,7 +54,9 @@ from _common import (
     build_records,
     check_budgets,
     compare_records,
+    load_model,
     mean_j_on_grid,
+    model_options,
     parse_args,
     plot_title,
     policy_fingerprint,
@@ -100,6 +103,10 @@ class Args:
     termination suffix)"""
     answered_warn: float = 0.5
     """warn when fewer forced answers than this share hold a readable final answer"""
+    lm_option: tuple[str, ...] = ()
+    """KEY=VALUE backend option of every model loaded (policies and --prover's model), e.g.
+    max_concurrency=1 stop_mode=client for openai:URL; repeatable; VALUE is read as JSON (1,
+    2.5, true, null), else as text; an option the backend does not take is an error"""
     prefix_cache_size: int | None = None
     """HF backend: prefix-cache entries (default: the backend's)"""
     max_decode_rows: int | None = None
@@ -168,15 +175,8 @@ def policy_specs(args: Args, trained: dict[str, str]) -> dict[str, str]:
 
 def load_policy(spec: str, device: str, args: Args) -> tuple[Any | None, str | None]:
     """The policy's language model, or ``None`` and the reason it could not be loaded."""
-    from agents.session import load_language_model
-
-    options = {
-        name: getattr(args, name)
-        for name in ("prefix_cache_size", "max_decode_rows")
-        if getattr(args, name) is not None
-    }
     try:
-        return load_language_model(spec, device, **options), None
+        return load_model(spec, device, args), None
     except (FileNotFoundError, OSError, ValueError, KeyError) as error:
         return None, f"{type(error).__name__}: {error}"
 
@@ -261,15 +261,16 @@ def process_chunk(
     indices: list[int],
     args: Args,
     status: Callable[[str], None] = lambda text: None,
+    problem_done: Callable[[int], None] = lambda position: None,
 ) -> list[dict[str, Any]]:
     """Sample, replay and grade the responses of a chunk of problems; one record each.
-    ``status`` hears which phase runs (shown beside the progress bar)."""
+    ``status`` hears which phase runs (shown beside the progress bar); ``problem_done`` hears
+    the position (in ``problems``) of each problem as soon as J has been read on all of its
+    responses, once per problem (the chunk's batched grading follows)."""
     import rewards
-    from mrt_env.replay import replay_many
     from mrt_env.templates import resolve_template
 
     template = resolve_template(args.template, lm)
-    extensions = max(args.extensions, default=0)
     jobs = [(p, s) for p in range(len(problems)) for s in range(args.samples)]
     prompts = [template.render_prompt(problems[p].problem) for p, _ in jobs]
     seeds = [sample_seed(args.seed, indices[p], s) for p, s in jobs]
@@ -278,43 +279,16 @@ def process_chunk(
     status(f"sampling {len(jobs)} responses of {len(problems)} problems")
     texts = forced_responses(lm, prompts, seeds, forced, args)
     TIMINGS["generate_s"] += time.perf_counter() - clock
-    replay_seed = sample_seed(args.seed, indices[0], REPLAY_STREAM)
-    long_budget = args.token_budget + extensions * (args.extension_tokens + 32) + 128
-    env = replay_env(args, lm, problems, long_budget, max_episodes=256, prover=prover)
     todo = [
         (j, w)
         for j in range(len(jobs))
         for w in [0, *extrapolation_budgets(args)]
         if w == 0 or forced[j]
     ]
-    clock = time.perf_counter()
-    replayed = 0
-
-    def replay_status(count: int) -> None:
-        nonlocal replayed
-        replayed += count
-        status(f"reading J (K={args.k}) after every episode: {replayed}/{len(todo)} responses")
-
-    replay_status(0)
-    stats = getattr(prover, "stats", None)  # a learned μ samples no forced answers
-    before = (stats.generated_answers, stats.answered) if stats else (0, 0)
-    # a response may stop at the sampling budget without ending thinking: not a finished one,
-    # so its curve ends at μ's J after its last episode (those that end thinking terminate)
-    trajectories = replay_many(
-        env,
-        [texts[j][w] for j, w in todo],
-        [jobs[j][0] for j, _ in todo],
-        seed=replay_seed,
-        batch_size=len(todo),
-        finished=False,
-        progress=replay_status,
+    replays = [(jobs[j][0], texts[j][w]) for j, w in todo]
+    trajectories, counts = replay_chunk(
+        lm, prover, problems, indices, replays, args, status, problem_done
     )
-    TIMINGS["replay_s"] += time.perf_counter() - clock
-    # the chunk's forced-answer counters, on its first record (sums over records are totals)
-    counts = {
-        "forced_answers": stats.generated_answers - before[0] if stats else 0,
-        "forced_answered": stats.answered - before[1] if stats else 0,
-    }
     clock = time.perf_counter()
     status(f"grading {len(jobs)} responses")
     verifications = rewards.verify_many(
@@ -324,6 +298,75 @@ def process_chunk(
     records = build_records(lm, problems, indices, jobs, texts, todo, trajectories, verifications)
     records[0].update(counts)
     return records
+
+
+def replay_chunk(
+    lm: Any,
+    prover: Any,
+    problems: list[Any],
+    indices: list[int],
+    replays: list[tuple[int, str]],
+    args: Args,
+    status: Callable[[str], None],
+    problem_done: Callable[[int], None],
+) -> tuple[list[Any], dict[str, int]]:
+    """Read J after every episode of each ``(problem position, response)`` in one batched
+    replay; also returns the chunk's forced-answer counters (see :func:`process_chunk`)."""
+    from mrt_env.replay import replay_many
+
+    replay_seed = sample_seed(args.seed, indices[0], REPLAY_STREAM)
+    extensions = max(args.extensions, default=0)
+    long_budget = args.token_budget + extensions * (args.extension_tokens + 32) + 128
+    env = replay_env(args, lm, problems, long_budget, max_episodes=256, prover=prover)
+    replayed = replay_progress([position for position, _ in replays], args, status, problem_done)
+    replayed([])
+    clock = time.perf_counter()
+    stats = getattr(prover, "stats", None)  # a learned μ samples no forced answers
+    before = (stats.generated_answers, stats.answered) if stats else (0, 0)
+    # a response may stop at the sampling budget without ending thinking: not a finished one,
+    # so its curve ends at μ's J after its last episode (those that end thinking terminate)
+    trajectories = replay_many(
+        env,
+        [text for _, text in replays],
+        [position for position, _ in replays],
+        seed=replay_seed,
+        batch_size=len(replays),
+        finished=False,
+        progress=replayed,
+    )
+    TIMINGS["replay_s"] += time.perf_counter() - clock
+    # the chunk's forced-answer counters, on its first record (sums over records are totals)
+    counts = {
+        "forced_answers": stats.generated_answers - before[0] if stats else 0,
+        "forced_answered": stats.answered - before[1] if stats else 0,
+    }
+    return trajectories, counts
+
+
+def replay_progress(
+    positions: list[int],
+    args: Args,
+    status: Callable[[str], None],
+    problem_done: Callable[[int], None],
+) -> Callable[[list[int]], None]:
+    """``replay_many``'s progress callback for replays of the problems at ``positions``: it
+    shows the count of replays ended and tells ``problem_done`` each problem whose last
+    replay ended."""
+    left = Counter(positions)
+    ended_so_far = 0
+
+    def replayed(ended: list[int]) -> None:
+        nonlocal ended_so_far
+        ended_so_far += len(ended)
+        status(
+            f"reading J (K={args.k}) after every episode: {ended_so_far}/{len(positions)} responses"
+        )
+        for i in ended:
+            left[positions[i]] -= 1
+            if left[positions[i]] == 0:
+                problem_done(positions[i])
+
+    return replayed
 
 
 def answered_shares(policies: dict[str, list[dict[str, Any]]], warn_below: float) -> dict:
@@ -453,12 +496,60 @@ def load_prover_model(args: Args) -> Any | None:
     return lm
 
 
-def evaluate_policies(
-    args: Args, specs: dict[str, str], problems: list[Any], cache_path: Path
-) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:
-    """Records per policy (computed, or read from the cache); notes on skipped policies."""
-    from tqdm import tqdm
+class ProblemBar:
+    """The progress bar over (policy, problem) pairs: it starts at what the cache holds (a
+    resumed run shows its true position), advances once per pair as soon as J has been read
+    on all of the pair's responses, and never counts a pair twice."""
 
+    def __init__(self, pairs: list[tuple[str, str]], done: dict[tuple[str, str], Any]) -> None:
+        from tqdm import tqdm
+
+        self.counted = {pair for pair in pairs if pair in done}
+        self.bar = tqdm(
+            total=len(pairs), initial=len(self.counted), desc="policy x problem", unit="problem"
+        )
+
+    def mark(self, pairs: list[tuple[str, str]]) -> None:
+        """Count the pairs not counted yet."""
+        new = [pair for pair in dict.fromkeys(pairs) if pair not in self.counted]
+        self.counted.update(new)
+        if new:
+            self.bar.update(len(new))
+
+    def status(self, text: str) -> None:
+        """Show what runs now beside the bar."""
+        self.bar.set_postfix_str(text)
+
+
+def run_chunk(
+    lm: Any,
+    prover: Any,
+    name: str,
+    problems: list[Any],
+    chunk: list[int],
+    args: Args,
+    bar: ProblemBar,
+) -> list[dict[str, Any]]:
+    """Policy ``name``'s records of the problems at ``chunk``, tagged with the policy and the
+    seconds per problem; the bar advances as each problem's J reads end."""
+    clock = time.perf_counter()
+    records = process_chunk(
+        lm,
+        prover,
+        [problems[i] for i in chunk],
+        chunk,
+        args,
+        status=lambda text: bar.status(f"{name}: {text}"),
+        problem_done=lambda at: bar.mark([(name, problems[chunk[at]].id)]),
+    )
+    seconds = (time.perf_counter() - clock) / len(chunk)
+    return [{"policy": name, "seconds": seconds, **r} for r in records]
+
+
+def cached_records(
+    args: Args, specs: dict[str, str], cache_path: Path
+) -> tuple[dict[str, str], dict[tuple[str, str], dict[str, Any]]]:
+    """Each policy's fingerprint (its weights and μ's) and the cached records made with it."""
     prover_tag = "" if args.prover == "self" else ":" + policy_fingerprint(prover_spec(args))
     if args.prover.startswith("learned:"):  # the head's checksum identifies a learned μ
         card = Path(args.prover[len("learned:") :]) / "card.json"
@@ -469,47 +560,40 @@ def evaluate_policies(
         for key, record in read_cache(cache_path).items()
         if record.get("fingerprint") == fingerprints.get(key[0])
     }
+    return fingerprints, done
+
+
+def evaluate_policies(
+    args: Args, specs: dict[str, str], problems: list[Any], cache_path: Path
+) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:
+    """Records per policy (computed, or read from the cache); notes on skipped policies."""
+    fingerprints, done = cached_records(args, specs, cache_path)
+    bar = ProblemBar([(name, p.id) for name in specs for p in problems], done)
+    bar.status("loading the meta-prover model" if args.prover != "self" else "starting")
     prover_lm = load_prover_model(args)
     size = args.chunk_problems
     chunks = [list(range(i, min(i + size, len(problems)))) for i in range(0, len(problems), size)]
-    todo = {
-        name: [c for c in chunks if any((name, problems[i].id) not in done for i in c)]
-        for name in specs
-    }
     notes: list[str] = []
-
-    def finished() -> int:
-        return sum((name, p.id) in done for name in specs for p in problems)
-
-    # a resumed run starts at what its cache holds (the bar shows the true position)
-    bar = tqdm(total=len(specs) * len(problems), initial=finished(), desc="policy x problem")
     for name, spec in specs.items():
-        if not todo[name]:
+        todo = [c for c in chunks if any((name, problems[i].id) not in done for i in c)]
+        if not todo:
             continue
-        bar.set_postfix_str(f"{name}: loading the model")
+        bar.status(f"{name}: loading the model")
         lm, why = load_policy(spec, args.device, args)
         if lm is None:
             notes.append(f"policy {name!r} ({spec}) skipped: cannot load it ({why})")
             print(f"[regret] skipping policy {name!r}: {why}", file=sys.stderr)
-            bar.update(sum(len(c) for c in todo[name]))
+            bar.mark([(name, problems[i].id) for c in todo for i in c])
             continue
         check_budgets(lm, problems, args)
         prover = build_prover(prover_lm or lm, args)
-        for chunk in todo[name]:
-            clock = time.perf_counter()
-
-            def status(text: str, policy: str = name) -> None:
-                bar.set_postfix_str(f"{policy}: {text}")
-
-            records = process_chunk(lm, prover, [problems[i] for i in chunk], chunk, args, status)
-            seconds = (time.perf_counter() - clock) / len(chunk)
-            tags = {"policy": name, "fingerprint": fingerprints[name], "seconds": seconds}
-            records = [{**tags, **r} for r in records]
+        for chunk in todo:
+            records = run_chunk(lm, prover, name, problems, chunk, args, bar)
+            records = [{"fingerprint": fingerprints[name], **r} for r in records]
             append_cache(cache_path, records)
-            before = finished()
             done.update({(name, r["problem_id"]): r for r in records})
-            bar.update(finished() - before)
-    bar.close()
+            bar.mark([(name, r["problem_id"]) for r in records])
+    bar.bar.close()
     policies = {
         name: [done[(name, p.id)] for p in problems if (name, p.id) in done] for name in specs
     }
@@ -522,7 +606,9 @@ def evaluate_policies(
 
 def main(args: Args) -> dict[str, Any]:
     start = time.perf_counter()
+    model_options(args, [*policy_specs(args, {}).values(), prover_spec(args)])  # fail early
     excluded = ("name", "run_dir", "dump_traces")
+    excluded += () if args.lm_option else ("lm_option",)  # earlier runs' folders still resume
     settings = {k: v for k, v in asdict(args).items() if k not in excluded}
     run = Path(args.run_dir) / (args.name or f"run-{settings_hash(settings)}")
     run.mkdir(parents=True, exist_ok=True)

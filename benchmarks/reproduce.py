@@ -7,7 +7,11 @@ One command reproduces the README's MRT-vs-GRPO statement:
    every training seed, all with the same wall-clock budget (``--train-minutes``; or the same
    number of optimizer steps with ``--train-minutes 0 --train-steps N``). Runs go out
    ``--parallel`` at a time, each single-threaded; the steps every run reached are reported, so
-   a difference in compute is visible beside the figures.
+   a difference in compute is visible beside the figures. ``mrt-hybrid`` is MRT with progress
+   credit whose μ is the hybrid learned meta-prover (``--prover hybrid:PATH
+   --prover-sample-share ρ``: the learned μ of ``--hybrid-prover`` answers every J request, the
+   sampled μ a share ρ that updates it online): at equal wall-clock, a cheaper μ turns into
+   more optimizer steps, which the steps column shows.
 2. **Evaluate** the base model and every checkpoint with ``benchmarks/regret.py`` on the same
    held-out problems with common random numbers (every policy samples problem ``p``'s response
    ``s`` with the same seed): pass@1, tokens per response, normalized regret at every budget
@@ -26,6 +30,7 @@ Usage:
     python benchmarks/reproduce.py                          # 3 methods x 3 seeds x 3 minutes
     python benchmarks/reproduce.py --seeds 0 1 2 3 4 --train-minutes 7
     python benchmarks/reproduce.py --train-minutes 0 --train-steps 60   # equal steps instead
+    python benchmarks/reproduce.py --methods grpo mrt-progress mrt-hybrid   # + the learned μ
 """
 
 from __future__ import annotations
@@ -60,7 +65,7 @@ class Args:
     """Train GRPO and MRT on several seeds, evaluate them, report means across seeds."""
 
     methods: tuple[str, ...] = ("grpo", "mrt-released", "mrt-progress")
-    """methods to train: grpo, mrt-released, mrt-progress, mrt-progress_to_go"""
+    """methods to train: grpo, mrt-released, mrt-progress, mrt-progress_to_go, mrt-hybrid"""
     seeds: tuple[int, ...] = (0, 1, 2)
     """training seeds (N >= 2 for an interval across seeds)"""
     train_minutes: float = 3.0
@@ -69,6 +74,10 @@ class Args:
     """optimizer-step cap of every training run"""
     parallel: int = 2
     """training runs at once (each uses one CPU thread)"""
+    hybrid_prover: str = "tiny"
+    """mrt-hybrid's learned μ folder (tiny: the shipped mrt_env/assets/prover-tiny)"""
+    prover_sample_share: float = 0.1
+    """mrt-hybrid's ρ: share of J requests the sampled μ also answers (online labels)"""
     train_flags: str = ""
     """extra mrt-train flags for every run (e.g. "--lr 5e-5")"""
     num_problems: int = 60
@@ -100,6 +109,7 @@ METHOD_FLAGS = {
     "mrt-released": ["--algo", "mrt", "--credit", "released"],
     "mrt-progress": ["--algo", "mrt", "--credit", "progress"],
     "mrt-progress_to_go": ["--algo", "mrt", "--credit", "progress_to_go"],
+    "mrt-hybrid": ["--algo", "mrt", "--credit", "progress"],  # + its μ: method_flags
 }
 BASELINE = "grpo"
 
@@ -109,6 +119,18 @@ def run_name(method: str, seed: int) -> str:
 
 
 # ---------------------------------------------------------------- 1. training
+def method_flags(args: Args, method: str) -> list[str]:
+    """The mrt-train flags of a method; ``mrt-hybrid`` adds its hybrid learned μ."""
+    flags = list(METHOD_FLAGS[method])
+    if method == "mrt-hybrid":
+        folder = args.hybrid_prover
+        if Path(folder).exists():  # a folder: absolute, whatever the runs' working directory
+            folder = str(Path(folder).resolve())
+        flags += ["--prover", f"hybrid:{folder}"]
+        flags += ["--prover-sample-share", str(args.prover_sample_share)]
+    return flags
+
+
 def train_command(args: Args, method: str, seed: int, out: Path) -> list[str]:
     """The mrt-train command line of one run."""
     cli = Path(sys.executable).with_name("mrt-train")
@@ -127,7 +149,7 @@ def train_command(args: Args, method: str, seed: int, out: Path) -> list[str]:
         ]
     return [
         *command,
-        *METHOD_FLAGS[method],
+        *method_flags(args, method),
         *flags,
         *curves,
         *budget,

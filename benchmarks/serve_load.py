@@ -4,12 +4,17 @@ Starts `mrt-gym serve` on 127.0.0.1 (tiny LM as μ), then for each N in --client
 threads, each with its own WebSocket session, step full TinyMath trajectories (a scripted plan:
 a wrong result, the right one, the answer) for --seconds; then MRTMathVectorEnv(N) in this
 process does the same work (same plan, same settings, its μ batched over the N rows) for the
-same time. Prints steps/s of both and their ratio, p50/p99 step latency, errors, and the
-server's RSS before the clients and after they left. Repeated --repeats times; the median and
-the spread (min-max) are printed. The load average is printed beside every figure.
+same time. Prints steps/s of both and their ratio, p50/p99 step latency and errors.
 
-    python benchmarks/serve_load.py                      # N = 1, 4, 16; 3 x 10 s each
-    python benchmarks/serve_load.py --clients 16 --seconds 30 --repeats 5
+The rounds run in --passes passes over --clients (1, 4, 16, then the same again, ...), each with
+fresh problems. After every round, once its clients have left, the server's RSS and its shared
+caches are read from /mrt/memory (after a full garbage collection; session objects left must be
+0). The first pass is the warm-up (caches fill); the verdict line says whether RSS stayed flat
+over the later passes (growth within --flat-mb). Per N, the median and spread (min-max) over the
+passes are printed. The load average is printed beside every figure.
+
+    python benchmarks/serve_load.py                      # N = 1, 4, 16; 3 passes x 10 s each
+    python benchmarks/serve_load.py --clients 16 --seconds 30 --passes 5
 """
 
 from __future__ import annotations
@@ -40,7 +45,9 @@ from mrt_env.vector import MRTMathVectorEnv  # noqa: E402
 parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16])
 parser.add_argument("--seconds", type=float, default=10.0, help="stepping time per measurement")
-parser.add_argument("--repeats", type=int, default=3)
+parser.add_argument("--passes", type=int, default=3, help="passes over --clients (1st: warm-up)")
+parser.add_argument("--flat-mb", type=float, default=10.0, help="RSS growth read as flat (MB)")
+parser.add_argument("--j-cache-size", type=int, default=4096, help="the server's J cache per core")
 parser.add_argument("--k", type=int, default=2, help="μ's K")
 parser.add_argument("--token-budget", type=int, default=64)
 parser.add_argument("--batch-window-ms", type=float, default=2.0)
@@ -75,13 +82,22 @@ command = [sys.executable, "-m", "mrt_env.openenv.cli", "serve", "--port", str(p
 command += ["--k", str(args.k), "--token-budget", str(args.token_budget)]
 command += ["--max-sessions", str(max(args.clients) + 4)]
 command += ["--batch-window-ms", str(args.batch_window_ms)]
+command += ["--j-cache-size", str(args.j_cache_size)]
 env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
 server = subprocess.Popen(command, stdout=log_path.open("w"), stderr=subprocess.STDOUT, env=env)
 
 
-def stats() -> dict:
-    with urllib.request.urlopen(f"{base_url}/mrt/stats", timeout=10) as answer:
+def stats(path: str = "stats") -> dict:
+    with urllib.request.urlopen(f"{base_url}/mrt/{path}", timeout=60) as answer:
         return json.loads(answer.read())
+
+
+def memory_after_clients_left() -> dict:
+    """/mrt/memory once every session is closed (bounded wait), after a full collection."""
+    deadline = time.monotonic() + 30
+    while stats()["sessions_live"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return {**stats("memory"), "sessions_live": stats()["sessions_live"]}
 
 
 deadline = time.monotonic() + 300
@@ -172,69 +188,89 @@ def in_process_run(clients: int, seconds: float, first_seed: int) -> dict:
 
 
 # ---------------------------------------------------------------- measure
-results = []
-rss_start = stats()["rss_bytes"]
-for clients in args.clients:
-    rows = []
-    for repeat in range(args.repeats):
-        # fresh problems and seeds for each measurement, the same for both sides
-        first_seed = 10**6 * (1 + len(results) * args.repeats + repeat)
+def mb(value: float) -> float:
+    return value / 2**20
+
+
+rows = []
+start_memory = memory_after_clients_left()
+print(f"server after loading: RSS {mb(start_memory['rss_bytes']):.0f} MB; {load()}")
+for pass_index in range(args.passes):
+    for clients in args.clients:
+        first_seed = 10**6 * (1 + len(rows))  # fresh problems and seeds, the same for both sides
         before = stats()
         served = served_run(clients, args.seconds, first_seed)
-        time.sleep(1.0)  # sessions close
         after = stats()
+        memory = memory_after_clients_left()
         local = in_process_run(clients, args.seconds, first_seed)
-        rows.append(
-            {
-                **served,
-                "in_process_steps_per_s": local["steps_per_s"],
-                "ratio": served["steps_per_s"] / local["steps_per_s"],
-                "rss_before_mb": before["rss_bytes"] / 2**20,
-                "rss_after_mb": after["rss_bytes"] / 2**20,
-                "sessions_live_after": after["sessions_live"],
-                "mean_round": (after["worker_jobs"] - before["worker_jobs"])
-                / max(after["worker_rounds"] - before["worker_rounds"], 1),
-                "loadavg": os.getloadavg()[0],
-            }
-        )
-        row = rows[-1]
+        row = {
+            **served,
+            "pass": pass_index,
+            "clients": clients,
+            "in_process_steps_per_s": local["steps_per_s"],
+            "ratio": served["steps_per_s"] / local["steps_per_s"],
+            "rss_after_mb": mb(memory["rss_bytes"]),
+            "memory": memory,
+            "mean_round": (after["worker_jobs"] - before["worker_jobs"])
+            / max(after["worker_rounds"] - before["worker_rounds"], 1),
+            "loadavg": os.getloadavg(),
+        }
+        rows.append(row)
+        prefix_mb = mb(memory["prefix_cache_bytes"] or 0)
         print(
-            f"N={clients:2d} #{repeat}: served {row['steps_per_s']:.2f} steps/s "
+            f"pass {pass_index} N={clients:2d}: served {row['steps_per_s']:.2f} steps/s "
             f"(p50 {row['p50_ms']:.0f} ms, p99 {row['p99_ms']:.0f} ms, "
             f"{row['mean_round']:.1f} jobs per μ round, errors {row['errors']}) | in-process "
-            f"{row['in_process_steps_per_s']:.2f} steps/s | ratio {row['ratio']:.2f} | server "
-            f"RSS {row['rss_before_mb']:.0f} -> {row['rss_after_mb']:.0f} MB | {load()}"
+            f"{row['in_process_steps_per_s']:.2f} steps/s | ratio {row['ratio']:.2f} | after the "
+            f"clients left: RSS {row['rss_after_mb']:.0f} MB, sessions {memory['sessions_live']}, "
+            f"session objects {memory['session_objects']}, J cache {memory['j_cache_entries']}, "
+            f"prefix cache {memory['prefix_cache_entries']} ({prefix_mb:.0f} MB) | {load()}"
         )
         for example in served["error_examples"]:
             print("   error:", example)
 
-    def med(key: str, rows: list[dict] = rows) -> str:
-        values = [r[key] for r in rows]
-        return f"{statistics.median(values):.2f} [{min(values):.2f}, {max(values):.2f}]"
 
-    summary = {
-        "clients": clients,
-        "rows": rows,
-        "median_ratio": statistics.median(r["ratio"] for r in rows),
-    }
-    results.append(summary)
+def med(key: str, chosen: list[dict]) -> str:
+    values = [r[key] for r in chosen]
+    return f"{statistics.median(values):.2f} [{min(values):.2f}, {max(values):.2f}]"
+
+
+summaries = []
+for clients in args.clients:
+    chosen = [r for r in rows if r["clients"] == clients]
+    summaries.append(
+        {"clients": clients, "median_ratio": statistics.median(r["ratio"] for r in chosen)}
+    )
     print(
-        f"N={clients:2d} median [min, max] of {args.repeats}: served steps/s {med('steps_per_s')}, "
-        f"in-process {med('in_process_steps_per_s')}, ratio {med('ratio')}, p50 ms "
-        f"{med('p50_ms')}, p99 ms {med('p99_ms')}, errors "
-        f"{sum(r['errors'] for r in rows)}; {load()}"
+        f"N={clients:2d} median [min, max] of {len(chosen)}: served steps/s "
+        f"{med('steps_per_s', chosen)}, in-process {med('in_process_steps_per_s', chosen)}, ratio "
+        f"{med('ratio', chosen)}, p50 ms {med('p50_ms', chosen)}, p99 ms {med('p99_ms', chosen)}, "
+        f"errors {sum(r['errors'] for r in chosen)}; {load()}"
     )
 
-time.sleep(1.0)
-final = stats()
-print(
-    f"server RSS: {rss_start / 2**20:.0f} MB after loading, {final['rss_bytes'] / 2**20:.0f} MB "
-    f"after all clients left ({final['sessions_live']} sessions open, "
-    f"{final['child_processes']} child processes); {load()}"
-)
+# ---------------------------------------------------------------- verdict: RSS once clients left
+rss = [r["rss_after_mb"] for r in rows]
+print("server RSS after each round (MB): " + ", ".join(f"{x:.0f}" for x in rss))
+leftover = sum(r["memory"]["session_objects"] for r in rows)
+errors = sum(r["errors"] for r in rows)
+if args.passes < 2:
+    print("RSS flat: not judged (one pass is all warm-up; use --passes 2 or more)")
+else:
+    warm = rss[len(args.clients) - 1]  # after the warm-up pass
+    growth = rss[-1] - warm
+    flat = growth <= args.flat_mb and leftover == 0
+    print(
+        f"RSS {'flat' if flat else 'NOT flat'}: last round {growth:+.1f} MB after warm-up "
+        f"({warm:.0f} -> {rss[-1]:.0f} MB over {args.passes - 1} passes; flat means within "
+        f"+{args.flat_mb:g} MB and no session objects left: {leftover} left); errors {errors}; "
+        f"{load()}"
+    )
 server.terminate()
 server.wait(timeout=30)
 if args.json is not None:
     args.json.write_text(
-        json.dumps({"args": vars(args) | {"json": str(args.json)}, "results": results}, indent=2)
+        json.dumps(
+            {"args": vars(args) | {"json": str(args.json)}, "rows": rows, "summaries": summaries},
+            indent=2,
+        )
     )

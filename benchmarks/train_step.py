@@ -11,6 +11,11 @@ One run, one model, the same batches:
   the per-repeat ratios and as the ratio of the fastest repeats (the least disturbed by other
   work on the machine, as ``timeit`` reports), and the share of an MRT step spent in the
   meta-prover (the part of the difference that is not timing noise).
+* MRT with each μ of ``--provers`` (default: the sampled μ, the shipped learned μ
+  ``learned:tiny`` and its hybrid ``hybrid:tiny``, which also samples a share ρ of the requests
+  and updates the probe after the step): one MRT session per μ from the same weights, all
+  timed in every repeat beside the same GRPO step (the order rotates), each reported as the
+  median [min, max] of its per-repeat ratio to that GRPO step. The first μ is the headline.
 * Rollout sampling throughput: the policy's ``generate`` calls during the GRPO rollouts are
   recorded (prompts, and how many tokens each row sampled) and replayed by the fair raw loop,
   the best a plain sampler could do on the same calls: each distinct prompt prefilled once,
@@ -26,8 +31,9 @@ One run, one model, the same batches:
   re-encoded at episode boundaries.
 
 Run:  .venv/bin/python benchmarks/train_step.py                    # shipped tiny LM, CPU
-      .venv/bin/python benchmarks/train_step.py --model random-tiny
-      .venv/bin/python benchmarks/train_step.py --model PATH --device cuda --template r1-distill
+      .venv/bin/python benchmarks/train_step.py --model random-tiny --provers sampled
+      .venv/bin/python benchmarks/train_step.py --model PATH --device cuda --template r1-distill \
+          --provers sampled
 """
 
 from __future__ import annotations
@@ -76,8 +82,11 @@ class Args:
     """env episode cap"""
     prover_samples: int = 4
     """K forced answers per J"""
-    prover: str = "sampled"
-    """μ of the MRT step: sampled (K forced answers) or learned:PATH (e.g. learned:tiny)"""
+    provers: tuple[str, ...] = ("sampled", "learned:tiny", "hybrid:tiny")
+    """μ of the MRT steps, each timed against the same GRPO step: sampled (K forced answers),
+    learned:PATH or hybrid:PATH (tiny: the shipped prover-tiny, for the tiny LM only)"""
+    prover_sample_share: float = 0.1
+    """ρ of a hybrid:PATH μ (share of J requests also sampled)"""
     repeats: int = 5
     """timed steps per algorithm (after one warm-up step each); medians are reported"""
     threads: int = 1
@@ -321,7 +330,7 @@ def prover_breakdown(prover: Any) -> dict[str, float]:
     }
 
 
-def print_prover_breakdown(rows: list[dict[str, float]]) -> None:
+def print_prover_breakdown(rows: list[dict[str, Any]]) -> None:
     """Median breakdown of an MRT step: GRPO-equivalent work, μ's model calls, μ's grading and
     the rest (per-episode credit and env bookkeeping, plus timing noise)."""
     if not rows or "prover_generate_s" not in rows[0]:
@@ -341,10 +350,10 @@ def print_prover_breakdown(rows: list[dict[str, float]]) -> None:
     )
 
 
-def main() -> None:
-    args = parse_args(Args)
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
+def build_sessions(args: Args) -> tuple[TrainSession, dict[str, TrainSession]]:
+    """The GRPO session and one MRT session per μ of ``args.provers`` (same weights, seed)."""
+    import dataclasses
+
     from mrt_env.tinymath import TinyMathSource
 
     problems = TinyMathSource(split="train", size=200, seed=args.seed)
@@ -355,41 +364,102 @@ def main() -> None:
         token_budget=args.token_budget,
         max_episodes=args.max_episodes,
         prover_samples=args.prover_samples,
-        prover=args.prover,
+        prover_sample_share=args.prover_sample_share,
         seed=args.seed,
         device=args.device,
         policy=policy,
     )
-    grpo_session = build_session(
-        config, args.model, problems, template=args.template, with_prover=False
-    )
-    mrt_session = build_session(
-        config, args.model, problems, template=args.template, with_prover=True
-    )
+    grpo = build_session(config, args.model, problems, template=args.template, with_prover=False)
+    mrt = {
+        mu: build_session(
+            dataclasses.replace(config, prover=mu),
+            args.model,
+            problems,
+            template=args.template,
+            with_prover=True,
+        )
+        for mu in dict.fromkeys(args.provers)
+    }
+    return grpo, mrt
+
+
+def run_repeat(
+    index: int,
+    grpo_session: TrainSession,
+    mrt_sessions: dict[str, TrainSession],
+    timers: dict[str, ProverTimer],
+    seed: int,
+) -> tuple[float, dict[str, Any], dict[str, dict[str, float]]]:
+    """One GRPO step and one MRT step per μ on the same batch, in an order rotating with
+    ``index``; returns GRPO's seconds and metrics, and per μ its step and μ seconds."""
     grpo, mrt = GRPO(), MRT(MRTConfig(credit="progress"))
-    timer = GenerateTimer(grpo_session.lm)
-    prover_timer = ProverTimer(mrt_session.collector.components.prover)
-    grpo_state, mrt_state = snapshot(grpo_session), snapshot(mrt_session)
-    # one batch for every repeat: the same problems and seeds, so the same trajectories
-    seed = int(np.random.default_rng(args.seed).integers(2**31 - 1))
-    rows: list[dict[str, float]] = []
-    stats_before = grpo_session.lm.stats.as_dict()
-    prover = mrt_session.collector.components.prover
-    load_before = machine_load()
-    print(f"before measuring: {fmt_load(load_before)}")
-    for index in range(args.repeats + 1):
-        restore(grpo_session, grpo_state)
-        restore(mrt_session, mrt_state)
-        timer.reset()
-        prover_timer.seconds = 0.0
+    jobs: list[str | None] = [None, *mrt_sessions]
+    shift = index % len(jobs)
+    grpo_s, grpo_metrics, per_mu = 0.0, {}, {}  # type: ignore[var-annotated]
+    for mu in jobs[shift:] + jobs[:shift]:
+        if mu is None:
+            grpo_s, grpo_metrics = timed_step(grpo, grpo_session, seed)
+            continue
+        prover: Any = mrt_sessions[mu].collector.components.prover
+        timers[mu].seconds = 0.0
         if hasattr(prover, "stats"):
             prover.stats.reset()
-        if index % 2:  # alternate which algorithm runs first
-            mrt_s, _ = timed_step(mrt, mrt_session, seed)
-            grpo_s, grpo_metrics = timed_step(grpo, grpo_session, seed)
-        else:
-            grpo_s, grpo_metrics = timed_step(grpo, grpo_session, seed)
-            mrt_s, _ = timed_step(mrt, mrt_session, seed)
+        mrt_s, _ = timed_step(mrt, mrt_sessions[mu], seed)
+        per_mu[mu] = {"mrt_s": mrt_s, "mrt_prover_s": timers[mu].seconds}
+        per_mu[mu].update(prover_breakdown(prover))
+    return grpo_s, grpo_metrics, per_mu
+
+
+def prover_ratios(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per μ: MRT / GRPO of every repeat (median, min, max), seconds and μ's share."""
+    summary = {}
+    for mu in rows[0]["mrt_by_prover"]:
+        ratios = [r["mrt_by_prover"][mu]["mrt_s"] / r["grpo_s"] for r in rows]
+        shares = [
+            r["mrt_by_prover"][mu]["mrt_prover_s"] / r["mrt_by_prover"][mu]["mrt_s"] for r in rows
+        ]
+        summary[mu] = {
+            "mrt_over_grpo": float(np.median(ratios)),
+            "mrt_over_grpo_range": [min(ratios), max(ratios)],
+            "mrt_s": float(np.median([r["mrt_by_prover"][mu]["mrt_s"] for r in rows])),
+            "prover_share": float(np.median(shares)),
+            "prover_share_range": [min(shares), max(shares)],
+        }
+        print(
+            f"MRT with μ={mu}: {summary[mu]['mrt_s']:.2f} s/step; MRT/GRPO median [min, max] "
+            f"{fmt_spread(ratios)}; μ's share of the step "
+            f"{fmt_spread(shares, scale=100, digits=0)} %"
+        )
+    return summary
+
+
+def main() -> None:
+    args = parse_args(Args)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    if not args.provers:
+        raise SystemExit("--provers needs at least one μ (e.g. sampled)")
+    grpo_session, mrt_sessions = build_sessions(args)
+    timer = GenerateTimer(grpo_session.lm)
+    timers = {
+        mu: ProverTimer(session.collector.components.prover) for mu, session in mrt_sessions.items()
+    }
+    states = {mu: snapshot(session) for mu, session in mrt_sessions.items()}
+    grpo_state = snapshot(grpo_session)
+    headline = next(iter(mrt_sessions))
+    # one batch for every repeat: the same problems and seeds, so the same trajectories
+    seed = int(np.random.default_rng(args.seed).integers(2**31 - 1))
+    rows: list[dict[str, Any]] = []
+    stats_before = grpo_session.lm.stats.as_dict()
+    prover = mrt_sessions[headline].collector.components.prover
+    load_before = machine_load()
+    print(f"before measuring: {fmt_load(load_before)}; μ of the MRT steps: {list(mrt_sessions)}")
+    for index in range(args.repeats + 1):
+        restore(grpo_session, grpo_state)
+        for mu, session in mrt_sessions.items():
+            restore(session, states[mu])
+        timer.reset()
+        grpo_s, grpo_metrics, per_mu = run_repeat(index, grpo_session, mrt_sessions, timers, seed)
         if index == 0:  # warm-up
             stats_before = grpo_session.lm.stats.as_dict()
             continue
@@ -398,9 +468,8 @@ def main() -> None:
         rows.append(
             {
                 "grpo_s": grpo_s,
-                "mrt_s": mrt_s,
-                "mrt_prover_s": prover_timer.seconds,
-                **prover_breakdown(prover),
+                **per_mu[headline],
+                "mrt_by_prover": per_mu,
                 "sampling_s": timer.seconds,
                 "sampling_cpu_s": timer.cpu_seconds,
                 "raw_s": raw_s,
@@ -411,9 +480,10 @@ def main() -> None:
                 "raw_tok_s": timer.tokens / max(raw_s, 1e-9),
             }
         )
+        mrt_times = "  ".join(f"mrt[{mu}] {v['mrt_s']:.2f}s" for mu, v in per_mu.items())
         print(
-            f"repeat {index}: grpo {grpo_s:.2f}s  mrt {mrt_s:.2f}s (meta-prover "
-            f"{prover_timer.seconds:.2f}s)  sampling {timer.seconds:.2f}s"
+            f"repeat {index}: grpo {grpo_s:.2f}s  {mrt_times} (meta-prover "
+            f"{per_mu[headline]['mrt_prover_s']:.2f}s)  sampling {timer.seconds:.2f}s"
             f"  raw loop {raw_s:.2f}s (dense {dense_s:.2f}s) for {timer.tokens} tokens "
             f"(outcome {grpo_metrics['reward/outcome']:.2f}, "
             f"tokens/trajectory {grpo_metrics['charts/tokens']:.0f})"
@@ -421,10 +491,23 @@ def main() -> None:
     stats = {k: v - stats_before[k] for k, v in grpo_session.lm.stats.as_dict().items()}
     restore(grpo_session, grpo_state)
     policies = compare_policies(grpo_session, seed)
+    report(args, rows, stats, policies, prover, load_before)
+
+
+def report(
+    args: Args,
+    rows: list[dict[str, Any]],
+    stats: dict[str, Any],
+    policies: dict[str, Any],
+    prover: Any,
+    load_before: dict[str, float],
+) -> None:
+    """Print the figures and write the results JSON."""
     grpo_mean = float(np.median([r["grpo_s"] for r in rows]))
     mrt_mean = float(np.median([r["mrt_s"] for r in rows]))
     sampled_per_s = float(np.median([r["sampled_tok_s"] for r in rows]))
     raw_per_s = float(np.median([r["raw_tok_s"] for r in rows]))
+    by_prover = prover_ratios(rows)
     load_after = machine_load()
     results = {
         "args": asdict(args),
@@ -438,6 +521,7 @@ def main() -> None:
             max(r["mrt_s"] / r["grpo_s"] for r in rows),
         ],
         "mrt_over_grpo_fastest": min(r["mrt_s"] for r in rows) / min(r["grpo_s"] for r in rows),
+        "mrt_over_grpo_by_prover": by_prover,
         "mrt_prover_share": float(np.median([r["mrt_prover_s"] / r["mrt_s"] for r in rows])),
         "rollout_sampling_tokens_per_s": sampled_per_s,
         "raw_loop_tokens_per_s": raw_per_s,
@@ -459,7 +543,7 @@ def main() -> None:
     ratios = [r["mrt_s"] / r["grpo_s"] for r in rows]
     shares = [r["mrt_prover_s"] / r["mrt_s"] for r in rows]
     print(
-        f"median seconds/step: grpo {grpo_mean:.2f}  mrt {mrt_mean:.2f}  "
+        f"median seconds/step: grpo {grpo_mean:.2f}  mrt[{args.provers[0]}] {mrt_mean:.2f}  "
         f"ratio mrt/grpo median [min, max] {fmt_spread(ratios)} (target <= 1.3); "
         f"fastest mrt / fastest grpo {results['mrt_over_grpo_fastest']:.2f}"
     )

@@ -11,9 +11,12 @@ boundaries and runs the env), so the comparison is of whole steps on equal work 
 not of identical token streams.
 
 Printed: seconds per step of TRL-GRPO, TRL-MRT (progress credit), TRL-MRT (released recipe),
-native GRPO and native MRT; the ratio TRL-MRT / TRL-GRPO (target <= 1.5 on CPU with the tiny
-LM) and the share of a TRL-MRT step spent building MRT's credit (episode split, μ's J
-estimates with the current weights, advantages).
+TRL-MRT (progress credit) with each learned μ of ``--provers`` (default: the shipped
+``learned:tiny`` and its hybrid ``hybrid:tiny``, whose share ρ the policy answers), native GRPO
+and native MRT; the ratio of every TRL-MRT to TRL-GRPO (target <= 1.5 on CPU with the tiny LM)
+as the median [min, max] of the per-repeat ratios (the i-th timed step of each, paired), and
+the share of a TRL-MRT step spent building MRT's credit (episode split, μ's J estimates,
+advantages).
 
 Run:  .venv/bin/python benchmarks/train_step_trl.py                  # shipped tiny LM, CPU
       .venv/bin/python benchmarks/train_step_trl.py --repeats 3 --problems-per-step 2
@@ -26,6 +29,7 @@ import os
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
+import dataclasses
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -34,7 +38,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from _common import fmt_load, machine_load, parse_args, run_environment, write_json
+from _common import fmt_load, fmt_spread, machine_load, parse_args, run_environment, write_json
 
 from agents.config import GRPOConfig, MRTConfig, PolicyConfig, TrainConfig
 from agents.grpo import GRPO
@@ -58,6 +62,10 @@ class Args:
     """thinking tokens (TRL: max_completion_length = budget + 32 answer tokens)"""
     prover_samples: int = 4
     """K forced answers per J"""
+    provers: tuple[str, ...] = ("learned:tiny", "hybrid:tiny")
+    """learned μ of extra TRL-MRT runs (progress credit): learned:PATH or hybrid:PATH"""
+    prover_sample_share: float = 0.1
+    """ρ of a hybrid:PATH μ"""
     repeats: int = 4
     """timed steps per engine/algorithm (after one warm-up step)"""
     threads: int = 1
@@ -78,6 +86,7 @@ train = TrainConfig(
     prover_samples=args.prover_samples,
     checkpoint_interval=10_000,
     seed=args.seed,
+    prover_sample_share=args.prover_sample_share,
     policy=PolicyConfig(max_trajectory_tokens=args.token_budget + ANSWER_TOKENS),
 )
 print(
@@ -89,24 +98,30 @@ print(
 results: dict[str, dict[str, Any]] = {}
 load_before = machine_load()
 print(f"before measuring: {fmt_load(load_before)}")
-for name, algo in [
-    ("trl-grpo", GRPOConfig()),
-    ("trl-mrt-progress", MRTConfig(credit="progress")),
-    ("trl-mrt-released", MRTConfig(credit="released")),
-]:
+runs: list[tuple[str, Any, str]] = [
+    ("trl-grpo", GRPOConfig(), "sampled"),
+    ("trl-mrt-progress", MRTConfig(credit="progress"), "sampled"),
+    ("trl-mrt-released", MRTConfig(credit="released"), "sampled"),
+    *((f"trl-mrt-progress[{mu}]", MRTConfig(credit="progress"), mu) for mu in args.provers),
+]
+for name, algo, mu in runs:
     with tempfile.TemporaryDirectory() as folder:
         options = TRLRunOptions(
             out=Path(folder), model=args.model, extra=(("save_strategy", "no"),)
         )
-        trainer = build_trainer(options, train, algo, tensorboard=False)
+        config = dataclasses.replace(train, prover=mu)
+        trainer = build_trainer(options, config, algo, tensorboard=False)
         trainer.train()
     logs = [h for h in trainer.state.log_history if "step_time" in h][1:]  # drop the warm-up
     credit = [h.get("mrt/credit_seconds", 0.0) for h in logs]
     results[name] = {
+        "prover": mu,
         "seconds": float(np.median([h["step_time"] for h in logs])),
         "seconds_range": [min(h["step_time"] for h in logs), max(h["step_time"] for h in logs)],
+        "step_times": [h["step_time"] for h in logs],
         "credit_seconds": float(np.median(credit)),
         "tokens": float(np.mean([h["completions/mean_length"] for h in logs])),
+        "online_labels": float(np.sum([h.get("prover/online_labels", 0.0) for h in logs])),
     }
     row = results[name]
     print(
@@ -150,11 +165,26 @@ ratios = {
 }
 for key, value in ratios.items():
     print(f"{key:34s} {value:6.2f}" + ("   (target <= 1.5)" if key.endswith("trl_grpo") else ""))
+# per repeat: the i-th timed step of each TRL-MRT over the i-th of TRL-GRPO, median [min, max]
+paired: dict[str, list[float]] = {}
+for name, row in results.items():
+    if name.startswith("trl-mrt"):
+        steps = zip(row["step_times"], results["trl-grpo"]["step_times"], strict=True)
+        paired[name] = [mrt / grpo for mrt, grpo in steps]
+        print(f"{name + ' / trl-grpo':44s} {fmt_spread(paired[name])} per repeat")
 print(f"load: before {fmt_load(load_before)}; after {fmt_load()}")
 out = Path(args.out)
 out.parent.mkdir(parents=True, exist_ok=True)
 write_json(
     out,
-    {"args": asdict(args), "results": results, "ratios": ratios, "environment": run_environment()},
+    {
+        "args": asdict(args),
+        "results": results,
+        "ratios": ratios,
+        "ratios_per_repeat": paired,
+        "load_average_before": load_before,
+        "load_average_after": machine_load(),
+        "environment": run_environment(),
+    },
 )
 print(f"written {out}")

@@ -26,6 +26,7 @@ from typing import Any
 
 from mrt_env.grading import FINAL_J, TRUNCATIONS, FinalJ, Truncation
 from mrt_env.lm.base import LanguageModel
+from mrt_env.lm_options import check_lm_options
 from mrt_env.problems import Problem, ProblemSource
 from mrt_env.prover.base import MetaProver
 from mrt_env.sources import FieldNames, resolve_source
@@ -288,14 +289,13 @@ def build_lm(
     """
     if not isinstance(spec, str):
         return spec
+    check_lm_options(spec, options)
     if spec.startswith("openai:"):
         openai_lm = importlib.import_module("mrt_env.lm.openai_compat").OpenAICompatibleLM
-        check_options(openai_lm, options, "an OpenAI-compatible server (openai:URL)")
         server: LanguageModel = openai_lm.from_spec(spec, **dict(options or {}))
         return server
     if spec.startswith("vllm:"):
         vllm_lm = importlib.import_module("mrt_env.lm.vllm_backend").VLLMLanguageModel
-        check_options(vllm_lm.from_pretrained, options, "in-process vLLM (vllm:PATH)")
         engine: LanguageModel = vllm_lm.from_pretrained(spec[len("vllm:") :], **dict(options or {}))
         return engine
     kwargs: dict[str, Any] = dict(options or {})
@@ -309,30 +309,6 @@ def build_lm(
     hf = importlib.import_module("mrt_env.lm.hf")
     loaded: LanguageModel = hf.HFLanguageModel.from_pretrained(spec, **kwargs)
     return loaded
-
-
-def check_options(target: Any, options: Mapping[str, Any] | None, backend: str) -> None:
-    """Raise ``TypeError`` naming the valid ones when ``options`` has a keyword ``target``
-    (a class or function) does not take: an option is never silently ignored.
-
-    Example:
-        >>> check_options(lambda *, k=1: k, {"kk": 2}, "a backend")
-        Traceback (most recent call last):
-        ...
-        TypeError: lm_options ['kk'] are not options of a backend; valid: ['k']
-    """
-    import inspect
-
-    parameters = inspect.signature(target).parameters.values()
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
-        return
-    valid = {p.name for p in parameters if p.kind is not inspect.Parameter.VAR_POSITIONAL}
-    valid -= {"self", "base_url", "spec", "model_name_or_path", "path"}
-    unknown = sorted(set(options or {}) - valid)
-    if unknown:
-        raise TypeError(
-            f"lm_options {unknown} are not options of {backend}; valid: {sorted(valid)}"
-        )
 
 
 def check_model_path(spec: str) -> None:

@@ -144,7 +144,7 @@ def replay_many(
     seed: int | None = None,
     batch_size: int = 64,
     finished: bool = True,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[list[int]], None] | None = None,
 ) -> list[Trajectory]:
     """Replay many responses; each round of episodes shares one ``prover.estimate`` call.
 
@@ -156,9 +156,10 @@ def replay_many(
         seed: Seed of the meta-prover sampling (``None``: drawn from the env's RNG).
         batch_size: Responses replayed together (bounds the size of one prover call).
         finished: See :func:`replay`.
-        progress: Called with the number of responses whose replay finished, after every
-            round of episodes (e.g. a progress bar's ``update``; the calls sum to the number
-            of responses); the results do not depend on it.
+        progress: Called after every round of episodes with the indices (into
+            ``responses``) of the responses whose replay ended in that round, each index
+            exactly once (e.g. ``lambda ended: bar.update(len(ended))``); the results do not
+            depend on it.
 
     Returns:
         One :class:`Trajectory` per response, in order.
@@ -176,7 +177,8 @@ def replay_many(
     out: list[Trajectory] = []
     for start in range(0, len(responses), batch_size):
         stop = start + batch_size
-        out.extend(_replay_batch(core, resolved[start:stop], episodes[start:stop], rng, progress))
+        told = None if progress is None else _offset(progress, start)
+        out.extend(_replay_batch(core, resolved[start:stop], episodes[start:stop], rng, told))
     return out
 
 
@@ -203,7 +205,7 @@ def _replay_batch(
     problems: Sequence[Problem],
     episodes: Sequence[list[str]],
     rng: np.random.Generator,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[list[int]], None] | None = None,
 ) -> list[Trajectory]:
     resets = [core.prepare_reset(problem, rng) for problem in problems]
     results = core.call_models(resets, phase="reset")
@@ -213,7 +215,7 @@ def _replay_batch(
         state, _, info = core.finish_reset(reset, result)
         states.append(state)
         records.append({"j": [info["j"]], "steps": []})
-    reported = 0  # responses whose replay has ended, as told to ``progress``
+    reported: set[int] = set()  # responses whose replay has ended, as told to ``progress``
     for index in range(max(len(e) for e in episodes)):
         live = [i for i, s in enumerate(states) if not s.done and index < len(episodes[i])]
         if not live:
@@ -226,14 +228,21 @@ def _replay_batch(
         for i, step, output in zip(live, steps, outputs, strict=True):
             records[i]["steps"].append((step.episode, output))
         if progress is not None:
-            ended = sum(
-                s.done or index + 1 >= len(e) for s, e in zip(states, episodes, strict=True)
-            )
-            progress(ended - reported)
-            reported = ended
-    if progress is not None and reported < len(states):
-        progress(len(states) - reported)
+            ended = [
+                i
+                for i, (s, e) in enumerate(zip(states, episodes, strict=True))
+                if i not in reported and (s.done or index + 1 >= len(e))
+            ]
+            reported.update(ended)
+            progress(ended)
+    if progress is not None and len(reported) < len(states):
+        progress([i for i in range(len(states)) if i not in reported])
     return [_trajectory(state, record) for state, record in zip(states, records, strict=True)]
+
+
+def _offset(progress: Callable[[list[int]], None], start: int) -> Callable[[list[int]], None]:
+    """``progress`` told indices into the whole list, from a batch that starts at ``start``."""
+    return lambda ended: progress([start + i for i in ended])
 
 
 def _trajectory(state: TrajectoryState, record: dict[str, Any]) -> Trajectory:

@@ -30,6 +30,9 @@ class _ResultCache:
         self._items: OrderedDict[_Task, Any] = OrderedDict()
         self._lock = threading.Lock()
 
+    def __len__(self) -> int:
+        return len(self._items)
+
     def get(self, key: _Task) -> Any:
         """The cached grades of ``key``, or :data:`_MISSING`."""
         with self._lock:

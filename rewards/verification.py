@@ -221,6 +221,11 @@ class Verifier:
         """Forget cached results (e.g. to time grading itself)."""
         self._cache.clear()
 
+    @property
+    def cache_entries(self) -> int:
+        """Grading tasks in the result cache now (at most ``config.cache_size``)."""
+        return len(self._cache)
+
     def close(self) -> None:
         """Stop the worker processes (a later call starts new ones)."""
         with self._pool_lock:

@@ -11,6 +11,8 @@ package does not import it. Modules:
   model, or TRL's colocated vLLM engine), its J cache invalidated whenever the weights change.
 - :mod:`agents.trl.trainer`: ``MRTGRPOTrainer``, a ``GRPOTrainer`` subclass that hands TRL's
   loss MRT's per-token advantages (the same functions as :mod:`agents.mrt`).
+- :mod:`agents.trl.skip`: the optimizer step is skipped when every advantage is 0 and no
+  other loss term (KL, entropy, auxiliary) has a gradient, as on the native engine.
 - :mod:`agents.trl.run`: what ``mrt-train --engine trl`` builds and runs.
 
 Example:

@@ -28,6 +28,7 @@ from typing import Any
 
 from mrt_env.lm.base import Completion, LanguageModel, SamplingParams
 from mrt_env.prover.base import JEstimate, ProverRequest
+from mrt_env.prover.hybrid import HybridMetaProver
 from mrt_env.prover.sampled import SampledMetaProver
 from mrt_env.templates import ChatTemplate
 
@@ -78,6 +79,48 @@ class PolicyProver:
         """J for ``requests`` with the weights of ``version`` (one batched model call)."""
         self.sync(version)
         return self.prover.estimate(requests)
+
+
+class HybridPolicyProver:
+    """The hybrid μ on TRL: a learned μ answers every request, the current policy a share ρ.
+
+    The share's K forced answers come from ``online`` (a :class:`PolicyProver`: current
+    weights, caches tied to the weights version); those labels update the learned head once
+    per optimizer step (:meth:`update`). One process only: several would each update their
+    own copy of the head.
+
+    Args:
+        learned: The learned μ (``LearnedMetaProver``; its head is updated in place).
+        online: The policy's own μ that labels the share.
+        share: ρ, the probability that a distinct request is also sampled.
+        seed: Seed of the choice of sampled requests.
+    """
+
+    source = "learned"
+    """What its estimates' ``JEstimate.source`` says (every answer is the learned μ's)."""
+
+    def __init__(self, learned: Any, online: PolicyProver, *, share: float, seed: int) -> None:
+        self.online = online
+        self.hybrid = HybridMetaProver(learned, online.prover, share=share, seed=seed)
+        self.updated_at = 0
+
+    @property
+    def lm(self) -> Any:
+        """The model that answers the sampled share (it must hold the current weights)."""
+        return self.online.lm
+
+    def estimate(self, requests: Sequence[ProverRequest], version: int) -> list[JEstimate]:
+        """The learned μ's J for every request; the share sampled with ``version``'s weights."""
+        self.online.sync(version)
+        return self.hybrid.estimate(requests)
+
+    def update(self, step: int) -> dict[str, float]:
+        """The head's online update when ``step`` (TRL's optimizer step) moved on since the
+        last one, with the metrics of :meth:`HybridMetaProver.update`; else nothing."""
+        if step == self.updated_at:
+            return {}
+        self.updated_at = step
+        return self.hybrid.update()
 
 
 class VLLMEngineLM:

@@ -142,15 +142,18 @@ def build_trainer(
     }
     from agents.trl.trainer import MRTGRPOTrainer, MRTSettings
 
-    prover = None
-    if train.prover.startswith("hybrid:"):
-        raise ValueError("--prover hybrid:PATH runs on the native engine only")
-    if train.prover.startswith("learned:"):
+    prover, share = None, 0.0
+    kind, _, path = train.prover.partition(":")
+    if kind in ("learned", "hybrid"):  # hybrid: the trainer samples a share ρ on the policy
         from mrt_env.prover.learned import LearnedMetaProver
 
         prover = LearnedMetaProver.from_pretrained(
-            train.prover[len("learned:") :], policy_lm=lm, template=template
+            path,
+            policy_lm=lm,
+            template=template,
+            follow_policy=train.prover_features == "policy",
         )
+        share = train.prover_sample_share if kind == "hybrid" else 0.0
     # GRPO (credit None) keeps TRL's advantages; both grade truncated completions as the env
     settings = MRTSettings(
         credit=algo_config if isinstance(algo_config, MRTConfig) else None,
@@ -160,6 +163,7 @@ def build_trainer(
         final_j=train.final_j,
         truncation=train.truncation,
         prover=prover,
+        prover_sample_share=share,
     )
     return MRTGRPOTrainer(**common, mrt=settings)
 
@@ -185,13 +189,40 @@ def time_limit_callback(minutes: float) -> Any:
     return TimeLimit()
 
 
+def resumed_progress_callback() -> Any:
+    """transformers' ``ProgressCallback`` whose bar starts at the step training starts from,
+    so a resumed run shows its true step (the stock bar starts at 0 and jumps after the first
+    step of a resumed run)."""
+    from transformers.trainer_callback import ProgressCallback
+
+    class ResumedProgress(ProgressCallback):  # type: ignore[misc]
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            super().on_train_begin(args, state, control, **kwargs)
+            if self.training_bar is not None and state.global_step:
+                self.training_bar.update(state.global_step)
+            self.current_step = state.global_step
+
+    return ResumedProgress()
+
+
+def show_resumed_steps(trainer: Any) -> None:
+    """Replace ``trainer``'s stock progress bar (if it has one: not with ``disable_tqdm``)
+    by :func:`resumed_progress_callback`'s."""
+    from transformers.trainer_callback import ProgressCallback
+
+    if trainer.pop_callback(ProgressCallback) is not None:
+        trainer.add_callback(resumed_progress_callback())
+
+
 def train(trainer: Any, out: Path, minutes: float | None = None) -> tuple[int, Path]:
     """Train (resuming from the last ``checkpoint-N`` in ``out``); export the final model.
 
     ``minutes`` stops training after that much training time (a checkpoint is written then).
+    The progress bar of a resumed run starts at the step it resumes from.
     """
     if minutes is not None:
         trainer.add_callback(time_limit_callback(minutes))
+    show_resumed_steps(trainer)
     resume = any(out.glob("checkpoint-*"))
     _start_wandb(trainer, out)
     try:

@@ -55,7 +55,8 @@ from agents.monitor import end_metrics
 from agents.mrt import per_episode_credit, released_credit
 from agents.trl.ends import CompletionEnd, grade_ends, problem_id_of
 from agents.trl.episodes import CompletionEpisodes, prefix_seed, split_completion
-from agents.trl.prover import PolicyProver, VLLMEngineLM
+from agents.trl.prover import HybridPolicyProver, PolicyProver, VLLMEngineLM
+from agents.trl.skip import SkipZeroAdvantageSteps
 from mrt_env.config import default_segmenter
 from mrt_env.grading import (
     FinalJ,
@@ -86,6 +87,11 @@ class MRTSettings:
         prover: μ: by default a :class:`~agents.trl.prover.PolicyProver` over the current
             weights; any ``mrt_env.prover.MetaProver`` (e.g. the ``TableMetaProver`` test
             double, or one over a frozen model) is used as a fixed μ.
+        prover_sample_share: ρ > 0 with a learned ``prover`` makes μ the hybrid
+            (:class:`~agents.trl.prover.HybridPolicyProver`, ``--prover hybrid:PATH``): the
+            policy being trained also answers a share ρ of the requests, and those labels
+            update the learned head once per optimizer step (``prover/brier_online``,
+            ``prover/drift``, ``prover/online_labels``). One process only.
         final_j: J after a finished completion: ``"prover"`` (μ's estimate from the natural
             end of thinking) or ``"outcome"`` (the verified 0/1 answer); see
             :mod:`mrt_env.grading`.
@@ -101,12 +107,19 @@ class MRTSettings:
     prover_samples: int = 4
     max_answer_tokens: int = 32
     prover: Any = None
+    prover_sample_share: float = 0.0
     final_j: FinalJ = "prover"
     truncation: Truncation = "forced_answer"
     truncation_lm: Any = None
 
     def __post_init__(self) -> None:
         check_settings(self.final_j, self.truncation)
+        share = self.prover_sample_share
+        if not 0 <= share <= 1 or (share > 0 and not hasattr(self.prover, "head")):
+            raise ValueError(
+                f"prover_sample_share must be in [0, 1] (got {share}); above 0 it needs a "
+                "LearnedMetaProver as prover (the hybrid μ, --prover hybrid:PATH)"
+            )
         if self.credit is None and self.truncation == "expected":
             raise ValueError(
                 "truncation='expected' needs a meta-prover: outcome-only GRPO has none "
@@ -141,8 +154,9 @@ class CreditRecord:
     graded: list[str] = field(default_factory=list)
 
 
-class MRTGRPOTrainer(GRPOTrainer):
-    """``GRPOTrainer`` with MRT's per-token advantages (see the module docs).
+class MRTGRPOTrainer(SkipZeroAdvantageSteps, GRPOTrainer):
+    """``GRPOTrainer`` with MRT's per-token advantages (see the module docs); a step whose
+    every advantage is 0 (and no KL term) is skipped (:mod:`agents.trl.skip`).
 
     Args:
         *args: ``GRPOTrainer``'s arguments.
@@ -161,7 +175,9 @@ class MRTGRPOTrainer(GRPOTrainer):
         self.segmenter = bind_segmenter(
             self.mrt.segmenter or default_segmenter(self.chat), self._count_tokens
         )
-        self.mu = self.mrt.prover or self._policy_prover()
+        self.mu: Any = self.mrt.prover or self._policy_prover()
+        if self.mrt.prover_sample_share > 0:
+            self.mu = self._hybrid_prover()
         self.last_credit: CreditRecord | None = None
         self._released_rows: list[tuple[int, float]] = []  # (prefix tokens, J(prefix)) per row
         self._ends: list[CompletionEnd] = []  # this process's rows: how each one ended
@@ -190,6 +206,17 @@ class MRTGRPOTrainer(GRPOTrainer):
             k=self.mrt.prover_samples,
             max_answer_tokens=self.mrt.max_answer_tokens,
         )
+
+    def _hybrid_prover(self) -> HybridPolicyProver:
+        """The learned ``prover`` with the policy's own forced answers on a share ρ."""
+        if self.accelerator.num_processes > 1:
+            raise ValueError(
+                "the hybrid μ (--prover hybrid:PATH) runs on one process on TRL: each process "
+                "would update its own copy of the head; use learned:PATH or the native engine"
+            )
+        online = self._policy_prover()
+        share, seed = self.mrt.prover_sample_share, int(self.args.seed)
+        return HybridPolicyProver(self.mrt.prover, online, share=share, seed=seed)
 
     def _mu_on_vllm(self) -> bool:
         """μ samples on TRL's colocated engine when it runs whole on this process and awake."""
@@ -221,13 +248,14 @@ class MRTGRPOTrainer(GRPOTrainer):
     def estimate_j(self, requests: list[ProverRequest]) -> list[float]:
         """J of each request with the current weights (version: TRL's optimizer step)."""
         version = int(self.state.global_step)
-        if isinstance(self.mu, PolicyProver) and isinstance(self.mu.lm, HFLanguageModel):
+        on_policy = isinstance(self.mu, PolicyProver | HybridPolicyProver)
+        if on_policy and isinstance(self.mu.lm, HFLanguageModel):
             with self._current_weights() as unwrapped:
                 self.mu.lm.model = unwrapped
                 return [e.j for e in self.mu.estimate(requests, version)] if requests else []
         if not requests:
             return []
-        if isinstance(self.mu, PolicyProver):
+        if on_policy:
             return [e.j for e in self.mu.estimate(requests, version)]
         return [e.j for e in self.mu.estimate(requests)]  # a fixed μ (MetaProver protocol)
 
@@ -292,6 +320,9 @@ class MRTGRPOTrainer(GRPOTrainer):
             for name, value in stats.items():
                 self._metrics["train"][name].append(value)
             return output
+        if isinstance(self.mu, HybridPolicyProver):  # the head learns once per optimizer step
+            for name, value in self.mu.update(int(self.state.global_step)).items():
+                self._metrics["train"][name].append(value)
         start = time.perf_counter()
         local = len(inputs)
         first = self.accelerator.process_index * local

@@ -64,6 +64,11 @@ def serve(
         str | None, typer.Option(envvar="MRT_GYM_TOKEN", help="bearer token clients must send")
     ] = None,
     device: Annotated[str | None, typer.Option(help="cpu | cuda")] = None,
+    j_cache_size: Annotated[int, typer.Option(help="J estimates cached per step core")] = 4096,
+    max_cores: Annotated[int, typer.Option(help="distinct session settings kept built")] = 8,
+    prefix_cache_mb: Annotated[
+        float | None, typer.Option(help="local model's prefix KV cache cap (MiB)")
+    ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "warning",
 ) -> None:
     """Serve MRTMath-v0 (one trajectory per WebSocket session, μ batched across sessions)."""
@@ -86,6 +91,9 @@ def serve(
         step_timeout_s=step_timeout,
         batch_window_s=batch_window_ms / 1000,
         token=token,
+        j_cache_size=j_cache_size,
+        max_cores=max_cores,
+        prefix_cache_mb=prefix_cache_mb,
     )
     if token is None and host not in ("127.0.0.1", "localhost", "::1"):
         typer.echo(

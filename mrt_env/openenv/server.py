@@ -19,8 +19,8 @@ import asyncio
 import contextlib
 import hmac
 import json
-import os
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
@@ -33,6 +33,14 @@ from openenv.core.env_server.types import ConcurrencyConfig, EnvironmentMetadata
 from mrt_env.config import EnvConfig, build_components, build_lm
 from mrt_env.core import StepCore
 from mrt_env.lm.base import LanguageModel
+from mrt_env.openenv.memory import (
+    bound_j_cache,
+    child_processes,
+    lm_options,
+    memory_stats,
+    release_free_memory,
+    rss_bytes,
+)
 from mrt_env.openenv.models import MRTAction, MRTObservation, MRTState
 from mrt_env.openenv.settings import ServeSettings, parse_reset_options
 from mrt_env.openenv.worker import Job, ModelWorker
@@ -42,15 +50,14 @@ from mrt_env.trajectory import TrajectoryState
 
 __all__ = ["MRTServerEnvironment", "ServeSettings", "ServerRuntime", "create_mrt_app", "serve"]
 
-MAX_CORES = 32
-"""Distinct per-session settings kept built at once (least recently used are dropped)."""
-
 
 class ServerRuntime:
     """What all sessions share: the language model, problem sources, step cores, the worker.
 
     Sessions with the same settings share one :class:`StepCore` (so one μ, one J cache and
-    batched calls); the language model is loaded once for all of them.
+    batched calls); the language model is loaded once for all of them. What they share is
+    bounded (``settings.max_cores``, ``j_cache_size``, ``prefix_cache_mb``); ``sessions`` holds
+    the live session objects weakly (a closed session must leave it).
     """
 
     def __init__(self, settings: ServeSettings) -> None:
@@ -62,6 +69,14 @@ class ServerRuntime:
         self._cores: OrderedDict[tuple[Any, ...], StepCore] = OrderedDict()
         self.sessions_opened = 0
         self.sessions_closed = 0
+        self.sessions: weakref.WeakSet[MRTServerEnvironment] = weakref.WeakSet()
+
+    def open_session(self) -> MRTServerEnvironment:
+        """A new session's environment (OpenEnv's factory)."""
+        env = MRTServerEnvironment(self)
+        self.sessions_opened += 1
+        self.sessions.add(env)
+        return env
 
     def stats(self) -> dict[str, Any]:
         """Sessions open now, model-worker rounds, threads and resident memory (``/mrt/stats``)."""
@@ -72,17 +87,22 @@ class ServerRuntime:
             "worker_jobs": self.worker.jobs_done,
             "largest_round": self.worker.largest_round,
             "threads": threading.active_count(),
-            "child_processes": _child_processes(),
-            "rss_bytes": _rss_bytes(),
+            "child_processes": child_processes(),
+            "rss_bytes": rss_bytes(),
         }
+
+    def memory(self) -> dict[str, Any]:
+        """RSS, live session objects (after a full collection), shared caches (``/mrt/memory``)."""
+        with self._lock:
+            cores = list(self._cores.values())
+        return memory_stats(cores, self._lm, self.sessions)
 
     @property
     def lm(self) -> LanguageModel:
         with self._lock:
             if self._lm is None:
                 device = self.settings.defaults.get("device")
-                options = self.settings.defaults.get("lm_options")
-                self._lm = build_lm(self.settings.lm, device, options)
+                self._lm = build_lm(self.settings.lm, device, lm_options(self.settings))
             return self._lm
 
     def core(self, problem_set: str, overrides: Mapping[str, Any]) -> StepCore:
@@ -101,8 +121,9 @@ class ServerRuntime:
             fields = {**self.settings.defaults, **overrides, "problems": source, "lm": lm}
             config = EnvConfig.from_kwargs(None, **fields)
             core = StepCore(config, build_components(config))
+            bound_j_cache(core, self.settings.j_cache_size)
             self._cores[key] = core
-            while len(self._cores) > MAX_CORES:
+            while len(self._cores) > self.settings.max_cores:
                 self._cores.popitem(last=False)
             return core
 
@@ -200,12 +221,18 @@ class MRTServerEnvironment(Environment[MRTAction, MRTObservation, MRTState]):
         )
 
     def close(self) -> None:
-        """Free the trajectory (the shared models stay loaded for other sessions)."""
+        """Free the trajectory (the shared models stay loaded for other sessions).
+
+        When the last open session closes, the allocator's free memory goes back to the
+        system, so the server's RSS shows what it still holds.
+        """
         if not self._closed:
             self.runtime.sessions_closed += 1
         self._closed = True
         self._trajectory = TrajectoryState()
         self._core = None
+        if self.runtime.sessions_opened == self.runtime.sessions_closed:
+            release_free_memory()
 
     def _check_open(self) -> None:
         if self._closed:
@@ -221,31 +248,6 @@ class MRTServerEnvironment(Environment[MRTAction, MRTObservation, MRTState]):
             self._broken = f"the request took longer than step_timeout_s={timeout:g}"
             self._trajectory = TrajectoryState()
             raise TimeoutError(self._broken) from None
-
-
-def _rss_bytes() -> int:
-    """Resident memory of this process (Linux ``/proc``; 0 elsewhere)."""
-    try:
-        with open("/proc/self/statm") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError):
-        return 0
-
-
-def _child_processes() -> int:
-    """Live child processes of this process (grading workers); -1 where unknown."""
-    try:
-        tasks = os.listdir("/proc/self/task")
-    except OSError:
-        return -1
-    found: set[str] = set()
-    for task in tasks:
-        try:
-            with open(f"/proc/self/task/{task}/children") as children:
-                found.update(children.read().split())
-        except OSError:
-            continue
-    return len(found)
 
 
 def _index_of(core: StepCore, problem_id: str) -> int:
@@ -355,8 +357,7 @@ def create_mrt_app(settings: ServeSettings | None = None) -> Any:
     runtime = ServerRuntime(settings)
 
     def factory() -> MRTServerEnvironment:
-        runtime.sessions_opened += 1
-        return MRTServerEnvironment(runtime)
+        return runtime.open_session()
 
     factory.__name__ = "MRTServerEnvironment"
     app = create_app(
@@ -375,6 +376,7 @@ def create_mrt_app(settings: ServeSettings | None = None) -> Any:
     )
     app.state.runtime = runtime
     app.add_api_route("/mrt/stats", runtime.stats, methods=["GET"])
+    app.add_api_route("/mrt/memory", runtime.memory, methods=["GET"])
     app.router.on_shutdown.append(runtime.close)
     guarded = GuardMiddleware(app, settings.token, settings.idle_timeout_s)
     guarded.state = app.state  # type: ignore[attr-defined]

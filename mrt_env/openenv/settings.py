@@ -66,6 +66,18 @@ class ServeSettings:
             batch with the first one.
         max_k, max_token_budget, max_episodes: Caps on the per-session options.
         token: Optional bearer token every request must carry.
+        j_cache_size: J estimates μ keeps per step core (LRU; 0 disables the cache). Each entry
+            holds its prompt and prefix text, so the cache holds at most this many prefixes of
+            at most ``max_token_budget`` tokens per core.
+        max_cores: Step cores (one per distinct combination of session settings, each with its
+            own J cache) kept built at once; the least recently used is dropped.
+        prefix_cache_mb: Cap on the keys/values a local model's prefix cache keeps (MiB;
+            ``None``: the backend's own cap, 2 GiB on CPU, 20% of a GPU's memory). Not used for
+            ``openai:`` models (their server keeps its own cache).
+
+    Memory stays bounded: a session's trajectory is freed when it closes, and what sessions
+    share is capped: at most ``max_cores * j_cache_size`` J estimates, the prefix cache's
+    bytes, and the verifier's result cache (``rewards.VerifierConfig``: 65,536 entries, 64 MiB).
     """
 
     lm: str = "tiny"
@@ -81,14 +93,23 @@ class ServeSettings:
     max_token_budget: int = 32_768
     max_episodes: int = 256
     token: str | None = None
+    j_cache_size: int = 4096
+    max_cores: int = 8
+    prefix_cache_mb: float | None = None
 
     def __post_init__(self) -> None:
         if not self.problem_sets:
             raise ValueError("problem_sets must name at least one problem set")
-        for name in ("max_sessions", "max_action_chars", "max_message_bytes", "max_k"):
+        for name in ("max_sessions", "max_action_chars", "max_message_bytes", "max_k", "max_cores"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
+        size = self.j_cache_size
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise ValueError(f"j_cache_size must be an int >= 0, got {size!r}")
+        mb = self.prefix_cache_mb
+        if mb is not None and (not isinstance(mb, int | float) or not 0 <= mb < math.inf):
+            raise ValueError(f"prefix_cache_mb must be None or a finite number >= 0, got {mb!r}")
         for name in ("idle_timeout_s", "step_timeout_s"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not 0 < value < math.inf:

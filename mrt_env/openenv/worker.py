@@ -86,6 +86,9 @@ class ModelWorker:
                 return
             jobs, stop = self._gather(first)
             self._round(jobs)
+            # a job holds its session's trajectory: let it go with the session, not with the
+            # next round (an idle worker would otherwise keep the last round's trajectories)
+            del first, jobs
             if stop:
                 return
 

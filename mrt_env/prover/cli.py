@@ -83,6 +83,13 @@ def train(
         "auto"
     ),
     layer: Annotated[int | None, typer.Option(help="hidden-state layer (default: best)")] = None,
+    features: Annotated[
+        str,
+        typer.Option(
+            help="hidden (state where the forced answer starts) | hidden+gold (plus the "
+            "reference answer's log-likelihood, same forward pass)"
+        ),
+    ] = "hidden",
     val_fraction: Annotated[float, typer.Option(help="share of problems for validation")] = 0.2,
     seed: Annotated[int, typer.Option(help="seed of the split and the heads")] = 0,
     device: Annotated[str | None, typer.Option(help="cpu or cuda")] = None,
@@ -95,6 +102,8 @@ def train(
 
     if head not in ("auto", "logistic", "mlp"):
         raise typer.BadParameter(f"--head must be auto, logistic or mlp, got {head!r}")
+    if features not in ("hidden", "hidden+gold"):
+        raise typer.BadParameter(f"--features must be hidden or hidden+gold, got {features!r}")
     kinds = ("logistic", "mlp") if head == "auto" else (head,)
     prover = train_from_labels(
         labels,
@@ -105,6 +114,7 @@ def train(
         layers=None if layer is None else (layer,),
         config=FitConfig(val_fraction=val_fraction, seed=seed),
         device=device,
+        features=features,
     )
     chosen = prover.card["training"]["chosen"]
     typer.echo(json.dumps({"out": str(out), **chosen}, indent=2))

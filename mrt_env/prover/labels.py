@@ -202,7 +202,7 @@ def collect_labels(
     path = folder / LABELS_FILE
     done = _done_problems(path, policy_id, k)
     template = resolve_template(template, policy_lm)
-    segmenter = default_segmenter(template)
+    segmenter = default_segmenter(template, policy_lm)  # fallback episodes for chat models
     prover = SampledMetaProver(policy_lm, template, k=k, cache_size=0)
     params = SamplingParams(max_new_tokens=max_tokens, temperature=temperature)
     todo = [(i, p) for i, p in enumerate(problems) if p.id not in done]

@@ -40,7 +40,8 @@ from mrt_env.templates import ChatTemplate
 HEAD_FILE = "head.safetensors"
 CARD_FILE = "card.json"
 CARD_FORMAT = 1
-SHIPPED = {"tiny": Path(__file__).resolve().parents[1] / "assets" / "prover-tiny"}
+_ASSETS = Path(__file__).resolve().parents[1] / "assets"
+SHIPPED = {"tiny": _ASSETS / "prover-tiny", "tiny:graded": _ASSETS / "prover-tiny-graded"}
 """Learned μ folders shipped with the package, by name (``prover="learned:tiny"``)."""
 
 
@@ -98,15 +99,17 @@ class LearnedMetaProver:
 
     Args:
         feature_lm: The feature model (an ``HFLanguageModel``); frozen (only read).
-        head: The trained probe (its ``input_dim`` is the feature model's hidden size).
+        head: The trained probe (its ``input_dim`` is the feature set's size: the feature
+            model's hidden size, plus 2 with ``"hidden+gold"``).
         layer: Hidden-state layer the probe reads (0 = embeddings).
         template: Template whose ``render_meta`` builds the input (the one labels used).
         answer_tokens: Mean forced-answer tokens reported with every estimate (the labels'
             mean), so J-vs-tokens curves keep the sampled μ's x positions.
         card: The folder's card (kept for :meth:`save_pretrained` and reports).
         policy_lm: When given, its tokenizer must equal the feature model's.
-        batch_size: Requests per forward pass (``None``: 64 on CUDA, 1 on CPU; see
-            :class:`~mrt_env.prover.features.FeatureExtractor`).
+        batch_size: Requests per forward pass (``None``: all requests of a call in one pass;
+            see :class:`~mrt_env.prover.features.FeatureExtractor`).
+        features: Feature set, ``"hidden"`` or ``"hidden+gold"`` (the card's ``features``).
     """
 
     source = "learned"
@@ -123,12 +126,16 @@ class LearnedMetaProver:
         card: Mapping[str, Any] | None = None,
         policy_lm: Any = None,
         batch_size: int | None = None,
+        features: str = "hidden",
     ) -> None:
-        self.extractor = FeatureExtractor(feature_lm, template, batch_size=batch_size)
-        if head.input_dim != self.extractor.hidden_size:
+        self.extractor = FeatureExtractor(
+            feature_lm, template, batch_size=batch_size, features=features
+        )
+        if head.input_dim != self.extractor.feature_size:
             raise ValueError(
                 f"the head reads {head.input_dim} features but the feature model "
-                f"{_name(feature_lm)} has hidden size {self.extractor.hidden_size}"
+                f"{_name(feature_lm)} gives {self.extractor.feature_size} ({features!r}: hidden "
+                f"size {self.extractor.hidden_size})"
             )
         if policy_lm is not None:
             check_same_tokenizer(feature_lm, policy_lm)
@@ -179,6 +186,7 @@ class LearnedMetaProver:
                 "input_dim": self.head.input_dim,
             },
             "template": self.template.name,
+            "features": self.extractor.feature_set,
             "answer_tokens": self.answer_tokens,
             **card_updates,
             "head_sha256": _sha256(folder / HEAD_FILE),
@@ -196,17 +204,22 @@ class LearnedMetaProver:
         policy_lm: Any = None,
         device: str | None = None,
         template: str | ChatTemplate | None = None,
+        follow_policy: bool = False,
     ) -> LearnedMetaProver:
         """Load a learned μ folder.
 
         Args:
             path: The folder written by :meth:`save_pretrained` (or ``mrt-prover train``), or
-                the name of a shipped one (``"tiny"``: for the embedded tiny LM).
+                the name of a shipped one (``"tiny"``: for the embedded tiny LM;
+                ``"tiny:graded"``: for its graded variant).
             feature_lm: The feature model (``None``: load the card's ``feature_model`` spec,
                 e.g. ``"tiny"``). Its weights must be those the head was trained on.
             policy_lm: The policy's model; its tokenizer must equal the feature model's.
             device: Device of a feature model loaded from the card.
             template: The environment's template; its name must be the card's.
+            follow_policy: Read the features from ``policy_lm`` itself (its current weights,
+                shared, so the features follow the policy as it is trained) instead of a
+                frozen feature model. At load time its weights must still be the card's.
 
         Raises:
             ProverFolderError: A missing folder or file, a head that is truncated or fails its
@@ -216,6 +229,10 @@ class LearnedMetaProver:
         folder = SHIPPED.get(str(path), Path(path))
         card = read_card(folder)
         head = _load_head(folder / HEAD_FILE, card)
+        if follow_policy:
+            if policy_lm is None or feature_lm is not None:
+                raise ValueError("follow_policy=True reads features from policy_lm: pass only it")
+            feature_lm = policy_lm
         if feature_lm is None:
             from mrt_env.config import build_lm
 
@@ -242,6 +259,7 @@ class LearnedMetaProver:
             answer_tokens=float(card.get("answer_tokens", 0.0)),
             card=card,
             policy_lm=policy_lm,
+            features=str(card.get("features", "hidden")),
         )
 
 

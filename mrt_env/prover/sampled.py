@@ -177,6 +177,11 @@ class SampledMetaProver:
         """Forget every cached estimate."""
         self._cache.clear()
 
+    @property
+    def cache_entries(self) -> int:
+        """Estimates in the J cache now (at most ``cache_size``)."""
+        return len(self._cache)
+
     def estimate(self, requests: Sequence[ProverRequest]) -> list[JEstimate]:
         """J estimates for ``requests``, in order (one model call for all uncached ones)."""
         results: list[JEstimate | None] = [None] * len(requests)

@@ -64,6 +64,7 @@ def train_from_labels(
     layers: Sequence[int] | None = None,
     config: FitConfig | None = None,
     device: str | None = None,
+    features: str = "hidden",
 ) -> LearnedMetaProver:
     """Fit a learned μ on the rows of ``labels`` and save it to ``out``.
 
@@ -80,6 +81,9 @@ def train_from_labels(
             with the termination suffix, so it carries no information about the prefix).
         config: Fit settings.
         device: Device of a feature model loaded from ``feature_model``.
+        features: Feature set: ``"hidden"`` (the hidden state where the forced answer starts)
+            or ``"hidden+gold"`` (plus the reference answer's log-likelihood; see
+            :mod:`mrt_env.prover.features`).
     """
     config = config or FitConfig()
     raw = read_labels(labels)
@@ -88,16 +92,16 @@ def train_from_labels(
         from mrt_env.config import build_lm
 
         feature_lm = build_lm(feature_model, device)
-    extractor = FeatureExtractor(feature_lm, template)
+    extractor = FeatureExtractor(feature_lm, template, batch_size=64, features=features)
     chosen_layers = tuple(range(1, extractor.num_layers + 1)) if layers is None else tuple(layers)
     requests = [ProverRequest(r.problem_id, r.prompt, r.gold, r.prefix) for r in rows]
     start = time.perf_counter()
-    features = extractor.features(requests, chosen_layers)
+    values = extractor.features(requests, chosen_layers)
     feature_seconds = time.perf_counter() - start
     correct = torch.tensor([r.num_correct for r in rows], dtype=torch.float32)
     samples = torch.tensor([r.num_samples for r in rows], dtype=torch.float32)
     head, layer, reports = select_probe(
-        features,
+        values,
         chosen_layers,
         correct,
         samples,
@@ -128,7 +132,13 @@ def train_from_labels(
     }
     tokens = sum(r.answer_tokens * r.num_samples for r in rows) / float(samples.sum())
     prover = LearnedMetaProver(
-        feature_lm, head, layer=layer, template=template, answer_tokens=tokens, card=card
+        feature_lm,
+        head,
+        layer=layer,
+        template=template,
+        answer_tokens=tokens,
+        card=card,
+        features=features,
     )
     prover.save_pretrained(out)
     return prover

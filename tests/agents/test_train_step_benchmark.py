@@ -12,7 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.slow  # a fresh process and three model copies: ~20 s on 2 shared cores
+@pytest.mark.slow  # a fresh process, five model copies, four steps a repeat: ~100 s at load 9
 def test_train_step_benchmark_smoke(tmp_path: Path) -> None:
     out = tmp_path / "train_step.json"
     result = subprocess.run(
@@ -20,7 +20,11 @@ def test_train_step_benchmark_smoke(tmp_path: Path) -> None:
             sys.executable,
             str(ROOT / "benchmarks" / "train_step.py"),
             "--model",
-            "random-tiny",
+            "tiny",
+            "--provers",
+            "sampled",
+            "learned:tiny",
+            "hybrid:tiny",
             "--repeats",
             "1",
             "--token-budget",
@@ -52,3 +56,13 @@ def test_train_step_benchmark_smoke(tmp_path: Path) -> None:
     assert 0 < repeat["prover_generate_s"] <= repeat["mrt_prover_s"]
     assert figures["load_average_before"]["cpus"] >= 1
     assert "MRT step breakdown (medians)" in result.stdout and "load: before" in result.stdout
+    # every μ timed against the same GRPO step: sampled (the headline), learned, hybrid
+    by_prover = figures["mrt_over_grpo_by_prover"]
+    assert list(by_prover) == ["sampled", "learned:tiny", "hybrid:tiny"]
+    assert by_prover["sampled"]["mrt_over_grpo"] == figures["mrt_over_grpo"]
+    for mu, row in by_prover.items():
+        step = repeat["mrt_by_prover"][mu]
+        assert row["mrt_over_grpo"] == pytest.approx(step["mrt_s"] / repeat["grpo_s"])
+        assert 0 < step["mrt_prover_s"] < step["mrt_s"]
+        assert f"MRT with μ={mu}:" in result.stdout
+    assert "prover_model_calls" not in repeat["mrt_by_prover"]["learned:tiny"]  # no sampling

@@ -9,7 +9,6 @@ compared with :class:`agents.mrt.MRT` on trajectories holding the same episodes 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,67 +22,7 @@ from agents.mrt import MRT
 from agents.types import EpisodeRecord, Trajectory
 from mrt_env.prover.base import ProverRequest
 from mrt_env.prover.table import TableMetaProver
-
-PROMPT = "Problem: 1+1?\n<think>\n"
-
-
-def _trainer(
-    tmp_path: Path,
-    completions: Callable[[], list[str]],
-    prover: Any,
-    credit: str,
-    groups: int,
-    size: int,
-    final_j: str = "prover",
-) -> Any:
-    from datasets import Dataset
-    from trl import GRPOConfig
-
-    from agents.session import load_language_model
-    from agents.trl.rewards import OutcomeReward
-    from agents.trl.trainer import MRTGRPOTrainer, MRTSettings
-
-    lm = load_language_model("random-tiny", "cpu", 0)
-
-    def rollout(prompts: list[str], trainer: Any) -> dict[str, Any]:
-        texts = completions()
-        assert len(texts) == len(prompts)
-        return {
-            "prompt_ids": [lm.encode(p) for p in prompts],
-            "completion_ids": [lm.encode(t) for t in texts],
-            "logprobs": None,
-        }
-
-    dataset = Dataset.from_dict(
-        {
-            "prompt": [PROMPT.replace("1+1", f"{g + 1}+1") for g in range(groups)],
-            "answer": [str(g + 2) for g in range(groups)],
-            "problem_id": [f"p{g}" for g in range(groups)],
-        }
-    )
-    args = GRPOConfig(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=groups * size,
-        num_generations=size,
-        max_completion_length=64,
-        use_cpu=True,
-        report_to=[],
-        seed=0,
-        shuffle_dataset=False,
-    )
-    return MRTGRPOTrainer(
-        lm.model,
-        reward_funcs=[OutcomeReward()],
-        args=args,
-        train_dataset=dataset,
-        processing_class=lm.tokenizer,
-        rollout_func=None if credit == "released" else rollout,
-        mrt=MRTSettings(
-            credit=MRTConfig(credit=credit, alpha=1.0),  # type: ignore[arg-type]
-            prover=prover,
-            final_j=final_j,  # type: ignore[arg-type]
-        ),
-    )
+from tests.agents.trl_doubles import tiny_trl_trainer
 
 
 def _batch(trainer: Any) -> list[dict[str, Any]]:
@@ -125,7 +64,9 @@ def test_hand_built_progress_credit_matches_agents_and_hand_values(tmp_path: Pat
         ("p0", "1+1=3.\n\nWait, no."): 0.0,
     }
     prover = TableMetaProver(table)
-    trainer = _trainer(tmp_path, lambda: [right, wrong], prover, "progress", 1, 2, "outcome")
+    trainer = tiny_trl_trainer(
+        tmp_path, lambda: [right, wrong], prover, "progress", 1, 2, "outcome"
+    )
     handed = _handed_to_loss(trainer, _batch(trainer))
     # final_j="outcome": J after a finished completion is its verified outcome.
     # R = (1, 0): mean 0.5, std 0.5 (the scale of both terms). Progress per episode:
@@ -160,7 +101,7 @@ def test_randomised_credit_matches_agents(tmp_path: Path, credit: str) -> None:
             texts.append("\n\n".join(episodes) + answer)
         return texts
 
-    trainer = _trainer(tmp_path, completions, TableMetaProver(_j_of), credit, 2, 4)
+    trainer = tiny_trl_trainer(tmp_path, completions, TableMetaProver(_j_of), credit, 2, 4)
     for _ in range(2):
         handed = _handed_to_loss(trainer, _batch(trainer))
         reference = _reference(trainer, credit)
@@ -174,7 +115,7 @@ def test_released_recipe_continues_one_cut_prefix_per_group(tmp_path: Path) -> N
     from agents.mrt import released_credit
 
     prover = TableMetaProver(_j_of)
-    trainer = _trainer(tmp_path, list, prover, "released", 2, 3)
+    trainer = tiny_trl_trainer(tmp_path, list, prover, "released", 2, 3)
     output = trainer._generate_and_score_completions(_batch(trainer))
     rows = [
         ids[mask.bool()].tolist()

@@ -83,12 +83,46 @@ def test_learned_prover_on_trl_logs_its_source(tmp_path: Path) -> None:
     assert [h["prover/learned"] for h in _history(tmp_path, 2)] == [1.0, 1.0]
 
 
+def test_hybrid_prover_on_trl_samples_a_share_and_updates_the_head(tmp_path: Path) -> None:
+    import torch
+
+    from agents.config import MRTConfig, TrainConfig
+    from agents.trl.prover import HybridPolicyProver
+    from agents.trl.run import TRLRunOptions, build_trainer
+    from mrt_env.prover.learned import LearnedMetaProver
+
+    config = TrainConfig(
+        steps=2,
+        problems_per_step=2,
+        group_size=2,
+        token_budget=48,
+        prover_samples=2,
+        prover="hybrid:tiny",
+        prover_sample_share=1.0,  # every request also sampled: labels for sure
+    )
+    options = TRLRunOptions(out=tmp_path, model="tiny", extra=(("save_strategy", "no"),))
+    trainer = build_trainer(options, config, MRTConfig(credit="progress"), tensorboard=False)
+    assert isinstance(trainer.mu, HybridPolicyProver)
+    shipped = LearnedMetaProver.from_pretrained("tiny").head.state_dict()
+    trainer.train()
+    logs = [h for h in trainer.state.log_history if "loss" in h]
+    assert [h["prover/learned"] for h in logs] == [1.0, 1.0]
+    assert "prover/drift" not in logs[0]  # no update before the first optimizer step
+    assert logs[1]["prover/online_labels"] > 0 and np.isfinite(logs[1]["prover/drift"])
+    assert trainer.mu.online.version == 1  # the share was sampled with step 1's weights
+    after = trainer.mu.hybrid.learned.head.state_dict()
+    assert any(not torch.equal(after[k], shipped[k]) for k in shipped)  # the head learned
+    with pytest.raises(ValueError, match="needs a LearnedMetaProver"):
+        from agents.trl.trainer import MRTSettings
+
+        MRTSettings(prover_sample_share=0.1)
+
+
 def test_engine_trl_rejects_what_it_cannot_run(tmp_path: Path) -> None:
     for extra in (
         ["--algo", "star"],
         ["--algo", "mrt", "--prover-policy", "frozen"],
         ["--algo", "grpo", "--eval-interval", "1"],
-        ["--algo", "mrt", "--prover", "hybrid:tiny"],
     ):
         result = CliRunner().invoke(app, [*TINY, *extra, "--out", str(tmp_path)])
         assert result.exit_code != 0
@@ -167,15 +201,11 @@ def test_vllm_colocate_two_steps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 @pytest.mark.parametrize("credit", ["progress", "released"])
 def test_two_processes_under_torchrun_train_mrt_on_cpu(credit: str, tmp_path: Path) -> None:
     """The TRL engine on 2 CPU processes (gloo): both ranks finish, rank 0 saves the model."""
-    import socket
-
-    with socket.socket() as probe:  # a free loopback port for the rendezvous
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     out = tmp_path / "run"
+    # --standalone: a local rendezvous on a port the launcher picks itself (no probe-then-bind
+    # race with other tests' servers)
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-        "--master_addr", "127.0.0.1", "--master_port", str(port),
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
         "-m", "agents.cli", "--algo", "mrt", "--credit", credit, "--steps", "2",
         *TINY, "--out", str(out),
     ]  # fmt: skip
@@ -188,3 +218,25 @@ def test_two_processes_under_torchrun_train_mrt_on_cpu(credit: str, tmp_path: Pa
     assert output.count("mrt (trl): 2 steps") == 2  # one line per rank
     assert (out / "model" / "model.safetensors").exists()
     assert (out / "checkpoint-2").is_dir()
+
+
+def test_resumed_run_bar_starts_at_the_checkpoint_step(tmp_path: Path) -> None:
+    from transformers import TrainerControl, TrainerState
+    from transformers.trainer_callback import ProgressCallback
+
+    from agents.trl.run import show_resumed_steps
+    from tests.agents.trl_doubles import tiny_trl_trainer
+
+    trainer = tiny_trl_trainer(tmp_path, list, None, "progress", 1, 2)
+    show_resumed_steps(trainer)
+    [bar] = [c for c in trainer.callback_handler.callbacks if isinstance(c, ProgressCallback)]
+    state = TrainerState(max_steps=10, global_step=4)  # as restored from checkpoint-4
+    stock = ProgressCallback()
+    for callback in (bar, stock):
+        callback.on_train_begin(trainer.args, state, TrainerControl())
+    assert (bar.training_bar.n, stock.training_bar.n) == (4, 0)  # the stock bar restarts at 0
+    state.global_step = 5
+    bar.on_step_end(trainer.args, state, TrainerControl())
+    assert bar.training_bar.n == 5  # one step later: one more, not 5 more
+    bar.training_bar.close()
+    stock.training_bar.close()

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -238,3 +241,86 @@ def test_regret_script_builds_a_learned_prover_and_needs_no_prover_model() -> No
     assert regret.load_prover_model(args) is None  # the folder brings its feature model
     prover = regret.build_prover(load_tiny_lm(), args)
     assert isinstance(prover, LearnedMetaProver) and prover.source == "learned"
+
+
+class _SpyBar:
+    """A test double of ``tqdm.tqdm`` that records what the bar is told, in order."""
+
+    made: ClassVar[list[_SpyBar]] = []
+
+    def __init__(self, total: int, initial: int = 0, **_: object) -> None:
+        self.total = total
+        self.events: list[tuple[str, object]] = [("initial", initial)]
+        _SpyBar.made.append(self)
+
+    def update(self, n: int) -> None:
+        self.events.append(("update", n))
+
+    def set_postfix_str(self, text: str) -> None:
+        self.events.append(("status", text))
+
+    def close(self) -> None:
+        self.events.append(("close", None))
+
+
+def _episodes_script() -> Callable[[str, int], str]:
+    """A script whose first response to problem i has 3, 1 and 2 episodes (marker:1 splits at
+    "Wait"), and every later one 1 episode, so J reads end in three rounds; every forced
+    answer is "\\boxed{1}"."""
+    seen: Counter[str] = Counter()
+
+    def script(prompt: str, sample_index: int) -> str:
+        if not prompt.endswith("<think>\n"):
+            return "\\boxed{1}"
+        seen[prompt] += 1
+        first = {"0+1": 3, "1+2": 1, "2+3": 2}[
+            next(k for k in ("0+1", "1+2", "2+3") if k in prompt)
+        ]
+        episodes = first if seen[prompt] == 1 else 1
+        return "\n\nWait, ".join(["a=1."] * episodes) + "</think>\\boxed{1}"
+
+    return script
+
+
+def test_regret_bar_advances_once_per_problem_and_resumes_at_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tqdm
+
+    monkeypatch.setattr(tqdm, "tqdm", _SpyBar)
+    _SpyBar.made.clear()
+    loads: list[str] = []
+    script = _episodes_script()
+
+    def load_policy(spec: str, device: str, args: object) -> tuple[ScriptedLM, None]:
+        loads.append(spec)
+        return ScriptedLM(script, name="tiny-scripted"), None
+
+    monkeypatch.setattr(regret, "load_policy", load_policy)
+    args = regret.Args(
+        policies=("s=scripted",), problems=str(_problems(tmp_path / "p.jsonl")), num_problems=3,
+        samples=2, k=2, template="tiny", segmenter="marker:1", token_budget=200,
+        budgets=(200,), extensions=(0,), chunk_problems=20,
+    )  # fmt: skip
+    problems = regret.load_problems(args)
+    cache = tmp_path / "cache.jsonl"
+    policies, _ = regret.evaluate_policies(args, {"s": "scripted"}, problems, cache)
+    curves = [[len(s["curve"]) for s in r["samples"]] for r in policies["s"]]
+    assert curves == [[4, 2], [2, 2], [3, 2]]  # episodes + 1 points: J reads end in 3 rounds
+    [bar] = _SpyBar.made
+    assert bar.total == 3 and bar.events[0] == ("initial", 0)
+    updates = [i for i, (kind, _) in enumerate(bar.events) if kind == "update"]
+    assert [bar.events[i][1] for i in updates] == [1, 1, 1]  # once per problem, not per chunk
+    statuses = [str(text) for kind, text in bar.events if kind == "status"]
+    assert statuses[0] == "starting"  # something shows before any model loads
+    # each problem counts as soon as J has been read on all of its responses, in the chunk:
+    # round 1 ends 4 replays (problem 1's both), round 2 problem 2's, round 3 problem 0's
+    reading = "s: reading J (K=2) after every episode: {}/6 responses"
+    assert [bar.events[i - 1] for i in updates] == [
+        ("status", reading.format(n)) for n in (4, 5, 6)
+    ]
+    assert updates[-1] < bar.events.index(("status", "s: grading 6 responses"))
+    # a rerun resumes at the cache's 3 problems and loads no model
+    regret.evaluate_policies(args, {"s": "scripted"}, problems, cache)
+    assert _SpyBar.made[1].events[0] == ("initial", 3)
+    assert not [e for e in _SpyBar.made[1].events if e[0] == "update"] and loads == ["scripted"]

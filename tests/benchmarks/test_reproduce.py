@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -99,3 +100,30 @@ def test_curves_are_averaged_across_seeds_over_the_steps_every_seed_reached(
     text = "\n".join(reproduce.curves_markdown({"grpo": [start, step20]}, args))
     assert "| grpo | 20 | 12 |" in text
     assert reproduce.curves_markdown({}, args) == []  # no table without data
+
+
+def test_the_hybrid_method_trains_mrt_with_the_hybrid_learned_prover(tmp_path: Path) -> None:
+    args = reproduce.Args(
+        methods=("grpo", "mrt-hybrid"),
+        train_minutes=0,
+        train_steps=1,
+        curve_interval=0,
+        prover_sample_share=1.0,  # every J request also sampled: online labels for sure
+        train_flags="--problems-per-step 1 --group-size 2 --token-budget 48 --k 2",
+    )
+    out = tmp_path / "mrt-hybrid-s0"
+    command = reproduce.train_command(args, "mrt-hybrid", 0, out)
+    text = " ".join(command)
+    assert "--algo mrt --credit progress" in text
+    assert "--prover hybrid:tiny --prover-sample-share 1.0" in text  # the shipped prover-tiny
+    assert "--prover" not in reproduce.train_command(args, "mrt-progress", 0, out)
+    assert "--prover" not in reproduce.train_command(args, "grpo", 0, out)
+    folder = Path(reproduce.__file__).parents[1] / "mrt_env" / "assets" / "prover-tiny"
+    by_path = reproduce.method_flags(reproduce.Args(hybrid_prover=str(folder)), "mrt-hybrid")
+    assert by_path[by_path.index("--prover") + 1] == f"hybrid:{folder.resolve()}"
+    # the command trains: one MRT step whose J came from the learned μ, updated online
+    subprocess.run(command, check=True, capture_output=True, timeout=600)
+    [row] = [json.loads(line) for line in (out / "tb" / "metrics.jsonl").read_text().splitlines()]
+    assert row["step"] == 1 and row["prover/learned"] == 1.0
+    assert row["prover/online_labels"] > 0 and np.isfinite(row["prover/drift"])
+    assert reproduce.mark_done(out)["steps"] == 1

@@ -212,6 +212,28 @@ def test_the_shipped_tiny_prover_loads_by_name_with_its_figures() -> None:
     assert 0 < estimate.j < 1 and estimate.source == "learned"
 
 
+def test_the_shipped_graded_prover_follows_checks_and_slips() -> None:
+    """prover-tiny-graded against the graded tiny LM's own forced answers (its card, K = 64:
+    J = 0.594 after an unchecked right attempt, 0.813 after one passed recomputation, 0.109
+    after a dropped carry)."""
+    prover = LearnedMetaProver.from_pretrained("tiny:graded")
+    card = prover.card
+    assert card["feature_model"] == "tiny:graded" and card["features"] == "hidden+gold"
+    assert card["labels"]["policies"] == ["tiny:graded"] and card["labels"]["k"] == [8]
+    assert card["calibration"]["jstar_share_graded"] >= 0.25
+    attempt = "47+38: 7+8=15, 4+3+1=8, so 85."
+    redo = "\n\nBut let me double-check: 47+38: 7+8=15, 4+3+1=8, so 85 (before: 85). Same."
+    slipped = "47+38: 7+8=15, 4+3=7, so 75."
+    prompt = "Problem: 47+38\n<think>\n"
+    right, checked, wrong = (
+        e.j
+        for e in prover.estimate(
+            [ProverRequest("q", prompt, "85", p) for p in (attempt, attempt + redo, slipped)]
+        )
+    )
+    assert 0.35 < right < 0.8 and checked > right + 0.1 and wrong < 0.25
+
+
 def test_feature_model_fingerprint_ignores_dtype_but_not_weights(tiny_lm) -> None:  # type: ignore[no-untyped-def]
     import copy
 
@@ -233,3 +255,88 @@ def test_padded_batches_give_the_features_of_one_input_at_a_time(tiny_lm) -> Non
     padded = FeatureExtractor(tiny_lm, "tiny", batch_size=64).features(requests, (2, 4))
     assert torch.allclose(one, padded, atol=1e-4)
     assert not torch.allclose(one[0], one[1], atol=1e-3)  # different prefixes differ
+
+
+def test_gold_continuation_follows_the_template_suffix() -> None:
+    from mrt_env.prover.features import gold_continuation
+
+    assert gold_continuation("a\n</think>\n\\boxed{", "19") == "19}"
+    assert gold_continuation("a\n</think>", "19") == "\n\\boxed{19}"
+
+
+def test_gold_features_are_the_reference_answer_log_likelihood(tiny_lm) -> None:  # type: ignore[no-untyped-def]
+    """s = sum of log p(gold token | everything before it), computed here one input at a time
+    from the full logits in float64; the extractor reads it from a padded batch."""
+    from mrt_env.prover.features import FeatureExtractor
+    from mrt_env.templates import resolve_template
+
+    template = resolve_template("tiny", tiny_lm)
+    prefixes = ("", "12+7=19.", "12+7=18.", "12+7=19.\n</think>\n\\boxed{19}")
+    requests = [ProverRequest("q", PROMPT, "19", p) for p in prefixes]
+    extractor = FeatureExtractor(tiny_lm, "tiny", features="hidden+gold")
+    found = extractor.features(requests, (4,))
+    hidden = FeatureExtractor(tiny_lm, "tiny", batch_size=1).features(requests, (4,))
+    assert found.shape == (4, 1, 96 + 2)
+    assert torch.allclose(found[:, :, :96], hidden, atol=1e-4)  # same states as "hidden"
+    for row, prefix in enumerate(prefixes):
+        meta = template.render_meta(PROMPT, prefix)
+        answer = "19}" if meta.endswith("{") else "\n\\boxed{19}"
+        context, target = tiny_lm.encode(meta), tiny_lm.encode(answer)
+        with torch.no_grad():
+            logits = tiny_lm.model(torch.tensor([context + target])).logits[0].double()
+        log_p = logits.log_softmax(-1)
+        s = sum(float(log_p[len(context) - 1 + i, t]) for i, t in enumerate(target))
+        assert float(found[row, 0, 96]) == pytest.approx(s, rel=1e-4, abs=1e-4)
+        assert float(found[row, 0, 97]) == pytest.approx(np.log1p(-np.exp(s)), abs=1e-3)
+    right, wrong = float(found[1, 0, 96]), float(found[2, 0, 96])
+    assert right > wrong  # the tiny LM prefers the answer its arithmetic wrote
+
+
+def test_one_forward_pass_per_estimate_call(tiny_lm) -> None:  # type: ignore[no-untyped-def]
+    prover = LearnedMetaProver(tiny_lm, ProbeHead(98), layer=3, features="hidden+gold")
+    calls: list[int] = []
+    handle = tiny_lm.model.register_forward_hook(lambda m, i, o: calls.append(1))
+    try:
+        requests = [ProverRequest("q", PROMPT, "19", "12+7=" * n) for n in range(7)]
+        prover.estimate(requests)
+    finally:
+        handle.remove()
+    assert len(calls) == 1 and prover.forward_passes == 1
+
+
+def test_features_from_a_model_in_train_mode_are_read_in_eval_mode(tiny_lm) -> None:  # type: ignore[no-untyped-def]
+    from mrt_env.prover.features import FeatureExtractor
+
+    extractor = FeatureExtractor(tiny_lm, "tiny")
+    request = ProverRequest("q", PROMPT, "19", "12+7=19.")
+    tiny_lm.model.eval()
+    expected = extractor.features([request], (2,))
+    tiny_lm.model.train()
+    try:
+        assert torch.equal(extractor.features([request], (2,)), expected)
+        assert tiny_lm.model.training  # put back as it was
+    finally:
+        tiny_lm.model.eval()
+
+
+def test_follow_policy_reads_the_policy_itself(trained, tiny_lm) -> None:  # type: ignore[no-untyped-def]
+    _, folder = trained
+    prover = LearnedMetaProver.from_pretrained(folder, policy_lm=tiny_lm, follow_policy=True)
+    assert prover.extractor.lm is tiny_lm
+    with pytest.raises(ValueError, match="follow_policy=True reads features from policy_lm"):
+        LearnedMetaProver.from_pretrained(folder, follow_policy=True)
+
+
+def test_a_call_over_the_token_cap_is_split_into_passes_with_the_same_features(tiny_lm) -> None:  # type: ignore[no-untyped-def]
+    from mrt_env.prover.features import FeatureExtractor
+
+    requests = [ProverRequest("q", PROMPT, "19", "12+7=19. " * n) for n in range(6)]
+    lengths = [len(FeatureExtractor(tiny_lm, "tiny").input_ids(r)) for r in requests]
+    cap = 2 * max(lengths)  # two of the longest inputs fit in one pass, three do not
+    capped = FeatureExtractor(tiny_lm, "tiny", max_batch_tokens=cap)
+    passes = capped._passes(lengths)
+    assert sorted(i for rows in passes for i in rows) == list(range(6))
+    assert all(len(rows) * max(lengths[i] for i in rows) <= cap for rows in passes)
+    assert len(passes) >= 3 and len(FeatureExtractor(tiny_lm, "tiny")._passes(lengths)) == 1
+    one = FeatureExtractor(tiny_lm, "tiny", batch_size=1).features(requests, (3,))
+    assert torch.allclose(capped.features(requests, (3,)), one, atol=1e-4)

@@ -176,11 +176,11 @@ def test_curves_by_problem_groups_traces_in_first_seen_order() -> None:
 
 def test_replay_many_reports_each_response_as_its_replay_ends() -> None:
     responses = [RESPONSE, "a=\n\nWait, b</think>\\boxed{12}", "no end"]  # 3, 2 and 1 episodes
-    told: list[int] = []
+    told: list[list[int]] = []
     many = replay_many(make_env(), responses, [0, 1, 2], seed=3, progress=told.append)
-    assert told == [1, 1, 1]  # after round 1 "no end", after round 2 the second, then the first
+    assert told == [[2], [1], [0]]  # after round 1 "no end", after round 2 the second, ...
     quiet = replay_many(make_env(), responses, [0, 1, 2], seed=3)
     assert [t.j for t in many] == [t.j for t in quiet]  # the callback changes nothing
     told.clear()
     replay_many(make_env(), ["a", "b", "c"], [0, 1, 2], batch_size=2, progress=told.append)
-    assert sum(told) == 3
+    assert told == [[0, 1], [2]]  # indices into the whole list, across batches

@@ -133,3 +133,31 @@ def test_served_and_in_process_j_agree_within_their_intervals(
         )
         assert remote.ci_low <= local.ci_high and local.ci_low <= remote.ci_high
     assert any(e.j > 0 for e in figures[1]), "J is 0 on every prefix: the check is vacuous"
+
+
+def test_served_and_in_process_forced_answers_are_the_same_tokens_when_greedy(
+    plain_server: Any, real_lm: Any, math500: Path
+) -> None:
+    """μ's exact request on both engines: the same prompt text, tokens, special tokens, answer
+    cap and end of sequence give the same greedy forced answers, token for token. (Sampled,
+    the engines differ only in their random numbers.)"""
+    env = chat_env(real_lm, math500, prover="none")
+    template = env.unwrapped.core.components.template
+    problem = easy_problems(math500)[0]  # the remainder of 2004 / 12: 0
+    prompt = template.render_prompt(problem["problem"])
+    prefixes = [
+        "",
+        "To find the remainder, divide 2004 by 12.\n\n2004 = 12 * 167 + 0.",
+        "12 * 100 = 1200 and 2004 - 1200 = 804.\n\nSo the answer is \\boxed{",  # natural end
+    ]
+    inputs = [template.render_meta(prompt, prefix) for prefix in prefixes]
+    params = SamplingParams(max_new_tokens=12, temperature=0.0, n=1)
+    served = OpenAICompatibleLM(
+        plain_server.base_url, max_concurrency=1, tokenizer=real_lm.tokenizer
+    )
+    remote = [group[0] for group in served.generate(inputs, params, seeds=[0, 1, 2])]
+    local = [group[0] for group in real_lm.generate(inputs, params, seeds=[0, 1, 2])]
+    print("\nserved:", [c.text for c in remote], "\nin-process:", [c.text for c in local])
+    for a, b in zip(remote, local, strict=True):
+        assert (a.text, a.token_ids, a.finish_reason) == (b.text, b.token_ids, b.finish_reason)
+    assert len({c.text for c in local}) > 1, "every prefix got one answer: the check is vacuous"
