@@ -23,6 +23,7 @@ REPLIES = [
     ("These answers 5 and 6 are", []),  # "answers" is not "answer"
     ("The answer to this problem is hard.", []),  # "answer" must be followed by is, : or =
     ("The answerIs 5", []),
+    ("The answer isn't obvious.", []),  # "is" must be a whole word
     ("the answer is $$ done", []),  # an empty math span is no answer
     ("<think>the answer is 3", None),  # never finished thinking
     ("<think>the answer is 3</think>I am not sure.", []),  # thinking never counts
