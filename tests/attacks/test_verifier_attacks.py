@@ -25,7 +25,7 @@ ATTACKS = catalogue()
 
 @pytest.fixture(scope="module")
 def verifiers() -> Iterator[dict[bool, Verifier]]:
-    """A plain verifier and one with the opt-in final-answer pattern, both warmed up."""
+    """A plain verifier and one with the shipped extra answer patterns, both warmed up."""
     plain = Verifier(VerifierConfig(timeout_s=TIMEOUT_S, workers=2))
     patterned = Verifier(
         VerifierConfig(
