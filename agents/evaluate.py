@@ -53,6 +53,8 @@ class EvalSettings:
             template's).
         segmenter: Segmenter spec (``mrt_env.segmenters.segmenter_from_spec``; ``None``: the
             template's default), shared by the policy's episodes and the env.
+        answer_patterns: Extra patterns reading unboxed final answers (``None``: the
+            template's default; ``()``: boxed only; ``EnvConfig.answer_patterns``).
     """
 
     samples_per_problem: int = 1
@@ -64,6 +66,7 @@ class EvalSettings:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     forced_answer_tokens: int | None = None
     segmenter: str | None = None
+    answer_patterns: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,7 @@ def sample_responses(
         max_answer_tokens=settings.forced_answer_tokens,
         segmenter=segmenter_from_spec(settings.segmenter) if settings.segmenter else None,
         truncation_lm=lm,
+        answer_patterns=settings.answer_patterns,
     )
     components = build_components(env_config)
     policy = LLMPolicy.for_env(lm, settings.policy, components, settings.token_budget)
@@ -292,6 +296,7 @@ def main(
     forced_answer_tokens: opts.ForcedAnswerTokens = None,
     max_episode_tokens: opts.MaxEpisodeTokens = None,
     segmenter: opts.Segmenter = None,
+    answer_pattern: opts.AnswerPattern = None,
     prefix_cache_size: opts.PrefixCacheSize = None,
     max_decode_rows: opts.MaxDecodeRows = None,
     seed: Annotated[int, typer.Option(help="sampling seed")] = 1234,
@@ -321,6 +326,7 @@ def main(
         policy=policy,
         forced_answer_tokens=forced_answer_tokens,
         segmenter=segmenter,
+        answer_patterns=opts.answer_patterns(answer_pattern),
     )
     lm_options = opts.backend_options(prefix_cache_size, max_decode_rows)
     chosen = load_problems(problems, n)

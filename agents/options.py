@@ -23,6 +23,14 @@ Segmenter = Annotated[
     str | None,
     typer.Option(help="marker[:MIN] | preset:NAME | paragraph (default: template's)"),
 ]
+AnswerPattern = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="regex (first group = answer) reading a reply without \\boxed{}; repeatable; "
+        "'none': boxed only (default: template's: 'the answer is X' for chat models without "
+        "thinking tags)"
+    ),
+]
 MaxAnswerTokens = Annotated[
     int | None, typer.Option(help="final-answer cap after </think> (default: template's)")
 ]
@@ -86,3 +94,18 @@ def check_k(k: int) -> None:
     """``--k`` (K, forced answers per J) must be >= 1; the error names the flag."""
     if k < 1:
         raise typer.BadParameter(f"--k must be >= 1 (forced answers per J), got {k}")
+
+
+def answer_patterns(values: list[str] | None) -> tuple[str, ...] | None:
+    """``--answer-pattern`` values as ``EnvConfig.answer_patterns``: ``None`` (the template's
+    default) when absent, ``()`` for ``none``, else the regexes."""
+    if not values:
+        return None
+    if values == ["none"]:
+        return ()
+    from mrt_env.answer_patterns import check_answer_patterns
+
+    try:
+        return check_answer_patterns(values)
+    except ValueError as error:
+        raise typer.BadParameter(f"--answer-pattern: {error}") from error

@@ -111,6 +111,11 @@ class Args:
     """HF backend: prefix-cache entries (default: the backend's)"""
     max_decode_rows: int | None = None
     """HF backend: rows per decode call (default: all)"""
+    answer_pattern: tuple[str, ...] = ()
+    """regular expression (first group = answer) reading a response's final answer when it has
+    no \\boxed{} (a box wins); repeatable; "none": boxed answers only, as in the paper
+    (default: the template's: "the answer is X" for a chat model without thinking tags, none
+    otherwise; mrt_env.answer_patterns)"""
     template: str | None = None
     """chat/termination template preset: tiny, r1-distill, plain, chat (default: tiny for the
     tiny LM, the tokenizer's chat template for other models)"""
@@ -254,6 +259,21 @@ def build_prover(lm: Any, args: Args) -> Any:
     return build_env_prover(config, lm, resolve_template(args.template, lm))
 
 
+def answer_verifier(template: Any, args: Args) -> Any:
+    """The verifier of the natural responses: boxed answers, then --answer-pattern's (or the
+    template's default) patterns."""
+    import rewards
+    from mrt_env.answer_patterns import check_answer_patterns, default_answer_patterns
+
+    if args.answer_pattern == ("none",):
+        patterns: tuple[str, ...] = ()
+    elif args.answer_pattern:
+        patterns = check_answer_patterns(args.answer_pattern)
+    else:
+        patterns = default_answer_patterns(template)
+    return rewards.get_verifier(rewards.VerifierConfig(extra_patterns=patterns))
+
+
 def process_chunk(
     lm: Any,
     prover: Any,
@@ -267,7 +287,6 @@ def process_chunk(
     ``status`` hears which phase runs (shown beside the progress bar); ``problem_done`` hears
     the position (in ``problems``) of each problem as soon as J has been read on all of its
     responses, once per problem (the chunk's batched grading follows)."""
-    import rewards
     from mrt_env.templates import resolve_template
 
     template = resolve_template(args.template, lm)
@@ -291,7 +310,7 @@ def process_chunk(
     )
     clock = time.perf_counter()
     status(f"grading {len(jobs)} responses")
-    verifications = rewards.verify_many(
+    verifications = answer_verifier(template, args).verify_many(
         [(texts[j][0], problems[jobs[j][0]].answer) for j in range(len(jobs))]
     )
     TIMINGS["verify_s"] += time.perf_counter() - clock
@@ -609,6 +628,7 @@ def main(args: Args) -> dict[str, Any]:
     model_options(args, [*policy_specs(args, {}).values(), prover_spec(args)])  # fail early
     excluded = ("name", "run_dir", "dump_traces")
     excluded += () if args.lm_option else ("lm_option",)  # earlier runs' folders still resume
+    excluded += () if args.answer_pattern else ("answer_pattern",)
     settings = {k: v for k, v in asdict(args).items() if k not in excluded}
     run = Path(args.run_dir) / (args.name or f"run-{settings_hash(settings)}")
     run.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mrt_env.answer_patterns import check_answer_patterns, default_answer_patterns
 from mrt_env.grading import FINAL_J, TRUNCATIONS, FinalJ, Truncation
 from mrt_env.lm.base import LanguageModel
 from mrt_env.lm_options import check_lm_options
@@ -127,6 +128,13 @@ class EnvConfig:
     thinking tags a ``FallbackSegmenter``, see :func:`default_segmenter`); ``replay`` splits
     responses with it. A ``FallbackSegmenter`` without ``count_tokens`` gets ``lm``'s."""
 
+    answer_patterns: Sequence[str] | None = None
+    """Regular expressions (first group = answer) that read the policy's final answer when its
+    response has no ``\\boxed{}`` (a box always wins). ``None``: the template's default, see
+    :func:`default_answer_patterns` (``rewards.extraction.ANSWER_IS_PATTERN``, "the answer is
+    X", for ``template="chat"`` on a model without thinking tags; none otherwise); ``()``:
+    boxed answers only, as in the paper. The forced answers of μ are always read from their box."""
+
     j_star: float = 1.0
     """Comparator J* of the cumulative regret."""
 
@@ -188,6 +196,8 @@ class EnvConfig:
         if self.device is not None and not isinstance(self.device, str):
             raise TypeError(f"device must be a str such as 'cpu' or 'cuda', got {self.device!r}")
         check_template_spec(self.template)  # raises KeyError with the known names
+        if self.answer_patterns is not None:
+            object.__setattr__(self, "answer_patterns", check_answer_patterns(self.answer_patterns))
         self._check_rewards()
         _check_segmenter(self.segmenter)
 
@@ -257,6 +267,7 @@ class Components:
         truncation_lm: The model that answers for a truncated trajectory (``None``: ``lm``).
         answer_caps: The template's answer caps, ``max_answer_tokens`` as the forced cap
             (``None``: the template's own).
+        answer_patterns: Extra patterns reading the policy's unboxed final answers.
     """
 
     source: ProblemSource
@@ -267,6 +278,7 @@ class Components:
     reward: Any
     truncation_lm: LanguageModel | None = None
     answer_caps: AnswerCaps = None  # type: ignore[assignment]
+    answer_patterns: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.answer_caps is None:  # the template's own caps
@@ -417,4 +429,9 @@ def build_components(config: EnvConfig) -> Components:
         reward=build_reward(config),
         truncation_lm=truncation_lm,
         answer_caps=template.answer_caps(forced=config.max_answer_tokens),
+        answer_patterns=(
+            default_answer_patterns(template)
+            if config.answer_patterns is None
+            else tuple(config.answer_patterns)
+        ),
     )

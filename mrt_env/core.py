@@ -235,7 +235,11 @@ class StepCore:
             import rewards
 
             pairs = [(response, _gold(states[i])) for i, response in todo]
-            for (i, _), verification in zip(todo, rewards.verify_many(pairs), strict=True):
+            patterns = self.components.answer_patterns
+            verifier = rewards.get_verifier(
+                rewards.VerifierConfig(extra_patterns=patterns) if patterns else None
+            )
+            for (i, _), verification in zip(todo, verifier.verify_many(pairs), strict=True):
                 verifications[i] = verification
         contexts = [
             self._context(s, p, r, g, v)

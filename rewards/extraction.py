@@ -10,8 +10,9 @@ Rules (pure string processing, linear in the response length, never raises):
   and ``\\}`` are not structural) and of ``\\boxed x`` / ``\\boxed5`` (one token). Unclosed boxes
   and empty boxes are ignored.
 * When the answer region has no box, optional extra regular expressions (first group = answer) are
-  tried line by line, e.g. :data:`FINAL_ANSWER_PATTERN`; the last match wins. They run in the
-  calling process: a pattern must not backtrack catastrophically (the shipped one is linear;
+  tried line by line, e.g. :data:`FINAL_ANSWER_PATTERN` or :data:`ANSWER_IS_PATTERN`; the last
+  match wins. They run in the
+  calling process: a pattern must not backtrack catastrophically (the shipped ones are linear;
   ``tests/attacks`` checks it), and lines longer than :data:`MAX_PATTERN_LINE_CHARS` are skipped.
 
 Every function here is linear in the length of its input; callers bound that length
@@ -30,6 +31,14 @@ THINK_CLOSE = "</think>"
 #: the line after ``final answer [is][:]`` (math delimiters and a final period are removed later, by
 #: normalisation). Every quantifier is followed by a token it cannot match, so it is linear.
 FINAL_ANSWER_PATTERN = r"(?i)final answer(?:\s+is)?(?:\s*:)?[ \t]*([^\n]*)"
+#: An extra pattern for chat models that end with a sentence instead of a box: ``the answer is
+#: X`` / ``Answer: X`` / ``final answer is X`` (also ``=``). The answer is one ``$...$`` span or
+#: else one run of characters up to the next space (a final period is removed later, by
+#: normalisation), so ``So, the answer is 5.`` gives ``5.`` and ``the answer is $x = 6$.`` gives
+#: ``$x = 6$``. ``answer`` must be followed by ``is`` or ``:``/``=`` (``answers 5`` and ``the
+#: answer to this`` do not match). Each quantifier is followed by a token it cannot match, or is
+#: anchored by the literal ``answer``, so it is linear.
+ANSWER_IS_PATTERN = r"(?i)\banswer(?:\s+is\b(?:[ \t]*[:=])?|[ \t]*[:=])[ \t]*(\$[^$\n]+\$|[^\s$]+)"
 #: Lines longer than this are not searched with extra patterns (a user pattern may backtrack).
 MAX_PATTERN_LINE_CHARS = 2000
 

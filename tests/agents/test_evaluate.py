@@ -143,3 +143,46 @@ def test_evaluate_rejects_a_regret_budget_inside_the_prompt() -> None:
     result = CliRunner().invoke(app, options)
     assert result.exit_code == 2
     assert "C0=16 is not above the" in result.output and "prompt" in result.output
+
+
+@pytest.mark.parametrize(
+    ("options", "saved"),
+    [
+        ([], None),
+        (["--answer-pattern", "none"], []),
+        (["--answer-pattern", r"is (\d+)"], [r"is (\d+)"]),
+    ],
+)
+def test_evaluate_answer_pattern_reaches_the_settings(
+    tmp_path: Path, options: list[str], saved: list[str] | None
+) -> None:
+    out = tmp_path / "results.json"
+    common = ["--variants", "random-tiny", "--n", "1", "--token-budget", "8", "--out", str(out)]
+    result = CliRunner().invoke(app, [*common, *options])
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text())["settings"]["answer_patterns"] == saved
+
+
+def test_evaluate_rejects_a_bad_answer_pattern() -> None:
+    result = CliRunner().invoke(app, ["--variants", "random-tiny", "--answer-pattern", "("])
+    assert result.exit_code == 2 and "not a regular expression" in result.output
+
+
+@pytest.mark.parametrize(("patterns", "outcome"), [(None, 1.0), ((), 0.0)])
+def test_evaluate_grades_with_the_answer_patterns(
+    patterns: tuple[str, ...] | None, outcome: float
+) -> None:
+    """A scripted chat model (a named double) that ends "So, the answer is 2." without a box:
+    the chat default reads it, ``()`` (``--answer-pattern none``) grades boxed answers only."""
+    from agents.evaluate import EvalSettings, sample_responses
+    from mrt_env.lm.scripted import ScriptedLM
+    from mrt_env.problems import Problem
+    from mrt_env.templates import chat_template
+    from tests.mrt_env.test_templates_chat import chatml_tokenizer
+
+    lm = ScriptedLM(["1 plus 1 makes 2.\n\nSo, the answer is 2."])
+    problems = [Problem(id="add", problem="What is 1+1?", answer="2")]
+    template = chat_template(chatml_tokenizer())
+    settings = EvalSettings(template=template, token_budget=200, answer_patterns=patterns)
+    [[trajectory]] = sample_responses(lm, problems, settings, with_prover=False)
+    assert trajectory.outcome == outcome

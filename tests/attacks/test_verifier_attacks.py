@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rewards import Verifier, VerifierConfig
-from rewards.extraction import FINAL_ANSWER_PATTERN, final_answers
+from rewards.extraction import ANSWER_IS_PATTERN, FINAL_ANSWER_PATTERN, final_answers
 from rewards.normalize import is_hedged_list, normalize_answer
 from tests.attacks.verifier_catalogue import PWN_MARKER, Attack, Tally, catalogue, run_attack
 
@@ -25,10 +25,12 @@ ATTACKS = catalogue()
 
 @pytest.fixture(scope="module")
 def verifiers() -> Iterator[dict[bool, Verifier]]:
-    """A plain verifier and one with the opt-in final-answer pattern, both warmed up."""
+    """A plain verifier and one with the shipped extra answer patterns, both warmed up."""
     plain = Verifier(VerifierConfig(timeout_s=TIMEOUT_S, workers=2))
     patterned = Verifier(
-        VerifierConfig(timeout_s=TIMEOUT_S, workers=1, extra_patterns=(FINAL_ANSWER_PATTERN,))
+        VerifierConfig(
+            timeout_s=TIMEOUT_S, workers=1, extra_patterns=(FINAL_ANSWER_PATTERN, ANSWER_IS_PATTERN)
+        )
     )
     plain.verify_many(
         [("</think>\\boxed{\\frac{4}{2}}", "2"), ("</think>\\boxed{\\frac{6}{2}}", "3")]
@@ -101,18 +103,24 @@ CHUNKS = [
     "12",
     "\\frac{1}{2}",
     "final answer",
+    "answer",
     ":",
+    "=",
     "is",
+    " is ",
+    "\t",
     "x",
     "\\,",
     "{,}",
 ]
+SHIPPED_PATTERNS = [FINAL_ANSWER_PATTERN, ANSWER_IS_PATTERN]
+"""Every extra answer pattern the project ships (they run in the calling process)."""
 ADVERSARIAL_CHUNK = st.lists(st.sampled_from(CHUNKS), min_size=1, max_size=12).map("".join)
 
 
 def _parse_like_the_verifier(text: str) -> None:
     """The parent-side work of ``verify``: extraction, then normalising and hedging checks."""
-    answers = final_answers(text, [FINAL_ANSWER_PATTERN]) or []
+    answers = final_answers(text, SHIPPED_PATTERNS) or []
     for answer in dict.fromkeys(answers):
         normalize_answer(answer)
         is_hedged_list(answer, "5")
@@ -136,6 +144,8 @@ def test_normalising_padded_answers_is_fast(head: str, pad: int, tail: str) -> N
     normalize_answer(text)
     is_hedged_list(text, "5")
     final_answers("</think>final answer: " + text, [FINAL_ANSWER_PATTERN])
+    final_answers("</think>the answer is " + text, [ANSWER_IS_PATTERN])
+    final_answers("</think>answer" + text, [ANSWER_IS_PATTERN])
     assert time.perf_counter() - start < 0.5, (head, pad, tail)
 
 

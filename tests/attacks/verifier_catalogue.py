@@ -35,7 +35,8 @@ class Attack:
         name: What it tries.
         build: Makes the ``(response, gold)`` pair (big inputs are built only when run).
         statuses: The statuses a sound verifier may answer.
-        patterns: Whether to grade with the opt-in ``FINAL_ANSWER_PATTERN``.
+        patterns: Whether to grade with the shipped extra patterns (``FINAL_ANSWER_PATTERN``,
+            ``ANSWER_IS_PATTERN``).
     """
 
     name: str

@@ -128,3 +128,25 @@ def test_meta_prover_through_each_engine_reads_j_after_every_episode(
         assert 0.0 <= info["j_after"] <= 1.0 and info["j_source"] == "prover"
     _, _, terminated, _, info = env.step("\n\nSo the answer is \\boxed{10}.")
     assert terminated and info["verification"] in ("correct", "wrong")
+
+
+def test_a_reply_that_states_its_answer_without_a_box_is_graded(
+    real_lm: Any, math500: Path
+) -> None:
+    """SmolLM2 ends with "So, the answer is X." (no box): the chat default reads it; ``()`` is
+    the paper's boxed-only rule. Problem 0's own gold answer, so no answer is made up."""
+    from mrt_env.spaces import FinalEpisode
+    from rewards.extraction import ANSWER_IS_PATTERN
+
+    outcomes = []
+    for overrides in ({}, {"answer_patterns": ()}):
+        env = make_env(real_lm, math500, token_budget=256, prover="none", **overrides)
+        env.reset(seed=0, options={"index": 0})
+        gold = env.unwrapped.problem.answer
+        reply = f"Let me work it out.\n\nSo, the answer is ${gold}$."
+        _, _, terminated, _, info = env.step(FinalEpisode(reply))
+        assert terminated
+        outcomes.append((info["outcome"], info["verification"]))
+        patterns = env.unwrapped.core.components.answer_patterns
+        assert patterns == (() if overrides else (ANSWER_IS_PATTERN,))
+    assert outcomes == [(1.0, "correct"), (0.0, "no_answer")]
