@@ -33,6 +33,7 @@ Usage:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
@@ -565,6 +566,14 @@ def run_chunk(
     return [{"policy": name, "seconds": seconds, **r} for r in records]
 
 
+def grading_tag(args: Args) -> str:
+    """Identifies how natural responses' answers are read (``--answer-pattern``, or the
+    template's default patterns), so a cache graded another way is not reused: records written
+    before the default read "the answer is X" for chat models carry no tag and are redone."""
+    grading = list(args.answer_pattern) or ["template-default-v2"]
+    return ":g" + hashlib.sha256(json.dumps(grading).encode()).hexdigest()[:8]
+
+
 def cached_records(
     args: Args, specs: dict[str, str], cache_path: Path
 ) -> tuple[dict[str, str], dict[tuple[str, str], dict[str, Any]]]:
@@ -573,7 +582,8 @@ def cached_records(
     if args.prover.startswith("learned:"):  # the head's checksum identifies a learned μ
         card = Path(args.prover[len("learned:") :]) / "card.json"
         prover_tag = ":" + json.loads(card.read_text())["head_sha256"][:16]
-    fingerprints = {name: policy_fingerprint(spec) + prover_tag for name, spec in specs.items()}
+    tag = prover_tag + grading_tag(args)
+    fingerprints = {name: policy_fingerprint(spec) + tag for name, spec in specs.items()}
     done = {
         key: record
         for key, record in read_cache(cache_path).items()

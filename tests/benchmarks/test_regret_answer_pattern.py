@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from mrt_env.templates import TEMPLATES, chat_template
@@ -34,3 +36,24 @@ def test_answer_pattern_option_reaches_the_verifier(
 def test_a_bad_answer_pattern_is_an_error() -> None:
     with pytest.raises(ValueError, match="not a regular expression"):
         regret.answer_verifier(TEMPLATES["tiny"], regret.Args(answer_pattern=("(",)))
+
+
+def test_cached_records_graded_another_way_are_not_reused(tmp_path: Path) -> None:
+    """A cache written with boxed-only grading (or before the tag existed) is redone when the
+    responses are now read with other patterns, and reused when the grading is the same."""
+    import json
+
+    cache = tmp_path / "cache.jsonl"
+    specs = {"p": "org/hub-model"}  # a hub id: its fingerprint is the spec itself
+    args = regret.Args(answer_pattern=("none",))
+    fingerprints, _ = regret.cached_records(args, specs, cache)
+    rows = [
+        {"policy": "p", "problem_id": "a", "fingerprint": fingerprints["p"]},
+        {"policy": "p", "problem_id": "b", "fingerprint": "org/hub-model"},  # before the tag
+    ]
+    cache.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    _, same = regret.cached_records(args, specs, cache)
+    assert set(same) == {("p", "a")}
+    for other in ((), (r"makes (\d+)",)):
+        _, done = regret.cached_records(regret.Args(answer_pattern=other), specs, cache)
+        assert done == {}
