@@ -103,6 +103,17 @@ def grpo_args(
     return GRPOConfig(**{**settings, **dict(options.extra)})
 
 
+def answer_verifier(template: Any) -> Any:
+    """The verification settings of the completions' final answers: the env's (boxed answers,
+    then the template's default patterns, :func:`mrt_env.answer_patterns.default_answer_patterns`),
+    ``None`` (the process-wide default) when there are none."""
+    from mrt_env.answer_patterns import default_answer_patterns
+    from rewards.verification import VerifierConfig
+
+    patterns = default_answer_patterns(template)
+    return VerifierConfig(extra_patterns=patterns) if patterns else None
+
+
 def build_trainer(
     options: TRLRunOptions,
     train: Any,
@@ -135,7 +146,7 @@ def build_trainer(
     args = grpo_args(options, train, normalize, report_to)
     common = {
         "model": lm.model,
-        "reward_funcs": [OutcomeReward()],
+        "reward_funcs": [OutcomeReward(answer_verifier(template))],
         "args": args,
         "train_dataset": dataset,
         "processing_class": lm.tokenizer,
