@@ -418,18 +418,23 @@ def main(
     }
     if env_url is not None:
         settings["env_url"] = env_url
-    result = train(
-        algorithm,
-        session,
-        out,
-        evaluator=evaluator,
-        run_settings=settings,
-        progress=progress,
-        report_to=options["reporters"],
-        fallback=resume_fallback,
-        allow_changed_settings=allow_changed_settings,
-    )
-    path = export_model(session, out / "model")
+    try:
+        result = train(
+            algorithm,
+            session,
+            out,
+            evaluator=evaluator,
+            run_settings=settings,
+            progress=progress,
+            report_to=options["reporters"],
+            fallback=resume_fallback,
+            allow_changed_settings=allow_changed_settings,
+        )
+        path = export_model(session, out / "model")
+    finally:  # --env-url: the server's sessions end with the run, not with this process
+        close = getattr(session.collector, "close", None)
+        if callable(close):
+            close()
     typer.echo(
         f"{algo}: {result.step} steps, {result.elapsed_s:.1f}s training"
         f"{'' if result.resumed_from is None else f' (resumed from step {result.resumed_from})'}"

@@ -30,6 +30,9 @@ def test_two_training_steps_against_the_served_env(tmp_path: Path, mrt_env_serve
     # every reset and step of both batches (4 trajectories each) ran on the server
     assert after["worker_jobs"] - before["worker_jobs"] >= 2 * 4 * 2
     assert after["sessions_opened"] > before["sessions_opened"]
+    # the run closed its sessions when it ended (not when this process exits)
+    closed = mrt_env_server.wait_for("sessions_live", before["sessions_live"], timeout=10.0)
+    assert closed["sessions_live"] == before["sessions_live"]
     assert (tmp_path / "model" / "model.safetensors").exists()
     assert json.loads((tmp_path / "run.json").read_text())["env_url"] == (mrt_env_server.base_url)
 
