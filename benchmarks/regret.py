@@ -264,15 +264,11 @@ def answer_verifier(template: Any, args: Args) -> Any:
     """The verifier of the natural responses: boxed answers, then --answer-pattern's (or the
     template's default) patterns."""
     import rewards
-    from mrt_env.answer_patterns import check_answer_patterns, default_answer_patterns
+    from mrt_env.answer_patterns import answer_verifier_config, resolve_answer_patterns
 
-    if args.answer_pattern == ("none",):
-        patterns: tuple[str, ...] = ()
-    elif args.answer_pattern:
-        patterns = check_answer_patterns(args.answer_pattern)
-    else:
-        patterns = default_answer_patterns(template)
-    return rewards.get_verifier(rewards.VerifierConfig(extra_patterns=patterns))
+    chosen = args.answer_pattern
+    patterns = () if chosen == ("none",) else resolve_answer_patterns(template, chosen or None)
+    return rewards.get_verifier(answer_verifier_config(patterns))
 
 
 def process_chunk(

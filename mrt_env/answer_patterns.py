@@ -10,8 +10,12 @@ pass@1 of 0. :func:`default_answer_patterns` therefore reads ``the answer is X``
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from mrt_env.templates import ChatTemplate
+
+if TYPE_CHECKING:
+    from rewards.verification import VerifierConfig
 
 
 def check_answer_patterns(patterns: Sequence[str]) -> tuple[str, ...]:
@@ -47,3 +51,21 @@ def default_answer_patterns(template: ChatTemplate) -> tuple[str, ...]:
     if template.name == "chat" and template.end_think != "</think>":
         return (ANSWER_IS_PATTERN,)
     return ()
+
+
+def resolve_answer_patterns(
+    template: ChatTemplate, patterns: Sequence[str] | None = None
+) -> tuple[str, ...]:
+    """``patterns`` checked, or the template's :func:`default_answer_patterns` when ``None``
+    (``()`` keeps boxed answers only)."""
+    if patterns is None:
+        return default_answer_patterns(template)
+    return check_answer_patterns(patterns)
+
+
+def answer_verifier_config(patterns: Sequence[str]) -> VerifierConfig | None:
+    """Verification settings reading boxed answers, then ``patterns``; ``None`` (the
+    process-wide default verifier) when there are none. Every engine grades with this."""
+    from rewards.verification import VerifierConfig
+
+    return VerifierConfig(extra_patterns=tuple(patterns)) if patterns else None

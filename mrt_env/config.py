@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mrt_env.answer_patterns import check_answer_patterns, default_answer_patterns
+from mrt_env.answer_patterns import check_answer_patterns, resolve_answer_patterns
 from mrt_env.grading import FINAL_J, TRUNCATIONS, FinalJ, Truncation
 from mrt_env.lm.base import LanguageModel
 from mrt_env.lm_options import check_lm_options
@@ -429,9 +429,5 @@ def build_components(config: EnvConfig) -> Components:
         reward=build_reward(config),
         truncation_lm=truncation_lm,
         answer_caps=template.answer_caps(forced=config.max_answer_tokens),
-        answer_patterns=(
-            default_answer_patterns(template)
-            if config.answer_patterns is None
-            else tuple(config.answer_patterns)
-        ),
+        answer_patterns=resolve_answer_patterns(template, config.answer_patterns),
     )

@@ -235,10 +235,9 @@ class StepCore:
             import rewards
 
             pairs = [(response, _gold(states[i])) for i, response in todo]
-            patterns = self.components.answer_patterns
-            verifier = rewards.get_verifier(
-                rewards.VerifierConfig(extra_patterns=patterns) if patterns else None
-            )
+            from mrt_env.answer_patterns import answer_verifier_config
+
+            verifier = rewards.get_verifier(answer_verifier_config(self.components.answer_patterns))
             for (i, _), verification in zip(todo, verifier.verify_many(pairs), strict=True):
                 verifications[i] = verification
         contexts = [

@@ -107,11 +107,9 @@ def answer_verifier(template: Any) -> Any:
     """The verification settings of the completions' final answers: the env's (boxed answers,
     then the template's default patterns, :func:`mrt_env.answer_patterns.default_answer_patterns`),
     ``None`` (the process-wide default) when there are none."""
-    from mrt_env.answer_patterns import default_answer_patterns
-    from rewards.verification import VerifierConfig
+    from mrt_env.answer_patterns import answer_verifier_config, default_answer_patterns
 
-    patterns = default_answer_patterns(template)
-    return VerifierConfig(extra_patterns=patterns) if patterns else None
+    return answer_verifier_config(default_answer_patterns(template))
 
 
 def build_trainer(
