@@ -301,6 +301,44 @@ def plot_curves(curves: dict[str, list[dict[str, Any]]], args: Args, run: Path) 
     plt.close(fig)
 
 
+def equal_steps(args: Args, run: Path) -> dict[str, Any]:
+    """The equal-steps comparison, read off the learning curves: every method at the largest
+    evaluation step that every run of every method reached (the same held-out problems and
+    sampling seed), with a t-interval over seeds and minus GRPO paired by seed.
+
+    Empty when some run logged no evaluation (``--curve-interval 0``)."""
+    regret_key = f"eval/regret@{args.curve_budget}"
+    raw = {
+        m: [read_curve(run / "train" / run_name(m, s)) for s in args.seeds] for m in args.methods
+    }
+    if not all(all(per_seed) for per_seed in raw.values()):
+        return {}
+    step = max(set.intersection(*(set(c) for per_seed in raw.values() for c in per_seed)))
+    values = {
+        m: {
+            "pass@1": [c[step]["eval/pass@1"] for c in per_seed],
+            "regret": [c[step].get(regret_key, np.nan) for c in per_seed],
+        }
+        for m, per_seed in raw.items()
+    }
+    grpo = values[BASELINE]
+    return {
+        "step": step,
+        "methods": {
+            m: {metric: seed_interval(v) for metric, v in figures.items()}
+            for m, figures in values.items()
+        },
+        "minus_grpo": {
+            m: {
+                metric: seed_interval(list(np.subtract(v, grpo[metric])))
+                for metric, v in figures.items()
+            }
+            for m, figures in values.items()
+            if m != BASELINE
+        },
+    }
+
+
 # ---------------------------------------------------------------- 2b. evaluation
 def evaluate_all(args: Args, run: Path, models: dict[str, str]) -> Path:
     """benchmarks/regret.py on base + every checkpoint (resumes from its cache)."""
@@ -443,6 +481,7 @@ def aggregate(args: Args, eval_dir: Path, trained: dict[str, dict[str, Any]]) ->
     ]
     return {
         "methods": methods,
+        "representative_seed": representative_seeds(methods, args),
         "minus_grpo": paired,
         "minimum_detectable_effect": detectable,
         "grpo_minus_base": {
@@ -454,6 +493,38 @@ def aggregate(args: Args, eval_dir: Path, trained: dict[str, dict[str, Any]]) ->
         "budgets": list(labels),
         "problems": len(problem_ids),
     }
+
+
+def representative_seeds(methods: dict[str, Any], args: Args) -> dict[str, int]:
+    """Per method, the training seed whose pass@1 is closest to the method's mean across seeds
+    (ties: the one whose tokens per response are closest): the run to ship as "typical".
+
+    Example:
+        >>> methods = {"grpo": {"per_seed": {"pass@1": [0.2, 0.3, 0.5], "tokens": [9, 9, 9]}}}
+        >>> representative_seeds(methods, Args(methods=("grpo",), seeds=(4, 5, 6)))
+        {'grpo': 5}
+    """
+    chosen = {}
+    for method in args.methods:
+        rows = methods[method]["per_seed"]
+        scores, tokens = np.asarray(rows["pass@1"]), np.asarray(rows["tokens"], dtype=float)
+        distance = np.abs(scores - scores.mean()) + 1e-9 * np.abs(tokens - tokens.mean())
+        chosen[method] = int(args.seeds[int(np.argmin(distance))])
+    return chosen
+
+
+def budget_check(gain: dict[str, Any], n_seeds: int) -> str:
+    """Whether the budget lets the baseline learn: GRPO above the base on at least 80% of the
+    seeds (4 of 5) and the across-seed interval of its mean gain above 0.
+
+    Example:
+        >>> budget_check({"seeds_above_base": 4, "across_seeds": {"ci_low": 0.01}}, 5)
+        'PASS'
+        >>> budget_check({"seeds_above_base": 4, "across_seeds": {"ci_low": -0.01}}, 5)
+        'FAIL'
+    """
+    enough = gain["seeds_above_base"] >= int(np.ceil(0.8 * n_seeds))
+    return "PASS" if enough and gain["across_seeds"]["ci_low"] > 0 else "FAIL"
 
 
 def minimum_detectable(differences: list[float]) -> float:
@@ -518,7 +589,12 @@ def markdown(summary: dict[str, Any], args: Args) -> str:
         "",
         f"GRPO − base, pass@1: {fmt_ci(grpo['across_seeds'])} across seeds; GRPO above the base "
         f"on {grpo['seeds_above_base']} of {len(args.seeds)} seeds "
-        f"({', '.join(f'{g:+.3f}' for g in grpo['per_seed'])})",
+        f"({', '.join(f'{g:+.3f}' for g in grpo['per_seed'])}); budget check (GRPO above "
+        f"the base on >= 80% of seeds, interval above 0): "
+        f"{budget_check(grpo, len(args.seeds))}",
+        "",
+        "Representative seed per method (pass@1 closest to the mean across seeds): "
+        + ", ".join(f"{m} s{s}" for m, s in summary["representative_seed"].items()),
     ]
     if summary["minimum_detectable_effect"]:
         lines += [
@@ -535,8 +611,30 @@ def markdown(summary: dict[str, Any], args: Args) -> str:
             "A true difference smaller than these is likely to come out inside the intervals "
             "above: there, 'no significant difference' is no evidence of no difference.",
         ]
+    lines += equal_steps_markdown(summary.get("equal_steps", {}), args)
     lines += curves_markdown(summary.get("curves", {}), args)
     return "\n".join(lines) + "\n"
+
+
+def equal_steps_markdown(table: dict[str, Any], args: Args) -> list[str]:
+    """The equal-steps table (omitted when no run logged an evaluation)."""
+    if not table:
+        return []
+    lines = [
+        "",
+        f"## Equal steps: every run after {table['step']} optimizer steps ({args.curve_problems}"
+        f" held-out problems of the learning curves, regret at {args.curve_budget} tokens; "
+        "mean [95% t-interval over seeds])",
+        "",
+        "| method | pass@1 | regret | pass@1 − GRPO (paired by seed) | regret − GRPO |",
+        "|---|---|---|---|---|",
+    ]
+    for method, stats in table["methods"].items():
+        diff = table["minus_grpo"].get(method)
+        cells = [fmt_ci(stats["pass@1"]), fmt_ci(stats["regret"])]
+        cells += [fmt_ci(diff["pass@1"]), fmt_ci(diff["regret"])] if diff else ["–", "–"]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def curves_markdown(curves: dict[str, list[dict[str, Any]]], args: Args) -> list[str]:
@@ -610,6 +708,7 @@ def main(args: Args) -> dict[str, Any]:
     eval_dir = evaluate_all(args, run, {name: s["model"] for name, s in trained.items()})
     summary = aggregate(args, eval_dir, trained)
     summary["curves"] = aggregate_curves(args, run)
+    summary["equal_steps"] = equal_steps(args, run)
     summary |= {"settings": settings, "environment": run_environment()}
     summary["wall_time_s"] = time.perf_counter() - start
     write_json(run / "summary.json", summary)

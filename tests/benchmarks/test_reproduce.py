@@ -102,6 +102,47 @@ def test_curves_are_averaged_across_seeds_over_the_steps_every_seed_reached(
     assert reproduce.curves_markdown({}, args) == []  # no table without data
 
 
+def test_equal_steps_compares_every_method_at_the_last_step_every_run_reached(
+    tmp_path: Path,
+) -> None:
+    args = reproduce.Args(methods=("grpo", "mrt-progress"), seeds=(0, 1), curve_budget=64)
+    train = tmp_path / "train"
+    # GRPO ran faster (step 40); the slower MRT seed 1 stopped at 20: equal steps = step 20
+    _write_curve(train / "grpo-s0", [(0, 0, 0.2, 0.9), (20, 5, 0.3, 0.8), (40, 9, 0.5, 0.6)])
+    _write_curve(train / "grpo-s1", [(0, 0, 0.2, 0.9), (20, 5, 0.2, 0.8), (40, 9, 0.4, 0.7)])
+    _write_curve(
+        train / "mrt-progress-s0", [(0, 0, 0.2, 0.9), (20, 7, 0.4, 0.7), (40, 14, 0.6, 0.5)]
+    )
+    _write_curve(train / "mrt-progress-s1", [(0, 0, 0.2, 0.9), (20, 8, 0.4, 0.6)])
+    table = reproduce.equal_steps(args, tmp_path)
+    assert table["step"] == 20
+    assert table["methods"]["grpo"]["pass@1"]["mean"] == pytest.approx(0.25)
+    assert table["methods"]["mrt-progress"]["regret"]["mean"] == pytest.approx(0.65)
+    # paired by seed: pass@1 differences 0.4 - 0.3 = 0.1 and 0.4 - 0.2 = 0.2
+    diff = table["minus_grpo"]["mrt-progress"]["pass@1"]
+    half = 12.706205 * np.std([0.1, 0.2], ddof=1) / np.sqrt(2)
+    assert diff["mean"] == pytest.approx(0.15)
+    assert diff["ci_high"] == pytest.approx(0.15 + half, abs=1e-5)
+    assert table["minus_grpo"]["mrt-progress"]["regret"]["mean"] == pytest.approx(-0.15)
+    text = "\n".join(reproduce.equal_steps_markdown(table, args))
+    assert "after 20 optimizer steps" in text and "| grpo |" in text
+    (train / "mrt-progress-s1" / "tb" / "metrics.jsonl").write_text("")
+    assert reproduce.equal_steps(args, tmp_path) == {}  # a run without evaluations: no table
+
+
+def test_the_representative_seed_is_closest_to_the_mean_and_the_budget_check_needs_both() -> None:
+    args = reproduce.Args(methods=("grpo",), seeds=(0, 1, 2, 3))
+    rows = {"pass@1": [0.10, 0.32, 0.20, 0.30], "tokens": [1.0, 1.0, 1.0, 1.0]}  # mean 0.23
+    assert reproduce.representative_seeds({"grpo": {"per_seed": rows}}, args) == {"grpo": 2}
+    gain = {"seeds_above_base": 3, "across_seeds": {"ci_low": 0.02}}
+    assert reproduce.budget_check(gain, 4) == "FAIL"  # 3 of 4 < 80%
+    assert reproduce.budget_check(gain | {"seeds_above_base": 4}, 4) == "PASS"
+    assert reproduce.budget_check(gain | {"seeds_above_base": 4}, 5) == "PASS"
+    assert reproduce.budget_check({"seeds_above_base": 5, "across_seeds": {"ci_low": 0.0}}, 5) == (
+        "FAIL"
+    )
+
+
 def test_the_hybrid_method_trains_mrt_with_the_hybrid_learned_prover(tmp_path: Path) -> None:
     args = reproduce.Args(
         methods=("grpo", "mrt-hybrid"),
