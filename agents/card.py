@@ -116,10 +116,63 @@ def _prover_words(train: dict[str, Any]) -> str:
     return "a frozen copy of the base model"
 
 
+def study_command(settings: dict[str, Any]) -> str:
+    """The ``benchmarks/reproduce.py`` command of a study (from its ``summary.json`` settings).
+
+    Example:
+        >>> command = study_command({"seeds": [0, 1], "methods": ["grpo"], "train_minutes": 7.0,
+        ...                          "train_flags": "--lr 3e-5", "name": "s"})
+        >>> command.split(" --")[1:]
+        ['seeds 0 1', 'methods grpo', 'train-minutes 7', "train-flags '--lr 3e-5'", 'name s']
+    """
+    import shlex
+
+    parts = ["python", "benchmarks/reproduce.py", "--seeds", *map(str, settings["seeds"])]
+    parts += ["--methods", *settings["methods"]]
+    parts += ["--train-minutes", f"{settings['train_minutes']:g}"]
+    if settings.get("train_flags"):
+        parts += ["--train-flags", shlex.quote(settings["train_flags"])]
+    for key in ("curve_interval", "num_problems"):
+        if key in settings:
+            parts += [f"--{key.replace('_', '-')}", str(settings[key])]
+    return " ".join([*parts, "--name", settings["name"]])
+
+
+def study_section(study: dict[str, Any], method: str, seed: int) -> str:
+    """Where a shipped checkpoint comes from: which seed of which study run, and why that one."""
+    settings = study["settings"]
+    stats = study["methods"][method]
+    position = list(settings["seeds"]).index(seed)
+    mine = stats["per_seed"]["pass@1"][position]
+    mean = stats["across_seeds"]["pass@1"]
+    steps = "/".join(map(str, stats["steps"]))
+    return f"""## Chosen from the study
+
+This is training seed {seed} of `{method}` in the {len(settings["seeds"])}-seed study of the \
+README ("MRT vs GRPO across training seeds"), every run with the same wall-clock budget, two at \
+a time on 2 CPU cores (1 torch thread each):
+
+```bash
+{study_command(settings)}
+```
+
+Its pass@1 on the study's evaluation ({study["problems"]} held-out problems x \
+{settings["samples"]} samples) is {mine:.3f}, the closest of the {len(settings["seeds"])} seeds to \
+the method's mean across seeds, {mean["mean"]:.3f} [{mean["ci_low"]:.3f}, \
+{mean["ci_high"]:.3f}] (95% t-interval). Steps reached per seed: {steps}.
+"""
+
+
 def render_card(
-    variant: str, folder: Path, passes: dict[str, Any], regret: dict[str, Any], base: Path
+    variant: str,
+    folder: Path,
+    passes: dict[str, Any],
+    regret: dict[str, Any],
+    base: Path,
+    study: tuple[dict[str, Any], str] | None = None,
 ) -> str:
-    """The card text of ``variant`` trained in ``folder``."""
+    """The card text of ``variant`` trained in ``folder`` (``study``: the ``reproduce.py``
+    summary and the method the run belongs to, when it was chosen from a study)."""
     info = read_run(folder)
     variants: list[str] = [v for v in ("base", "grpo", "mrt") if v in passes]
     run, train = info["run"], info["run"]["train"]
@@ -131,6 +184,14 @@ def render_card(
         else "does not beat the base by more than the CI"
     )
     other = "mrt" if variant == "grpo" else "grpo"
+    equal = (
+        "Equal wall-clock: the GRPO and MRT runs ran at the same time on the same 2 CPU cores "
+        "(1 torch thread each), each limited to the same minutes."
+    )
+    chosen = ""
+    if study is not None:
+        chosen = "\n" + study_section(study[0], study[1], int(train["seed"]))
+        equal = "Equal wall-clock with every other run of the study (below)."
     return f"""# tiny-lm-{variant}: the TinyMath tiny LM after {TITLES[variant]}
 
 Trained from the shipped base model `mrt_env/assets/tiny-lm` (model.safetensors sha256
@@ -145,8 +206,7 @@ Trained from the shipped base model `mrt_env/assets/tiny-lm` (model.safetensors 
 
 - seed: {train["seed"]}; steps completed: {info["steps"]}; training time: \
 {info["seconds"]:.0f} s (wall-clock limit {train["minutes"]:g} min, evaluation excluded).
-- Equal wall-clock: the GRPO and MRT runs ran at the same time on the same 2 CPU cores \
-(1 torch thread each), each limited to the same minutes.
+- {equal}
 - Per step: {train["problems_per_step"]} problems x {train["group_size"]} trajectories, \
 temperature {train["policy"]["temperature"]}, AdamW lr {train["lr"]:g}, KL coefficient \
 {train["kl_coef"]:g}, {train["updates_per_batch"]} update per batch, token budget \
@@ -154,7 +214,7 @@ temperature {train["policy"]["temperature"]}, AdamW lr {train["lr"]:g}, KL coeff
 K = {train["prover_samples"]} (MRT only: {_prover_words(train)}).
 - Held-out pass@1 during training ({train["eval_problems"]} problems, T = 0.8, fixed \
 seed): {evals}.
-
+{chosen}
 ## Measured (held-out TinyMath, sampled at T = {passes["settings"]["policy"]["temperature"]})
 
 Pass@1 on {passes["n"]} held-out problems (1 sample each; the same problems and sampling \
@@ -197,6 +257,10 @@ def main(
     eval_regret: Annotated[Path, typer.Option(help="agents.evaluate JSON (--budgets)")],
     out: Annotated[Path, typer.Option(help="where to write the card")],
     base: Annotated[Path | None, typer.Option(help="base model folder")] = None,
+    study: Annotated[
+        Path | None, typer.Option(help="benchmarks/reproduce.py summary.json the run comes from")
+    ] = None,
+    method: Annotated[str, typer.Option(help="the run's method in --study")] = "",
 ) -> None:
     """Render the card from the run folder and the evaluation results."""
     from mrt_env.tinymath.loading import tiny_lm_path
@@ -205,7 +269,15 @@ def main(
         raise typer.BadParameter(f"variant must be one of {sorted(TITLES)}, got {variant!r}")
     passes = json.loads(eval_pass.read_text())
     regret = json.loads(eval_regret.read_text())
-    text = render_card(variant, run, passes, regret, base or tiny_lm_path("base"))
+    chosen = None
+    if study is not None:
+        summary = json.loads(study.read_text())
+        if method not in summary["methods"]:
+            raise typer.BadParameter(
+                f"--method must be one of the study's {sorted(summary['methods'])}"
+            )
+        chosen = (summary, method)
+    text = render_card(variant, run, passes, regret, base or tiny_lm_path("base"), chosen)
     out.write_text(text, encoding="utf-8")
     typer.echo(f"wrote {out}")
 

@@ -69,3 +69,38 @@ def test_card_command_reproduces_the_run_and_figures_come_from_the_inputs(
     assert "| normalized regret @ 128 | 0.500 | 0.500 | 0.500 |" in card
     assert "MRT beats the base by more than the CI" in card
     assert "MRT − GRPO pass@1 (paired): +0.250" in card
+
+
+def test_a_card_chosen_from_a_study_names_the_seed_the_study_command_and_the_mean() -> None:
+    from agents.card import study_section
+
+    study = {
+        "problems": 100,
+        "settings": {
+            "seeds": [0, 1, 2],
+            "methods": ["grpo", "mrt-progress"],
+            "train_minutes": 7.0,
+            "train_flags": "--lr 3e-5",
+            "curve_interval": 40,
+            "num_problems": 100,
+            "samples": 4,
+            "name": "study5",
+        },
+        "methods": {
+            "grpo": {
+                "per_seed": {"pass@1": [0.31, 0.27, 0.35]},
+                "across_seeds": {"pass@1": {"mean": 0.31, "ci_low": 0.21, "ci_high": 0.41}},
+                "steps": [210, 190, 205],
+            }
+        },
+    }
+    text = study_section(study, "grpo", 0)
+    assert "training seed 0 of `grpo` in the 3-seed study" in text
+    assert "is 0.310, the closest of the 3 seeds" in text  # seed 0's own figure, not seed 1's
+    assert "0.310 [0.210, 0.410]" in text and "Steps reached per seed: 210/190/205" in text
+    assert (
+        "python benchmarks/reproduce.py --seeds 0 1 2 --methods grpo mrt-progress "
+        "--train-minutes 7 --train-flags '--lr 3e-5' --curve-interval 40 --num-problems 100 "
+        "--name study5"
+    ) in text
+    assert "is 0.270" in study_section(study, "grpo", 1)
