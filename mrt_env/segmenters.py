@@ -10,6 +10,10 @@ Segmenters split *thinking* text. A full response may carry the final answer aft
 end-of-thinking marker; split only the thinking part (see :func:`thinking_part`), and keep the
 rest for verification.
 
+The paragraph primitives (:func:`thinking_part`, :func:`split_paragraphs`) live in
+:mod:`mrt_env.paragraphs` and the spec parser (:func:`segmenter_from_spec`) in
+:mod:`mrt_env.segmenter_spec`; both are also names of this module.
+
 Example:
     >>> seg = MarkerSegmenter(min_paragraphs=1)
     >>> seg.split("Let x = 2.\\n\\nWait, x = 3.")
@@ -19,10 +23,37 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
+
+from mrt_env.paragraphs import (
+    PARAGRAPH_RULES,
+    PARAGRAPH_SEPARATOR,
+    ParagraphRule,
+    check_paragraph_rule,
+    paragraph_body,
+    split_paragraphs,
+    thinking_part,
+)
+from mrt_env.segmenter_spec import bind_segmenter, segmenter_from_spec
+
+__all__ = [  # the paragraph primitives and the spec parser are names of this module too
+    "DEFAULT_MARKERS",
+    "PARAGRAPH_RULES",
+    "PARAGRAPH_SEPARATOR",
+    "SEGMENTER_PRESETS",
+    "FallbackSegmenter",
+    "MarkerSegmenter",
+    "ParagraphRule",
+    "ParagraphSegmenter",
+    "Segmenter",
+    "TokenChunkSegmenter",
+    "bind_segmenter",
+    "segmenter_from_spec",
+    "split_paragraphs",
+    "thinking_part",
+]
 
 DEFAULT_MARKERS: tuple[str, ...] = (
     "Wait",
@@ -33,24 +64,6 @@ DEFAULT_MARKERS: tuple[str, ...] = (
     "But hold on",
 )
 """Paragraph openings that start a new episode (the official analysis rules)."""
-
-PARAGRAPH_SEPARATOR = "\n\n"
-"""The canonical blank-line separator; boundaries are this string followed by a marker."""
-
-ParagraphRule = Literal["official", "blank_lines"]
-"""How a text is cut into paragraphs: ``"official"`` is the official analysis code's
-``text.split("\\n\\n")`` (every ``"\\n\\n"``, left to right, is one separator, so three
-newlines leave a paragraph starting with ``"\\n"`` and ``"\\r\\n\\r\\n"`` or a whitespace-only
-line separate nothing); ``"blank_lines"`` treats any run of blank lines (CRLF and
-whitespace-only lines included) as one separator."""
-
-PARAGRAPH_RULES: tuple[str, ...] = ("official", "blank_lines")
-
-_SEPARATOR_RES: dict[str, re.Pattern[str]] = {
-    "official": re.compile(re.escape(PARAGRAPH_SEPARATOR)),
-    "blank_lines": re.compile(r"\r?\n(?:[ \t]*\r?\n)+"),
-}
-"""The separator of each :data:`ParagraphRule`."""
 
 SEGMENTER_PRESETS: dict[str, tuple[int, int]] = {
     "aime2024": (45, 3),
@@ -78,72 +91,10 @@ class Segmenter(Protocol):
     def split(self, text: str) -> list[str]: ...
 
 
-def thinking_part(response: str, end_think: str = "</think>") -> tuple[str, str]:
-    """Split a response into its thinking text and the rest.
-
-    Args:
-        response: A model response, possibly containing ``end_think`` and an answer after it.
-        end_think: The end-of-thinking marker.
-
-    Returns:
-        ``(thinking, rest)`` with ``thinking + rest == response``. ``rest`` starts at the first
-        ``end_think`` (inclusive); it is ``""`` when the response never ends thinking.
-
-    Example:
-        >>> thinking_part("x = 2.\\n</think>\\nThe answer is \\\\boxed{2}.")
-        ('x = 2.\\n', '</think>\\nThe answer is \\\\boxed{2}.')
-    """
-    if not end_think:
-        raise ValueError("end_think must be a non-empty string")
-    cut = response.find(end_think)
-    if cut < 0:
-        return response, ""
-    return response[:cut], response[cut:]
-
-
-def split_paragraphs(text: str, rule: ParagraphRule = "official") -> list[str]:
-    """Split ``text`` into paragraph pieces, each (after the first) led by its separator.
-
-    Args:
-        text: Any text.
-        rule: ``"official"`` (``text.split("\\n\\n")``) or ``"blank_lines"`` (see
-            :data:`ParagraphRule`).
-
-    Returns:
-        Pieces whose concatenation is ``text``. Piece 0 is the first paragraph (possibly
-        ``""`` when ``text`` starts with a separator); piece ``i >= 1`` is the separator before
-        paragraph ``i`` followed by that paragraph. ``[]`` for an empty text.
-
-    Example:
-        >>> split_paragraphs("a\\n\\nb\\n\\n\\nc")
-        ['a', '\\n\\nb', '\\n\\n\\nc']
-        >>> split_paragraphs("a\\n\\nb\\r\\n\\r\\nc", rule="blank_lines")
-        ['a', '\\n\\nb', '\\r\\n\\r\\nc']
-    """
-    if rule not in _SEPARATOR_RES:
-        raise ValueError(f"unknown paragraph rule {rule!r}; choose from {PARAGRAPH_RULES}")
-    if not text:
-        return []
-    starts = [0] + [match.start() for match in _SEPARATOR_RES[rule].finditer(text)]
-    ends = [*starts[1:], len(text)]
-    return [text[start:end] for start, end in zip(starts, ends, strict=True)]
-
-
-def _paragraph_body(piece: str, rule: ParagraphRule) -> str:
-    """The paragraph text of a piece, without its leading separator."""
-    match = _SEPARATOR_RES[rule].match(piece)
-    return piece[match.end() :] if match else piece
-
-
 def _group(episodes: Sequence[str], group_size: int) -> list[str]:
     """Concatenate consecutive episodes in groups of ``group_size``; drop empty results."""
     grouped = ["".join(episodes[i : i + group_size]) for i in range(0, len(episodes), group_size)]
     return [episode for episode in grouped if episode]
-
-
-def _check_rule(rule: str) -> None:
-    if rule not in PARAGRAPH_RULES:
-        raise ValueError(f"paragraph_rule must be one of {PARAGRAPH_RULES}, got {rule!r}")
 
 
 def _check_positive(name: str, value: int | None, allow_none: bool = False) -> None:
@@ -203,7 +154,7 @@ class MarkerSegmenter:
         _check_positive("max_steps", self.max_steps, allow_none=True)
         _check_positive("group_size", self.group_size)
         _check_positive("min_paragraphs", self.min_paragraphs)
-        _check_rule(self.paragraph_rule)
+        check_paragraph_rule(self.paragraph_rule)
         if isinstance(self.markers, str) or not self.markers:
             raise ValueError(f"markers must be a non-empty tuple of strings, got {self.markers!r}")
         if any(not isinstance(m, str) or not m for m in self.markers):
@@ -241,7 +192,7 @@ class MarkerSegmenter:
                 break
             if index - starts[-1] < self.min_paragraphs:
                 continue
-            if _paragraph_body(pieces[index], self.paragraph_rule).startswith(self.markers):
+            if paragraph_body(pieces[index], self.paragraph_rule).startswith(self.markers):
                 starts.append(index)
         ends = [*starts[1:], len(pieces)]
         episodes = ["".join(pieces[start:end]) for start, end in zip(starts, ends, strict=True)]
@@ -268,7 +219,7 @@ class ParagraphSegmenter:
 
     def __post_init__(self) -> None:
         _check_positive("group_size", self.group_size)
-        _check_rule(self.paragraph_rule)
+        check_paragraph_rule(self.paragraph_rule)
 
     @property
     def boundaries(self) -> tuple[str, ...]:
@@ -437,58 +388,3 @@ class FallbackSegmenter:
             tail = merged.pop()
             merged[-1] += tail
         return [episode for episode in merged if episode]
-
-
-def bind_segmenter(segmenter: Any, count_tokens: Callable[[str], int]) -> Any:
-    """``segmenter`` with ``count_tokens`` bound where it needs one (:class:`FallbackSegmenter`)."""
-    bind = getattr(segmenter, "bind", None)
-    return bind(count_tokens) if callable(bind) else segmenter
-
-
-def segmenter_from_spec(spec: str | None, template_name: str = "") -> Any:
-    """A segmenter from a command-line spec, shared by training, evaluation and analysis.
-
-    Specs: ``marker[:MIN_PARAGRAPHS]`` (:class:`MarkerSegmenter`, 3 by default),
-    ``preset:NAME`` (:meth:`MarkerSegmenter.preset`), ``paragraph``
-    (:class:`ParagraphSegmenter`) or ``fallback[:MIN_TOKENS]`` (:class:`FallbackSegmenter`, 48
-    by default; the env binds its model's token counter), each optionally followed by
-    ``+blank_lines`` (the ``paragraph_rule``; the default is the official
-    ``text.split("\\n\\n")``). ``None`` or ``""`` gives ``marker:1`` for ``tiny`` (one
-    paragraph per episode) and the official ``marker`` otherwise; the env's own default
-    (``segmenter=None``, :func:`mrt_env.config.default_segmenter`) also picks ``fallback`` for
-    ``template="chat"`` on a model without thinking tags.
-
-    Example:
-        >>> segmenter_from_spec("marker:1").min_paragraphs
-        1
-        >>> segmenter_from_spec(None, "r1-distill").min_paragraphs
-        3
-        >>> segmenter_from_spec("marker+blank_lines").paragraph_rule
-        'blank_lines'
-    """
-    if not spec:
-        spec = "marker:1" if template_name == "tiny" else "marker"
-    spec, _, rule = spec.partition("+")
-    if rule not in ("", *PARAGRAPH_RULES):
-        raise ValueError(f"unknown paragraph rule {rule!r}; use +blank_lines or +official")
-    kind, _, value = spec.partition(":")
-    segmenter: Any
-    if kind == "marker":
-        segmenter = MarkerSegmenter(min_paragraphs=int(value or 3))
-    elif kind == "preset":
-        segmenter = MarkerSegmenter.preset(value)
-    elif kind == "paragraph":
-        segmenter = ParagraphSegmenter()
-    elif kind == "fallback":
-        segmenter = FallbackSegmenter(min_tokens=int(value or 48))
-    elif kind == "tokens":
-        raise ValueError("tokens:N needs the policy's tokenizer; build TokenChunkSegmenter")
-    else:
-        raise ValueError(
-            f"unknown segmenter {spec!r}; use marker[:MIN], preset:NAME, paragraph or "
-            "fallback[:MIN_TOKENS]"
-        )
-    if rule and isinstance(segmenter, FallbackSegmenter):
-        marker = dataclasses.replace(segmenter.marker, paragraph_rule=rule)  # type: ignore[arg-type]
-        return dataclasses.replace(segmenter, marker=marker)
-    return dataclasses.replace(segmenter, paragraph_rule=rule) if rule else segmenter

@@ -166,11 +166,11 @@ EQUIVALENT: dict[str, str] = {
         "runs on; it differs only under a non-UTF-8 locale, which a test cannot switch to"
     ),
     "agents.checkpoint_checks.x_read_json__mutmut_4": "'UTF-8' and 'utf-8' name one codec",
-    "mrt_env.segmenters.x_split_paragraphs__mutmut_14": (
+    "mrt_env.paragraphs.x_split_paragraphs__mutmut_14": (
         "zip(starts, ends, strict=None): ends is starts shifted by one, the same length"
     ),
-    "mrt_env.segmenters.x_split_paragraphs__mutmut_17": "the same as _14",
-    "mrt_env.segmenters.x_split_paragraphs__mutmut_18": "the same as _14",
+    "mrt_env.paragraphs.x_split_paragraphs__mutmut_17": "the same as _14",
+    "mrt_env.paragraphs.x_split_paragraphs__mutmut_18": "the same as _14",
     "mrt_env.segmenters.xǁMarkerSegmenterǁsplit__mutmut_37": (
         "zip(starts, ends, strict=None): ends is starts shifted by one, the same length"
     ),
@@ -180,14 +180,14 @@ EQUIVALENT: dict[str, str] = {
         "range(len(pieces)) instead of range(1, ...): index 0 is 0 paragraphs after the start "
         "(< min_paragraphs >= 1), so it is skipped"
     ),
-    "mrt_env.segmenters.x__paragraph_body__mutmut_4": (
+    "mrt_env.paragraphs.x_paragraph_body__mutmut_4": (
         "'if match or True': it is only called on pieces after the first, which always start "
         "with a separator, so match is never None"
     ),
     "mrt_env.segmenters.xǁTokenChunkSegmenterǁ_chunk_end__mutmut_6": (
         "fits(None) instead of fits(len(text)): text[:None] is text[:len(text)]"
     ),
-    "mrt_env.segmenters.x_segmenter_from_spec__mutmut_1": (
+    "mrt_env.segmenter_spec.x_segmenter_from_spec__mutmut_1": (
         "default template_name 'XXXX' instead of '': only 'tiny' is special, both are not"
     ),
     "rewards.verification.x__canonical_integer__mutmut_7": (

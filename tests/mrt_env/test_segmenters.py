@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import doctest
 import re
+from types import ModuleType
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mrt_env import segmenters
+from mrt_env import paragraphs as paragraph_module
+from mrt_env import segmenter_spec, segmenters
 from mrt_env.segmenters import (
     DEFAULT_MARKERS,
     MarkerSegmenter,
@@ -388,8 +390,9 @@ def test_official_paragraphs_are_text_split_on_a_blank_line(pieces: list[str]) -
     assert bodies == text.split("\n\n")
 
 
-def test_docstring_examples_run() -> None:
-    result = doctest.testmod(segmenters)
+@pytest.mark.parametrize("module", [segmenters, paragraph_module, segmenter_spec])
+def test_docstring_examples_run(module: ModuleType) -> None:
+    result = doctest.testmod(module)
     assert result.attempted > 0
     assert result.failed == 0
 
