@@ -37,16 +37,12 @@ How the protocol's promises are kept on a server:
   all identical at ``temperature > 0`` (on the first three prompts sampled more than once
   with samples of at least 8 tokens) ignores the temperature: a warning says so once, with
   the fix.
-- **Robustness.** The requests of one ``generate`` call run on a bounded thread pool. A
-  refused connection is retried (each retry logs a line) for ``connect_deadline`` seconds, then
-  raises ``ConnectionError``; timeouts, dropped connections and 5xx answers are retried with
-  exponential backoff until ``deadline`` seconds have passed, then a ``ConnectionError`` names
-  the URL. One request takes at most ``request_timeout`` seconds of wall-clock time in all
-  (default: ``deadline + max_tokens * in_flight / min_tokens_per_second``, where ``in_flight``
-  is the number of requests the call keeps in flight at once, at most ``max_concurrency``, and
-  ``min_tokens_per_second`` is 1: as slow as a loaded CPU server can be), also against a server
-  that never answers or sends a byte at a time. A 4xx answer raises
-  ``ValueError`` with the server's message; redirects are not followed. Answers that are not
+- **Robustness.** The requests of one ``generate`` call run on a bounded thread pool
+  (``max_concurrency``) through :class:`~mrt_env.lm.openai_transport.ServerTransport`, which
+  retries a refused connection for ``connect_deadline`` seconds and timeouts, dropped
+  connections and 5xx answers for ``deadline`` seconds (then a ``ConnectionError`` names the
+  URL), and bounds one request by ``request_timeout`` seconds of wall-clock time in all (see
+  there). A 4xx answer raises ``ValueError`` with the server's message. Answers that are not
   the API's (text that is not a string, a chat reply, more choices than ``n``, a
   ``finish_reason`` other than ``stop``/``length``, more tokens than ``max_tokens``, a
   ``/tokenize`` without tokens, a body larger than the request can need) raise ``ValueError``
@@ -66,48 +62,40 @@ import json
 import logging
 import math
 import threading
-import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import numpy as np
 
-from mrt_env.lm import http_json
-from mrt_env.lm.base import Completion, SamplingParams, find_stop, resolve_seeds
+from mrt_env.lm.base import Completion, SamplingParams, resolve_seeds
 from mrt_env.lm.openai_server import (
+    IDENTICAL_PROMPTS,  # noqa: F401 (a name of this module)
+    MIN_CHECKED_TOKENS,  # noqa: F401 (a name of this module)
+    TOKEN_SLACK,  # noqa: F401 (a name of this module)
+    GreedyCheck,
     ServerSample,
+    check_length,
     derive_seed,
+    join_resumed,
     kept_tokens,
-    load_tokenizer,
     names_stops,
+    normalise,
     parse_choices,
     parse_openai_spec,
-    reported_stop,
+    token_logprobs,
 )
+from mrt_env.lm.openai_tokens import ServerTokenizer
+from mrt_env.lm.openai_transport import ServerTransport
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)  # retries log here (see mrt_env.lm.openai_transport)
 
 SAMPLING_CONFIG = {"do_sample": True, "top_k": 0}
 """``generation_config`` sent with ``temperature > 0`` (what ``transformers serve`` needs to
 sample as asked: plain multinomial sampling, no top-k)."""
 
-TOKEN_SLACK = 8
-"""Tokens a re-encoded answer may exceed ``max_tokens`` by (BPE may split a text differently
-from the sampled tokens) before the server is said not to enforce ``max_tokens``."""
-
-IDENTICAL_PROMPTS = 3
-"""Prompts sampled more than once at ``temperature > 0`` whose samples must all be identical
-before the client warns that the server ignores the temperature."""
-
-MIN_CHECKED_TOKENS = 8
-"""Samples shorter than this (in tokens) do not count for that check (they may agree by
-chance)."""
-
 StopMode = Literal["server", "client"]
-T = TypeVar("T")
 
 
 class OpenAICompatibleLM:
@@ -177,30 +165,26 @@ class OpenAICompatibleLM:
             )
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
-        self.base_url = base_url.rstrip("/")
+        self._http = ServerTransport(
+            base_url.rstrip("/"), api_key=api_key, request_timeout=request_timeout,
+            deadline=deadline, connect_deadline=connect_deadline,
+            min_tokens_per_second=min_tokens_per_second,
+        )  # fmt: skip
+        self.base_url = self._http.base_url
         self.stop_mode: StopMode = stop_mode
         self.use_n = use_n
         self.want_logprobs = logprobs
         self.max_concurrency = max_concurrency
-        self.request_timeout = request_timeout
-        self.deadline = deadline
-        self.connect_deadline = min(connect_deadline, deadline)
-        self.min_tokens_per_second = min_tokens_per_second
         self.send_generation_config = send_generation_config
         self.extra_body = dict(extra_body or {})
-        self._headers = {"Authorization": f"Bearer {api_key}"}
         self._rng = np.random.default_rng(seed)
-        self._server_tokenizes = False
         self._lock = threading.Lock()
-        self._in_flight = 1  # requests one generate call keeps in flight at once
         self._notes: list[str] = []  # warnings raised in worker threads, emitted by generate
         self._warned: set[str] = set()
-        self._sampled_prompts = 0  # prompts sampled more than once at temperature > 0 ...
-        self._identical_prompts = 0  # ... and those whose samples were all identical
-        self.model = model if model is not None else self._served_model()
+        self._greedy = GreedyCheck(self._http.base_url)  # does it sample at temperature > 0?
+        self.model = model if model is not None else self._http.served_model()
         self.name = name or self.model
-        self.tokenizer = load_tokenizer(tokenizer) if isinstance(tokenizer, str) else tokenizer
-        self._count = lru_cache(maxsize=65_536)(self._count_uncached)
+        self._tokens = ServerTokenizer(self._http, self.model, tokenizer)
 
     @classmethod
     def from_spec(cls, spec: str, **kwargs: Any) -> OpenAICompatibleLM:
@@ -216,88 +200,28 @@ class OpenAICompatibleLM:
         url, model = parse_openai_spec(spec)
         return cls(url, model=kwargs.pop("model", None) or model, **kwargs)
 
-    # ------------------------------------------------------------------ HTTP with retries
-    def _timeout(self, max_tokens: int = 0) -> float:
-        """Wall-clock seconds one request asking for ``max_tokens`` tokens may take: the
-        requests in flight share the server, which must make ``min_tokens_per_second``."""
-        if self.request_timeout is not None:
-            return self.request_timeout
-        return self.deadline + max_tokens * self._in_flight / self.min_tokens_per_second
+    # ------------------------------------------------------------------ transport settings
+    @property
+    def request_timeout(self) -> float | None:
+        """Seconds one HTTP request may take in all (``None``: from ``deadline``)."""
+        return self._http.request_timeout
 
-    def _call(self, what: str, request: Callable[[], T]) -> T:
-        """Run ``request()``; retry transient failures with backoff (a refused connection for
-        ``connect_deadline`` seconds, others for ``deadline``), starting no new attempt after
-        that; each retry logs a line."""
-        start = time.monotonic()
-        attempt = 0
-        while True:
-            try:
-                return request()
-            except http_json.Rejected as error:
-                raise ValueError(
-                    f"server at {self.base_url} rejected {what} {error.args[0]}"
-                ) from error
-            except http_json.BadReply as error:
-                raise ValueError(f"server at {self.base_url} answered {what}: {error}") from error
-            except (http_json.Unreachable, http_json.Transient) as error:
-                last: Exception = error
-            refused = isinstance(last, http_json.Unreachable)
-            limit = self.connect_deadline if refused else self.deadline
-            attempt += 1
-            pause = min(2.0, 0.1 * 2**attempt)
-            elapsed = time.monotonic() - start
-            if elapsed + pause >= limit:
-                cause = "nothing accepts connections there" if refused else "no answer"
-                raise ConnectionError(
-                    f"server at {self.base_url} did not answer {what} ({cause}): {attempt} "
-                    f"attempts in {elapsed:.1f} s (retry deadline {limit:g} s); last error "
-                    f"{type(last).__name__}: {last}"
-                ) from last
-            logger.warning(
-                "server at %s: %s failed (%s: %s); retry %d in %.1f s",
-                self.base_url, what, type(last).__name__, last, attempt, pause,
-            )  # fmt: skip
-            time.sleep(pause)
+    @property
+    def deadline(self) -> float:
+        """Seconds after which a failing request is not retried again."""
+        return self._http.deadline
 
-    def _post(self, url: str, body: dict[str, Any], max_tokens: int, max_bytes: int) -> Any:
-        return http_json.post_json(
-            url, body, timeout=self._timeout(max_tokens), max_bytes=max_bytes,
-            headers=self._headers,
-        )  # fmt: skip
+    @property
+    def connect_deadline(self) -> float:
+        """Seconds a refused connection is retried for (at most ``deadline``)."""
+        return self._http.connect_deadline
 
-    def _served_model(self) -> str:
-        url = f"{self.base_url}/models"
-        listing = self._call(
-            "GET /models",
-            lambda: http_json.get_json(url, timeout=self._timeout(), headers=self._headers),
-        )
-        data = listing.get("data") if isinstance(listing, dict) else None
-        if not isinstance(data, list):
-            raise ValueError(f"server at {self.base_url} answered GET /models without a list")
-        ids = [m.get("id") for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)]
-        if len(ids) != 1:
-            raise ValueError(
-                f"server at {self.base_url} serves {len(ids)} models {ids[:10]}: pass model=NAME "
-                "(or the spec 'openai:URL#NAME')"
-            )
-        return str(ids[0])
+    @property
+    def min_tokens_per_second(self) -> float:
+        """The slowest generation the default ``request_timeout`` allows."""
+        return self._http.min_tokens_per_second
 
-    def _root_post(self, path: str, body: dict[str, Any], size: int) -> dict[str, Any]:
-        """POST to a path at the server root (``/tokenize`` lives beside ``/v1``); ``size``
-        bounds the answer (about the number of tokens or characters it carries)."""
-        url = f"{self.base_url.removesuffix('/v1')}{path}"
-        try:
-            answer = self._call(
-                f"POST {path}", lambda: self._post(url, body, 0, (1 << 20) + 64 * size)
-            )
-        except ValueError as error:
-            raise ValueError(
-                f"{error} (vLLM serves {path}; other servers need a tokenizer)"
-            ) from error
-        if not isinstance(answer, dict):
-            raise ValueError(f"server at {self.base_url} answered {path} with {answer!r:.100}")
-        return answer
-
+    # ------------------------------------------------------------------ warnings
     def _note(self, key: str, message: str) -> None:
         """Remember a warning (once per ``key``) to emit from the thread that called
         ``generate`` (a warning raised in a worker thread names the thread pool's code)."""
@@ -313,80 +237,32 @@ class OpenAICompatibleLM:
             warnings.warn(message, UserWarning, stacklevel=3)
 
     # ------------------------------------------------------------------ tokens
+    @property
+    def tokenizer(self) -> Any:
+        """The local tokenizer, or ``None`` while the server's ``/tokenize`` is used."""
+        return self._tokens.tokenizer
+
+    @tokenizer.setter
+    def tokenizer(self, tokenizer: Any) -> None:
+        self._tokens.tokenizer = tokenizer
+
     def chat_tokenizer(self) -> Any | None:
         """A local Hugging Face tokenizer to render the model's chat template with
         (``tokenizer=``, else the served model's name when it is a local folder or a cached hub
         id), or ``None`` when there is none (``template="chat"`` then needs ``tokenizer=``)."""
-        if self.tokenizer is not None:
-            return self.tokenizer
-        try:
-            return load_tokenizer(self.model)
-        except (OSError, ValueError):
-            return None
-
-    def _tokenizer(self) -> Any | None:
-        """The local tokenizer, or ``None`` when the server's ``/tokenize`` is used.
-
-        Without ``tokenizer=``, the server's ``/tokenize`` is probed once; a server without
-        one (``transformers serve``) falls back to the tokenizer of the served model's name
-        when that is a local folder or a cached hub id.
-        """
-        if self.tokenizer is not None or self._server_tokenizes:
-            return self.tokenizer
-        try:
-            self._server_tokens("1")
-            self._server_tokenizes = True
-            return None
-        except ValueError as error:
-            try:
-                self.tokenizer = load_tokenizer(self.model)
-            except (OSError, ValueError) as load_error:
-                raise ValueError(
-                    f"{error}; and the served model {self.model!r} is no local tokenizer: "
-                    "pass tokenizer=PATH_OR_ID"
-                ) from load_error
-        return self.tokenizer
+        return self._tokens.chat_tokenizer()
 
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text`` (no special tokens added)."""
-        tokenizer = self._tokenizer()
-        if tokenizer is not None:
-            return list(tokenizer.encode(text, add_special_tokens=False))
-        return list(self._server_tokens(text))
-
-    def _server_tokens(self, text: str) -> tuple[int, ...]:
-        """The server's ``/tokenize`` of ``text``, checked: a list of ints, non-empty for a
-        non-empty text (no tokens would turn every token budget off)."""
-        body = {"model": self.model, "prompt": text, "add_special_tokens": False}
-        tokens = self._root_post("/tokenize", body, len(text)).get("tokens")
-        if not isinstance(tokens, list) or not all(
-            isinstance(t, int) and not isinstance(t, bool) for t in tokens
-        ):
-            raise ValueError(f"server at {self.base_url} answered /tokenize without token ids")
-        if text and not tokens:
-            raise ValueError(
-                f"server at {self.base_url} answered /tokenize with no tokens for a non-empty "
-                "text (token budgets would be off): pass tokenizer=PATH"
-            )
-        return tuple(tokens)
+        return self._tokens.encode(text)
 
     def decode(self, token_ids: Sequence[int]) -> str:
         """Text of ``token_ids`` (special tokens skipped)."""
-        tokenizer = self._tokenizer()
-        if tokenizer is not None:
-            return str(tokenizer.decode(list(token_ids), skip_special_tokens=True))
-        body = {"model": self.model, "tokens": list(token_ids)}
-        text = self._root_post("/detokenize", body, len(token_ids)).get("prompt")
-        if not isinstance(text, str):
-            raise ValueError(f"server at {self.base_url} answered /detokenize without a text")
-        return text
+        return self._tokens.decode(token_ids)
 
     def count_tokens(self, text: str) -> int:
         """Number of tokens of ``text`` under :meth:`encode` (cached)."""
-        return int(self._count(text))
-
-    def _count_uncached(self, text: str) -> int:
-        return len(self.encode(text))
+        return self._tokens.count_tokens(text)
 
     # ------------------------------------------------------------------ generation
     def generate(
@@ -406,7 +282,9 @@ class OpenAICompatibleLM:
         try:
             groups = self._sample_all(prompts, params, seeds)
             out = [[self._finish(s) for s in group] for group in groups]
-            self._check_sampling(out, params)
+            greedy = self._greedy.update(out, params)  # the server ignores the temperature
+            if greedy:
+                self._note("greedy", greedy)
         finally:
             self._emit_notes()
         return out
@@ -415,7 +293,7 @@ class OpenAICompatibleLM:
         self, prompts: Sequence[str], params: SamplingParams, seeds: Sequence[int]
     ) -> list[list[ServerSample]]:
         requests = len(prompts) * (1 if self.use_n is not False and params.n > 1 else params.n)
-        self._in_flight = max(1, min(self.max_concurrency, requests))
+        self._http.in_flight = max(1, min(self.max_concurrency, requests))
         with ThreadPoolExecutor(max_workers=self.max_concurrency) as pool:
             if self.use_n is not False and params.n > 1:
                 batched = list(
@@ -426,36 +304,13 @@ class OpenAICompatibleLM:
                 if all(group is not None for group in batched):
                     return [group or [] for group in batched]
             jobs = [(i, j) for i in range(len(prompts)) for j in range(params.n)]
-            self._in_flight = max(1, min(self.max_concurrency, len(jobs)))
+            self._http.in_flight = max(1, min(self.max_concurrency, len(jobs)))
             samples = list(
                 pool.map(
                     lambda job: self._one(prompts[job[0]], params, seeds[job[0]], job[1]), jobs
                 )
             )
         return [samples[i * params.n : (i + 1) * params.n] for i in range(len(prompts))]
-
-    def _check_sampling(self, groups: list[list[Completion]], params: SamplingParams) -> None:
-        """Warn once when the first prompts sampled several times at ``temperature > 0`` got
-        identical samples every time (a server that decodes greedily)."""
-        if params.temperature <= 0 or params.n < 2 or self._sampled_prompts >= IDENTICAL_PROMPTS:
-            return
-        for group in groups:
-            if self._sampled_prompts >= IDENTICAL_PROMPTS:
-                break
-            if min(len(c.token_ids) for c in group) < MIN_CHECKED_TOKENS:
-                continue  # short answers may agree by chance
-            self._sampled_prompts += 1
-            self._identical_prompts += len({c.token_ids for c in group}) == 1
-        if self._identical_prompts == IDENTICAL_PROMPTS:
-            self._note(
-                "greedy",
-                f"server at {self.base_url} ignores the temperature: the {params.n} samples of "
-                f"each of {IDENTICAL_PROMPTS} prompts at temperature {params.temperature:g} "
-                "were identical, so J from its forced answers is 0 or 1. For transformers "
-                'serve, put "do_sample": true (and "top_k": 0) in the model folder\'s '
-                "generation_config.json or leave send_generation_config=True; for other "
-                "servers, check that they sample",
-            )
 
     def _with_n(self, prompt: str, params: SamplingParams, seed: int) -> list[ServerSample] | None:
         """All ``n`` samples from one request, or ``None`` when the server ignores ``n``."""
@@ -501,61 +356,36 @@ class OpenAICompatibleLM:
         if sampling:
             body["generation_config"] = json.dumps(SAMPLING_CONFIG)
         body.update(self.extra_body)
-        url = f"{self.base_url}/completions"
         size = (1 << 20) + n * max_tokens * (1024 if self.want_logprobs else 64)
         try:
-            answer = self._call(
-                "POST /completions", lambda: self._post(url, body, max_tokens, size)
-            )
+            answer = self._http.complete(body, max_tokens, size)
         except ValueError as error:
             if not sampling or "generation_config" not in str(error):
                 raise
             self.send_generation_config = False  # a server property: never sent again
             body.pop("generation_config")
-            answer = self._call(
-                "POST /completions", lambda: self._post(url, body, max_tokens, size)
-            )
+            answer = self._http.complete(body, max_tokens, size)
         choices = parse_choices(answer, self.base_url, n)
         for choice in choices:
-            self._check_length(choice.text, max_tokens)
+            check_length(choice.text, max_tokens, self.count_tokens, self.base_url)
         return choices
 
-    def _check_length(self, text: str, max_tokens: int) -> None:
-        """A text of more than ``max_tokens`` tokens (beyond re-encoding slack) is an error."""
-        if len(text.encode()) <= max_tokens:  # a (byte-level) token holds at least one byte
-            return
-        count = self.count_tokens(text)
-        if count > max_tokens + TOKEN_SLACK:
-            raise ValueError(
-                f"server at {self.base_url} returned {count} tokens for max_tokens={max_tokens}: "
-                "it does not enforce max_tokens"
-            )
-
     def _normalise(self, choice: Any, params: SamplingParams) -> ServerSample:
-        text = str(choice.text or "")
-        ids, logprobs = self._token_logprobs(choice)
-        found = find_stop(text, params.stop)
-        if found is not None:
-            return ServerSample(text[: found[0]], "stop", found[1], ids, logprobs)
-        if choice.finish_reason == "length":
-            return ServerSample(text, "length", None, ids, logprobs)
-        reported = reported_stop(choice)
-        at_start = next((s for s in params.stop if text == s), None)
+        """``choice`` under the protocol's stop semantics (:func:`normalise`); warns once when
+        the server may have ended it at a stop it trimmed and did not name."""
+        ids, logprobs = (
+            token_logprobs(choice, self.base_url) if self.want_logprobs else (None, None)
+        )
         sent_stops = bool(params.stop) and self.stop_mode == "server"
-        if sent_stops and (at_start or (reported and not text)):
-            return ServerSample(
-                text, "stop", at_start or reported, ids, logprobs, at_start or reported
-            )
-        if reported in params.stop:
-            return ServerSample(text, "stop", reported, ids, logprobs)
-        if sent_stops and not names_stops(choice):
+        sample = normalise(choice, params.stop, sent_stops, ids, logprobs)
+        if sample.finish == "eos" and sent_stops and not names_stops(choice):
             self._note(
                 "ambiguous",
                 f"server at {self.base_url} does not name the stop that ended a sample (as "
                 "vLLM's stop_reason does): if it trims stop strings from the text, a sample it "
                 "ended at a stop is reported as 'eos' (stop_mode='client' is exact everywhere)",
             )
-        return ServerSample(text, "eos", None, ids, logprobs)
+        return sample
 
     def _resume(
         self, prompt: str, params: SamplingParams, sample: ServerSample, seed: int
@@ -566,38 +396,7 @@ class OpenAICompatibleLM:
         if left <= 0:
             return ServerSample(stop, "length", None, None, None)
         [choice, *_] = self._complete(prompt + stop, params, seed, 1, left)
-        rest = self._normalise(choice, params)
-        text, finish, stop_string = stop + rest.text, rest.finish, rest.stop
-        if rest.resume_with:  # a stop at the continuation's offset 0 is one at len(stop) >= 1
-            text, finish, stop_string = stop, "stop", rest.resume_with
-        found = find_stop(text, params.stop)
-        if found is not None:
-            text, finish, stop_string = text[: found[0]], "stop", found[1]
-        if sample.ids is None or rest.ids is None or sample.logprobs is None:
-            return ServerSample(text, finish, stop_string, None, None)
-        ids, logprobs = sample.ids + rest.ids, sample.logprobs + (rest.logprobs or ())
-        return ServerSample(text, finish, stop_string, ids, logprobs)
-
-    def _token_logprobs(
-        self, choice: Any
-    ) -> tuple[tuple[int, ...] | None, tuple[float, ...] | None]:
-        if not self.want_logprobs:
-            return None, None
-        logprobs = getattr(choice, "logprobs", None)
-        tokens = getattr(logprobs, "tokens", None)
-        values = getattr(logprobs, "token_logprobs", None)
-        if not tokens or values is None:
-            raise ValueError(
-                f"server at {self.base_url} returned no token log-probabilities; "
-                "this server cannot give them (use logprobs=False)"
-            )
-        if not all(str(t).startswith("token_id:") for t in tokens):
-            raise ValueError(
-                f"server at {self.base_url} returned log-probabilities without token ids: "
-                "pass extra_body={'return_tokens_as_token_ids': True} (vLLM)"
-            )
-        ids = tuple(int(str(t).removeprefix("token_id:")) for t in tokens)
-        return ids, tuple(float(v) for v in values)
+        return join_resumed(sample, self._normalise(choice, params), params.stop)
 
     def _finish(self, sample: ServerSample) -> Completion:
         ids: tuple[int, ...]
