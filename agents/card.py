@@ -188,10 +188,13 @@ def render_card(
         "Equal wall-clock: the GRPO and MRT runs ran at the same time on the same 2 CPU cores "
         "(1 torch thread each), each limited to the same minutes."
     )
-    chosen = ""
+    chosen, study_args, run_folder = "", "", f"runs/ship-{variant}"
     if study is not None:
         chosen = "\n" + study_section(study[0], study[1], int(train["seed"]))
         equal = "Equal wall-clock with every other run of the study (below)."
+        name, method = study[0]["settings"]["name"], study[1]
+        run_folder = f"runs/reproduce/{name}/train/{method}-s{train['seed']}"
+        study_args = f" \\\n    --study runs/reproduce/{name}/summary.json --method {method}"
     return f"""# tiny-lm-{variant}: the TinyMath tiny LM after {TITLES[variant]}
 
 Trained from the shipped base model `mrt_env/assets/tiny-lm` (model.safetensors sha256
@@ -201,7 +204,7 @@ Trained from the shipped base model `mrt_env/assets/tiny-lm` (model.safetensors 
 ## Training
 
 ```bash
-{training_command(run, f"runs/ship-{variant}")}
+{training_command(run, run_folder)}
 ```
 
 - seed: {train["seed"]}; steps completed: {info["steps"]}; training time: \
@@ -237,9 +240,9 @@ python -m agents.evaluate --variants {",".join(variants)} --n {regret.get("n", 0
     --token-budget {regret.get("settings", {}).get("token_budget", 0)} \\
     --budgets {",".join(str(int(b)) for b in regret.get("budgets", []))} \\
     --out runs/eval-regret.json
-python -m agents.card --variant {variant} --run runs/ship-{variant} \\
+python -m agents.card --variant {variant} --run {run_folder} \\
     --eval-pass runs/eval-pass.json --eval-regret runs/eval-regret.json \\
-    --out mrt_env/assets/tiny-lm-{variant}/README.md
+    --out mrt_env/assets/tiny-lm-{variant}/README.md{study_args}
 ```
 
 All figures are single runs on a shared CPU; timing-dependent step counts vary from run to run.

@@ -27,10 +27,10 @@ folders), ``eval/`` (regret.py's run folder), ``summary.json``, ``summary.md`` a
 command is run again (mrt-train resumes its checkpoints, regret.py its cache).
 
 Usage:
-    python benchmarks/reproduce.py                          # 3 methods x 3 seeds x 3 minutes
-    python benchmarks/reproduce.py --seeds 0 1 2 3 4 --train-minutes 7
+    python benchmarks/reproduce.py                # the README's study: 4 methods x 5 seeds x 7 min
+    python benchmarks/reproduce.py --seeds 0 1 --train-minutes 3   # a quicker look
     python benchmarks/reproduce.py --train-minutes 0 --train-steps 60   # equal steps instead
-    python benchmarks/reproduce.py --methods grpo mrt-progress mrt-hybrid   # + the learned μ
+    python benchmarks/reproduce.py --methods grpo mrt-progress   # two methods only
 """
 
 from __future__ import annotations
@@ -64,11 +64,11 @@ from _common import (
 class Args:
     """Train GRPO and MRT on several seeds, evaluate them, report means across seeds."""
 
-    methods: tuple[str, ...] = ("grpo", "mrt-released", "mrt-progress")
+    methods: tuple[str, ...] = ("grpo", "mrt-released", "mrt-progress", "mrt-hybrid")
     """methods to train: grpo, mrt-released, mrt-progress, mrt-progress_to_go, mrt-hybrid"""
-    seeds: tuple[int, ...] = (0, 1, 2)
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     """training seeds (N >= 2 for an interval across seeds)"""
-    train_minutes: float = 3.0
+    train_minutes: float = 7.0
     """wall-clock minutes of every training run (0: no limit, use --train-steps)"""
     train_steps: int = 100_000
     """optimizer-step cap of every training run"""
@@ -78,9 +78,9 @@ class Args:
     """mrt-hybrid's learned μ folder (tiny: the shipped mrt_env/assets/prover-tiny)"""
     prover_sample_share: float = 0.1
     """mrt-hybrid's ρ: share of J requests the sampled μ also answers (online labels)"""
-    train_flags: str = ""
-    """extra mrt-train flags for every run (e.g. "--lr 5e-5")"""
-    num_problems: int = 60
+    train_flags: str = "--lr 3e-5"
+    """extra mrt-train flags for every run (the study's: a learning rate of 3e-5)"""
+    num_problems: int = 100
     """held-out problems of the evaluation"""
     samples: int = 4
     """responses per problem and policy"""
@@ -90,7 +90,7 @@ class Args:
     """seed of the evaluation's samples (common random numbers across policies)"""
     eval_flags: str = ""
     """extra benchmarks/regret.py flags (e.g. "--budgets 64 128 256")"""
-    curve_interval: int = 20
+    curve_interval: int = 40
     """learning curves: held-out evaluation every N optimizer steps of every run (0 = off)"""
     curve_problems: int = 32
     """learning curves: held-out problems per evaluation (the same for every method and seed)"""
