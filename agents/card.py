@@ -85,6 +85,12 @@ def _figures_table(variants: list[str], passes: dict[str, Any], regret: dict[str
         + " | ".join(f"{passes[v]['mean_tokens']:.1f}" for v in variants)
         + " |",
     ]
+    if all(passes[v].get("mean_episodes") is not None for v in variants):
+        cells = [
+            f"{passes[v]['mean_episodes']:.2f} ({100 * passes[v]['single_episode_share']:.0f}%)"
+            for v in variants
+        ]
+        lines.append("| episodes per response (one-episode share) | " + " | ".join(cells) + " |")
     for budget in regret.get("budgets", []):
         key = str(int(budget))
         values = [f"{regret[v]['normalized_regret'][key]:.3f}" for v in variants]
@@ -102,6 +108,19 @@ def _versus(passes: dict[str, Any]) -> str:
     return (
         f"MRT − GRPO pass@1 (paired): {d['mean']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]. "
     )
+
+
+def _degenerate(row: dict[str, Any]) -> str:
+    """The evaluation's degenerate-run flags of a variant, as a warning paragraph (or nothing).
+
+    Example:
+        >>> _degenerate({"degenerate": []})
+        ''
+        >>> _degenerate({"degenerate": ["91% of responses are one episode"]}).strip()
+        'Warning: 91% of responses are one episode.'
+    """
+    reasons = row.get("degenerate") or []
+    return "".join(f"\nWarning: {reason}.\n" for reason in reasons)
 
 
 def _prover_words(train: dict[str, Any]) -> str:
@@ -230,7 +249,7 @@ base is a paired bootstrap over the same problems. Normalized regret (PAPER.md) 
 {_figures_table(variants, passes, regret)}
 
 {variant.upper()} {verdict}. {_versus(passes)}Its sibling checkpoint: `tiny-lm-{other}`.
-
+{_degenerate(passes[variant])}
 Evaluation commands:
 
 ```bash

@@ -104,3 +104,14 @@ def test_a_card_chosen_from_a_study_names_the_seed_the_study_command_and_the_mea
         "--name study5"
     ) in text
     assert "is 0.270" in study_section(study, "grpo", 1)
+
+
+def test_the_figures_show_episodes_per_response_when_the_evaluation_measured_them() -> None:
+    from agents.card import _figures_table
+
+    passes = _evaluation(4, [])
+    assert "episodes per response" not in _figures_table(["base", "mrt"], passes, {})
+    passes["base"] |= {"mean_episodes": 2.1, "single_episode_share": 0.24}
+    passes["mrt"] |= {"mean_episodes": 1.1, "single_episode_share": 0.91}
+    table = _figures_table(["base", "mrt"], passes, {})
+    assert "| episodes per response (one-episode share) | 2.10 (24%) | 1.10 (91%) |" in table
