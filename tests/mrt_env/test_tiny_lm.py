@@ -105,6 +105,13 @@ def test_command_line_names_the_recipe_and_the_starting_model() -> None:
         config.data.forced_fraction == 1.0 and config.data.forced == DATA_RECIPES["graded"].forced
     )
     assert _record(config, TrainResult(), 1)["command"].endswith("graded --forced-fraction 1")
+    direct, _ = config_from_args(["--recipe", "graded-direct", "--direct-fraction", "0.4"])
+    assert direct.data == replace(DATA_RECIPES["graded-direct"], direct_fraction=0.4)
+    record = _record(direct, TrainResult(), 1)
+    assert record["recipe"] == "graded-direct"
+    assert record["command"].endswith("--recipe graded-direct --direct-fraction 0.4")
+    record = _record(config_from_args(["--recipe", "graded-direct"])[0], TrainResult(), 1)
+    assert record["command"].endswith("--recipe graded-direct")  # the recipe's own share
     classic, _ = config_from_args(["--levels", "1,2"])
     assert classic.data.levels == (1, 2) and not classic.data.forced.confidence
     record = _record(classic, TrainResult(), 1)
