@@ -430,3 +430,26 @@ def test_card_shows_the_band_checks_and_an_anchored_recipe(tmp_path: Path) -> No
     assert "(`--recipe graded-checks`, below)" in card and "`--anchor`" in card
     assert "0.5, 0.65, 0.75, 0.8 (each check raises it, capped below 0.9" in card
     assert "checked with probability 0.95, again with 0.5" in card
+
+
+@needs_shipped
+def test_card_of_a_graded_direct_model_describes_its_direct_answers(tmp_path: Path) -> None:
+    from dataclasses import asdict
+
+    from mrt_env.tinymath.card import write_card
+    from mrt_env.tinymath.data import DATA_RECIPES
+
+    training = json.loads((SHIPPED / "training.json").read_text())
+    training["config"]["data"] = asdict(DATA_RECIPES["graded-direct"])
+    training["config"].update(init="mrt_env/assets/tiny-lm", anchor=0.8)
+    training["recipe"] = "graded-direct"
+    folder = tmp_path / "tiny-lm-graded"
+    folder.mkdir()
+    (folder / "training.json").write_text(json.dumps(training))
+    (folder / "eval.json").write_text((SHIPPED / "eval.json").read_text())
+    card = write_card(folder).read_text()
+    assert "Each example is a direct answer (probability 0.30, below), else a natural" in card
+    assert "a direct\n  answer: the gold answer with probability 0.6, else a near miss" in card
+    assert "- Direct answer: a problem of level 1 forced to answer from the empty thinking" in card
+    assert "with probability\n  0.5, 0.7, 0.8, 0.85 (each check raises it" in card
+    assert "μ adds small numbers in its head" in card and "`--recipe graded-direct`" in card
