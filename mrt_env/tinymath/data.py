@@ -79,7 +79,7 @@ DATA_RECIPES: dict[str, DataRecipe] = {
         trace=TraceRecipe(first_check=0.95, extra_check=0.5), forced=CAPPED_FORCED
     ),
     "worked": DataRecipe(forced_fraction=0.5, forced=WORKED_FORCED),
-    "graded-direct": DataRecipe(forced=DIRECT_FORCED, direct_fraction=0.3, direct_levels=(1,)),
+    "graded-direct": DataRecipe(forced=DIRECT_FORCED, direct_fraction=0.4, direct_levels=(1,)),
 }
 """Named data recipes: ``classic`` (the shipped ``tiny-lm``: a forced answer copies the last
 answer stated, so J is a step), ``graded`` (a forced answer follows a designed belief in the
@@ -89,7 +89,7 @@ prefixes state a right answer at a given accuracy; meant for fine-tuning with
 ``TrainConfig.anchor``), ``worked`` (a forced answer is always the gold
 answer, cut from traces that slip more often: J is the model's own reliability at finishing the
 work; meant for fine-tuning with ``TrainConfig.anchor``) and ``graded-direct`` (the graded
-forced answers with beliefs capped below 0.9, plus direct answers: 30% of the examples are a
+forced answers with beliefs capped below 0.9, plus direct answers: 40% of the examples are a
 level-1 problem answered from the empty thinking, right with probability 0.6 else a near miss,
 so the model learns to add two-digit numbers in its head and J of the empty thinking, of a
 quick guess and of a wrong answer is graded there too; meant for fine-tuning with

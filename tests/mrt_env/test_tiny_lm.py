@@ -105,11 +105,11 @@ def test_command_line_names_the_recipe_and_the_starting_model() -> None:
         config.data.forced_fraction == 1.0 and config.data.forced == DATA_RECIPES["graded"].forced
     )
     assert _record(config, TrainResult(), 1)["command"].endswith("graded --forced-fraction 1")
-    direct, _ = config_from_args(["--recipe", "graded-direct", "--direct-fraction", "0.4"])
-    assert direct.data == replace(DATA_RECIPES["graded-direct"], direct_fraction=0.4)
+    direct, _ = config_from_args(["--recipe", "graded-direct", "--direct-fraction", "0.3"])
+    assert direct.data == replace(DATA_RECIPES["graded-direct"], direct_fraction=0.3)
     record = _record(direct, TrainResult(), 1)
     assert record["recipe"] == "graded-direct"
-    assert record["command"].endswith("--recipe graded-direct --direct-fraction 0.4")
+    assert record["command"].endswith("--recipe graded-direct --direct-fraction 0.3")
     record = _record(config_from_args(["--recipe", "graded-direct"])[0], TrainResult(), 1)
     assert record["command"].endswith("--recipe graded-direct")  # the recipe's own share
     classic, _ = config_from_args(["--levels", "1,2"])
@@ -448,7 +448,7 @@ def test_card_of_a_graded_direct_model_describes_its_direct_answers(tmp_path: Pa
     (folder / "training.json").write_text(json.dumps(training))
     (folder / "eval.json").write_text((SHIPPED / "eval.json").read_text())
     card = write_card(folder).read_text()
-    assert "Each example is a direct answer (probability 0.30, below), else a natural" in card
+    assert "Each example is a direct answer (probability 0.40, below), else a natural" in card
     assert "a direct\n  answer: the gold answer with probability 0.6, else a near miss" in card
     assert "- Direct answer: a problem of level 1 forced to answer from the empty thinking" in card
     assert "with probability\n  0.5, 0.7, 0.8, 0.85 (each check raises it" in card

@@ -419,9 +419,9 @@ def test_graded_direct_recipe_adds_level_one_direct_answers_at_their_rate() -> N
         if len(problem) == 5 and problem[2] == "+":  # level 1: "47+38"
             empty_level_one += 1
             right += int(text[start:-1]) == eval(problem)
-    # direct answers (0.3) plus the forced cuts at nothing: 0.7 * 0.25 * 0.15, a fifth at level 1
-    cut_at_nothing = 0.7 * 0.25 * 0.15
-    expected = {"empty": 0.3 + cut_at_nothing, "level one": 0.3 + cut_at_nothing / 5}
+    # direct answers (0.4) plus the forced cuts at nothing: 0.6 * 0.25 * 0.15, a fifth at level 1
+    cut_at_nothing = 0.6 * 0.25 * 0.15
+    expected = {"empty": 0.4 + cut_at_nothing, "level one": 0.4 + cut_at_nothing / 5}
     for name, count in [("empty", empty), ("level one", empty_level_one)]:
         p = expected[name]
         assert abs(count / n - p) < 4 * np.sqrt(p * (1 - p) / n), (name, count / n)
