@@ -271,11 +271,12 @@ def save(model: Any, tokenizer: Any, out: Path, record: dict[str, Any]) -> None:
 
 
 def recipe_name(data: DataRecipe) -> str | None:
-    """The name in :data:`DATA_RECIPES` of ``data`` (levels, forced and direct fractions
-    aside)."""
+    """The name in :data:`DATA_RECIPES` of ``data`` (levels, forced fraction and direct
+    answers aside)."""
     for name, recipe in DATA_RECIPES.items():
         kept = {"levels": data.levels, "forced_fraction": data.forced_fraction}
-        if replace(recipe, **kept, direct_fraction=data.direct_fraction) == data:
+        direct = {"direct_fraction": data.direct_fraction, "direct_levels": data.direct_levels}
+        if replace(recipe, **kept, **direct) == data:
             return name
     return None
 
@@ -290,6 +291,8 @@ def _record(config: TrainConfig, result: TrainResult, parameters: int) -> dict[s
     named = DATA_RECIPES.get(recipe or "")
     if named is not None and config.data.direct_fraction != named.direct_fraction:
         recipe_flag += f" --direct-fraction {config.data.direct_fraction:g}"
+    if named is not None and config.data.direct_levels != named.direct_levels:
+        recipe_flag += f" --direct-levels {','.join(map(str, config.data.direct_levels))}"
     init_flag = f" --warmup {config.warmup_steps}" if config.warmup_steps != 100 else ""
     init_flag += f" --init {config.init}" if config.init else ""
     if config.anchor:
@@ -336,6 +339,9 @@ def config_from_args(argv: list[str] | None = None) -> tuple[TrainConfig, Path]:
         default=None,
         help="share of direct-answer examples (default: the recipe's)",
     )
+    parser.add_argument(
+        "--direct-levels", default=None, help="comma-separated levels of the direct answers"
+    )
     parser.add_argument("--warmup", type=int, default=TrainConfig.warmup_steps)
     parser.add_argument("--init", default=None, help="a saved tiny LM to fine-tune from")
     parser.add_argument(
@@ -362,6 +368,8 @@ def config_from_args(argv: list[str] | None = None) -> tuple[TrainConfig, Path]:
         data = replace(data, forced_fraction=args.forced_fraction)
     if args.direct_fraction is not None:
         data = replace(data, direct_fraction=args.direct_fraction)
+    if args.direct_levels:
+        data = replace(data, direct_levels=tuple(int(x) for x in args.direct_levels.split(",")))
     if args.levels:
         data = replace(data, levels=tuple(int(x) for x in args.levels.split(",")))
     config = TrainConfig(

@@ -110,6 +110,11 @@ def test_command_line_names_the_recipe_and_the_starting_model() -> None:
     record = _record(direct, TrainResult(), 1)
     assert record["recipe"] == "graded-direct"
     assert record["command"].endswith("--recipe graded-direct --direct-fraction 0.3")
+    two, _ = config_from_args(["--recipe", "graded-direct", "--direct-levels", "1,2"])
+    assert two.data.direct_levels == (1, 2) and two.data.forced.direct == 0.6
+    record = _record(two, TrainResult(), 1)
+    assert record["recipe"] == "graded-direct"
+    assert record["command"].endswith("--recipe graded-direct --direct-levels 1,2")
     record = _record(config_from_args(["--recipe", "graded-direct"])[0], TrainResult(), 1)
     assert record["command"].endswith("--recipe graded-direct")  # the recipe's own share
     classic, _ = config_from_args(["--levels", "1,2"])
