@@ -274,9 +274,14 @@ def recipe_name(data: DataRecipe) -> str | None:
     """The name in :data:`DATA_RECIPES` of ``data`` (levels, forced fraction and direct
     answers aside)."""
     for name, recipe in DATA_RECIPES.items():
-        kept = {"levels": data.levels, "forced_fraction": data.forced_fraction}
-        direct = {"direct_fraction": data.direct_fraction, "direct_levels": data.direct_levels}
-        if replace(recipe, **kept, **direct) == data:
+        same = replace(
+            recipe,
+            levels=data.levels,
+            forced_fraction=data.forced_fraction,
+            direct_fraction=data.direct_fraction,
+            direct_levels=data.direct_levels,
+        )
+        if same == data:
             return name
     return None
 
