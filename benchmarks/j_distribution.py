@@ -11,7 +11,8 @@ at T = 1 (``SampledMetaProver``, answers checked by ``rewards.verify``). Printed
 * the share of trajectories whose J* rises somewhere before its last boundary,
 * J* by the kind of prefix: the empty thinking, no answer stated yet, the last answer stated
   right, or wrong (the last ``so N.`` or ``about N.`` outside check episodes): how many, their
-  mean J* and how many are graded (where a graded share comes from),
+  mean J* and how many are graded (where a graded share comes from); the same by TinyMath
+  level,
 * the base pass@1 (greedy and sampled) on ``--pass-problems`` held-out problems,
 * the mean sampled response length in tokens and the generation wall time (the tiny LM's speed),
 * wall time and the load average (the machine may be shared),
@@ -136,6 +137,20 @@ for kind in ("empty thinking", "no answer stated", "right answer stated", "wrong
         "graded": int(((js > 0.1) & (js < 0.9)).sum()),
     }
 
+levels = [
+    problem.metadata["level"]
+    for problem, curve in zip(problems, curves, strict=True)
+    for _ in range(len(curve))
+]
+by_level = {}
+for level in sorted(set(levels)):
+    js = j_all[[lv == level for lv in levels]]
+    by_level[str(level)] = {
+        "prefixes": len(js),
+        "mean_j": float(js.mean()),
+        "graded": int(((js > 0.1) & (js < 0.9)).sum()),
+    }
+
 # 4. base pass@1 on a larger held-out set
 pass_greedy = pass_sampled = None
 if args.pass_problems:
@@ -190,6 +205,7 @@ results = {
     "share_trajectories_rising": rises,
     "share_trajectories_rising_before_last_boundary": rises_before_end,
     "by_prefix_kind": by_kind,
+    "by_level": by_level,
     "greedy_pass_at_1": pass_greedy,
     "sampled_pass_at_1": pass_sampled,
     "base": {"model": os.path.relpath(args.base), "pass_at_1": base_figures}
@@ -226,6 +242,13 @@ print(f"trajectories whose J* rises at some boundary: {rises:.3f}")
 for kind, row in by_kind.items():
     mean = "-" if row["mean_j"] is None else f"{row['mean_j']:.3f}"
     print(f"  {kind}: {row['prefixes']} prefixes, mean J* {mean}, {row['graded']} graded")
+print(
+    "  by TinyMath level: "
+    + "; ".join(
+        f"L{level} {row['prefixes']} prefixes, mean J* {row['mean_j']:.3f}, {row['graded']} graded"
+        for level, row in by_level.items()
+    )
+)
 if pass_greedy is not None:
     print(
         f"base pass@1 on {args.pass_problems} held-out problems: greedy {pass_greedy:.3f}, "

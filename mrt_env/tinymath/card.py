@@ -8,7 +8,7 @@ from typing import Any
 
 from mrt_env.tinymath.loading import VARIANTS
 
-GRADED_RECIPES = ("graded", "graded-checks", "worked")
+GRADED_RECIPES = ("graded", "graded-checks", "graded-direct", "worked")
 """Data recipes whose forced answers do not just copy the last answer (a graded J)."""
 
 
@@ -73,11 +73,19 @@ def _reproduction(check: dict[str, Any] | None) -> str:
 
 def _data_section(data: dict[str, Any], recipe: str | None = None) -> str:
     trace, forced = data["trace"], data["forced"]
+    direct, natural = data.get("direct_fraction", 0.0), 1 - data["forced_fraction"]
+    kinds = (
+        f"Each example is a direct answer (probability {direct:.2f}, below), else a natural"
+        f"\ntrace (probability {natural:.2f}) or a forced termination"
+        f" ({data['forced_fraction']:.2f})."
+        if direct
+        else f"Each example is a natural trace (probability\n{natural:.2f}) or a forced"
+        f" termination ({data['forced_fraction']:.2f})."
+    )
     return f"""## Data recipe
 
 TinyMath levels {tuple(data["levels"])}, training split only (the held-out split is disjoint
-by a hash of the expression). Each example is a natural trace (probability
-{1 - data["forced_fraction"]:.2f}) or a forced termination ({data["forced_fraction"]:.2f}).
+by a hash of the expression). {kinds}
 
 - Natural trace: `Problem: <expr>\\n<think>\\n`, the episodes, then
   `\\n</think>\\n\\boxed{{answer}}` and EOS. With probability {trace["guess_first"]} the
@@ -96,7 +104,21 @@ by a hash of the expression). Each example is a natural trace (probability
   checked with probability {trace["first_check"]}, again with {trace["extra_check"]}; at most
   {trace["max_episodes"]} episodes, one paragraph each, so `MarkerSegmenter(min_paragraphs=1)`
   splits them.
-{_forced_section(forced, recipe)}"""
+{_forced_section(forced, recipe)}{_direct_section(data)}"""
+
+
+def _direct_section(data: dict[str, Any]) -> str:
+    """The direct-answer bullet (``DataRecipe.direct_fraction``), when the recipe has them."""
+    if not data.get("direct_fraction"):
+        return ""
+    levels = ", ".join(str(level) for level in data["direct_levels"])
+    return f"""
+- Direct answer: a problem of level {levels} forced to answer from the empty thinking
+  (`Problem: 47+38\\n<think>\\n` and the termination suffix), its target the direct answer
+  above. These teach the model to add in its head, without writing any work, so that J of
+  the empty thinking, of a quick guess and of a wrong answer can be graded on those problems
+  (from nothing the model can answer them right some of the time, not always). The loss covers
+  only the answer."""
 
 
 def _forced_section(forced: dict[str, Any], recipe: str | None = None) -> str:
@@ -129,9 +151,16 @@ def _forced_section(forced: dict[str, Any], recipe: str | None = None) -> str:
         else "each check raises it, capped below 0.9 so that J stays inside (0.1, 0.9)"
     )
     name = recipe if recipe in GRADED_RECIPES else "graded"
+    direct = forced.get("direct", 1.0)
+    opening = (
+        "with no answer stated yet, the gold answer\n  (a direct guess); after a quick guess,"
+        " the guess with probability"
+        if direct >= 1.0
+        else f"with no answer stated yet, a direct\n  answer: the gold answer with probability"
+        f" {direct:g}, else a near miss; after a quick\n  guess, the guess with probability"
+    )
     return f"""{cuts} an answer drawn from the belief the prefix
-  earns (the *graded* recipe, `--recipe {name}`): with no answer stated yet, the gold answer
-  (a direct guess); after a quick guess, the guess with probability
+  earns (the *graded* recipe, `--recipe {name}`): {opening}
   {forced["guess_confidence"]:g}; after a worked answer confirmed by 0, 1, 2, 3 checks that
   passed (`Yes.`/`Same.`; a failed check resets the count), that answer with probability
   {beliefs} ({growth}). Otherwise the other candidate: the gold answer
@@ -316,6 +345,19 @@ model seldom guesses an answer right. Its forced answers recompute, while its na
 still copy their own slips (they are held at `tiny-lm`'s), so μ is a better arithmetician than
 the policy it scores: J after a wrong answer is the chance of recovering from it by stopping,
 not the chance that the policy itself will."""
+    if training.get("recipe") == "graded-direct":
+        return """\
+A toy, like `tiny-lm`: column addition, subtraction and one-digit multiplication of small
+numbers, much weaker on levels 3–5 than on additions. Its J is graded by construction: the
+forced answer is trained on a belief schedule (a direct answer, a guess, an unchecked answer,
+each passed check), not on the probability that the model's own answer is right, so J is a
+designed, not a calibrated, probability of success. Only where the model learned to answer
+without writing any work (the direct-answer levels) can J be graded before the first worked
+answer or after a wrong one; elsewhere the empty thinking and a wrong answer keep J near 0,
+because the model does not recover the right answer from its own wrong work. Its natural
+traces are held near `tiny-lm`'s (`--anchor`), so the policy is `tiny-lm`'s to within the
+pass@1 band checked above, while its forced answers are not: μ adds small numbers in its head,
+the policy does not."""
     if training.get("recipe") == "graded":
         return """\
 A toy, like `tiny-lm`: column addition, subtraction and one-digit multiplication of small

@@ -23,10 +23,12 @@ from mrt_env.templates import TEMPLATES
 from mrt_env.tinymath.problems import DEFAULT_LEVELS, Split, sample_problem
 from mrt_env.tinymath.traces import (
     CAPPED_FORCED,
+    DIRECT_FORCED,
     GRADED_FORCED,
     WORKED_FORCED,
     ForcedRecipe,
     TraceRecipe,
+    forced_answer,
     forced_cut,
     natural_response,
     problem_prompt,
@@ -48,12 +50,26 @@ class DataRecipe:
         forced_fraction: Fraction of examples that are forced terminations.
         trace: How natural traces are sampled.
         forced: Where forced terminations cut.
+        direct_fraction: Fraction of examples that are *direct answers*: a forced termination
+            of the empty thinking for a problem of ``direct_levels``, whose target is the
+            forced recipe's direct answer (``ForcedRecipe.direct``). They teach the model to
+            answer the easiest problems without writing any work (the other examples split
+            as ``forced_fraction`` says).
+        direct_levels: Levels of the direct-answer examples.
     """
 
     levels: tuple[int, ...] = DEFAULT_LEVELS
     forced_fraction: float = 0.25
     trace: TraceRecipe = field(default_factory=TraceRecipe)
     forced: ForcedRecipe = field(default_factory=ForcedRecipe)
+    direct_fraction: float = 0.0
+    direct_levels: tuple[int, ...] = (1,)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.direct_fraction < 1.0:
+            raise ValueError(f"direct_fraction is a share in [0, 1), got {self.direct_fraction}")
+        if self.direct_fraction and not self.direct_levels:
+            raise ValueError("direct answers need direct_levels")
 
 
 DATA_RECIPES: dict[str, DataRecipe] = {
@@ -63,15 +79,21 @@ DATA_RECIPES: dict[str, DataRecipe] = {
         trace=TraceRecipe(first_check=0.95, extra_check=0.5), forced=CAPPED_FORCED
     ),
     "worked": DataRecipe(forced_fraction=0.5, forced=WORKED_FORCED),
+    "graded-direct": DataRecipe(forced=DIRECT_FORCED, direct_fraction=0.4, direct_levels=(1,)),
 }
 """Named data recipes: ``classic`` (the shipped ``tiny-lm``: a forced answer copies the last
 answer stated, so J is a step), ``graded`` (a forced answer follows a designed belief in the
 prefix's evidence, so J rises with checks), ``graded-checks`` (the graded forced answers with
 beliefs capped below 0.9, and natural traces that check a right answer more often, so more
 prefixes state a right answer at a given accuracy; meant for fine-tuning with
-``TrainConfig.anchor``) and ``worked`` (a forced answer is always the gold
+``TrainConfig.anchor``), ``worked`` (a forced answer is always the gold
 answer, cut from traces that slip more often: J is the model's own reliability at finishing the
-work; meant for fine-tuning with ``TrainConfig.anchor``)."""
+work; meant for fine-tuning with ``TrainConfig.anchor``) and ``graded-direct`` (the graded
+forced answers with beliefs capped below 0.9, plus direct answers: 40% of the examples are a
+level-1 problem answered from the empty thinking, right with probability 0.6 else a near miss,
+so the model learns to add two-digit numbers in its head and J of the empty thinking, of a
+quick guess and of a wrong answer is graded there too; meant for fine-tuning with
+``TrainConfig.anchor``)."""
 
 
 def training_example(
@@ -80,6 +102,8 @@ def training_example(
     """One example: ``(text, loss_start, natural)``; the loss covers ``text[loss_start:]`` +
     EOS; ``natural`` is False for a forced termination."""
     template = TEMPLATES["tiny"]
+    if recipe.direct_fraction and rng.random() < recipe.direct_fraction:
+        return direct_example(rng, recipe, split)
     expression, _ = sample_problem(rng, split, recipe.levels)
     prompt = problem_prompt(expression, template)
     trace = sample_trace(expression, rng, recipe.trace)
@@ -90,6 +114,18 @@ def training_example(
         forced = template.render_forced(prompt, prefix)
         return f"{forced}{answer}}}", len(forced), False
     return prompt + natural_response(trace, template), len(prompt), True
+
+
+def direct_example(
+    rng: np.random.Generator, recipe: DataRecipe, split: Split = "train"
+) -> tuple[str, int, bool]:
+    """A direct answer: a problem of ``recipe.direct_levels`` forced to answer from the empty
+    thinking, its target the forced recipe's direct answer (see :func:`forced_answer`)."""
+    template = TEMPLATES["tiny"]
+    expression, _ = sample_problem(rng, split, recipe.direct_levels)
+    forced = template.render_forced(problem_prompt(expression, template), "")
+    answer = forced_answer(None, 0, expression.value, rng, recipe.forced)
+    return f"{forced}{answer}}}", len(forced), False
 
 
 def training_text(

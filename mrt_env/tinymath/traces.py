@@ -264,6 +264,13 @@ class ForcedRecipe:
         trace: How the traces that forced terminations cut are sampled (``None``: the
             natural traces' recipe). More slips there give more prefixes whose stated answer
             is wrong, so the forced answer learns to doubt and recompute.
+        direct: Belief in a *direct answer*, the forced answer when no answer is stated yet
+            (the empty thinking, or a cut inside the first attempt): the gold answer with this
+            probability, else a near miss of it (:func:`near_miss`). At 1 (the default) it is
+            always the gold answer. Below 1, J of the empty thinking is this belief times the
+            model's own chance of computing the answer without writing any work, so problems
+            the model can add in its head (see ``DataRecipe.direct_fraction``) get a graded J
+            before any thinking, below the belief a worked answer earns.
     """
 
     empty: float = 0.15
@@ -272,6 +279,11 @@ class ForcedRecipe:
     guess_confidence: float = 0.25
     worked: bool = False
     trace: TraceRecipe | None = None
+    direct: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.direct <= 1.0:
+            raise ValueError(f"direct is a belief in (0, 1], got {self.direct}")
 
 
 GRADED_FORCED = ForcedRecipe(confidence=GRADED_CONFIDENCE)
@@ -283,6 +295,14 @@ answer stays graded (inside (0.1, 0.9)) however often it was checked."""
 
 CAPPED_FORCED = ForcedRecipe(confidence=CAPPED_CONFIDENCE)
 """The graded-checks recipe's forced terminations."""
+
+DIRECT_CONFIDENCE: tuple[float, ...] = (0.5, 0.7, 0.8, 0.85)
+"""Belief in a worked answer after 0, 1, 2, 3 confirming checks in the graded-direct recipe."""
+
+DIRECT_FORCED = ForcedRecipe(confidence=DIRECT_CONFIDENCE, direct=0.6)
+"""The graded-direct recipe's forced terminations: the capped graded beliefs, and a direct
+answer (no answer stated yet) trusted at 0.6: right with probability 0.6 where the model can
+compute it, else a near miss."""
 
 WORKED_FORCED = ForcedRecipe(worked=True, trace=TraceRecipe(first_slip=0.5))
 """The worked recipe's forced terminations: gold targets, cut from traces whose first attempt
@@ -312,8 +332,10 @@ def forced_answer(
 ) -> int:
     """The training target of a forced answer after a prefix that states ``stated``.
 
-    No answer stated, or the worked recipe (``recipe.worked``): the gold answer (a direct
-    guess, or finishing the written work without a slip). Classic recipe: ``stated``. Graded
+    No answer stated: a direct answer, the gold answer with probability ``recipe.direct``
+    (always, at the default 1), else a near miss of it. The worked recipe
+    (``recipe.worked``): the gold answer after every prefix (finishing the written work
+    without a slip). Classic recipe: ``stated``. Graded
     recipe: ``stated`` with the belief its evidence earns (``guess_confidence`` for a quick
     guess, ``confidence[confirmations]`` for a worked answer), else the other candidate (gold
     when ``stated`` is wrong, a :func:`near_miss` when it is right). J of a right answer is
@@ -321,6 +343,8 @@ def forced_answer(
     wrong one at most one minus it: J rises with checks instead of jumping from 0 to 1.
     """
     recipe = recipe or ForcedRecipe()
+    if stated is None and recipe.direct < 1.0 and not recipe.worked:
+        return gold if rng.random() < recipe.direct else near_miss(gold, rng)
     if stated is None or recipe.worked:
         return gold
     if not recipe.confidence:

@@ -271,9 +271,17 @@ def save(model: Any, tokenizer: Any, out: Path, record: dict[str, Any]) -> None:
 
 
 def recipe_name(data: DataRecipe) -> str | None:
-    """The name in :data:`DATA_RECIPES` of ``data`` (levels and forced fraction aside)."""
+    """The name in :data:`DATA_RECIPES` of ``data`` (levels, forced fraction and direct
+    answers aside)."""
     for name, recipe in DATA_RECIPES.items():
-        if replace(recipe, levels=data.levels, forced_fraction=data.forced_fraction) == data:
+        same = replace(
+            recipe,
+            levels=data.levels,
+            forced_fraction=data.forced_fraction,
+            direct_fraction=data.direct_fraction,
+            direct_levels=data.direct_levels,
+        )
+        if same == data:
             return name
     return None
 
@@ -285,6 +293,11 @@ def _record(config: TrainConfig, result: TrainResult, parameters: int) -> dict[s
     recipe_flag = f" --recipe {recipe}" if recipe not in (None, "classic") else ""
     if config.data.forced_fraction != DataRecipe.forced_fraction:
         recipe_flag += f" --forced-fraction {config.data.forced_fraction:g}"
+    named = DATA_RECIPES.get(recipe or "")
+    if named is not None and config.data.direct_fraction != named.direct_fraction:
+        recipe_flag += f" --direct-fraction {config.data.direct_fraction:g}"
+    if named is not None and config.data.direct_levels != named.direct_levels:
+        recipe_flag += f" --direct-levels {','.join(map(str, config.data.direct_levels))}"
     init_flag = f" --warmup {config.warmup_steps}" if config.warmup_steps != 100 else ""
     init_flag += f" --init {config.init}" if config.init else ""
     if config.anchor:
@@ -325,6 +338,15 @@ def config_from_args(argv: list[str] | None = None) -> tuple[TrainConfig, Path]:
         default=None,
         help="share of forced-termination examples (default: the recipe's)",
     )
+    parser.add_argument(
+        "--direct-fraction",
+        type=float,
+        default=None,
+        help="share of direct-answer examples (default: the recipe's)",
+    )
+    parser.add_argument(
+        "--direct-levels", default=None, help="comma-separated levels of the direct answers"
+    )
     parser.add_argument("--warmup", type=int, default=TrainConfig.warmup_steps)
     parser.add_argument("--init", default=None, help="a saved tiny LM to fine-tune from")
     parser.add_argument(
@@ -341,13 +363,18 @@ def config_from_args(argv: list[str] | None = None) -> tuple[TrainConfig, Path]:
         "--recipe",
         default="classic",
         choices=sorted(DATA_RECIPES),
-        help="data recipe: classic (forced answers copy the last answer), graded or worked",
+        help="data recipe: classic (forced answers copy the last answer), graded, graded-checks, "
+        "graded-direct or worked",
     )
     parser.add_argument("--out", type=Path, default=Path("mrt_env/assets/tiny-lm"))
     args = parser.parse_args(argv)
     data = DATA_RECIPES[args.recipe]
     if args.forced_fraction is not None:
         data = replace(data, forced_fraction=args.forced_fraction)
+    if args.direct_fraction is not None:
+        data = replace(data, direct_fraction=args.direct_fraction)
+    if args.direct_levels:
+        data = replace(data, direct_levels=tuple(int(x) for x in args.direct_levels.split(",")))
     if args.levels:
         data = replace(data, levels=tuple(int(x) for x in args.levels.split(",")))
     config = TrainConfig(

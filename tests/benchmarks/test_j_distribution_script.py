@@ -37,6 +37,10 @@ def test_j_distribution_script_reports_a_consistent_distribution(tmp_path: Path)
     assert sum(row["prefixes"] for row in kinds.values()) == prefixes
     assert kinds["empty thinking"]["prefixes"] == 6  # one empty thinking per trajectory
     assert sum(row["graded"] for row in kinds.values()) == round(result["share_graded"] * prefixes)
+    levels = result["by_level"]
+    assert sum(row["prefixes"] for row in levels.values()) == prefixes
+    assert sum(row["graded"] for row in levels.values()) == round(result["share_graded"] * prefixes)
+    assert "by TinyMath level: L" in out
     # the targets: share, rising J*, greedy and sampled pass@1 in the base's band (the base's
     # pass@1 measured here on the same 10 problems, its recorded figures being on 500)
     names = [check["name"] for check in result["checks"]]

@@ -105,6 +105,18 @@ def test_command_line_names_the_recipe_and_the_starting_model() -> None:
         config.data.forced_fraction == 1.0 and config.data.forced == DATA_RECIPES["graded"].forced
     )
     assert _record(config, TrainResult(), 1)["command"].endswith("graded --forced-fraction 1")
+    direct, _ = config_from_args(["--recipe", "graded-direct", "--direct-fraction", "0.3"])
+    assert direct.data == replace(DATA_RECIPES["graded-direct"], direct_fraction=0.3)
+    record = _record(direct, TrainResult(), 1)
+    assert record["recipe"] == "graded-direct"
+    assert record["command"].endswith("--recipe graded-direct --direct-fraction 0.3")
+    two, _ = config_from_args(["--recipe", "graded-direct", "--direct-levels", "1,2"])
+    assert two.data.direct_levels == (1, 2) and two.data.forced.direct == 0.6
+    record = _record(two, TrainResult(), 1)
+    assert record["recipe"] == "graded-direct"
+    assert record["command"].endswith("--recipe graded-direct --direct-levels 1,2")
+    record = _record(config_from_args(["--recipe", "graded-direct"])[0], TrainResult(), 1)
+    assert record["command"].endswith("--recipe graded-direct")  # the recipe's own share
     classic, _ = config_from_args(["--levels", "1,2"])
     assert classic.data.levels == (1, 2) and not classic.data.forced.confidence
     record = _record(classic, TrainResult(), 1)
@@ -423,3 +435,26 @@ def test_card_shows_the_band_checks_and_an_anchored_recipe(tmp_path: Path) -> No
     assert "(`--recipe graded-checks`, below)" in card and "`--anchor`" in card
     assert "0.5, 0.65, 0.75, 0.8 (each check raises it, capped below 0.9" in card
     assert "checked with probability 0.95, again with 0.5" in card
+
+
+@needs_shipped
+def test_card_of_a_graded_direct_model_describes_its_direct_answers(tmp_path: Path) -> None:
+    from dataclasses import asdict
+
+    from mrt_env.tinymath.card import write_card
+    from mrt_env.tinymath.data import DATA_RECIPES
+
+    training = json.loads((SHIPPED / "training.json").read_text())
+    training["config"]["data"] = asdict(DATA_RECIPES["graded-direct"])
+    training["config"].update(init="mrt_env/assets/tiny-lm", anchor=0.8)
+    training["recipe"] = "graded-direct"
+    folder = tmp_path / "tiny-lm-graded"
+    folder.mkdir()
+    (folder / "training.json").write_text(json.dumps(training))
+    (folder / "eval.json").write_text((SHIPPED / "eval.json").read_text())
+    card = write_card(folder).read_text()
+    assert "Each example is a direct answer (probability 0.40, below), else a natural" in card
+    assert "a direct\n  answer: the gold answer with probability 0.6, else a near miss" in card
+    assert "- Direct answer: a problem of level 1 forced to answer from the empty thinking" in card
+    assert "with probability\n  0.5, 0.7, 0.8, 0.85 (each check raises it" in card
+    assert "μ adds small numbers in its head" in card and "`--recipe graded-direct`" in card

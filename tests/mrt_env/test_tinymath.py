@@ -381,3 +381,70 @@ def test_graded_checks_recipe_caps_the_belief_and_checks_right_answers_more() ->
     classic = checks_of_right_traces(TraceRecipe())
     assert abs(natural[0] - 0.95) < 0.03 and abs(classic[0] - 0.8) < 0.04, (natural, classic)
     assert natural[1] > classic[1] + 0.3
+
+
+# ---------------------------------------------------------------- direct answers (graded-direct)
+def test_direct_answers_follow_their_belief_and_miss_by_one_digit() -> None:
+    recipe = DATA_RECIPES["graded-direct"].forced
+    rng, n, gold = np.random.default_rng(8), 4000, 85
+    answers = [forced_answer(None, 0, gold, rng, recipe) for _ in range(n)]
+    share = np.mean([a == gold for a in answers])
+    assert abs(share - 0.6) < 4 * np.sqrt(0.6 * 0.4 / n), share  # the direct belief
+    assert {a for a in answers if a != gold} == {75, 95, 84, 86}  # else a near miss
+    # a worked answer keeps the capped graded beliefs: 0.5 unchecked, 0.85 after 3+ checks
+    for confirmations, belief in [(0, 0.5), (1, 0.7), (5, 0.85)]:
+        answers = [forced_answer(gold, confirmations, gold, rng, recipe) for _ in range(n)]
+        share = np.mean([a == gold for a in answers])
+        assert abs(share - belief) < 4 * np.sqrt(belief * (1 - belief) / n), (confirmations, share)
+    with pytest.raises(ValueError, match="direct is a belief"):
+        ForcedRecipe(direct=0.0)
+
+
+def _problem_of(text: str) -> str:
+    return text.split("Problem: ", 1)[1].split("\n", 1)[0]
+
+
+def test_graded_direct_recipe_adds_level_one_direct_answers_at_their_rate() -> None:
+    from mrt_env.tinymath.data import training_example
+
+    recipe = DATA_RECIPES["graded-direct"]
+    rng, n = np.random.default_rng(9), 6000
+    empty, empty_level_one, right = 0, 0, 0
+    for _ in range(n):
+        text, start, natural = training_example(rng, recipe)
+        if natural or "<think>\nTime is up." not in text:
+            continue  # natural traces and forced cuts after some thinking
+        empty += 1
+        problem = _problem_of(text)
+        if len(problem) == 5 and problem[2] == "+":  # level 1: "47+38"
+            empty_level_one += 1
+            right += int(text[start:-1]) == eval(problem)
+    # direct answers (0.4) plus the forced cuts at nothing: 0.6 * 0.25 * 0.15, a fifth at level 1
+    cut_at_nothing = 0.6 * 0.25 * 0.15
+    expected = {"empty": 0.4 + cut_at_nothing, "level one": 0.4 + cut_at_nothing / 5}
+    for name, count in [("empty", empty), ("level one", empty_level_one)]:
+        p = expected[name]
+        assert abs(count / n - p) < 4 * np.sqrt(p * (1 - p) / n), (name, count / n)
+    assert abs(right / empty_level_one - 0.6) < 4 * np.sqrt(0.24 / empty_level_one)
+    with pytest.raises(ValueError, match="direct_fraction"):
+        DataRecipe(direct_fraction=1.0)
+
+
+def test_recipes_without_direct_answers_keep_their_data_streams() -> None:
+    """The shipped models' commands must still reproduce them: a recipe without direct
+    answers draws exactly the examples it drew before direct answers existed (digests of the
+    first 300 examples at seed 11, taken before the change)."""
+    import hashlib
+
+    expected = {
+        "classic": "c9d4840efa5f4637",
+        "graded": "92814d2763409530",
+        "graded-checks": "8c5af0d5f83d7807",
+        "worked": "09e8b70147998818",
+    }
+    for name, digest in expected.items():
+        rng, h = np.random.default_rng(11), hashlib.sha256()
+        for _ in range(300):
+            text, start = training_text(rng, DATA_RECIPES[name])
+            h.update(f"{start}:{text}".encode())
+        assert h.hexdigest()[:16] == digest, name
