@@ -396,17 +396,24 @@ def test_card_of_a_graded_model_shows_its_recipe_and_j_distribution(tmp_path: Pa
     assert "70, 3, 2, 20, 10, 30, 5, 20, 10, 20" in card and "0.010 → 0.300 → 0.450" in card
 
 
-@needs_shipped
-def test_card_shows_the_band_checks_and_an_anchored_recipe(tmp_path: Path) -> None:
+def _anchored_training(recipe: str) -> dict:
+    """The shipped model's training record, as if fine-tuned from it with ``recipe``."""
     from dataclasses import asdict
 
-    from mrt_env.tinymath.card import write_card
     from mrt_env.tinymath.data import DATA_RECIPES
 
     training = json.loads((SHIPPED / "training.json").read_text())
-    training["config"]["data"] = asdict(DATA_RECIPES["graded-checks"])
+    training["config"]["data"] = asdict(DATA_RECIPES[recipe])
     training["config"].update(init="mrt_env/assets/tiny-lm", anchor=0.8)
-    training["recipe"] = "graded-checks"
+    training["recipe"] = recipe
+    return dict(training)
+
+
+@needs_shipped
+def test_card_shows_the_band_checks_and_an_anchored_recipe(tmp_path: Path) -> None:
+    from mrt_env.tinymath.card import write_card
+
+    training = _anchored_training("graded-checks")
     measured = {
         "args": {"model": "m", "out": "o", "trajectories": 60, "k": 32, "seed": 0},
         "prefixes": 196,
@@ -439,15 +446,9 @@ def test_card_shows_the_band_checks_and_an_anchored_recipe(tmp_path: Path) -> No
 
 @needs_shipped
 def test_card_of_a_graded_direct_model_describes_its_direct_answers(tmp_path: Path) -> None:
-    from dataclasses import asdict
-
     from mrt_env.tinymath.card import write_card
-    from mrt_env.tinymath.data import DATA_RECIPES
 
-    training = json.loads((SHIPPED / "training.json").read_text())
-    training["config"]["data"] = asdict(DATA_RECIPES["graded-direct"])
-    training["config"].update(init="mrt_env/assets/tiny-lm", anchor=0.8)
-    training["recipe"] = "graded-direct"
+    training = _anchored_training("graded-direct")
     folder = tmp_path / "tiny-lm-graded"
     folder.mkdir()
     (folder / "training.json").write_text(json.dumps(training))
