@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from mrt_env.openenv.client import MRTMathEnv  # noqa: E402
 from mrt_env.openenv.models import MRTAction  # noqa: E402
+from mrt_env.tinymath.scripted import scripted_episodes  # noqa: E402
 from mrt_env.vector import MRTMathVectorEnv  # noqa: E402
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -57,15 +58,7 @@ settings = {"k": args.k, "token_budget": args.token_budget}
 torch.set_num_threads(1)  # as the server (OMP_NUM_THREADS=1): one thread each, like with like
 
 
-def plan(observation: str) -> list[str]:
-    """A TinyMath trajectory's episodes: a wrong result, the right one, then the answer."""
-    expression = observation.split("Problem: ", 1)[1].split("\n", 1)[0]
-    value = eval(expression, {"__builtins__": {}})  # TinyMath: + - * and parentheses only
-    return [
-        f"{expression} = {value + 1}\n\n",
-        f"Wait, {expression} = {value}\n\n",
-        f"</think> \\boxed{{{value}}}",
-    ]
+plan = scripted_episodes  # a wrong result, the right one, then the answer
 
 
 def load() -> str:

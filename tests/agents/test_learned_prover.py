@@ -24,6 +24,15 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def _tiny_session(**config: Any) -> Any:
+    """A one-step native session on the tiny LM with ``config``'s μ settings."""
+    from agents.session import build_session
+    from mrt_env.tinymath import TinyMathSource
+
+    train = TrainConfig(steps=1, problems_per_step=1, group_size=2, token_budget=64, **config)
+    return build_session(train, "tiny", TinyMathSource(split="train", size=4))
+
+
 def test_train_config_accepts_sampled_learned_or_hybrid_only() -> None:
     assert TrainConfig(prover="learned:/x").prover == "learned:/x"
     with pytest.raises(ValueError, match="prover must be sampled, learned:PATH or hybrid:PATH"):
@@ -31,13 +40,7 @@ def test_train_config_accepts_sampled_learned_or_hybrid_only() -> None:
 
 
 def test_session_uses_the_learned_prover_and_logs_it(folder: Path) -> None:
-    from agents.session import build_session
-    from mrt_env.tinymath import TinyMathSource
-
-    config = TrainConfig(
-        prover=f"learned:{folder}", steps=1, problems_per_step=1, group_size=2, token_budget=64
-    )
-    session = build_session(config, "tiny", TinyMathSource(split="train", size=4))
+    session = _tiny_session(prover=f"learned:{folder}")
     prover = session.collector.components.prover
     assert prover.source == "learned"
     assert session.collector.components.lm is session.lm  # no frozen sampling copy is loaded
@@ -54,18 +57,8 @@ def test_hybrid_session_updates_the_head_and_logs_drift(folder: Path) -> None:
 
     from agents.config import MRTConfig
     from agents.mrt import MRT
-    from agents.session import build_session
-    from mrt_env.tinymath import TinyMathSource
 
-    config = TrainConfig(
-        prover=f"hybrid:{folder}",
-        prover_sample_share=1.0,
-        steps=1,
-        problems_per_step=1,
-        group_size=2,
-        token_budget=64,
-    )
-    session = build_session(config, "tiny", TinyMathSource(split="train", size=4))
+    session = _tiny_session(prover=f"hybrid:{folder}", prover_sample_share=1.0)
     prover = session.collector.components.prover
     head = [p.detach().clone() for p in prover.learned.head.parameters()]
     metrics = MRT(MRTConfig(credit="progress")).train_step(session, seed=0)
@@ -88,20 +81,9 @@ def _estimate_around_one_optimizer_step(folder: Path, features: str) -> tuple[fl
     """A learned-μ session's J of one request before and after one AdamW step of the policy."""
     import torch
 
-    from agents.session import build_session
     from mrt_env.prover.base import ProverRequest
-    from mrt_env.tinymath import TinyMathSource
 
-    config = TrainConfig(
-        prover=f"learned:{folder}",
-        prover_features=features,  # type: ignore[arg-type]
-        lr=0.05,
-        steps=1,
-        problems_per_step=1,
-        group_size=2,
-        token_budget=64,
-    )
-    session = build_session(config, "tiny", TinyMathSource(split="train", size=4))
+    session = _tiny_session(prover=f"learned:{folder}", prover_features=features, lr=0.05)
     prover = session.collector.components.prover
     request = ProverRequest("p", "Problem: 12+7\n<think>\n", "19", "12+7=19.")
     [before] = prover.estimate([request])

@@ -18,6 +18,7 @@ pytest.importorskip("openenv")
 
 from mrt_env.env import MRTMathEnv
 from mrt_env.spaces import FinalEpisode
+from mrt_env.tinymath.scripted import scripted_episodes
 
 ACTIONS = (
     "First, multiply the numbers.\n\n",
@@ -27,17 +28,10 @@ ACTIONS = (
 )
 
 
-def plan(observation: str) -> tuple[str, ...]:
-    """Episodes for a TinyMath prompt: a wrong result, the right one, then the answer, so μ's
-    J moves (0 -> fractions -> 1 with the tiny LM) and its sampling seeds matter."""
-    expression = observation.split("Problem: ", 1)[1].split("\n", 1)[0]
-    value = eval(expression, {"__builtins__": {}})  # TinyMath: + - * and parentheses only
-    return (
-        f"{expression} = {value + 1}\n\n",
-        f"Wait, {expression} = {value}\n\n",
-        f"So {value}.\n\n",
-        f"</think> \\boxed{{{value}}}",
-    )
+def plan(observation: str) -> list[str]:
+    """Episodes for a TinyMath prompt: a wrong result, the right one, a restatement, then the
+    answer, so μ's J moves and its sampling seeds matter."""
+    return scripted_episodes(observation, restate=True)
 
 
 def _moved(records: list[Any]) -> bool:

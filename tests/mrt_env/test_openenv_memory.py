@@ -27,19 +27,12 @@ from mrt_env.openenv.models import MRTAction
 from mrt_env.openenv.server import ServerRuntime
 from mrt_env.openenv.settings import ServeSettings
 from mrt_env.prover.sampled import SampledMetaProver
+from mrt_env.tinymath.scripted import scripted_episodes
 
 SETTINGS = {"k": 2, "token_budget": 64}
 
 
-def plan(observation: str) -> list[str]:
-    """A TinyMath trajectory: a wrong result, the right one, the answer (μ's J moves)."""
-    expression = observation.split("Problem: ", 1)[1].split("\n", 1)[0]
-    value = eval(expression, {"__builtins__": {}})  # TinyMath: + - * and parentheses only
-    return [
-        f"{expression} = {value + 1}\n\n",
-        f"Wait, {expression} = {value}\n\n",
-        f"</think> \\boxed{{{value}}}",
-    ]
+plan = scripted_episodes
 
 
 async def _trajectory(env: Any, seed: int) -> list[dict[str, Any]]:

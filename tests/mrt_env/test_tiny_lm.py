@@ -362,7 +362,6 @@ def test_graded_variant_forced_answer_grows_surer_with_each_check() -> None:
 def test_card_of_a_graded_model_shows_its_recipe_and_j_distribution(tmp_path: Path) -> None:
     from dataclasses import asdict
 
-    from mrt_env.tinymath.card import write_card
     from mrt_env.tinymath.data import DATA_RECIPES
 
     training = json.loads((SHIPPED / "training.json").read_text())
@@ -380,12 +379,7 @@ def test_card_of_a_graded_model_shows_its_recipe_and_j_distribution(tmp_path: Pa
         "load_average": [1.0, 2.0, 3.0],
     }
     measured["args"]["temperature"] = 0.8
-    folder = tmp_path / "tiny-lm-graded"
-    folder.mkdir()
-    (folder / "training.json").write_text(json.dumps(training))
-    (folder / "eval.json").write_text((SHIPPED / "eval.json").read_text())
-    (folder / "j_distribution.json").write_text(json.dumps(measured))
-    card = write_card(folder).read_text()
+    card = _graded_card(tmp_path, training, measured)
     assert (
         card.startswith("# tiny-lm-graded:") and "fine-tuned from `mrt_env/assets/tiny-lm`" in card
     )
@@ -394,6 +388,20 @@ def test_card_of_a_graded_model_shows_its_recipe_and_j_distribution(tmp_path: Pa
     assert "with probability\n  0.5, 0.75, 0.875, 0.9375" in card
     assert "| Share with J* in (0.1, 0.9) | 35.8% |" in card
     assert "70, 3, 2, 20, 10, 30, 5, 20, 10, 20" in card and "0.010 → 0.300 → 0.450" in card
+
+
+def _graded_card(tmp_path: Path, training: dict, measured: dict | None = None) -> str:
+    """The card ``write_card`` renders for a ``tiny-lm-graded`` folder holding ``training``, the
+    shipped model's evaluation and (when given) a ``j_distribution.json``."""
+    from mrt_env.tinymath.card import write_card
+
+    folder = tmp_path / "tiny-lm-graded"
+    folder.mkdir()
+    (folder / "training.json").write_text(json.dumps(training))
+    (folder / "eval.json").write_text((SHIPPED / "eval.json").read_text())
+    if measured is not None:
+        (folder / "j_distribution.json").write_text(json.dumps(measured))
+    return write_card(folder).read_text()
 
 
 def _anchored_training(recipe: str) -> dict:
@@ -411,7 +419,6 @@ def _anchored_training(recipe: str) -> dict:
 
 @needs_shipped
 def test_card_shows_the_band_checks_and_an_anchored_recipe(tmp_path: Path) -> None:
-    from mrt_env.tinymath.card import write_card
 
     training = _anchored_training("graded-checks")
     measured = {
@@ -430,12 +437,7 @@ def test_card_shows_the_band_checks_and_an_anchored_recipe(tmp_path: Path) -> No
         ],
     }
     measured["args"].update(temperature=0.8, pass_problems=500)
-    folder = tmp_path / "tiny-lm-graded"
-    folder.mkdir()
-    (folder / "training.json").write_text(json.dumps(training))
-    (folder / "eval.json").write_text((SHIPPED / "eval.json").read_text())
-    (folder / "j_distribution.json").write_text(json.dumps(measured))
-    card = write_card(folder).read_text()
+    card = _graded_card(tmp_path, training, measured)
     assert "| share graded | 0.194 | >= 0.25 | FAIL |" in card
     assert "| greedy band | 0.488 | [0.411, 0.498] | PASS |" in card
     assert "95% Wilson interval of `mrt_env/assets/tiny-lm`'s pass@1 on the same 500" in card
@@ -446,14 +448,9 @@ def test_card_shows_the_band_checks_and_an_anchored_recipe(tmp_path: Path) -> No
 
 @needs_shipped
 def test_card_of_a_graded_direct_model_describes_its_direct_answers(tmp_path: Path) -> None:
-    from mrt_env.tinymath.card import write_card
 
     training = _anchored_training("graded-direct")
-    folder = tmp_path / "tiny-lm-graded"
-    folder.mkdir()
-    (folder / "training.json").write_text(json.dumps(training))
-    (folder / "eval.json").write_text((SHIPPED / "eval.json").read_text())
-    card = write_card(folder).read_text()
+    card = _graded_card(tmp_path, training)
     assert "Each example is a direct answer (probability 0.40, below), else a natural" in card
     assert "a direct\n  answer: the gold answer with probability 0.6, else a near miss" in card
     assert "- Direct answer: a problem of level 1 forced to answer from the empty thinking" in card
