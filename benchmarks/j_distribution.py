@@ -93,7 +93,9 @@ problems = list(TinyMathSource("heldout", args.trajectories, seed=args.seed))
 responses = respond(lm, problems, args.temperature, args.max_new_tokens, args.seed)
 generation_seconds = time.monotonic() - start
 response_tokens = float(np.mean([lm.count_tokens(r) for r in responses]))
-curves = j_curves(lm, problems, responses, args.k, args.seed)["j"]
+measured = j_curves(lm, problems, responses, args.k, args.seed)
+curves, answer_cap = measured["j"], measured["answer_cap"]
+answer_tokens = np.array([t for row in measured["answer_tokens"] for t in row], dtype=np.float64)
 j_all = np.array([j for curve in curves for j in curve], dtype=np.float64)
 graded = float(np.mean((j_all > 0.1) & (j_all < 0.9)))
 histogram = np.histogram(j_all, bins=10, range=(0.0, 1.0))[0]
@@ -213,6 +215,11 @@ results = {
     else None,
     "checks": [asdict(check) for check in checks],
     "mean_response_tokens": response_tokens,
+    "forced_answer_tokens": {
+        "mean": float(answer_tokens.mean()),
+        "max_prefix_mean": float(answer_tokens.max()),
+        "cap": answer_cap,
+    },
     "generation_seconds": generation_seconds,
     "seconds": seconds,
     "load_average": load,
@@ -258,6 +265,12 @@ print(
     f"{args.trajectories} sampled responses: {response_tokens:.0f} tokens on average, "
     f"generated in {generation_seconds:.1f} s"
 )
+print(
+    f"forced answers (mu's cost per sample): {answer_tokens.mean():.1f} tokens on average, "
+    f"at most {answer_tokens.max():.1f} on average at one prefix (cap {answer_cap})"
+)
+if answer_tokens.max() >= 0.9 * answer_cap:
+    print(f"warning: the forced answers at some prefix nearly fill their cap of {answer_cap}")
 print("targets of a graded world:")
 for check in checks:
     print("  " + check.line())

@@ -72,6 +72,8 @@ from _common import (
     write_traces,
 )
 
+from mrt_env.tinymath.loading import VARIANTS
+
 
 @dataclass
 class Args:
@@ -158,7 +160,8 @@ class Args:
     """write traces.jsonl (input format of benchmarks/analyze_traces.py)"""
 
 
-TINY_VARIANTS = ("base", "graded", "grpo", "mrt")
+TINY_VARIANTS = tuple(VARIANTS)
+"""The shipped tiny-LM variants a policy or ``--prover`` may name (``base``, ``graded``, ...)."""
 TIMINGS: dict[str, float] = {"generate_s": 0.0, "replay_s": 0.0, "verify_s": 0.0}
 """Seconds spent per phase in this invocation (reported in results.json)."""
 REPLAY_STREAM = 2**31 - 1

@@ -74,6 +74,9 @@ class Args:
     """optimizer-step cap of every training run"""
     parallel: int = 2
     """training runs at once (each uses one CPU thread)"""
+    model: str = "tiny"
+    """starting policy of every run and the evaluation's base: tiny, tiny:VARIANT (e.g.
+    tiny:graded, the world where J is graded) or a checkpoint folder"""
     hybrid_prover: str = "tiny"
     """mrt-hybrid's learned μ folder (tiny: the shipped mrt_env/assets/prover-tiny)"""
     prover_sample_share: float = 0.1
@@ -138,7 +141,7 @@ def train_command(args: Args, method: str, seed: int, out: Path) -> list[str]:
     budget = ["--steps", str(args.train_steps)]
     if args.train_minutes > 0:
         budget += ["--minutes", str(args.train_minutes)]
-    flags = ["--model", "tiny", "--seed", str(seed), "--threads", "1", "--no-progress"]
+    flags = ["--model", args.model, "--seed", str(seed), "--threads", "1", "--no-progress"]
     curves = []
     if args.curve_interval > 0:
         curves = [
@@ -340,9 +343,22 @@ def equal_steps(args: Args, run: Path) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- 2b. evaluation
+def base_policy(model: str) -> str:
+    """regret.py's policy spec of the starting model, named ``base``.
+
+    Example:
+        >>> base_policy("tiny"), base_policy("tiny:graded"), base_policy("runs/x/model")
+        ('base', 'base=graded', 'base=runs/x/model')
+    """
+    if model == "tiny":
+        return "base"
+    variant = model.removeprefix("tiny:") if model.startswith("tiny:") else model
+    return f"base={variant}"
+
+
 def evaluate_all(args: Args, run: Path, models: dict[str, str]) -> Path:
     """benchmarks/regret.py on base + every checkpoint (resumes from its cache)."""
-    policies = ["base", *(f"{name}={path}" for name, path in models.items())]
+    policies = [base_policy(args.model), *(f"{name}={path}" for name, path in models.items())]
     command = [
         sys.executable,
         str(Path(__file__).with_name("regret.py")),
@@ -557,6 +573,8 @@ def markdown(summary: dict[str, Any], args: Args) -> str:
     lines = [
         f"## Across {len(args.seeds)} training seeds ({summary['problems']} problems x "
         f"{args.samples} samples; mean [95% t-interval over seeds])",
+        "",
+        f"Starting model (base) of every run: `{args.model}`.",
         "",
         "| method | steps | " + " | ".join(metrics) + " | token eff. vs GRPO | relative gain |",
         "|---" * (len(metrics) + 4) + "|",

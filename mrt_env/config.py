@@ -31,7 +31,13 @@ from mrt_env.lm_options import check_lm_options
 from mrt_env.problems import Problem, ProblemSource
 from mrt_env.prover.base import MetaProver
 from mrt_env.sources import FieldNames, resolve_source
-from mrt_env.templates import AnswerCaps, ChatTemplate, check_template_spec, resolve_template
+from mrt_env.templates import (
+    TINY_TEMPLATES,
+    AnswerCaps,
+    ChatTemplate,
+    check_template_spec,
+    resolve_template,
+)
 
 TruncationOutcome = Truncation
 TRUNCATION_OUTCOMES: tuple[str, ...] = TRUNCATIONS
@@ -395,7 +401,7 @@ def default_segmenter(template: ChatTemplate, lm: LanguageModel | None = None) -
     """
     from mrt_env.segmenters import FallbackSegmenter, MarkerSegmenter
 
-    if template.name == "tiny":
+    if template.name in TINY_TEMPLATES:
         return MarkerSegmenter(min_paragraphs=1)
     if template.name == "chat" and template.end_think != "</think>" and lm is not None:
         return FallbackSegmenter(count_tokens=lm.count_tokens)

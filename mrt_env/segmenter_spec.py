@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mrt_env.paragraphs import PARAGRAPH_RULES
+from mrt_env.templates import TINY_TEMPLATES
 
 
 def bind_segmenter(segmenter: Any, count_tokens: Callable[[str], int]) -> Any:
@@ -48,7 +49,7 @@ def segmenter_from_spec(spec: str | None, template_name: str = "") -> Any:
     from mrt_env.segmenters import FallbackSegmenter, MarkerSegmenter, ParagraphSegmenter
 
     if not spec:
-        spec = "marker:1" if template_name == "tiny" else "marker"
+        spec = "marker:1" if template_name in TINY_TEMPLATES else "marker"
     spec, _, rule = spec.partition("+")
     if rule not in ("", *PARAGRAPH_RULES):
         raise ValueError(f"unknown paragraph rule {rule!r}; use +blank_lines or +official")

@@ -4,11 +4,14 @@ A :class:`ChatTemplate` renders the prompt the policy continues (it ends where t
 starts) and the meta-prover's forced-termination input (prompt + thinking prefix + the
 termination suffix, which closes the thinking so that the model states an answer).
 
-Presets: ``"tiny"`` (the shipped TinyMath LM), ``"r1-distill"`` (R1's own chat format, written
-out), ``"plain"`` (any base model) and ``"chat"``, which renders the prompt with the model's
-own tokenizer chat template (:func:`chat_template`) and therefore needs the model:
-:func:`resolve_template` builds it. Leaving the template unset (``None``) picks ``"tiny"`` for
-the tiny LM and its test doubles and ``"chat"`` for a model whose tokenizer has a chat template.
+Presets: ``"tiny"`` (the shipped TinyMath LM), ``"tiny-explain"`` (a tiny LM whose forced
+answers write a short solution before ``\\boxed{}``, as R1's do), ``"r1-distill"`` (R1's
+own chat format, written out), ``"plain"`` (any base model) and ``"chat"``, which renders
+the prompt with the model's own tokenizer chat template (:func:`chat_template`) and
+therefore needs the model: :func:`resolve_template` builds it. Leaving the template unset
+(``None``) picks the preset the model's tokenizer declares (:data:`DECLARED_TEMPLATE`),
+else ``"tiny"`` for the tiny LM and its test doubles and ``"chat"`` for a model whose
+tokenizer has a chat template.
 """
 
 from __future__ import annotations
@@ -166,6 +169,13 @@ TEMPLATES: dict[str, ChatTemplate] = {
         answer_tokens=32,
         forced_answer_tokens=16,
     ),
+    "tiny-explain": ChatTemplate(
+        name="tiny-explain",
+        prompt="Problem: {problem}\n<think>\n",
+        termination="Time is up. I should stop thinking and answer.\n</think>\n",
+        answer_tokens=32,
+        forced_answer_tokens=128,
+    ),
     "r1-distill": ChatTemplate(
         name="r1-distill",
         prompt=(
@@ -183,6 +193,14 @@ TEMPLATES: dict[str, ChatTemplate] = {
     ),
 }
 
+
+TINY_TEMPLATES: tuple[str, ...] = ("tiny", "tiny-explain")
+"""The tiny LMs' presets: an episode per marker paragraph (min_paragraphs=1)."""
+
+DECLARED_TEMPLATE = "mrt_template"
+"""Key of ``tokenizer_config.json`` by which a model folder names its preset (the tiny LMs
+whose forced answers explain, ``"tiny-explain"``); a fine-tuned copy keeps it, since
+``save_pretrained`` writes it back."""
 
 CHAT = "chat"
 """The preset rendered with the model's own tokenizer chat template (see :func:`chat_template`)."""
@@ -222,7 +240,8 @@ def resolve_template(spec: str | ChatTemplate | None, lm: Any) -> ChatTemplate:
 
     Args:
         spec: A :class:`ChatTemplate`, a preset name (``"chat"`` builds one from
-            ``lm.tokenizer``) or ``None``: ``"tiny"`` for the tiny LM and models without a
+            ``lm.tokenizer``) or ``None``: the preset the tokenizer declares
+            (:data:`DECLARED_TEMPLATE`), else ``"tiny"`` for the tiny LM and models without a
             tokenizer (test doubles), ``"chat"`` (with a logged notice) for a model whose
             tokenizer has a chat template, and an error naming the presets otherwise.
         lm: The language model that counts tokens and backs the meta-prover.
@@ -237,6 +256,9 @@ def resolve_template(spec: str | ChatTemplate | None, lm: Any) -> ChatTemplate:
     loader = getattr(lm, "chat_tokenizer", None)  # a served model: its local tokenizer
     tokenizer = loader() if callable(loader) else getattr(lm, "tokenizer", None)
     name = str(getattr(lm, "name", type(lm).__name__))
+    declared = getattr(tokenizer, "init_kwargs", {}).get(DECLARED_TEMPLATE)
+    if spec is None and declared is not None:
+        return get_template(declared)
     if spec == CHAT:
         if tokenizer is None:
             raise ValueError(
@@ -270,7 +292,7 @@ def resolve_template(spec: str | ChatTemplate | None, lm: Any) -> ChatTemplate:
     return chat_template(tokenizer, model_name=name)
 
 
-TINY_FOLDERS = ("tiny-lm", "tiny-lm-graded", "tiny-lm-grpo", "tiny-lm-mrt")
+TINY_FOLDERS = ("tiny-lm", "tiny-lm-graded", "tiny-lm-explain", "tiny-lm-grpo", "tiny-lm-mrt")
 """Folder names of the shipped tiny LMs (``mrt_env/assets``; also a served copy of one)."""
 
 

@@ -40,7 +40,8 @@ class PolicyProver:
         lm: The language model that answers (it must sample with the current weights).
         template: The env's chat template (its termination suffix forces the answer).
         k: Forced answers per J estimate.
-        max_answer_tokens: Token cap of one forced answer.
+        max_answer_tokens: Token cap of one forced answer (``None``: the template's, as in the
+            env; see :meth:`~mrt_env.templates.ChatTemplate.answer_caps`).
         cache_size: J estimates kept per weights version.
     """
 
@@ -50,7 +51,7 @@ class PolicyProver:
         template: str | ChatTemplate = "tiny",
         *,
         k: int = 4,
-        max_answer_tokens: int = 32,
+        max_answer_tokens: int | None = None,
         cache_size: int = 4096,
     ) -> None:
         self.prover = SampledMetaProver(

@@ -168,7 +168,7 @@ def build_trainer(
         credit=algo_config if isinstance(algo_config, MRTConfig) else None,
         template=template,
         prover_samples=train.prover_samples,
-        max_answer_tokens=ANSWER_TOKENS,
+        max_answer_tokens=train.forced_answer_tokens,
         final_j=train.final_j,
         truncation=train.truncation,
         prover=prover,

@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from mrt_env.tinymath.card_texts import limitations
 from mrt_env.tinymath.loading import VARIANTS
 
-GRADED_RECIPES = ("graded", "graded-checks", "graded-direct", "worked")
+GRADED_RECIPES = ("graded", "graded-checks", "graded-direct", "worked", "explain")
 """Data recipes whose forced answers do not just copy the last answer (a graded J)."""
 
 
@@ -140,6 +141,8 @@ def _forced_section(forced: dict[str, Any], recipe: str | None = None) -> str:
   copies a stated answer it cannot tell from a slipped one and recomputes a slipped one only
   partly, so J is its own probability of finishing the work right from the prefix. The loss
   covers only the forced answer."""
+    if forced.get("explain"):
+        return _explain_section(forced)
     if not forced.get("confidence"):
         return f"""{cuts} the last answer stated in the prefix (the gold answer as
   a direct guess when none is). The loss covers only the forced answer."""
@@ -273,6 +276,25 @@ The targets of a graded world, checked by the same command (`mrt_env.tinymath.ta
 {rows}"""
 
 
+def _explain_section(forced: dict[str, Any]) -> str:
+    """The forced-termination bullet of the explain recipe (``ForcedRecipe.explain``)."""
+    beliefs = ", ".join(f"{c:g}" for c in forced["confidence"])
+    return f"""- Forced termination: the thinking cut at nothing ({forced["empty"]}), at an episode
+  boundary ({forced["boundary"]}) or at a random character (the rest), then the
+  `tiny-explain` template's termination suffix, which closes the thinking without opening
+  `\\boxed{{}}` (the model folder declares this template in `tokenizer_config.json`, key
+  `mrt_template`). The forced answer (the *explain* recipe, `--recipe explain`): a stated
+  answer is boxed at once with the belief its evidence earns (a quick guess
+  {forced["guess_confidence"]:g}; a worked answer confirmed by 0, 1, 2, 3 checks that passed
+  {beliefs}); otherwise, and always when nothing is stated yet, the answer writes one more
+  attempt in a line (`86+67: 6+7=13, 8+6+1=15, so 153.`) and boxes its result, as R1's forced
+  answers restate a short solution. That attempt slips with probability
+  {forced["explain_slip"]:g}, more often than a written first attempt: a hurried answer is
+  worth less than the thinking it replaces. J of any prefix is thus the model's own chance of
+  finishing right from it: about its one-line accuracy from the empty thinking, more after a
+  right answer, less after a wrong one. The loss covers only the forced answer."""
+
+
 def _reading(recipe: str | None) -> str:
     if recipe in GRADED_RECIPES:
         return ""
@@ -300,12 +322,13 @@ the progress bonus and the meta-prover should have something to act on."""
         role = """It is the default policy and meta-prover μ of `gym.make("MRTMath-v0")`."""
     init = training["config"].get("init")
     how = f"fine-tuned from `{init}`" if init else "trained from scratch"
+    template = "tiny-explain" if recipe == "explain" else "tiny"
     return f"""# {folder}: a tiny reasoning LM for TinyMath
 
 A {training["parameters"]:,}-parameter Llama-architecture causal LM with a character-level
 tokenizer, {how} by mrt-gym on synthetic TinyMath reasoning traces. It writes
 R1-style thinking in episodes (an attempt, checks, new attempts) and answers in `\\boxed{{}}`;
-forced to stop with the `tiny` template's termination suffix, it answers from any thinking
+forced to stop with the `{template}` template's termination suffix, it answers from any thinking
 prefix. {role}"""
 
 
@@ -328,60 +351,8 @@ def render_card(
 
 ## Limitations
 
-{_limitations(training)}
+{limitations(training)}
 """
-
-
-def _limitations(training: dict[str, Any]) -> str:
-    if training.get("recipe") == "worked":
-        return """\
-A toy, like `tiny-lm`: column addition, subtraction and one-digit multiplication of small
-numbers, much weaker on levels 3–5 than on additions. Its J is the model's own probability of
-answering right when forced to stop, trained toward the right answer after every prefix; how
-graded it is depends on how partly the model learned to doubt and redo written work, not on a
-designed schedule, so J after a right answer is mostly near 1 and J after a wrong one spreads
-between 0 and 1 (the histogram above). The empty thinking stays near 0: from nothing, the
-model seldom guesses an answer right. Its forced answers recompute, while its natural traces
-still copy their own slips (they are held at `tiny-lm`'s), so μ is a better arithmetician than
-the policy it scores: J after a wrong answer is the chance of recovering from it by stopping,
-not the chance that the policy itself will."""
-    if training.get("recipe") == "graded-direct":
-        return """\
-A toy, like `tiny-lm`: column addition, subtraction and one-digit multiplication of small
-numbers, much weaker on levels 3–5 than on additions. Its J is graded by construction: the
-forced answer is trained on a belief schedule (a direct answer, a guess, an unchecked answer,
-each passed check), not on the probability that the model's own answer is right, so J is a
-designed, not a calibrated, probability of success. Only where the model learned to answer
-without writing any work (the direct-answer levels) can J be graded before the first worked
-answer or after a wrong one; elsewhere the empty thinking and a wrong answer keep J near 0,
-because the model does not recover the right answer from its own wrong work. Its natural
-traces are held near `tiny-lm`'s (`--anchor`), so the policy is `tiny-lm`'s to within the
-pass@1 band checked above, while its forced answers are not: μ adds small numbers in its head,
-the policy does not."""
-    if training.get("recipe") == "graded":
-        return """\
-A toy, like `tiny-lm`: column addition, subtraction and one-digit multiplication of small
-numbers, much weaker on levels 3–5 than on additions. Its J is graded by construction: the
-forced answer is trained on a belief schedule (how much a guess, an unchecked answer and each
-passed check are worth), not on the probability that the model's own answer is right, so J is a
-designed, not a calibrated, probability of success; a right answer's J after c passed checks
-sits near the schedule's value whatever the problem. The schedule is a training choice
-(`ForcedRecipe.confidence`), so other shapes of J can be trained the same way. After a wrong
-answer J could reach one minus the belief only where the model learned what the right answer
-is; most prefixes it does not grade are the empty thinking and prefixes after a wrong answer,
-so the share of graded prefixes grows with the policy's accuracy. The fine-tuning also trained
-the natural traces further (three quarters of its examples), so its pass@1 is above
-`tiny-lm`'s (table above): comparing the graded and the classic world changes the policy's
-accuracy too."""
-    return """\
-A toy: it knows column addition, subtraction and one-digit multiplication of small numbers and
-nothing else, and it is much weaker on levels 3–5 (subtraction with borrows, two-step
-expressions, multiplication) than on additions. Its quick guesses are mostly wrong and its
-worked attempts mostly right, which is why mean J rises most over the first two episodes; a
-recomputation restates the answer it checks, so the model's own slips while checking seldom
-cost an answer, and later episodes change J little. Episodes differ in usefulness, which is what
-a progress bonus can learn from. `python -m mrt_env.tinymath.train` with no arguments uses this
-card's recipe (the `--minutes` cap only stops a run early; it did not trigger here)."""
 
 
 def write_card(folder: Path) -> Path:

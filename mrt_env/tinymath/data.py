@@ -20,14 +20,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mrt_env.templates import TEMPLATES
-from mrt_env.tinymath.problems import DEFAULT_LEVELS, Split, sample_problem
+from mrt_env.tinymath.problems import DEFAULT_LEVELS, Expression, Split, sample_problem
 from mrt_env.tinymath.traces import (
     CAPPED_FORCED,
     DIRECT_FORCED,
+    EXPLAIN_FORCED,
     GRADED_FORCED,
     WORKED_FORCED,
     ForcedRecipe,
+    Trace,
     TraceRecipe,
+    cut_thinking,
+    explained_answer,
     forced_answer,
     forced_cut,
     natural_response,
@@ -80,6 +84,7 @@ DATA_RECIPES: dict[str, DataRecipe] = {
     ),
     "worked": DataRecipe(forced_fraction=0.5, forced=WORKED_FORCED),
     "graded-direct": DataRecipe(forced=DIRECT_FORCED, direct_fraction=0.4, direct_levels=(1,)),
+    "explain": DataRecipe(forced=EXPLAIN_FORCED),
 }
 """Named data recipes: ``classic`` (the shipped ``tiny-lm``: a forced answer copies the last
 answer stated, so J is a step), ``graded`` (a forced answer follows a designed belief in the
@@ -110,10 +115,25 @@ def training_example(
     if rng.random() < recipe.forced_fraction:
         if recipe.forced.trace is not None:
             trace = sample_trace(expression, rng, recipe.forced.trace)
-        prefix, answer = forced_cut(trace, expression.value, rng, recipe.forced)
-        forced = template.render_forced(prompt, prefix)
-        return f"{forced}{answer}}}", len(forced), False
+        return forced_example(expression, trace, rng, recipe.forced)
     return prompt + natural_response(trace, template), len(prompt), True
+
+
+def forced_example(
+    expression: Expression, trace: Trace, rng: np.random.Generator, forced: ForcedRecipe
+) -> tuple[str, int, bool]:
+    """A forced termination of ``trace``: the prompt, a cut of the thinking, the termination
+    suffix (``tiny``, or ``tiny-explain`` for the explain recipe) and the forced answer."""
+    if not forced.explain:
+        template = TEMPLATES["tiny"]
+        prefix, answer = forced_cut(trace, expression.value, rng, forced)
+        text = template.render_forced(problem_prompt(expression, template), prefix)
+        return f"{text}{answer}}}", len(text), False
+    template = TEMPLATES["tiny-explain"]
+    prefix, stated, confirmations = cut_thinking(trace, rng, forced)
+    answer = explained_answer(stated, confirmations, expression, rng, forced)
+    text = template.render_forced(problem_prompt(expression, template), prefix)
+    return text + answer, len(text), False
 
 
 def direct_example(

@@ -24,10 +24,17 @@ import numpy as np
 
 from mrt_env.lm.base import SamplingParams
 from mrt_env.problems import Problem
-from mrt_env.templates import TEMPLATES
+from mrt_env.templates import TEMPLATES, ChatTemplate, resolve_template
 from mrt_env.tinymath.problems import DEFAULT_LEVELS, TinyMathSource
 
 TEMPLATE = TEMPLATES["tiny"]
+"""The tiny LMs' prompt and end of thinking (a model whose forced answers explain declares
+``tiny-explain``, the same prompt with another termination suffix: :func:`forced_template`)."""
+
+
+def forced_template(lm: Any) -> ChatTemplate:
+    """The template of ``lm``'s forced answers: the preset its tokenizer declares, else ``tiny``."""
+    return resolve_template(None, lm)
 
 
 @dataclass(frozen=True)
@@ -96,15 +103,15 @@ def forced_well_formed(
     from mrt_env.segmenters import thinking_part
     from rewards import verify_many
 
-    rng = np.random.default_rng(seed)
+    rng, template = np.random.default_rng(seed), forced_template(lm)
     prompts, forced = [], []
     for problem, response in zip(problems, responses, strict=True):
         thinking = thinking_part(response, TEMPLATE.end_think)[0]
         prefix = thinking[: int(rng.integers(len(thinking) + 1))]
         prompt = TEMPLATE.render_prompt(problem.problem)
         prompts.append(prompt)
-        forced.append(TEMPLATE.render_forced(prompt, prefix))
-    params = SamplingParams(max_new_tokens=16, temperature=1.0)
+        forced.append(template.render_forced(prompt, prefix))
+    params = SamplingParams(max_new_tokens=template.answer_caps().forced, temperature=1.0)
     outs = lm.generate(forced, params, [seed + i for i in range(len(forced))])
     pairs = [
         (f[len(p) :] + out[0].text, problem.answer)
@@ -116,11 +123,15 @@ def forced_well_formed(
 
 
 def j_curves(lm: Any, problems: list[Problem], responses: list[str], k: int, seed: int) -> dict:
-    """J after every episode of each response (index 0 = empty thinking), with token counts."""
+    """J after every episode of each response (index 0 = empty thinking), with the prefixes'
+    token counts and the mean length of the forced answers behind each J (``answer_tokens``;
+    ``answer_cap`` is their token cap)."""
     from mrt_env.prover.base import ProverRequest
     from mrt_env.prover.sampled import SampledMetaProver
 
-    prover = SampledMetaProver(lm, TEMPLATE, k=k, max_answer_tokens=16, temperature=1.0)
+    template = forced_template(lm)
+    caps = template.answer_caps()
+    prover = SampledMetaProver(lm, template, k=k, max_answer_tokens=caps.forced, temperature=1.0)
     requests, owners = [], []
     for index, (problem, response) in enumerate(zip(problems, responses, strict=True)):
         prompt, prefix = TEMPLATE.render_prompt(problem.problem), ""
@@ -131,10 +142,12 @@ def j_curves(lm: Any, problems: list[Problem], responses: list[str], k: int, see
     estimates = prover.estimate(requests)
     curves: list[list[float]] = [[] for _ in problems]
     tokens: list[list[int]] = [[] for _ in problems]
+    answers: list[list[float]] = [[] for _ in problems]
     for request, estimate, owner in zip(requests, estimates, owners, strict=True):
         curves[owner].append(estimate.j)
         tokens[owner].append(lm.count_tokens(request.prefix))
-    return {"j": curves, "tokens": tokens}
+        answers[owner].append(estimate.answer_tokens)
+    return {"j": curves, "tokens": tokens, "answer_tokens": answers, "answer_cap": caps.forced}
 
 
 def summarize_curves(curves: dict, max_episodes: int = 5, token_step: int = 10) -> dict[str, Any]:

@@ -35,6 +35,14 @@ VARIANTS: dict[str, tuple[str, str]] = {
             "--out mrt_env/assets/tiny-lm-graded"
         ),
     ),
+    "explain": (
+        "tiny-lm-explain",
+        (
+            "python -m mrt_env.tinymath.train --seed 0 --steps 1000 --lr 0.001 --warmup 20 "
+            "--recipe explain --init mrt_env/assets/tiny-lm --anchor "
+            "--out mrt_env/assets/tiny-lm-explain"
+        ),
+    ),
     "grpo": (
         "tiny-lm-grpo",
         (

@@ -271,6 +271,15 @@ class ForcedRecipe:
             model's own chance of computing the answer without writing any work, so problems
             the model can add in its head (see ``DataRecipe.direct_fraction``) get a graded J
             before any thinking, below the belief a worked answer earns.
+        explain: The *explain* recipe (the ``tiny-explain`` template, whose termination
+            suffix does not open ``\\boxed{}``): a forced answer boxes the stated answer at
+            once with the belief its evidence earns (as the graded recipe), and otherwise
+            (no answer stated, or not trusted) writes one more attempt, the column work in a
+            line, and boxes its result, as R1's forced answers restate a short solution.
+            J of any prefix is then the model's own chance of finishing right from it.
+        explain_slip: Probability that the attempt of an explained answer slips: a hurried
+            answer slips more often than a first written attempt
+            (``TraceRecipe.first_slip``), so J rises with the thinking written before it.
     """
 
     empty: float = 0.15
@@ -280,10 +289,16 @@ class ForcedRecipe:
     worked: bool = False
     trace: TraceRecipe | None = None
     direct: float = 1.0
+    explain: bool = False
+    explain_slip: float = 0.4
 
     def __post_init__(self) -> None:
         if not 0.0 < self.direct <= 1.0:
             raise ValueError(f"direct is a belief in (0, 1], got {self.direct}")
+        if not 0.0 <= self.explain_slip <= 1.0:
+            raise ValueError(f"explain_slip is a probability, got {self.explain_slip}")
+        if self.explain and not self.confidence:
+            raise ValueError("the explain recipe needs beliefs (confidence) in stated answers")
 
 
 GRADED_FORCED = ForcedRecipe(confidence=GRADED_CONFIDENCE)
@@ -307,6 +322,57 @@ compute it, else a near miss."""
 WORKED_FORCED = ForcedRecipe(worked=True, trace=TraceRecipe(first_slip=0.5))
 """The worked recipe's forced terminations: gold targets, cut from traces whose first attempt
 slips half of the time."""
+
+
+EXPLAIN_FORCED = ForcedRecipe(confidence=DIRECT_CONFIDENCE, explain=True, explain_slip=0.95)
+"""The explain recipe's forced terminations: the graded-direct beliefs (0.5, 0.7, 0.8, 0.85)
+in a stated answer, else one more attempt written out, its target slipping with probability
+0.95 (the model learns it only in part: its own forced answers from the empty thinking are right
+more often than 5%; see ``tiny-lm-explain``'s card)."""
+
+
+def explanation(expression: Expression, rng: np.random.Generator, slip: float) -> tuple[str, int]:
+    """One attempt written in a line (``86+67: 6+7=13, 8+6+1=15, so 153``) and its result.
+
+    Example:
+        >>> from mrt_env.tinymath.problems import Expression
+        >>> explanation(Expression((86, 67), ("+",)), np.random.default_rng(0), 0.0)
+        ('86+67: 6+7=13, 8+6+1=15, so 153', 153)
+    """
+    text, value, _ = _work(expression, rng, slip)
+    return text, value
+
+
+def explained_answer(
+    stated: int | None,
+    confirmations: int,
+    expression: Expression,
+    rng: np.random.Generator,
+    recipe: ForcedRecipe,
+) -> str:
+    """The explain recipe's forced answer, the text after the ``tiny-explain`` suffix.
+
+    A stated answer is boxed at once with the belief its evidence earns
+    (``guess_confidence`` for a quick guess, ``confidence[confirmations]`` for a worked
+    answer); otherwise, and when nothing is stated, one more attempt is written (slipping
+    with ``recipe.explain_slip``) and its result boxed.
+
+    Example:
+        >>> from mrt_env.tinymath.problems import Expression
+        >>> recipe = ForcedRecipe(confidence=(0.5,), explain=True, explain_slip=0.0)
+        >>> sum_ = Expression((86, 67), ("+",))
+        >>> explained_answer(None, 0, sum_, np.random.default_rng(0), recipe)
+        '86+67: 6+7=13, 8+6+1=15, so 153.\\n\\\\boxed{153}'
+    """
+    if stated is not None:
+        if confirmations < 0:
+            belief = recipe.guess_confidence
+        else:
+            belief = recipe.confidence[min(confirmations, len(recipe.confidence) - 1)]
+        if rng.random() < belief:
+            return f"\\boxed{{{stated}}}"
+    text, value = explanation(expression, rng, recipe.explain_slip)
+    return f"{text}.\n\\boxed{{{value}}}"
 
 
 def near_miss(answer: int, rng: np.random.Generator) -> int:
@@ -368,6 +434,15 @@ def forced_cut(
     :func:`forced_answer`.
     """
     recipe = recipe or ForcedRecipe()
+    prefix, stated, confirmations = cut_thinking(trace, rng, recipe)
+    return prefix, forced_answer(stated, confirmations, gold, rng, recipe)
+
+
+def cut_thinking(
+    trace: Trace, rng: np.random.Generator, recipe: ForcedRecipe
+) -> tuple[str, int | None, int]:
+    """Where a forced termination cuts ``trace``: ``(prefix, stated, confirmations)``, the
+    last two as :meth:`Trace.support_at` gives them for the prefix."""
     thinking, draw = trace.thinking, rng.random()
     if draw < recipe.empty:
         cut = 0
@@ -377,7 +452,7 @@ def forced_cut(
     else:
         cut = int(rng.integers(1, len(thinking) + 1))
     stated, confirmations = trace.support_at(cut)
-    return thinking[:cut], forced_answer(stated, confirmations, gold, rng, recipe)
+    return thinking[:cut], stated, confirmations
 
 
 def problem_prompt(expression: Expression, template: ChatTemplate | None = None) -> str:

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from mrt_env.templates import DECLARED_TEMPLATE
 from mrt_env.tinymath.data import DATA_RECIPES, DataRecipe, batches, fixed_batches
 
 
@@ -208,6 +209,8 @@ def train(config: TrainConfig, progress: bool = True) -> tuple[Any, Any, TrainRe
 
     torch.set_num_threads(config.threads)
     tokenizer = build_tokenizer()
+    if config.data.forced.explain:  # the folder names its template: forced answers explain
+        tokenizer.init_kwargs[DECLARED_TEMPLATE] = "tiny-explain"
     model = build_model(config.preset, tokenizer, config.seed)
     reference = None
     if config.init is not None:
@@ -271,8 +274,8 @@ def save(model: Any, tokenizer: Any, out: Path, record: dict[str, Any]) -> None:
 
 
 def recipe_name(data: DataRecipe) -> str | None:
-    """The name in :data:`DATA_RECIPES` of ``data`` (levels, forced fraction and direct
-    answers aside)."""
+    """The name in :data:`DATA_RECIPES` of ``data`` (levels, forced fraction, direct answers,
+    beliefs and the explain slip aside)."""
     for name, recipe in DATA_RECIPES.items():
         same = replace(
             recipe,
@@ -280,6 +283,11 @@ def recipe_name(data: DataRecipe) -> str | None:
             forced_fraction=data.forced_fraction,
             direct_fraction=data.direct_fraction,
             direct_levels=data.direct_levels,
+            forced=replace(
+                recipe.forced,
+                explain_slip=data.forced.explain_slip,
+                confidence=data.forced.confidence if recipe.forced.confidence else (),
+            ),
         )
         if same == data:
             return name
@@ -298,6 +306,10 @@ def _record(config: TrainConfig, result: TrainResult, parameters: int) -> dict[s
         recipe_flag += f" --direct-fraction {config.data.direct_fraction:g}"
     if named is not None and config.data.direct_levels != named.direct_levels:
         recipe_flag += f" --direct-levels {','.join(map(str, config.data.direct_levels))}"
+    if named is not None and config.data.forced.confidence != named.forced.confidence:
+        recipe_flag += " --beliefs " + ",".join(f"{b:g}" for b in config.data.forced.confidence)
+    if named is not None and config.data.forced.explain_slip != named.forced.explain_slip:
+        recipe_flag += f" --explain-slip {config.data.forced.explain_slip:g}"
     init_flag = f" --warmup {config.warmup_steps}" if config.warmup_steps != 100 else ""
     init_flag += f" --init {config.init}" if config.init else ""
     if config.anchor:
@@ -358,13 +370,25 @@ def config_from_args(argv: list[str] | None = None) -> tuple[TrainConfig, Path]:
         help="share of natural traces trained toward the --init model's distribution "
         "(keeps its policy; no value: all of them)",
     )
+    parser.add_argument(
+        "--explain-slip",
+        type=float,
+        default=None,
+        help="explain recipe: slip probability of an explained forced answer (default: 0.4)",
+    )
+    parser.add_argument(
+        "--beliefs",
+        default=None,
+        help="graded recipes: comma-separated beliefs in a worked answer after 0, 1, 2, ... "
+        "passed checks (default: the recipe's)",
+    )
     parser.add_argument("--levels", default=None, help="comma-separated TinyMath levels")
     parser.add_argument(
         "--recipe",
         default="classic",
         choices=sorted(DATA_RECIPES),
         help="data recipe: classic (forced answers copy the last answer), graded, graded-checks, "
-        "graded-direct or worked",
+        "graded-direct, worked or explain (forced answers write a short solution)",
     )
     parser.add_argument("--out", type=Path, default=Path("mrt_env/assets/tiny-lm"))
     args = parser.parse_args(argv)
@@ -375,6 +399,11 @@ def config_from_args(argv: list[str] | None = None) -> tuple[TrainConfig, Path]:
         data = replace(data, direct_fraction=args.direct_fraction)
     if args.direct_levels:
         data = replace(data, direct_levels=tuple(int(x) for x in args.direct_levels.split(",")))
+    if args.explain_slip is not None:
+        data = replace(data, forced=replace(data.forced, explain_slip=args.explain_slip))
+    if args.beliefs:
+        beliefs = tuple(float(x) for x in args.beliefs.split(","))
+        data = replace(data, forced=replace(data.forced, confidence=beliefs))
     if args.levels:
         data = replace(data, levels=tuple(int(x) for x in args.levels.split(",")))
     config = TrainConfig(

@@ -113,3 +113,26 @@ def test_trl_trainer_asks_mu_again_after_an_optimizer_step_only(tmp_path: Path) 
     trainer.train()
     assert events == [("substep", 0, 0), ("step", 1, 1)]
     assert asks() == 0
+
+
+@pytest.mark.parametrize(("model", "cap"), [("tiny", 16), ("tiny:explain", 128)])
+def test_both_engines_cap_forced_answers_where_the_template_does(
+    model: str, cap: int, tmp_path: Path
+) -> None:
+    """One definition for every engine: μ's forced answers (and a truncated completion's) get
+    the template's cap on both trainers unless ``--forced-answer-tokens`` sets another. The
+    explain model's answers write a line of work: the former fixed cap of 32 on TRL cut them."""
+    from dataclasses import replace
+
+    from agents.config import MRTConfig
+    from agents.trl.run import TRLRunOptions, build_trainer
+
+    config = TrainConfig(steps=1, problems_per_step=1, group_size=2, token_budget=48)
+    source = from_list([{"id": "p", "problem": "23+45", "answer": "68"}])
+    for forced, expected in [(None, cap), (8, 8)]:
+        settings = replace(config, forced_answer_tokens=forced)
+        options = TRLRunOptions(out=tmp_path, model=model, extra=(("save_strategy", "no"),))
+        trainer = build_trainer(options, settings, MRTConfig(credit="progress"), tensorboard=False)
+        assert trainer.mu.prover.params.max_new_tokens == expected
+        session = build_session(settings, model, source)
+        assert session.collector.components.prover.params.max_new_tokens == expected

@@ -48,3 +48,21 @@ def test_j_distribution_script_reports_a_consistent_distribution(tmp_path: Path)
     assert result["base"]["pass_at_1"]["greedy"] is not None
     for check in result["checks"]:
         assert f"{'PASS' if check['passed'] else 'FAIL'}  {check['name']}: " in out
+    tokens = result["forced_answer_tokens"]  # the tiny template opens \boxed{: a number
+    assert tokens["cap"] == 16 and 1 <= tokens["mean"] <= tokens["max_prefix_mean"] <= 16
+
+
+EXPLAIN = tiny_lm_path("explain")
+
+
+@pytest.mark.skipif(not (EXPLAIN / "model.safetensors").is_file(), reason="explain LM missing")
+def test_forced_answers_that_explain_are_longer_and_under_their_cap(tmp_path: Path) -> None:
+    """``tiny-lm-explain`` writes a line of column work before ``\\boxed{}`` where it does not
+    trust a stated answer (always from the empty thinking): far more than the tiny template's
+    16-token cap, under the explain template's 128."""
+    args = ("--model", str(EXPLAIN), "--out", str(tmp_path), "--trajectories", "4", "--k", "4")
+    out = run_script("j_distribution", *args, "--pass-problems", "0").stdout
+    tokens = json.loads((tmp_path / "j_distribution.json").read_text())["forced_answer_tokens"]
+    assert tokens["cap"] == 128 and 16 < tokens["max_prefix_mean"] < 0.9 * 128
+    assert tokens["mean"] > 10 and "forced answers (mu's cost per sample)" in out
+    assert "nearly fill their cap" not in out

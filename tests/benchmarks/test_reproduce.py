@@ -168,3 +168,21 @@ def test_the_hybrid_method_trains_mrt_with_the_hybrid_learned_prover(tmp_path: P
     assert row["step"] == 1 and row["prover/learned"] == 1.0
     assert row["prover/online_labels"] > 0 and np.isfinite(row["prover/drift"])
     assert reproduce.mark_done(out)["steps"] == 1
+
+
+def test_the_starting_model_trains_every_run_and_is_the_evaluations_base(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args = reproduce.Args(model="tiny:explain", methods=("grpo", "mrt-progress"))
+    for method in args.methods:
+        command = reproduce.train_command(args, method, 0, tmp_path / method)
+        assert command[command.index("--model") + 1] == "tiny:explain"
+    seen: list[list[str]] = []
+    monkeypatch.setattr(reproduce.subprocess, "run", lambda command, check: seen.append(command))
+    reproduce.evaluate_all(args, tmp_path, {"grpo-s0": "runs/g"})
+    [command] = seen
+    start = command.index("--policies") + 1
+    assert command[start : start + 2] == ["base=explain", "grpo-s0=runs/g"]
+    default = reproduce.train_command(reproduce.Args(), "grpo", 0, tmp_path)
+    assert default[default.index("--model") + 1] == "tiny"
+    assert reproduce.base_policy("tiny") == "base"  # regret.py's shipped base tiny LM

@@ -456,3 +456,16 @@ def test_card_of_a_graded_direct_model_describes_its_direct_answers(tmp_path: Pa
     assert "- Direct answer: a problem of level 1 forced to answer from the empty thinking" in card
     assert "with probability\n  0.5, 0.7, 0.8, 0.85 (each check raises it" in card
     assert "μ adds small numbers in its head" in card and "`--recipe graded-direct`" in card
+
+
+@needs_shipped
+def test_card_of_an_explain_model_describes_its_written_forced_answers(tmp_path: Path) -> None:
+
+    training = _anchored_training("explain")
+    card = _graded_card(tmp_path, training)
+    assert "forced to stop with the `tiny-explain` template's termination suffix" in card
+    assert "(the *explain* recipe, `--recipe explain`)" in card
+    assert "{forced" not in card and "0.5, 0.7, 0.8, 0.85" in card
+    assert "slips with probability\n  0.95, more often than a written first attempt" in card
+    assert "key\n  `mrt_template`" in card
+    assert "μ is slower at equal K" in card
