@@ -231,6 +231,7 @@ def _j_distribution_section(measured: dict[str, Any] | None, recipe: str | None)
     )
     curve = " → ".join(f"{v:.3f}" for v in measured["mean_j_by_episode"])
     load = ", ".join(f"{v:.2f}" for v in measured["load_average"])
+    rising = _pct(measured["share_trajectories_rising"])
     return f"""
 
 ## How graded is J
@@ -246,9 +247,20 @@ K = {args["k"]} forced answers at T = 1. It took {measured["seconds"]:.0f} s (lo
 | Share with J* in (0.1, 0.9) | {_pct(measured["share_graded"])} |
 | Histogram of J* over [0, 0.1), ..., [0.9, 1] | {", ".join(map(str, measured["histogram"]))} |
 | Mean J* after 0, 1, 2, ... episodes | {curve} |
-| Trajectories whose J* rises at some boundary | {_pct(measured["share_trajectories_rising"])} |
+| Trajectories whose J* rises at some boundary | {rising} |{_answer_row(measured)}
 
 ![J* histogram and mean J* by episode](j_distribution.png){_checks(measured)}{_reading(recipe)}"""
+
+
+def _answer_row(measured: dict[str, Any]) -> str:
+    """The forced answers' length (μ's cost per sample), when ``j_distribution.py`` printed it."""
+    tokens = measured.get("forced_answer_tokens")
+    if not tokens:
+        return ""
+    return (
+        f"\n| Forced-answer tokens (μ's cost per sample): mean, largest prefix mean, cap | "
+        f"{tokens['mean']:.1f}, {tokens['max_prefix_mean']:.1f}, {tokens['cap']} |"
+    )
 
 
 def _checks(measured: dict[str, Any]) -> str:

@@ -164,3 +164,14 @@ def test_the_explain_template_splits_episodes_like_the_tiny_one() -> None:
     assert default_segmenter(TEMPLATES["tiny-explain"]).min_paragraphs == 1
     assert segmenter_from_spec(None, "tiny-explain").min_paragraphs == 1
     assert segmenter_from_spec(None, "plain").min_paragraphs == 3
+
+
+def test_the_card_shows_the_forced_answer_length_when_it_was_measured() -> None:
+    from mrt_env.tinymath.card import _answer_row
+
+    tokens = {"mean": 32.14, "max_prefix_mean": 80.87, "cap": 128}
+    assert _answer_row({"forced_answer_tokens": tokens}) == (
+        "\n| Forced-answer tokens (μ's cost per sample): mean, largest prefix mean, cap "
+        "| 32.1, 80.9, 128 |"
+    )
+    assert _answer_row({"prefixes": 3}) == ""  # measured before the length was printed
