@@ -16,6 +16,7 @@ tokenizer has a chat template.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -161,19 +162,21 @@ def answer_caps(
     return get_template(template).answer_caps(natural, forced)
 
 
+_TINY = ChatTemplate(
+    name="tiny",
+    prompt="Problem: {problem}\n<think>\n",
+    termination="Time is up. I should stop thinking and answer.\n</think>\n\\boxed{",
+    answer_tokens=32,
+    forced_answer_tokens=16,
+)
+
 TEMPLATES: dict[str, ChatTemplate] = {
-    "tiny": ChatTemplate(
-        name="tiny",
-        prompt="Problem: {problem}\n<think>\n",
-        termination="Time is up. I should stop thinking and answer.\n</think>\n\\boxed{",
-        answer_tokens=32,
-        forced_answer_tokens=16,
-    ),
-    "tiny-explain": ChatTemplate(
+    "tiny": _TINY,
+    # the same prompt; the suffix closes the thinking without opening \boxed{: a line of work
+    "tiny-explain": dataclasses.replace(
+        _TINY,
         name="tiny-explain",
-        prompt="Problem: {problem}\n<think>\n",
-        termination="Time is up. I should stop thinking and answer.\n</think>\n",
-        answer_tokens=32,
+        termination=_TINY.termination.removesuffix("\\boxed{"),
         forced_answer_tokens=128,
     ),
     "r1-distill": ChatTemplate(

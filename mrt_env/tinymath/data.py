@@ -131,9 +131,9 @@ def forced_example(
         return f"{text}{answer}}}", len(text), False
     template = TEMPLATES["tiny-explain"]
     prefix, stated, confirmations = cut_thinking(trace, rng, forced)
-    answer = explained_answer(stated, confirmations, expression, rng, forced)
+    explained = explained_answer(stated, confirmations, expression, rng, forced)
     text = template.render_forced(problem_prompt(expression, template), prefix)
-    return text + answer, len(text), False
+    return text + explained, len(text), False
 
 
 def direct_example(
