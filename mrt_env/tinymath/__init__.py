@@ -10,6 +10,9 @@ Example:
     True
 """
 
+from mrt_env.tinymath.forced import (
+    forced_cut,
+)
 from mrt_env.tinymath.loading import VARIANTS, load_tiny_lm, tiny_lm_path
 from mrt_env.tinymath.problems import (
     DEFAULT_LEVELS,
@@ -20,7 +23,12 @@ from mrt_env.tinymath.problems import (
     sample_problem,
     split_of,
 )
-from mrt_env.tinymath.traces import Trace, TraceRecipe, forced_cut, natural_response, sample_trace
+from mrt_env.tinymath.traces import (
+    Trace,
+    TraceRecipe,
+    natural_response,
+    sample_trace,
+)
 
 __all__ = [
     "DEFAULT_LEVELS",

@@ -20,20 +20,22 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mrt_env.templates import TEMPLATES
-from mrt_env.tinymath.problems import DEFAULT_LEVELS, Expression, Split, sample_problem
-from mrt_env.tinymath.traces import (
+from mrt_env.tinymath.forced import (
     CAPPED_FORCED,
     DIRECT_FORCED,
     EXPLAIN_FORCED,
     GRADED_FORCED,
     WORKED_FORCED,
     ForcedRecipe,
-    Trace,
-    TraceRecipe,
     cut_thinking,
     explained_answer,
     forced_answer,
     forced_cut,
+)
+from mrt_env.tinymath.problems import DEFAULT_LEVELS, Expression, Split, sample_problem
+from mrt_env.tinymath.traces import (
+    Trace,
+    TraceRecipe,
     natural_response,
     problem_prompt,
     sample_trace,

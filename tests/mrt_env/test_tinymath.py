@@ -13,14 +13,16 @@ from mrt_env.templates import TEMPLATES
 from mrt_env.tinymath import LEVELS, Expression, TinyMathSource, sample_expression, split_of
 from mrt_env.tinymath.arithmetic import Slip, add_columns, compute, mul_columns, sub_columns
 from mrt_env.tinymath.data import DATA_RECIPES, DataRecipe, encode_example, training_text
-from mrt_env.tinymath.traces import (
+from mrt_env.tinymath.forced import (
     ForcedRecipe,
-    Trace,
-    TraceRecipe,
     forced_answer,
     forced_cut,
-    natural_response,
     near_miss,
+)
+from mrt_env.tinymath.traces import (
+    Trace,
+    TraceRecipe,
+    natural_response,
     sample_trace,
 )
 

@@ -10,12 +10,14 @@ import pytest
 
 from mrt_env.templates import DECLARED_TEMPLATE, TEMPLATES, resolve_template
 from mrt_env.tinymath.data import DATA_RECIPES, forced_example, training_example
-from mrt_env.tinymath.problems import Expression
-from mrt_env.tinymath.traces import (
+from mrt_env.tinymath.forced import (
     EXPLAIN_FORCED,
     ForcedRecipe,
-    Trace,
     explained_answer,
+)
+from mrt_env.tinymath.problems import Expression
+from mrt_env.tinymath.traces import (
+    Trace,
     explanation,
 )
 
