@@ -216,7 +216,7 @@ def render_card(
         study_args = f" \\\n    --study runs/reproduce/{name}/summary.json --method {method}"
     return f"""# tiny-lm-{variant}: the TinyMath tiny LM after {TITLES[variant]}
 
-Trained from the shipped base model `mrt_env/assets/tiny-lm` (model.safetensors sha256
+Trained from the shipped base model `mrt_env/assets/{base.name}` (model.safetensors sha256
 `{_sha256(base / "model.safetensors")[:16]}…`) by the project's own trainer. Load it with
 `mrt_env.tinymath.load_tiny_lm("{variant}")`.
 

@@ -45,8 +45,8 @@ class EvalSettings:
         token_budget: The env's token budget per response.
         max_episodes: The env's episode cap (``None``: no cap below the token budget).
         prover_samples: K of the meta-prover (used only with regret budgets).
-        template: Chat/termination template (``None``: ``"tiny"`` for the tiny LM, the
-            tokenizer's chat template for other models).
+        template: Chat/termination template (``None``: the one a model folder declares, else
+            ``"tiny"`` for a tiny LM and the tokenizer's chat template for other models).
         seed: Seed of sampling (the same for every variant: common random numbers).
         policy: Sampling settings (temperature, answer and safety caps ...).
         forced_answer_tokens: Cap of μ's and truncation forced answers (``None``: the

@@ -17,7 +17,10 @@ import typer
 
 Template = Annotated[
     str | None,
-    typer.Option(help="tiny | r1-distill | plain | chat (default: tiny LM: tiny, else chat)"),
+    typer.Option(
+        help="tiny | tiny-explain | r1-distill | plain | chat (default: the one the model "
+        "declares, else tiny for a tiny LM and chat for others)"
+    ),
 ]
 Segmenter = Annotated[
     str | None,

@@ -59,8 +59,8 @@ from mrt_env.tinymath.traces import CHECK_MARKERS, REDO_MARKER
 class Args:
     """How graded is J? The J* distribution of a tiny LM on held-out TinyMath trajectories."""
 
-    model: str = str(tiny_lm_path("base"))
-    """folder of the tiny LM (policy and meta-prover)"""
+    model: str = str(tiny_lm_path())
+    """folder of the tiny LM (policy and meta-prover; default: the default tiny LM)"""
     trajectories: int = 60
     """held-out problems whose sampled trajectory is measured"""
     k: int = 32
@@ -77,8 +77,9 @@ class Args:
     """torch CPU threads"""
     out: str = "runs/j-distribution"
     """folder for j_distribution.json and j_distribution.png"""
-    base: str = str(tiny_lm_path("base"))
-    """folder of the model whose pass@1 band the checks use ("" to skip the band checks)"""
+    base: str = str(tiny_lm_path("classic"))
+    """folder of the model whose pass@1 band the checks use ("" to skip the band checks): the
+    classic tiny LM, which the graded recipes fine-tune"""
 
 
 args = parse_args(Args)

@@ -55,11 +55,11 @@ class Args:
     """Peak memory of μ, a rollout and a train step; R1-1.5B estimate at 16k tokens."""
 
     model: str = "tiny"
-    """`tiny`, `random-tiny` or a local model folder"""
+    """tiny, tiny:VARIANT (e.g. tiny:classic), `random-tiny` or a local model folder"""
     device: str = "cpu"
     """`cpu` or `cuda`"""
-    template: str = "tiny"
-    """chat/termination template of μ"""
+    template: str = ""
+    """chat/termination template of μ ("": the one the model declares, else its default)"""
     contexts: tuple[int, ...] = (128, 256, 512)
     """context lengths (tokens) to measure at"""
     kinds: tuple[str, ...] = ("mu", "rollout", "train")
@@ -157,7 +157,7 @@ def measure(args: Args, kind: str, context: int) -> dict[str, Any]:
         from mrt_env.prover.sampled import SampledMetaProver
 
         prover = SampledMetaProver(
-            lm, args.template, k=args.k, max_answer_tokens=args.max_answer_tokens
+            lm, args.template or None, k=args.k, max_answer_tokens=args.max_answer_tokens
         )
         requests = [
             ProverRequest(f"p{i}", prompt, "1", lm.decode(random_ids(lm, context, rng)), i)

@@ -21,6 +21,7 @@ MRTMath-v0 driven with the same prefixes (target <= 5%).
 
 Run:  .venv/bin/python benchmarks/prover.py                     # tiny random Llama, CPU
       .venv/bin/python benchmarks/prover.py --model tiny         # the shipped TinyMath model
+      .venv/bin/python benchmarks/prover.py --model tiny:classic # its classic variant
       .venv/bin/python benchmarks/prover.py --model PATH --device cuda --template r1-distill
 """
 
@@ -50,7 +51,7 @@ class Args:
     """Meta-prover throughput: SampledMetaProver against per-prefix model.generate."""
 
     model: str = "random"
-    """`random` (tiny random Llama), `tiny` (mrt_env.tinymath.load_tiny_lm) or a model path"""
+    """`random` (tiny random Llama), tiny, tiny:VARIANT (e.g. tiny:classic) or a model folder"""
     template: str | None = None
     """chat template preset (termination suffix of the forced answers; default: tiny for the
     tiny models, the tokenizer's chat template for other models)"""
@@ -86,10 +87,11 @@ def load_lm(args: Args) -> HFLanguageModel:
 
         model = tiny_random_model(args.seed).to(args.device)
         return HFLanguageModel(model, char_tokenizer(), name="tiny-random-llama")
-    if args.model == "tiny":
-        from mrt_env.tinymath import load_tiny_lm
+    if args.model == "tiny" or args.model.startswith("tiny:"):
+        from mrt_env.config import build_lm
 
-        lm = load_tiny_lm()
+        lm = build_lm(args.model, None)
+        assert isinstance(lm, HFLanguageModel)
         lm.model.to(args.device)
         return lm
     return HFLanguageModel.from_pretrained(args.model, device=args.device)

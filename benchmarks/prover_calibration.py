@@ -31,7 +31,7 @@ the J* it is scored against, so its noise-corrected Brier is J's binomial varian
 the cost ratio of the sampled μ to the learned μ at every K and at the equal-error K; a plot of
 error against cost and a reliability diagram. Per-prefix estimates: ``OUT/estimates.jsonl``.
 
-Run:  .venv/bin/python benchmarks/prover_calibration.py --prover mrt_env/assets/prover-tiny
+Run:  .venv/bin/python benchmarks/prover_calibration.py --prover mrt_env/assets/prover-tiny-explain
       .venv/bin/python benchmarks/prover_calibration.py --model tiny:graded \
           --prover mrt_env/assets/prover-tiny-graded --num-problems 60
 """
@@ -67,7 +67,7 @@ from mrt_env.sources import resolve_source
 class Args:
     """Calibration of the learned meta-prover against the sampled one, and their cost."""
 
-    prover: str = "mrt_env/assets/prover-tiny"
+    prover: str = "mrt_env/assets/prover-tiny-explain"
     """folder(s) of learned meta-provers (mrt-prover train), comma-separated"""
     model: str = "tiny"
     """policy and sampled μ's model: tiny, tiny:VARIANT or a path"""
@@ -242,9 +242,7 @@ if graded < 0.25:
 results: dict[str, dict[str, Any]] = {}
 estimates: dict[str, np.ndarray] = {}
 for k in ks:
-    sampled = SampledMetaProver(
-        lm, "tiny" if args.model.startswith("tiny") else None, k=k, cache_size=0
-    )
+    sampled = SampledMetaProver(lm, None, k=k, cache_size=0)  # the model's own template
     shifted = [
         ProverRequest(
             q.problem_id, q.prompt, q.gold, q.prefix, (q.seed + 10**6 * k + 17) % (2**31 - 1)

@@ -59,6 +59,8 @@ from _common import (
     write_json,
 )
 
+from mrt_env.prover.learned import SHIPPED
+
 
 @dataclass
 class Args:
@@ -75,10 +77,11 @@ class Args:
     parallel: int = 2
     """training runs at once (each uses one CPU thread)"""
     model: str = "tiny"
-    """starting policy of every run and the evaluation's base: tiny, tiny:VARIANT (e.g.
-    tiny:graded, the world where J is graded) or a checkpoint folder"""
-    hybrid_prover: str = "tiny"
-    """mrt-hybrid's learned μ folder (tiny: the shipped mrt_env/assets/prover-tiny)"""
+    """starting policy of every run and the evaluation's base: tiny (the default graded world),
+    tiny:VARIANT (e.g. tiny:classic, where J is a step) or a checkpoint folder"""
+    hybrid_prover: str = ""
+    """mrt-hybrid's learned μ folder ("": the one shipped for --model, e.g.
+    mrt_env/assets/prover-tiny-explain for tiny)"""
     prover_sample_share: float = 0.1
     """mrt-hybrid's ρ: share of J requests the sampled μ also answers (online labels)"""
     train_flags: str = "--lr 3e-5"
@@ -126,7 +129,12 @@ def method_flags(args: Args, method: str) -> list[str]:
     """The mrt-train flags of a method; ``mrt-hybrid`` adds its hybrid learned μ."""
     flags = list(METHOD_FLAGS[method])
     if method == "mrt-hybrid":
-        folder = args.hybrid_prover
+        folder = args.hybrid_prover or args.model  # a tiny model's name names its shipped μ
+        if not args.hybrid_prover and args.model not in SHIPPED:
+            raise SystemExit(
+                f"mrt-hybrid: no learned μ is shipped for --model {args.model}; pass "
+                f"--hybrid-prover FOLDER (mrt-prover train) or one of {', '.join(SHIPPED)}"
+            )
         if Path(folder).exists():  # a folder: absolute, whatever the runs' working directory
             folder = str(Path(folder).resolve())
         flags += ["--prover", f"hybrid:{folder}"]

@@ -1,10 +1,11 @@
 """Load on the served MRTMath-v0: N concurrent OpenEnv clients vs the in-process vector env.
 
-Starts `mrt-gym serve` on 127.0.0.1 (tiny LM as μ), then for each N in --clients: N client
-threads, each with its own WebSocket session, step full TinyMath trajectories (a scripted plan:
-a wrong result, the right one, the answer) for --seconds; then MRTMathVectorEnv(N) in this
-process does the same work (same plan, same settings, its μ batched over the N rows) for the
-same time. Prints steps/s of both and their ratio, p50/p99 step latency and errors.
+Starts `mrt-gym serve` on 127.0.0.1 (--model as μ: the tiny LM by default), then for each N
+in --clients: N client threads, each with its own WebSocket session, step full TinyMath
+trajectories (a scripted plan: a wrong result, the right one, the answer) for --seconds; then
+MRTMathVectorEnv(N) in this process does the same work (same plan, same settings and μ, its μ
+batched over the N rows) for the same time. Prints steps/s of both and their ratio, p50/p99
+step latency and errors.
 
 The rounds run in --passes passes over --clients (1, 4, 16, then the same again, ...), each with
 fresh problems. After every round, once its clients have left, the server's RSS and its shared
@@ -15,6 +16,7 @@ passes are printed. The load average is printed beside every figure.
 
     python benchmarks/serve_load.py                      # N = 1, 4, 16; 3 passes x 10 s each
     python benchmarks/serve_load.py --clients 16 --seconds 30 --passes 5
+    python benchmarks/serve_load.py --model tiny:classic   # the classic tiny LM as μ
 """
 
 from __future__ import annotations
@@ -44,6 +46,12 @@ from mrt_env.tinymath.scripted import scripted_episodes  # noqa: E402
 from mrt_env.vector import MRTMathVectorEnv  # noqa: E402
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+parser.add_argument(
+    "--model",
+    default="tiny",
+    help="μ's model, served and in-process (mrt-gym serve --lm): tiny, tiny:VARIANT "
+    "(e.g. tiny:classic) or a model folder",
+)
 parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16])
 parser.add_argument("--seconds", type=float, default=10.0, help="stepping time per measurement")
 parser.add_argument("--passes", type=int, default=3, help="passes over --clients (1st: warm-up)")
@@ -72,7 +80,7 @@ with socket.socket() as probe:
 base_url = f"http://127.0.0.1:{port}"
 log_path = Path(tempfile.mkdtemp(prefix="serve-load-")) / "serve.log"
 command = [sys.executable, "-m", "mrt_env.openenv.cli", "serve", "--port", str(port)]
-command += ["--k", str(args.k), "--token-budget", str(args.token_budget)]
+command += ["--lm", args.model, "--k", str(args.k), "--token-budget", str(args.token_budget)]
 command += ["--max-sessions", str(max(args.clients) + 4)]
 command += ["--batch-window-ms", str(args.batch_window_ms)]
 command += ["--j-cache-size", str(args.j_cache_size)]
@@ -161,7 +169,7 @@ local_envs: dict[int, MRTMathVectorEnv] = {}
 
 def in_process_run(clients: int, seconds: float, first_seed: int) -> dict:
     if clients not in local_envs:
-        local_envs[clients] = MRTMathVectorEnv(clients, **settings)
+        local_envs[clients] = MRTMathVectorEnv(clients, lm=args.model, **settings)
     envs = local_envs[clients]
     observations, _ = envs.reset(seed=[first_seed + 1000 * i for i in range(clients)])
     plans = [plan(o) for o in observations]

@@ -11,7 +11,7 @@ their evaluation trajectories). Writes ``results.json``, ``results.md``
 and ``regret.png`` into ``runs/strategy/<name>/``.
 
 Usage:
-    python benchmarks/strategy.py                        # 3 seeds, J curves recorded on the tiny LM
+    python benchmarks/strategy.py                        # 3 seeds, J curves of the classic tiny LM
     python benchmarks/strategy.py --dynamics parametric  # the documented parametric model
 """
 
@@ -49,7 +49,8 @@ class Args:
     token_cost: float = 0.001
     """reward subtracted per thinking token (LengthPenalty), for both rewards"""
     dynamics: Literal["parametric", "recorded"] = "recorded"
-    """J dynamics of the twin: J curves recorded on the tiny LM, or the parametric model"""
+    """J dynamics of the twin: J curves recorded on the classic tiny LM (tiny:classic), or the
+    parametric model"""
     eval_trajectories: int = 200
     """evaluation trajectories per policy and budget"""
     n_steps: int = 512

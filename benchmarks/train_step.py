@@ -32,6 +32,8 @@ One run, one model, the same batches:
 
 Run:  .venv/bin/python benchmarks/train_step.py                    # shipped tiny LM, CPU
       .venv/bin/python benchmarks/train_step.py --model random-tiny --provers sampled
+      .venv/bin/python benchmarks/train_step.py --model tiny:classic \
+          --provers sampled learned:tiny:classic hybrid:tiny:classic    # the classic tiny LM
       .venv/bin/python benchmarks/train_step.py --model PATH --device cuda --template r1-distill \
           --provers sampled
 """
@@ -66,7 +68,8 @@ class Args:
     """Train-step cost: MRT vs GRPO, and rollout sampling vs a raw batched loop."""
 
     model: str = "tiny"
-    """`tiny` (shipped TinyMath LM), `random-tiny` (test double) or a model path / hub id"""
+    """tiny, tiny:VARIANT (e.g. tiny:classic), `random-tiny` (test double) or a model path /
+    hub id"""
     device: str = "cpu"
     """`cpu` or `cuda`"""
     template: str | None = None
@@ -84,7 +87,8 @@ class Args:
     """K forced answers per J"""
     provers: tuple[str, ...] = ("sampled", "learned:tiny", "hybrid:tiny")
     """μ of the MRT steps, each timed against the same GRPO step: sampled (K forced answers),
-    learned:PATH or hybrid:PATH (tiny: the shipped prover-tiny, for the tiny LM only)"""
+    learned:PATH or hybrid:PATH (PATH tiny: the shipped prover-tiny-explain, for the default tiny
+    LM only; tiny:classic: prover-tiny, for --model tiny:classic)"""
     prover_sample_share: float = 0.1
     """ρ of a hybrid:PATH μ (share of J requests also sampled)"""
     repeats: int = 5

@@ -20,6 +20,8 @@ advantages).
 
 Run:  .venv/bin/python benchmarks/train_step_trl.py                  # shipped tiny LM, CPU
       .venv/bin/python benchmarks/train_step_trl.py --repeats 3 --problems-per-step 2
+      .venv/bin/python benchmarks/train_step_trl.py --model tiny:classic \
+          --provers learned:tiny:classic hybrid:tiny:classic          # the classic tiny LM
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ class Args:
     """Train-step cost: TRL-GRPO vs TRL-MRT vs native MRT on the same batch settings."""
 
     model: str = "tiny"
-    """`tiny` (shipped TinyMath LM) or `random-tiny` (test double)"""
+    """tiny, tiny:VARIANT (e.g. tiny:classic) or `random-tiny` (test double)"""
     problems_per_step: int = 4
     """problems per step"""
     group_size: int = 4
@@ -63,7 +65,8 @@ class Args:
     prover_samples: int = 4
     """K forced answers per J"""
     provers: tuple[str, ...] = ("learned:tiny", "hybrid:tiny")
-    """learned μ of extra TRL-MRT runs (progress credit): learned:PATH or hybrid:PATH"""
+    """learned μ of extra TRL-MRT runs (progress credit): learned:PATH or hybrid:PATH (PATH tiny:
+    the shipped prover-tiny-explain, for the default tiny LM; tiny:classic: prover-tiny)"""
     prover_sample_share: float = 0.1
     """ρ of a hybrid:PATH μ"""
     repeats: int = 4

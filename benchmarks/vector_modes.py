@@ -2,12 +2,14 @@
 
 Every mode steps `num_envs` copies of the env with the same scripted episode texts (no
 policy), so the cost measured is the env's own: token counting, the meta-prover's K forced
-answers per step (shipped tiny LM) and verification. Each mode runs the same seeded
-trajectories; the script checks that sync and async observe the same texts and rewards.
+answers per step (``--model``: the shipped tiny LM by default) and verification. Each mode
+runs the same seeded trajectories; the script checks that sync and async observe the same
+texts and rewards.
 Every mode is timed ``--repeats`` times in rounds of rotated order; printed: steps/s per mode
 and the per-round async/sync ratio as median [min, max], with the machine's load.
 
     .venv/bin/python benchmarks/vector_modes.py
+    .venv/bin/python benchmarks/vector_modes.py --model tiny:classic   # the classic tiny LM
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ import mrt_env  # noqa: F401  (registers MRTMath-v0)
 class Args:
     """Steps per second of the native, sync and async vector envs."""
 
+    model: str = "tiny"
+    """μ's model (the env's lm): tiny, tiny:VARIANT (e.g. tiny:classic) or a model folder"""
     num_envs: int = 2
     """sub-environments (worker processes in async mode)"""
     steps: int = 24
@@ -45,7 +49,7 @@ EPISODES = ["Let me compute it.\n\n", "First, 3+4=7.\n\n", "Check: 7-4=3.\n\n", 
 
 args = parse_args(Args)
 torch.set_num_threads(args.threads)
-kwargs = dict(lm="tiny", k=args.k, token_budget=256, max_episodes=len(EPISODES) + 1)
+kwargs = dict(lm=args.model, k=args.k, token_budget=256, max_episodes=len(EPISODES) + 1)
 MODES = ("vector_entry_point", "sync", "async")
 rates: dict[str, list[float]] = {mode: [] for mode in MODES}
 traces: dict[str, list] = {}

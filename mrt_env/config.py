@@ -58,7 +58,9 @@ class EnvConfig:
 
     lm: LanguageModel | str = "tiny"
     """The model that counts tokens and backs μ: an instance, ``"tiny"`` (the embedded TinyMath
-    model; ``"tiny:grpo"``/``"tiny:mrt"`` for trained variants) or a local path / hub id for
+    model, whose forced answers write a line of work so that J is graded; ``"tiny:classic"``
+    for the one whose J is a step, ``"tiny:grpo"``/``"tiny:mrt"`` for trained variants) or a
+    local path / hub id for
     ``HFLanguageModel.from_pretrained`` (no download unless allowed)."""
 
     prover: MetaProver | str | None = None
@@ -70,7 +72,8 @@ class EnvConfig:
     template: str | ChatTemplate | None = None
     """Chat/termination template: a preset name (``"tiny"``, ``"r1-distill"``, ``"plain"``,
     ``"chat"`` for the model's own tokenizer chat template) or a ``ChatTemplate``. ``None``:
-    ``"tiny"`` for the tiny LM (and LMs without a tokenizer), ``"chat"`` with a logged notice
+    the preset the model folder declares (the default tiny LM: ``"tiny-explain"``), else
+    ``"tiny"`` for a tiny LM (and LMs without a tokenizer), ``"chat"`` with a logged notice
     for a model whose tokenizer has a chat template (see ``mrt_env.templates``)."""
 
     k: int = 8
@@ -79,7 +82,7 @@ class EnvConfig:
     max_answer_tokens: int | None = None
     """Token cap of one forced answer (μ's and a truncated trajectory's); ``None``: the
     template's (:meth:`ChatTemplate.answer_caps`: 16 for ``tiny``, whose suffix opens
-    ``\\boxed{``; 512 after R1's suffix)."""
+    ``\\boxed{``; 128 for ``tiny-explain``; 512 after R1's suffix)."""
 
     prover_temperature: float = 1.0
     """Sampling temperature of μ's forced answers."""

@@ -298,14 +298,17 @@ class _Alarm(BaseException):  # math-verify catches every Exception
     pass
 
 
-def _raise_alarm(signum: int, frame: object) -> None:
-    raise _Alarm
+_ALARM_REPEAT_S = 0.05
+"""After the bound, the alarm fires again at this interval: an alarm raised where Python
+swallows exceptions (a garbage-collector callback, a ``__del__``) is followed by another."""
 
 
 def _grade_in_process(task: _Task, timeout_s: float) -> Any:
     """Grade in this process; bounded by SIGALRM only in the main thread of the main interpreter.
 
-    An alarm the caller had set is suspended meanwhile and re-armed afterwards.
+    An alarm the caller had set is suspended meanwhile and re-armed afterwards. A grade that
+    returns after the bound (its alarm swallowed where exceptions cannot propagate) is a
+    timeout too.
     """
     from rewards._grading import grade, warm_up
 
@@ -314,14 +317,24 @@ def _grade_in_process(task: _Task, timeout_s: float) -> Any:
         signal, "setitimer"
     ):
         return grade(*task)
+    fired: list[bool] = []
+    armed = [True]  # cleared first thing on the way out: no alarm escapes the cleanup
+
+    def raise_alarm(signum: int, frame: object) -> None:
+        fired.append(True)
+        if armed[0]:
+            raise _Alarm
+
     start = time.monotonic()
-    previous = signal.signal(signal.SIGALRM, _raise_alarm)
-    outer_delay, outer_interval = signal.setitimer(signal.ITIMER_REAL, timeout_s)
+    previous = signal.signal(signal.SIGALRM, raise_alarm)
+    outer_delay, outer_interval = signal.setitimer(signal.ITIMER_REAL, timeout_s, _ALARM_REPEAT_S)
     try:
-        return grade(*task)
+        grades = grade(*task)
+        return TIMED_OUT if fired else grades
     except _Alarm:
         return TIMED_OUT
     finally:
+        armed[0] = False
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
         if outer_delay > 0:

@@ -42,7 +42,7 @@ RESET_OPTIONS: tuple[str, ...] = (
 ALLOWED_REWARDS: tuple[str, ...] = ("outcome", "progress", "format", "length")
 """Reward modules a client may name (built-in names only)."""
 
-SERVER_TEMPLATES: tuple[str, ...] = ("tiny", "r1-distill", "plain")
+SERVER_TEMPLATES: tuple[str, ...] = ("tiny", "tiny-explain", "r1-distill", "plain")
 """Template presets a client may name."""
 
 

@@ -76,9 +76,10 @@ def train(
     feature_model: Annotated[
         str, typer.Option(help="feature model: tiny, tiny:VARIANT, a path or hub id")
     ] = "tiny",
-    template: Annotated[str, typer.Option(help="template the labels were collected with")] = (
-        "tiny"
-    ),
+    template: Annotated[
+        str | None,
+        typer.Option(help="template the labels were collected with (default: the model's)"),
+    ] = None,
     head: Annotated[str, typer.Option(help="auto (best of logistic and mlp), logistic, mlp")] = (
         "auto"
     ),

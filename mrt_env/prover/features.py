@@ -45,15 +45,20 @@ GOLD_FEATURES = 2
 def gold_continuation(meta: str, gold: str) -> str:
     r"""The reference answer as the forced answer would write it after ``meta``.
 
-    After a termination suffix that opens the box (``...\boxed{``) it is ``gold}``; after a
+    After a termination suffix that opens the box (``...\boxed{``) it is ``gold}``; after one
+    that ends a line (``tiny-explain``'s ``...</think>\n``) it is ``\boxed{gold}``; after a
     natural end of thinking (or any other suffix) it is a new line and ``\boxed{gold}``.
 
     Example:
         >>> gold_continuation("...</think>\n\\boxed{", "12"), gold_continuation("</think>", "12")
         ('12}', '\n\\boxed{12}')
+        >>> gold_continuation("...</think>\n", "12")
+        '\\boxed{12}'
     """
     if meta.endswith("\\boxed{"):
         return gold + "}"
+    if meta.endswith("\n"):
+        return "\\boxed{" + gold + "}"
     return "\n\\boxed{" + gold + "}"
 
 

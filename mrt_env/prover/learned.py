@@ -41,8 +41,15 @@ HEAD_FILE = "head.safetensors"
 CARD_FILE = "card.json"
 CARD_FORMAT = 1
 _ASSETS = Path(__file__).resolve().parents[1] / "assets"
-SHIPPED = {"tiny": _ASSETS / "prover-tiny", "tiny:graded": _ASSETS / "prover-tiny-graded"}
-"""Learned μ folders shipped with the package, by name (``prover="learned:tiny"``)."""
+SHIPPED = {
+    "tiny": _ASSETS / "prover-tiny-explain",
+    "tiny:base": _ASSETS / "prover-tiny-explain",
+    "tiny:explain": _ASSETS / "prover-tiny-explain",
+    "tiny:classic": _ASSETS / "prover-tiny",
+    "tiny:graded": _ASSETS / "prover-tiny-graded",
+}
+"""Learned μ folders shipped with the package, by the tiny LM they read
+(``prover="learned:tiny"`` for the default ``lm="tiny"``)."""
 
 
 class ProbeHead(nn.Module):
@@ -210,8 +217,8 @@ class LearnedMetaProver:
 
         Args:
             path: The folder written by :meth:`save_pretrained` (or ``mrt-prover train``), or
-                the name of a shipped one (``"tiny"``: for the embedded tiny LM;
-                ``"tiny:graded"``: for its graded variant).
+                the name of a shipped one (a key of :data:`SHIPPED`: ``"tiny"`` for the
+                default tiny LM, ``"tiny:classic"``, ``"tiny:graded"`` for those variants).
             feature_lm: The feature model (``None``: load the card's ``feature_model`` spec,
                 e.g. ``"tiny"``). Its weights must be those the head was trained on.
             policy_lm: The policy's model; its tokenizer must equal the feature model's.

@@ -59,7 +59,7 @@ def train_from_labels(
     *,
     feature_model: str = "tiny",
     feature_lm: Any = None,
-    template: Any = "tiny",
+    template: Any = None,
     kinds: Sequence[str] = ("logistic", "mlp"),
     layers: Sequence[int] | None = None,
     config: FitConfig | None = None,
@@ -74,7 +74,8 @@ def train_from_labels(
         feature_model: Spec of the feature model, recorded in the card and loaded when
             ``feature_lm`` is ``None`` (``"tiny"``, ``"tiny:VARIANT"``, a path or hub id).
         feature_lm: An already loaded feature model (its spec is still ``feature_model``).
-        template: The template the labels were collected with.
+        template: The template the labels were collected with (``None``: the one the feature
+            model declares, as ``mrt-prover collect`` used).
         kinds: Head kinds to try (``"logistic"``, ``"mlp"``).
         layers: Layers to try (``None``: every block's output, 1 to ``num_layers``; layer 0,
             the embedding of the input's last token, is the same for every input that ends

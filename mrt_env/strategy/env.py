@@ -5,8 +5,9 @@ what matters for test-time-compute strategy — how J and the token count move w
 episode — and drops the text: the agent chooses *what kind* of episode comes next (or to stop
 and answer) and sees a few statistics of the J curve so far. J dynamics come from a
 :mod:`mrt_env.strategy.dynamics` model (parametric, or resampled from J curves recorded on the
-real env with the tiny LM). Rewards are computed by the same :mod:`rewards` modules as the text
-env (outcome + α·progress − token cost), from a :class:`rewards.StepContext` per step.
+real env with the classic tiny LM, ``tiny:classic``). Rewards are computed by the same
+:mod:`rewards` modules as the text env (outcome + α·progress − token cost), from a
+:class:`rewards.StepContext` per step.
 
 Example:
     >>> import gymnasium as gym

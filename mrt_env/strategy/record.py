@@ -1,6 +1,7 @@
 """Record J curves from the real env for the strategy twin's ``dynamics="recorded"``.
 
-Samples responses of a language model (by default the shipped tiny LM) to problems (by default
+Samples responses of a language model (by default the classic tiny LM, ``tiny:classic``, whose
+J is a step function of the prefix) to problems (by default
 held-out TinyMath), replays their thinking through ``MRTMath-v0`` episode by episode (the
 meta-prover reads J after every episode) and writes, per trajectory, J of the empty thinking
 and each episode's kind, tokens and J after it. An episode's kind is ``"attempt"`` for the
@@ -54,13 +55,13 @@ class RecordSettings:
         k: Forced answers per J estimate.
         token_budget: Maximum new tokens of a response.
         temperature: Sampling temperature of the responses.
-        template: Chat/termination template preset.
+        template: Chat/termination template preset (the classic tiny LM's ``"tiny"``).
         min_paragraphs: ``MarkerSegmenter(min_paragraphs=...)`` of the split.
         seed: Seed of sampling and of the meta-prover.
         batch_size: Responses generated and replayed together.
     """
 
-    model: str = "tiny"
+    model: str = "tiny:classic"
     problems: str = "tinymath:heldout"
     num_problems: int = 60
     samples: int = 4

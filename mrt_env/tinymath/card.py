@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from mrt_env.tinymath.card_texts import limitations
-from mrt_env.tinymath.loading import VARIANTS
+from mrt_env.tinymath.loading import DEFAULT_VARIANT, VARIANTS
 
 GRADED_RECIPES = ("graded", "graded-checks", "graded-direct", "worked", "explain")
 """Data recipes whose forced answers do not just copy the last answer (a graded J)."""
@@ -16,10 +16,10 @@ GRADED_RECIPES = ("graded", "graded-checks", "graded-direct", "worked", "explain
 def _usage(folder: str) -> str:
     """How to load the model in ``mrt_env/assets/<folder>``."""
     variant = next((name for name, (f, _) in VARIANTS.items() if f == folder), None)
-    call = "" if variant in (None, "base") else f'"{variant}"'
+    call = "" if variant in (None, DEFAULT_VARIANT) else f'"{variant}"'
     env = (
         ""
-        if variant in (None, "base")
+        if variant in (None, DEFAULT_VARIANT)
         else f'\n# in the env: gym.make("MRTMath-v0", lm="tiny:{variant}")'
     )
     return f"""```python
@@ -326,12 +326,15 @@ def _intro(training: dict[str, Any], folder: str) -> str:
             if training["config"].get("anchor")
             else ""
         )
-        role = f"""It is the *graded* tiny LM: the same model size as `tiny-lm`{anchored},
+        role = f"""It is a *graded* tiny LM: the same model size as `tiny-lm`{anchored},
 with the {recipe} forced-answer recipe (`--recipe {recipe}`, below), so that J rises with
-partial work instead of jumping from 0 to 1 at the episode that writes the answer. Use it where
-the progress bonus and the meta-prover should have something to act on."""
+partial work instead of jumping from 0 to 1 at the episode that writes the answer."""
     else:
-        role = """It is the default policy and meta-prover μ of `gym.make("MRTMath-v0")`."""
+        role = """Its forced answers copy the last answer its thinking wrote, so J is a step
+function of the prefix."""
+    if folder == VARIANTS[DEFAULT_VARIANT][0]:
+        role += """ It is the default policy and meta-prover μ of `gym.make("MRTMath-v0")`
+(`lm="tiny"`)."""
     init = training["config"].get("init")
     how = f"fine-tuned from `{init}`" if init else "trained from scratch"
     template = "tiny-explain" if recipe == "explain" else "tiny"

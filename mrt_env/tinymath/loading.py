@@ -1,8 +1,8 @@
 """Where the shipped tiny LMs live and how to load them.
 
 Example:
-    >>> tiny_lm_path("base").name
-    'tiny-lm'
+    >>> tiny_lm_path().name, tiny_lm_path("classic").name
+    ('tiny-lm-explain', 'tiny-lm')
 """
 
 from __future__ import annotations
@@ -17,14 +17,29 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 """The package's asset folder."""
 
 _SHIPPED_TRAINING = (
-    "--model tiny --minutes 7 --steps 100000 --seed 3 --problems-per-step 4 --group-size 4 "
+    "--model tiny --minutes 7 --steps 100000 --problems-per-step 4 --group-size 4 "
     "--lr 3e-05 --token-budget 384 --prover-samples 4 --eval-interval 40 --eval-problems 32"
 )
-"""The ``mrt-train`` settings of the shipped GRPO and MRT checkpoints: seed 3 of the 5-seed
-study ``benchmarks/reproduce.py`` (the seed closest to each method's mean; see their cards)."""
+"""The ``mrt-train`` settings of the shipped GRPO and MRT checkpoints: the 5-seed study
+``benchmarks/reproduce.py`` on the default world (each the seed closest to its method's mean;
+see their cards)."""
+
+_EXPLAIN = (
+    "tiny-lm-explain",
+    (
+        "python -m mrt_env.tinymath.train --seed 0 --steps 1000 --lr 0.001 --warmup 20 "
+        "--recipe explain --explain-slip 0.95 --init mrt_env/assets/tiny-lm --anchor "
+        "--out mrt_env/assets/tiny-lm-explain"
+    ),
+)
+
+DEFAULT_VARIANT = "base"
+"""The variant ``"tiny"`` loads: ``"base"``, the graded tiny world (``tiny-lm-explain``)."""
 
 VARIANTS: dict[str, tuple[str, str]] = {
-    "base": (
+    "base": _EXPLAIN,
+    "explain": _EXPLAIN,
+    "classic": (
         "tiny-lm",
         "python -m mrt_env.tinymath.train --preset default --seed 0 --out mrt_env/assets/tiny-lm",
     ),
@@ -35,36 +50,32 @@ VARIANTS: dict[str, tuple[str, str]] = {
             "--out mrt_env/assets/tiny-lm-graded"
         ),
     ),
-    "explain": (
-        "tiny-lm-explain",
-        (
-            "python -m mrt_env.tinymath.train --seed 0 --steps 1000 --lr 0.001 --warmup 20 "
-            "--recipe explain --init mrt_env/assets/tiny-lm --anchor "
-            "--out mrt_env/assets/tiny-lm-explain"
-        ),
-    ),
     "grpo": (
         "tiny-lm-grpo",
         (
-            "mrt-train --algo grpo "
-            f"{_SHIPPED_TRAINING} "
-            "--out runs/ship-grpo, then copy runs/ship-grpo/model to mrt_env/assets/tiny-lm-grpo"
+            f"mrt-train --algo grpo {_SHIPPED_TRAINING} --seed 3 --out runs/ship-grpo, "
+            "then copy runs/ship-grpo/model to mrt_env/assets/tiny-lm-grpo"
         ),
     ),
     "mrt": (
         "tiny-lm-mrt",
         (
-            "mrt-train --algo mrt --credit progress --alpha 1.0 "
-            f"{_SHIPPED_TRAINING} "
+            f"mrt-train --algo mrt --credit progress {_SHIPPED_TRAINING} --seed 4 "
             "--out runs/ship-mrt, then copy runs/ship-mrt/model to mrt_env/assets/tiny-lm-mrt"
         ),
     ),
 }
-"""``variant -> (folder name under assets/, command that creates it)``."""
+"""``variant -> (folder name under assets/, command that creates it)``.
+
+``"base"`` (= ``"explain"``) is the default tiny LM, whose forced answers write a line of work
+before ``\\boxed{}`` so that J is graded; ``"classic"`` is the model it was fine-tuned from,
+whose forced answers copy the thinking's last answer (J is a step); ``"graded"`` forces a bare
+number with the belief a prefix earns; ``"grpo"`` and ``"mrt"`` are fine-tuned from ``"base"``.
+"""
 
 
-def tiny_lm_path(variant: str = "base") -> Path:
-    """The folder of a tiny-LM variant (``"base"``, ``"graded"``, ``"grpo"`` or ``"mrt"``).
+def tiny_lm_path(variant: str = DEFAULT_VARIANT) -> Path:
+    """The folder of a tiny-LM variant (a key of :data:`VARIANTS`).
 
     Raises:
         KeyError: For an unknown variant.
@@ -74,13 +85,15 @@ def tiny_lm_path(variant: str = "base") -> Path:
     return ASSETS / VARIANTS[variant][0]
 
 
-def load_tiny_lm(variant: str = "base", device: str = "cpu", **kwargs: object) -> HFLanguageModel:
+def load_tiny_lm(
+    variant: str = DEFAULT_VARIANT, device: str = "cpu", **kwargs: object
+) -> HFLanguageModel:
     """Load a shipped tiny LM as an :class:`~mrt_env.lm.hf.HFLanguageModel`.
 
     Args:
-        variant: ``"base"`` (trained on TinyMath traces), ``"graded"`` (the same traces, forced
-            answers that follow the belief a prefix earns, so J is graded; ``lm="tiny:graded"``
-            in the env), ``"grpo"`` or ``"mrt"`` (fine-tuned from ``"base"``).
+        variant: A key of :data:`VARIANTS`: ``"base"`` (the default, ``lm="tiny"``: forced
+            answers that write a line of work, so J is graded), ``"classic"`` (the model it
+            was fine-tuned from; J is a step), ``"graded"``, ``"grpo"`` or ``"mrt"``.
         device: Torch device.
         **kwargs: Passed to :meth:`HFLanguageModel.from_pretrained`.
 

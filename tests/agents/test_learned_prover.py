@@ -18,7 +18,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     path = tmp_path_factory.mktemp("mu")
     prover = LearnedMetaProver(
-        load_tiny_lm(), ProbeHead(96), layer=4, template="tiny", card={"feature_model": "tiny"}
+        load_tiny_lm(), ProbeHead(96), layer=4, template=None, card={"feature_model": "tiny"}
     )
     prover.save_pretrained(path)
     return path

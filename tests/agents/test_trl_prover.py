@@ -115,7 +115,7 @@ def test_trl_trainer_asks_mu_again_after_an_optimizer_step_only(tmp_path: Path) 
     assert asks() == 0
 
 
-@pytest.mark.parametrize(("model", "cap"), [("tiny", 16), ("tiny:explain", 128)])
+@pytest.mark.parametrize(("model", "cap"), [("tiny:classic", 16), ("tiny", 128)])
 def test_both_engines_cap_forced_answers_where_the_template_does(
     model: str, cap: int, tmp_path: Path
 ) -> None:

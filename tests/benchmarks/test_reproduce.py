@@ -156,9 +156,13 @@ def test_the_hybrid_method_trains_mrt_with_the_hybrid_learned_prover(tmp_path: P
     command = reproduce.train_command(args, "mrt-hybrid", 0, out)
     text = " ".join(command)
     assert "--algo mrt --credit progress" in text
-    assert "--prover hybrid:tiny --prover-sample-share 1.0" in text  # the shipped prover-tiny
+    assert "--prover hybrid:tiny --prover-sample-share 1.0" in text  # prover-tiny-explain
     assert "--prover" not in reproduce.train_command(args, "mrt-progress", 0, out)
     assert "--prover" not in reproduce.train_command(args, "grpo", 0, out)
+    classic = reproduce.method_flags(reproduce.Args(model="tiny:classic"), "mrt-hybrid")
+    assert classic[classic.index("--prover") + 1] == "hybrid:tiny:classic"  # its own μ
+    with pytest.raises(SystemExit, match="no learned μ is shipped for --model runs/x/model"):
+        reproduce.method_flags(reproduce.Args(model="runs/x/model"), "mrt-hybrid")
     folder = Path(reproduce.__file__).parents[1] / "mrt_env" / "assets" / "prover-tiny"
     by_path = reproduce.method_flags(reproduce.Args(hybrid_prover=str(folder)), "mrt-hybrid")
     assert by_path[by_path.index("--prover") + 1] == f"hybrid:{folder.resolve()}"

@@ -1,4 +1,5 @@
-"""Smoke tests of prover.py and verifier.py: finite ratios, equal work on both sides."""
+"""Smoke tests of prover.py and verifier.py: finite ratios, equal work on both sides; prover.py
+loads the tiny LM variant its --model names."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import math
 import re
 from pathlib import Path
 
-from tests.benchmarks.scripts import run_script
+import pytest
+
+from tests.benchmarks.scripts import load_script, run_script
 
 RATIO = re.compile(r"(\d+\.\d+)x")
 
@@ -29,6 +32,15 @@ def test_prover_script_prints_finite_ratios_over_equal_work() -> None:
         values = [float(v) for v in re.findall(r"\d+\.\d+", row)]
         assert len(values) == 8 and all(math.isfinite(v) and v > 0 for v in values)
         assert values[2] <= values[1] <= values[3] and values[5] <= values[4] <= values[6]
+
+
+@pytest.mark.parametrize(
+    ("spec", "folder"), [("tiny", "tiny-lm-explain"), ("tiny:classic", "tiny-lm")]
+)
+def test_prover_script_loads_the_tiny_variant_named(spec: str, folder: str) -> None:
+    prover = load_script("prover")
+    lm = prover.load_lm(prover.Args(model=spec))
+    assert Path(lm.name).name == folder
 
 
 def test_verifier_script_prints_finite_ratios_over_equal_work(tmp_path: Path) -> None:

@@ -141,15 +141,12 @@ def test_replay_many_on_the_real_path(tiny_lm: LanguageModel) -> None:
 
 
 def test_default_env_is_tinymath_with_the_tiny_lm() -> None:
-    from mrt_env.tinymath import tiny_lm_path
-
-    if not (tiny_lm_path("base") / "model.safetensors").is_file():
-        pytest.skip("the tiny LM's weights are not built yet (mrt_env/assets/tiny-lm)")
     env = gym.make("MRTMath-v0", k=2, max_answer_tokens=4)
     _, info = env.reset(seed=0)
     assert info["problem_id"].startswith("tinymath-")
     assert 0.0 <= info["j"] <= 1.0
-    assert env.unwrapped.core.config.template is None  # resolved for the tiny LM:
-    assert env.unwrapped.core.components.template.name == "tiny"
+    assert env.unwrapped.lm.name.endswith("tiny-lm-explain")  # the graded tiny world
+    assert env.unwrapped.core.config.template is None  # resolved: the one its folder declares
+    assert env.unwrapped.core.components.template.name == "tiny-explain"
     _, _, terminated, _, info = env.step(env.unwrapped.stop_strings[0] + " no.")
     assert not terminated and info["episode_index"] == 0

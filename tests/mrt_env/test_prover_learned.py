@@ -206,10 +206,22 @@ def test_feature_model_with_another_tokenizer_than_the_policy_names_both(tiny_lm
 def test_the_shipped_tiny_prover_loads_by_name_with_its_figures() -> None:
     prover = LearnedMetaProver.from_pretrained("tiny")
     card = prover.card
-    assert card["feature_model"] == "tiny" and card["labels"]["k"] == [8]
+    assert card["feature_model"] == "tiny:explain" and card["labels"]["k"] == [8]
+    assert card["template"] == "tiny-explain" and card["features"] == "hidden+gold"
     assert {"results", "jstar_share_graded", "command"} <= set(card["calibration"])
+    assert card["calibration"]["jstar_share_graded"] >= 0.25  # measured on a graded set
     [estimate] = prover.estimate([ProverRequest("q", PROMPT, "19", "12+7=19.")])
     assert 0 < estimate.j < 1 and estimate.source == "learned"
+
+
+def test_the_classic_tiny_prover_reads_the_classic_tiny_lm() -> None:
+    from mrt_env.tinymath import load_tiny_lm
+
+    prover = LearnedMetaProver.from_pretrained("tiny:classic")
+    assert prover.card["feature_model"] == "tiny:classic" and prover.template.name == "tiny"
+    assert prover.extractor.lm.name.endswith("tiny-lm")
+    with pytest.raises(ProverFolderError, match="fingerprint"):  # not the default tiny LM
+        LearnedMetaProver.from_pretrained("tiny:classic", feature_lm=load_tiny_lm())
 
 
 def test_the_shipped_graded_prover_follows_checks_and_slips() -> None:
@@ -270,17 +282,19 @@ def test_gold_features_are_the_reference_answer_log_likelihood(tiny_lm) -> None:
     from mrt_env.prover.features import FeatureExtractor
     from mrt_env.templates import resolve_template
 
-    template = resolve_template("tiny", tiny_lm)
+    template = resolve_template(None, tiny_lm)  # tiny-explain: its suffix ends "</think>\n"
     prefixes = ("", "12+7=19.", "12+7=18.", "12+7=19.\n</think>\n\\boxed{19}")
     requests = [ProverRequest("q", PROMPT, "19", p) for p in prefixes]
-    extractor = FeatureExtractor(tiny_lm, "tiny", features="hidden+gold")
+    extractor = FeatureExtractor(tiny_lm, None, features="hidden+gold")
     found = extractor.features(requests, (4,))
-    hidden = FeatureExtractor(tiny_lm, "tiny", batch_size=1).features(requests, (4,))
+    hidden = FeatureExtractor(tiny_lm, None, batch_size=1).features(requests, (4,))
     assert found.shape == (4, 1, 96 + 2)
     assert torch.allclose(found[:, :, :96], hidden, atol=1e-4)  # same states as "hidden"
     for row, prefix in enumerate(prefixes):
         meta = template.render_meta(PROMPT, prefix)
-        answer = "19}" if meta.endswith("{") else "\n\\boxed{19}"
+        # after a suffix that ends a line the answer is boxed at once; after </think> (the
+        # natural end) on a new line
+        answer = "\\boxed{19}" if meta.endswith("\n") else "\n\\boxed{19}"
         context, target = tiny_lm.encode(meta), tiny_lm.encode(answer)
         with torch.no_grad():
             logits = tiny_lm.model(torch.tensor([context + target])).logits[0].double()
@@ -288,8 +302,10 @@ def test_gold_features_are_the_reference_answer_log_likelihood(tiny_lm) -> None:
         s = sum(float(log_p[len(context) - 1 + i, t]) for i, t in enumerate(target))
         assert float(found[row, 0, 96]) == pytest.approx(s, rel=1e-4, abs=1e-4)
         assert float(found[row, 0, 97]) == pytest.approx(np.log1p(-np.exp(s)), abs=1e-3)
-    right, wrong = float(found[1, 0, 96]), float(found[2, 0, 96])
-    assert right > wrong  # the tiny LM prefers the answer its arithmetic wrote
+    prompt = "Problem: 47+38\n<think>\n"
+    attempts = ("47+38: 7+8=15, 4+3+1=8, so 85.", "47+38: 7+8=15, 4+3=7, so 75.")
+    right, wrong = extractor.features([ProverRequest("r", prompt, "85", a) for a in attempts], (4,))
+    assert float(right[0, 96]) > float(wrong[0, 96])  # it prefers the answer its work wrote
 
 
 def test_one_forward_pass_per_estimate_call(tiny_lm) -> None:  # type: ignore[no-untyped-def]

@@ -227,7 +227,7 @@ def test_recording_errors_name_the_file(tmp_path: Path) -> None:
 
 def test_shipped_recording_is_the_default_and_drives_the_env() -> None:
     assert DEFAULT_RECORDING.is_file(), "regenerate it: python -m mrt_env.strategy.record"
-    assert Recording.load(DEFAULT_RECORDING).settings["model"] == "tiny"
+    assert Recording.load(DEFAULT_RECORDING).settings["model"] == "tiny:classic"
     env = MRTStrategyEnv()
     assert isinstance(env.dynamics, RecordedDynamics)
     _, info = env.reset(seed=0)

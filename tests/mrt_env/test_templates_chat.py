@@ -179,13 +179,14 @@ def test_env_with_the_chat_template_runs_a_trajectory() -> None:
 
 def test_a_tiny_lm_saved_to_another_folder_keeps_the_tiny_template(tmp_path: Path) -> None:
     """A fine-tuned tiny checkpoint (``mrt-train`` exports it to ``OUT/model``) is recognised
-    by its TinyMath tokenizer, not by its folder name."""
+    by its TinyMath tokenizer, or by the template its tokenizer config declares, not by its
+    folder name."""
+    from mrt_env.lm.hf import HFLanguageModel
     from mrt_env.tinymath import load_tiny_lm
 
-    tiny = load_tiny_lm("base")
-    tiny.model.save_pretrained(tmp_path / "model")
-    tiny.tokenizer.save_pretrained(tmp_path / "model")
-    from mrt_env.lm.hf import HFLanguageModel
-
-    saved = HFLanguageModel.from_pretrained(str(tmp_path / "model"))
-    assert resolve_template(None, saved).name == "tiny"
+    for variant, template in [("classic", "tiny"), ("base", "tiny-explain")]:
+        tiny = load_tiny_lm(variant)
+        tiny.model.save_pretrained(tmp_path / variant)
+        tiny.tokenizer.save_pretrained(tmp_path / variant)  # the default's declares its own
+        saved = HFLanguageModel.from_pretrained(str(tmp_path / variant))
+        assert resolve_template(None, saved).name == template

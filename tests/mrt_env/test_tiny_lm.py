@@ -256,7 +256,7 @@ def test_generation_and_meta_prover_run_in_seconds() -> None:
     from mrt_env.templates import TEMPLATES
 
     start = time.monotonic()
-    lm, template = load_tiny_lm(), TEMPLATES["tiny"]
+    lm, template = load_tiny_lm("classic"), TEMPLATES["tiny"]
     prompt = template.render_prompt("47+38")
     params = SamplingParams(max_new_tokens=300, temperature=0.8, n=4)
     responses = [c.text for c in lm.generate([prompt], params, seeds=[0])[0]]
@@ -300,7 +300,7 @@ def test_shipped_model_mean_j_rises_over_the_first_episodes() -> None:
     from mrt_env.tinymath.problems import TinyMathSource
 
     problems = list(TinyMathSource("heldout", 120, seed=1))  # not the card's problems
-    lm = load_tiny_lm()
+    lm = load_tiny_lm("classic")  # J a step: the forced answer copies the last answer written
     responses = respond(lm, problems, 0.8, 400, seed=1)
     summary = summarize_curves(j_curves(lm, problems, responses, k=8, seed=1))
     j = summary["mean_j_by_episode"]
@@ -354,7 +354,7 @@ def test_graded_variant_forced_answer_grows_surer_with_each_check() -> None:
     assert 0.2 < graded["attempt"] < 0.8, graded  # an unchecked answer: graded, not 0 or 1
     assert graded["checked"] > graded["attempt"], graded  # a check raises J
     assert graded["slipped"] < graded["attempt"], graded
-    classic = j(load_tiny_lm())
+    classic = j(load_tiny_lm("classic"))
     assert classic["attempt"] > 0.9 and classic["slipped"] < 0.1, classic  # J is a step
 
 

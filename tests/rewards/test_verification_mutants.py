@@ -525,6 +525,46 @@ def test_in_process_grading_is_bounded_in_the_main_thread() -> None:
         assert fired == []
 
 
+def _spin(seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+def test_a_swallowed_alarm_is_followed_by_another(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An alarm raised where Python swallows exceptions (a gc callback, a ``__del__``; here a
+    grader that catches it once) must not let grading run unbounded: the alarm repeats."""
+    import rewards._grading as grading
+
+    def swallows_once(*task: object) -> tuple[bool]:
+        with contextlib.suppress(BaseException):
+            _spin(2.0)
+        _spin(5.0)
+        return (False,)
+
+    monkeypatch.setattr(grading, "grade", swallows_once)
+    with _own_alarm(0.0):
+        start = time.monotonic()
+        assert _grade_in_process(("1", ("2",)), 0.2) == TIMED_OUT
+        assert time.monotonic() - start < 1.5  # not the 5 s the grader would take
+        assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+def test_a_grade_that_outlives_its_bound_is_a_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    import rewards._grading as grading
+
+    def swallows_every_alarm(*task: object) -> tuple[bool]:
+        end = time.monotonic() + 0.5
+        while time.monotonic() < end:
+            with contextlib.suppress(BaseException):
+                _spin(end - time.monotonic())
+        return (True,)
+
+    monkeypatch.setattr(grading, "grade", swallows_every_alarm)
+    with _own_alarm(0.0):
+        assert _grade_in_process(("1", ("1",)), 0.2) == TIMED_OUT  # not a late (True,)
+
+
 def test_in_process_grading_without_an_outer_alarm_leaves_none() -> None:
     with _own_alarm(0.0) as fired:
         assert _grade_in_process(("\\frac{1}{2}", ("0.5",)), 5.0) == (True,)
