@@ -58,10 +58,10 @@ def load_language_model(
         lm = tiny_random_lm(seed, **options)
         lm.model.to(device, dtype)
         return lm
-    if model == "tiny" or model.startswith("tiny:"):
-        from mrt_env.tinymath import load_tiny_lm
+    from mrt_env.tinymath import load_tiny_lm, tiny_variant
 
-        variant = model.partition(":")[2] or "base"
+    variant = tiny_variant(model)
+    if variant is not None:
         return load_tiny_lm(variant, device=device, dtype=dtype, **options)
     from mrt_env.config import check_model_path
     from mrt_env.lm.hf import HFLanguageModel

@@ -314,11 +314,10 @@ def replay_env(
 def policy_fingerprint(spec: str) -> str:
     """Identifies a checkpoint's weights, so cached results of other weights are not reused:
     sha256 of small weight files, size and mtime of large ones, the spec for hub ids."""
-    folder = Path(spec)
-    if spec.startswith("tiny"):
-        from mrt_env.tinymath import tiny_lm_path
+    from mrt_env.tinymath import tiny_lm_path, tiny_variant
 
-        folder = tiny_lm_path(spec.partition(":")[2] or "base")
+    variant = tiny_variant(spec)
+    folder = Path(spec) if variant is None else tiny_lm_path(variant)
     files = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
     if not files:
         return spec

@@ -44,6 +44,7 @@ import rewards
 from mrt_env.lm.hf import HFLanguageModel
 from mrt_env.prover import ProverRequest, SampledMetaProver
 from mrt_env.templates import ChatTemplate, resolve_template
+from mrt_env.tinymath import tiny_variant
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ def load_lm(args: Args) -> HFLanguageModel:
 
         model = tiny_random_model(args.seed).to(args.device)
         return HFLanguageModel(model, char_tokenizer(), name="tiny-random-llama")
-    if args.model == "tiny" or args.model.startswith("tiny:"):
+    if tiny_variant(args.model) is not None:
         from mrt_env.config import build_lm
 
         lm = build_lm(args.model, None)

@@ -59,7 +59,8 @@ from _common import (
     write_json,
 )
 
-from mrt_env.prover.learned import SHIPPED
+from mrt_env.prover.learned import shipped_prover
+from mrt_env.tinymath.loading import DEFAULT_VARIANT, tiny_variant
 
 
 @dataclass
@@ -130,10 +131,11 @@ def method_flags(args: Args, method: str) -> list[str]:
     flags = list(METHOD_FLAGS[method])
     if method == "mrt-hybrid":
         folder = args.hybrid_prover or args.model  # a tiny model's name names its shipped μ
-        if not args.hybrid_prover and args.model not in SHIPPED:
+        if not args.hybrid_prover and shipped_prover(args.model) is None:
             raise SystemExit(
                 f"mrt-hybrid: no learned μ is shipped for --model {args.model}; pass "
-                f"--hybrid-prover FOLDER (mrt-prover train) or one of {', '.join(SHIPPED)}"
+                "--hybrid-prover FOLDER (mrt-prover train) or a --model with one: tiny, "
+                "tiny:classic, tiny:graded"
             )
         if Path(folder).exists():  # a folder: absolute, whatever the runs' working directory
             folder = str(Path(folder).resolve())
@@ -358,10 +360,8 @@ def base_policy(model: str) -> str:
         >>> base_policy("tiny"), base_policy("tiny:graded"), base_policy("runs/x/model")
         ('base', 'base=graded', 'base=runs/x/model')
     """
-    if model == "tiny":
-        return "base"
-    variant = model.removeprefix("tiny:") if model.startswith("tiny:") else model
-    return f"base={variant}"
+    variant = tiny_variant(model)
+    return "base" if variant == DEFAULT_VARIANT else f"base={variant or model}"
 
 
 def evaluate_all(args: Args, run: Path, models: dict[str, str]) -> Path:

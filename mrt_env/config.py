@@ -322,9 +322,10 @@ def build_lm(
     kwargs: dict[str, Any] = dict(options or {})
     if device is not None:
         kwargs["device"] = device
-    if spec == "tiny" or spec.startswith("tiny:"):
-        tinymath = importlib.import_module("mrt_env.tinymath")
-        tiny: LanguageModel = tinymath.load_tiny_lm(spec.partition(":")[2] or "base", **kwargs)
+    tinymath = importlib.import_module("mrt_env.tinymath")
+    variant = tinymath.tiny_variant(spec)
+    if variant is not None:
+        tiny: LanguageModel = tinymath.load_tiny_lm(variant, **kwargs)
         return tiny
     check_model_path(spec)
     hf = importlib.import_module("mrt_env.lm.hf")

@@ -42,14 +42,28 @@ CARD_FILE = "card.json"
 CARD_FORMAT = 1
 _ASSETS = Path(__file__).resolve().parents[1] / "assets"
 SHIPPED = {
-    "tiny": _ASSETS / "prover-tiny-explain",
-    "tiny:base": _ASSETS / "prover-tiny-explain",
-    "tiny:explain": _ASSETS / "prover-tiny-explain",
-    "tiny:classic": _ASSETS / "prover-tiny",
-    "tiny:graded": _ASSETS / "prover-tiny-graded",
+    "tiny-lm-explain": _ASSETS / "prover-tiny-explain",
+    "tiny-lm": _ASSETS / "prover-tiny",
+    "tiny-lm-graded": _ASSETS / "prover-tiny-graded",
 }
-"""Learned μ folders shipped with the package, by the tiny LM they read
-(``prover="learned:tiny"`` for the default ``lm="tiny"``)."""
+"""Learned μ folders shipped with the package, by the folder of the tiny LM they read."""
+
+
+def shipped_prover(name: str) -> Path | None:
+    """The shipped learned μ of a tiny-LM spec (``"tiny"``, ``"tiny:VARIANT"``), else ``None``.
+
+    Example:
+        >>> shipped_prover("tiny").name, shipped_prover("tiny:classic").name
+        ('prover-tiny-explain', 'prover-tiny')
+        >>> shipped_prover("tiny:grpo") is None, shipped_prover("runs/mu") is None
+        (True, True)
+    """
+    from mrt_env.tinymath.loading import VARIANTS, tiny_variant
+
+    variant = tiny_variant(name)
+    if variant is None or variant not in VARIANTS:
+        return None
+    return SHIPPED.get(VARIANTS[variant][0])
 
 
 class ProbeHead(nn.Module):
@@ -217,7 +231,7 @@ class LearnedMetaProver:
 
         Args:
             path: The folder written by :meth:`save_pretrained` (or ``mrt-prover train``), or
-                the name of a shipped one (a key of :data:`SHIPPED`: ``"tiny"`` for the
+                the name of a shipped one (:func:`shipped_prover`: ``"tiny"`` for the
                 default tiny LM, ``"tiny:classic"``, ``"tiny:graded"`` for those variants).
             feature_lm: The feature model (``None``: load the card's ``feature_model`` spec,
                 e.g. ``"tiny"``). Its weights must be those the head was trained on.
@@ -233,7 +247,7 @@ class LearnedMetaProver:
                 checksum, a card naming another feature model or template (the message names
                 the file).
         """
-        folder = SHIPPED.get(str(path), Path(path))
+        folder = shipped_prover(str(path)) or Path(path)
         card = read_card(folder)
         head = _load_head(folder / HEAD_FILE, card)
         if follow_policy:

@@ -100,10 +100,11 @@ def recorded_trajectory(trajectory: Any) -> RecordedTrajectory:
 
 
 def _load_lm(model: str) -> Any:
-    if model == "tiny" or model.startswith("tiny:"):
-        from mrt_env.tinymath import load_tiny_lm
+    from mrt_env.tinymath import load_tiny_lm, tiny_variant
 
-        return load_tiny_lm(variant=model.partition(":")[2] or "base")
+    variant = tiny_variant(model)
+    if variant is not None:
+        return load_tiny_lm(variant)
     from mrt_env.lm.hf import HFLanguageModel
 
     return HFLanguageModel.from_pretrained(model)

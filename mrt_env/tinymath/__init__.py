@@ -13,7 +13,7 @@ Example:
 from mrt_env.tinymath.forced import (
     forced_cut,
 )
-from mrt_env.tinymath.loading import VARIANTS, load_tiny_lm, tiny_lm_path
+from mrt_env.tinymath.loading import VARIANTS, load_tiny_lm, tiny_lm_path, tiny_variant
 from mrt_env.tinymath.problems import (
     DEFAULT_LEVELS,
     LEVELS,
@@ -46,4 +46,5 @@ __all__ = [
     "sample_trace",
     "split_of",
     "tiny_lm_path",
+    "tiny_variant",
 ]

@@ -74,6 +74,19 @@ number with the belief a prefix earns; ``"grpo"`` and ``"mrt"`` are fine-tuned f
 """
 
 
+def tiny_variant(spec: str) -> str | None:
+    """The variant a model spec names: ``"tiny"`` -> :data:`DEFAULT_VARIANT`, ``"tiny:X"`` ->
+    ``"X"``, anything else (a path, a hub id) -> ``None``.
+
+    Example:
+        >>> tiny_variant("tiny"), tiny_variant("tiny:classic"), tiny_variant("runs/x/model")
+        ('base', 'classic', None)
+    """
+    if spec == "tiny":
+        return DEFAULT_VARIANT
+    return spec.removeprefix("tiny:") if spec.startswith("tiny:") else None
+
+
 def tiny_lm_path(variant: str = DEFAULT_VARIANT) -> Path:
     """The folder of a tiny-LM variant (a key of :data:`VARIANTS`).
 

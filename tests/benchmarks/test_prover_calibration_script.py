@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mrt_env.prover.learned import SHIPPED
+from mrt_env.prover.learned import shipped_prover
 from tests.benchmarks.scripts import run_script
 
 K_REF = 8
@@ -19,7 +19,7 @@ K_REF = 8
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("calibration")
-    args = ["--model", "tiny", "--prover", str(SHIPPED["tiny"]), "--num-problems", "3"]
+    args = ["--model", "tiny", "--prover", str(shipped_prover("tiny")), "--num-problems", "3"]
     args += ["--k-ref", str(K_REF), "--ks", "1,2", "--repeats", "2", "--call-size", "3"]
     result = run_script("prover_calibration", *args, "--out", str(out), timeout=600)
     return out, result.stdout

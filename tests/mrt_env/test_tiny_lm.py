@@ -446,26 +446,30 @@ def test_card_shows_the_band_checks_and_an_anchored_recipe(tmp_path: Path) -> No
     assert "checked with probability 0.95, again with 0.5" in card
 
 
+CARD_TEXTS = {
+    "graded-direct": (
+        "Each example is a direct answer (probability 0.40, below), else a natural",
+        "a direct\n  answer: the gold answer with probability 0.6, else a near miss",
+        "- Direct answer: a problem of level 1 forced to answer from the empty thinking",
+        "with probability\n  0.5, 0.7, 0.8, 0.85 (each check raises it",
+        "μ adds small numbers in its head",
+        "`--recipe graded-direct`",
+    ),
+    "explain": (
+        "forced to stop with the `tiny-explain` template's termination suffix",
+        "(the *explain* recipe, `--recipe explain`)",
+        "0.5, 0.7, 0.8, 0.85",
+        "slips with probability\n  0.95, more often than a written first attempt",
+        "key\n  `mrt_template`",
+        "μ is slower at equal K",
+    ),
+}
+"""Sentences the card of each recipe must hold (its answers, beliefs and template)."""
+
+
 @needs_shipped
-def test_card_of_a_graded_direct_model_describes_its_direct_answers(tmp_path: Path) -> None:
-
-    training = _anchored_training("graded-direct")
-    card = _graded_card(tmp_path, training)
-    assert "Each example is a direct answer (probability 0.40, below), else a natural" in card
-    assert "a direct\n  answer: the gold answer with probability 0.6, else a near miss" in card
-    assert "- Direct answer: a problem of level 1 forced to answer from the empty thinking" in card
-    assert "with probability\n  0.5, 0.7, 0.8, 0.85 (each check raises it" in card
-    assert "μ adds small numbers in its head" in card and "`--recipe graded-direct`" in card
-
-
-@needs_shipped
-def test_card_of_an_explain_model_describes_its_written_forced_answers(tmp_path: Path) -> None:
-
-    training = _anchored_training("explain")
-    card = _graded_card(tmp_path, training)
-    assert "forced to stop with the `tiny-explain` template's termination suffix" in card
-    assert "(the *explain* recipe, `--recipe explain`)" in card
-    assert "{forced" not in card and "0.5, 0.7, 0.8, 0.85" in card
-    assert "slips with probability\n  0.95, more often than a written first attempt" in card
-    assert "key\n  `mrt_template`" in card
-    assert "μ is slower at equal K" in card
+@pytest.mark.parametrize("recipe", sorted(CARD_TEXTS))
+def test_card_of_a_graded_recipe_describes_its_forced_answers(recipe: str, tmp_path: Path) -> None:
+    card = _graded_card(tmp_path, _anchored_training(recipe))
+    missing = [text for text in CARD_TEXTS[recipe] if text not in card]
+    assert missing == [] and "{forced" not in card
